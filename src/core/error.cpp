@@ -1,0 +1,2 @@
+#include "core/error.h"
+// Anchors the core library; error types are header-only.

@@ -1,0 +1,57 @@
+#pragma once
+// ModelSource: a model on disk, whatever its format (one GGUF file, or a directory with
+// config.json + *.safetensors). It yields the validated ModelConfig and tensors by their canonical
+// (GGUF-style) names, dequantized on request.
+//
+// Canonical names and shapes (row-major, outermost dimension first; a matrix W maps x -> W x and
+// has shape [out_features, in_features]):
+//   token_embd.weight [vocab, d_model]          output_norm.weight [d_model]
+//   output.weight [vocab, d_model]               (absent when embeddings are tied)
+//   blk.{i}.attn_norm.weight [d_model]           blk.{i}.ffn_norm.weight [d_model]
+//   blk.{i}.attn_q.weight [q_dim, d_model]       blk.{i}.attn_q.bias [q_dim]      (Qwen2)
+//   blk.{i}.attn_k.weight [kv_dim, d_model]      blk.{i}.attn_k.bias [kv_dim]     (Qwen2)
+//   blk.{i}.attn_v.weight [kv_dim, d_model]      blk.{i}.attn_v.bias [kv_dim]     (Qwen2)
+//   blk.{i}.attn_output.weight [d_model, q_dim]
+//   blk.{i}.attn_q_norm.weight [head_dim]        blk.{i}.attn_k_norm.weight [head_dim] (Qwen3)
+//   blk.{i}.ffn_gate.weight [ffn_dim, d_model]   blk.{i}.ffn_up.weight [ffn_dim, d_model]
+//   blk.{i}.ffn_down.weight [d_model, ffn_dim]
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace deltainfer::io {
+class GgufFile;
+}
+
+namespace deltainfer::model {
+
+class ModelSource {
+ public:
+  virtual ~ModelSource() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual const std::string& path() const = 0;
+  virtual std::string format() const = 0;  // e.g. "GGUF v3", "safetensors"
+
+  virtual bool has_tensor(const std::string& name) const = 0;
+  // Throws InputError naming the file when the tensor is absent.
+  virtual std::vector<int64_t> tensor_shape(const std::string& name) const = 0;
+  // Dequantizes the whole tensor into dst (n must equal the element count, else InputError).
+  virtual void read_f32(const std::string& name, float* dst, int64_t n) const = 0;
+  // Storage type name -> number of tensors of that type (for `inspect`), e.g. {"Q4_1": 211}.
+  virtual std::map<std::string, int64_t> tensor_type_counts() const = 0;
+
+  // The GGUF container when the source is one (the tokenizer reads its vocabulary from it).
+  virtual const io::GgufFile* gguf() const { return nullptr; }
+};
+
+// Opens a GGUF file or an HF directory (config.json + model.safetensors or a sharded index).
+// Throws InputError naming the path and the problem: missing file, malformed container, unknown
+// architecture, missing or mis-shaped tensor.
+std::unique_ptr<ModelSource> open_model_source(const std::string& path);
+
+}  // namespace deltainfer::model
