@@ -47,7 +47,22 @@ class ModelSource {
 
   // The GGUF container when the source is one (the tokenizer reads its vocabulary from it).
   virtual const io::GgufFile* gguf() const { return nullptr; }
+
+  // Synthetic models (`synthetic:<shape>`) have random weights and no tokenizer; a GPU backend
+  // generates their weights on the device with synthetic_weight_value() instead of reading them.
+  virtual bool is_synthetic() const { return false; }
 };
+
+// Opens `synthetic:llama3-8b`, `synthetic:qwen2.5-7b` or `synthetic:smollm2-135m`: the real
+// model's shapes with deterministic random weights, for speed measurements without the weights.
+std::unique_ptr<ModelSource> open_synthetic_model_source(const std::string& spec);
+bool is_synthetic_spec(const std::string& path);
+
+// Value of element `index` of the synthetic tensor `tensor_name`: a hash, so any device can
+// produce any element independently. Norm gains are 1; matrices are uniform in ±scale.
+float synthetic_weight_value(uint64_t tensor_seed, uint64_t index, float scale);
+uint64_t synthetic_tensor_seed(const std::string& tensor_name);
+float synthetic_tensor_scale(const std::string& tensor_name, int64_t fan_in);
 
 // Opens a GGUF file or an HF directory (config.json + model.safetensors or a sharded index).
 // Throws InputError naming the path and the problem: missing file, malformed container, unknown

@@ -1,0 +1,31 @@
+#pragma once
+// Dense f32 building blocks of the CPU backend. Matrices are row-major; a weight W has shape
+// [out, in] and maps x -> W x. These are also the CPU twins the CUDA kernels are tested against.
+#include <cstdint>
+
+#include "model/model_config.h"
+
+namespace deltainfer::backend::cpu {
+
+// y[n, out] = x[n, in] · W[out, in]^T (+ bias[out] when bias != nullptr). Uses BLAS.
+void matmul(const float* x, const float* weight, const float* bias, float* y, int64_t n, int64_t in,
+            int64_t out);
+
+// Each of the n rows of length dim: y = x / rms(x) * gain.
+void rmsnorm(const float* x, const float* gain, float* y, int64_t n, int64_t dim, float eps);
+
+// Inverse frequencies of the rotary embedding (head_dim / 2 of them), Llama-3 scaling included.
+void rope_inverse_frequencies(const model::ModelConfig& config, float* inv_freq);
+
+// Rotates n tokens × n_heads heads of `x` ([n][n_heads][head_dim]) in place; token t sits at
+// position positions_start + t.
+void apply_rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t positions_start,
+                const float* inv_freq, model::RopeStyle style);
+
+// gate[i] = silu(gate[i]) * up[i] for count elements.
+void swiglu(float* gate, const float* up, int64_t count);
+
+// y[i] += x[i].
+void add_in_place(float* y, const float* x, int64_t count);
+
+}  // namespace deltainfer::backend::cpu

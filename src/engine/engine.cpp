@@ -1,0 +1,48 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+
+#include "backend/cpu/cpu_transformer.h"
+#include "core/error.h"
+
+namespace deltainfer::engine {
+namespace {
+
+constexpr int64_t kDefaultContextCap = 8192;
+
+int64_t resolve_context(const EngineConfig& config, const model::ModelConfig& model) {
+  if (config.context < 0) throw_input_error("context size must be >= 0 (got {})", config.context);
+  if (config.context > model.context_length) {
+    throw_input_error("context size {} exceeds the model's trained context of {} tokens", config.context,
+                      model.context_length);
+  }
+  return config.context > 0 ? config.context : std::min(model.context_length, kDefaultContextCap);
+}
+
+}  // namespace
+
+Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_factory) {
+  Engine engine;
+  engine.source_ = model::open_model_source(config.model_path);
+  engine.tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(config.model_path));
+  const int64_t capacity = resolve_context(config, engine.source_->config());
+  config.attention.validate(engine.source_->config().n_layers);
+  if (config.backend == BackendKind::Cuda) {
+    if (!cuda_factory) throw_input_error("this build of deltainfer has no CUDA backend (configure with the cuda preset)");
+    engine.transformer_ = cuda_factory(*engine.source_, config, capacity);
+  } else {
+    backend::cpu::CpuTransformerOptions options;
+    options.capacity = capacity;
+    options.prefill_chunk = config.prefill_chunk;
+    options.threads = config.threads;
+    engine.transformer_ = std::make_unique<backend::cpu::CpuTransformer>(*engine.source_, config.attention, options);
+  }
+  return engine;
+}
+
+GenerationResult Engine::generate(const GenerationRequest& request, const TextCallback& on_text) {
+  transformer_->truncate(0);
+  return engine::generate(*transformer_, *tokenizer_, request, on_text);
+}
+
+}  // namespace deltainfer::engine

@@ -1,0 +1,26 @@
+#pragma once
+// Shared by the model tests: where the default model and fixtures live, and a skip when absent.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+namespace deltainfer::testing {
+
+inline std::string smollm2_path() {
+  return std::string(DELTAINFER_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+inline std::string fixture_path(const std::string& relative) {
+  return std::string(DELTAINFER_SOURCE_DIR) + "/tests/fixtures/" + relative;
+}
+
+}  // namespace deltainfer::testing
+
+#define DELTAINFER_REQUIRE_SMOLLM2()                                                                  \
+  do {                                                                                              \
+    if (!std::filesystem::exists(::deltainfer::testing::smollm2_path())) {                          \
+      GTEST_SKIP() << "model absent: " << ::deltainfer::testing::smollm2_path()                     \
+                   << " (run scripts/fetch-model)";                                                 \
+    }                                                                                               \
+  } while (0)
