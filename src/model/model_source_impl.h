@@ -1,0 +1,28 @@
+#pragma once
+// The pieces behind open_model_source: one opener per format, and the checks they share.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/model_source.h"
+
+namespace deltainfer::model {
+
+std::unique_ptr<ModelSource> open_gguf_model_source(const std::string& path);
+std::unique_ptr<ModelSource> open_hf_model_source(const std::string& dir);
+
+// "llama" | "qwen2" | "qwen3"; anything else is an InputError naming `source`.
+Architecture parse_architecture(const std::string& name, const std::string& source);
+
+// Every canonical tensor the config implies, with its expected shape (model_source.h).
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensor_shapes(const ModelConfig& config);
+
+// Throws InputError naming source.path() for a missing or mis-shaped tensor.
+void check_tensor_shapes(const ModelSource& source);
+
+// Narrows a file-provided count to int, rejecting values outside [0, INT_MAX].
+int checked_int(int64_t value, const std::string& source, const char* field);
+
+}  // namespace deltainfer::model
