@@ -86,7 +86,7 @@ __global__ void __launch_bounds__(kThreads) prefill_sm80_kernel(const Params p) 
   const int tid = threadIdx.x;
   const int warp = tid / 32;
   const int lane = tid % 32;
-  const KeyRange range = key_range(p, row0, rows);
+  const KeyRange range = key_range(p, row0, rows, kBlockN);
 
   const int64_t q_stride = static_cast<int64_t>(p.n_heads) * D;
   const auto page_base = [&](const bf16* pool, int tile) {
@@ -104,11 +104,8 @@ __global__ void __launch_bounds__(kThreads) prefill_sm80_kernel(const Params p) 
   load_kv(0);
   cp_async_commit();
 
-  // This thread's two rows (lane/4 and lane/4 + 8 of the warp's 16) and their positions.
   const int row_a = warp * 16 + lane / 4;
-  const int pos_a = query_position(p, row0 + min(row_a, rows - 1));
-  const int pos_b = query_position(p, row0 + min(row_a + 8, rows - 1));
-  const int quad_col = 2 * (lane % 4);
+  RowPair row_state = row_pair(p, row0, row_a, rows);
 
   uint32_t q_frag[D / 16][4];
   float o_acc[D / 8][4];
@@ -117,7 +114,6 @@ __global__ void __launch_bounds__(kThreads) prefill_sm80_kernel(const Params p) 
 #pragma unroll
     for (int e = 0; e < 4; ++e) o_acc[j][e] = 0.0f;
   }
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
 
   for (int tile = 0; tile < range.n_tiles; ++tile) {
     if (tile + 1 < range.n_tiles) load_kv(tile + 1);
@@ -150,69 +146,14 @@ __global__ void __launch_bounds__(kThreads) prefill_sm80_kernel(const Params p) 
         mma_bf16(s[2 * np + 1], q_frag[kk], b[2], b[3]);
       }
     }
-
-    if (tile >= range.n_unmasked) {
-      const int limit_a = min(pos_a, p.kv_len - 1);
-      const int limit_b = min(pos_b, p.kv_len - 1);
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-        const int key = tile * kBlockN + j * 8 + quad_col;
-        if (key > limit_a) s[j][0] = -INFINITY;
-        if (key + 1 > limit_a) s[j][1] = -INFINITY;
-        if (key > limit_b) s[j][2] = -INFINITY;
-        if (key + 1 > limit_b) s[j][3] = -INFINITY;
-      }
-    }
-
-    // Online softmax over this tile for rows a and b.
-    float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < kBlockN / 8; ++j) {
-      mx_a = fmaxf(mx_a, fmaxf(s[j][0], s[j][1]));
-      mx_b = fmaxf(mx_b, fmaxf(s[j][2], s[j][3]));
-    }
-#pragma unroll
-    for (int off = 1; off <= 2; off <<= 1) {
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
-    }
-    const float new_a = fmaxf(m_a, mx_a * p.scale_log2);
-    const float new_b = fmaxf(m_b, mx_b * p.scale_log2);
-    // A row that has seen only masked keys keeps max -inf; subtracting 0 keeps exp2 at 0.
-    const float use_a = new_a == -INFINITY ? 0.0f : new_a;
-    const float use_b = new_b == -INFINITY ? 0.0f : new_b;
-    const float alpha_a = exp2f(m_a - use_a);
-    const float alpha_b = exp2f(m_b - use_b);
-    m_a = new_a;
-    m_b = new_b;
-    float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kBlockN / 8; ++j) {
-      s[j][0] = exp2f(fmaf(s[j][0], p.scale_log2, -use_a));
-      s[j][1] = exp2f(fmaf(s[j][1], p.scale_log2, -use_a));
-      s[j][2] = exp2f(fmaf(s[j][2], p.scale_log2, -use_b));
-      s[j][3] = exp2f(fmaf(s[j][3], p.scale_log2, -use_b));
-      sum_a += s[j][0] + s[j][1];
-      sum_b += s[j][2] + s[j][3];
-    }
-    l_a = l_a * alpha_a + sum_a;
-    l_b = l_b * alpha_b + sum_b;
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-      o_acc[j][0] *= alpha_a;
-      o_acc[j][1] *= alpha_a;
-      o_acc[j][2] *= alpha_b;
-      o_acc[j][3] *= alpha_b;
-    }
+    if (tile >= range.n_unmasked) mask_scores(s, row_state, tile * kBlockN, lane);
+    online_softmax(s, o_acc, row_state, p.scale_log2);
 
     // O += P V, P taken straight from the score accumulators as the A operand.
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
       uint32_t a[4];
-      a[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      probs_as_a(a, s, kk);
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t b[4];
@@ -224,34 +165,7 @@ __global__ void __launch_bounds__(kThreads) prefill_sm80_kernel(const Params p) 
     }
     __syncthreads();  // this buffer is refilled by the next iteration's prefetch
   }
-
-#pragma unroll
-  for (int off = 1; off <= 2; off <<= 1) {
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
-  }
-  const float inv_a = 1.0f / l_a;
-  const float inv_b = 1.0f / l_b;
-  const int out_row_a = row0 + row_a;
-  const int out_row_b = out_row_a + 8;
-  bf16* out_a = p.out + out_row_a * q_stride + static_cast<int64_t>(head) * D;
-  bf16* out_b = out_a + 8 * q_stride;
-#pragma unroll
-  for (int j = 0; j < D / 8; ++j) {
-    if (row_a < rows) {
-      *reinterpret_cast<uint32_t*>(out_a + j * 8 + quad_col) =
-          pack_bf16x2(o_acc[j][0] * inv_a, o_acc[j][1] * inv_a);
-    }
-    if (row_a + 8 < rows) {
-      *reinterpret_cast<uint32_t*>(out_b + j * 8 + quad_col) =
-          pack_bf16x2(o_acc[j][2] * inv_b, o_acc[j][3] * inv_b);
-    }
-  }
-  if (p.lse != nullptr && lane % 4 == 0) {
-    constexpr float kLn2 = 0.69314718055994531f;
-    if (row_a < rows) p.lse[out_row_a * p.n_heads + head] = (m_a + log2f(l_a)) * kLn2;
-    if (row_a + 8 < rows) p.lse[out_row_b * p.n_heads + head] = (m_b + log2f(l_b)) * kLn2;
-  }
+  store_rows(p, o_acc, row_state, row0, row_a, rows, head, lane);
 }
 
 template <int D>
