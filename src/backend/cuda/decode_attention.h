@@ -1,0 +1,66 @@
+#pragma once
+// Dense decode attention (one new query token per sequence) over the paged bf16 KV cache,
+// split-KV ("FlashDecoding"): the grid is (sequence × KV head, split); each block reads its
+// slice of K/V once and scores all query heads of the GQA group against it on the tensor cores,
+// writes an f32 partial output + log-sum-exp per split, and a second kernel combines the splits.
+//
+// Layouts (all device pointers):
+//   q          [batch][n_heads][head_dim] bf16 (RoPE already applied)
+//   k_pool,
+//   v_pool     [num_pages][n_kv_heads][kKvPageSize][head_dim] bf16 (keys after RoPE)
+//   page_table [batch][page_table_stride] int32: logical page -> physical page
+//   kv_lens    [batch] int32, each in [0, max_kv_len]; 0 gives out = 0 and lse = -inf
+//   out        [batch][n_heads][head_dim] bf16
+//   lse        [batch][n_heads] f32 or nullptr: natural log of sum_j exp(scale * q.k_j)
+// Query head h reads KV head h / (n_heads / n_kv_heads). head_dim is 64 or 128, the group
+// size n_heads / n_kv_heads at most 16.
+//
+// Nothing here allocates or synchronizes: the caller sizes `workspace` once with
+// plan_decode_attention(), and decode_attention() only launches, so it can be graph-captured.
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace deltainfer::cuda {
+
+inline constexpr int kKvPageSize = 64;
+
+struct DecodeAttentionArgs {
+  const __nv_bfloat16* q = nullptr;
+  const __nv_bfloat16* k_pool = nullptr;
+  const __nv_bfloat16* v_pool = nullptr;
+  const int32_t* page_table = nullptr;
+  int page_table_stride = 0;  // pages per row of page_table
+  const int32_t* kv_lens = nullptr;
+  int batch = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int max_kv_len = 0;  // host-side bound on kv_lens; picks the split count
+  float softmax_scale = 0.0f;
+  __nv_bfloat16* out = nullptr;
+  float* lse = nullptr;  // optional
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+};
+
+struct DecodeAttentionPlan {
+  int num_splits = 1;          // KV splits per (sequence, KV head)
+  size_t workspace_bytes = 0;  // partial outputs + log-sum-exps, 256-byte aligned pieces
+};
+
+// The split count fills `sm_count` multiprocessors for this batch and context; deterministic in
+// its arguments. Throws InputError for unsupported shapes.
+DecodeAttentionPlan plan_decode_attention(int batch, int n_heads, int n_kv_heads, int head_dim,
+                                          int max_kv_len, int sm_count);
+
+// Launches the split and combine kernels on `stream`. Throws InputError for unsupported shapes or
+// a workspace smaller than plan_decode_attention() asks for, Error when a launch fails.
+void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream);
+
+// Multiprocessors of the current device (cached per device; no synchronization).
+int current_device_sm_count();
+
+}  // namespace deltainfer::cuda
