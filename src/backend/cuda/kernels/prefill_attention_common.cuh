@@ -54,6 +54,13 @@ __device__ __forceinline__ uint32_t smem_u32(const void* ptr) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
 }
 
+// 2^x without the denormal range fix-ups of exp2f (softmax terms below 2^-126 are 0 anyway).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
@@ -81,11 +88,11 @@ __device__ __forceinline__ void mask_scores(float (&s)[NS][4], const RowPair& ro
   }
 }
 
-// Turns the tile's scores into probabilities (in place) relative to the updated row max and
-// rescales the output accumulators by exp2(old max - new max).
-template <int NS, int NO>
-__device__ __forceinline__ void online_softmax(float (&s)[NS][4], float (&o)[NO][4],
-                                               RowPair& rows, float scale_log2) {
+// Updates the running max of both rows with this tile's scores; returns the exponent offset
+// `use` for this tile and the factor alpha = exp2(old max - new max) for the earlier rows.
+template <int NS>
+__device__ __forceinline__ void update_max(const float (&s)[NS][4], RowPair& rows,
+                                           float scale_log2, float (&use)[2], float (&alpha)[2]) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float mx = -INFINITY;
@@ -95,23 +102,46 @@ __device__ __forceinline__ void online_softmax(float (&s)[NS][4], float (&o)[NO]
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float new_max = fmaxf(rows.max[r], mx * scale_log2);
     // A row that has seen only masked keys keeps max -inf; subtracting 0 keeps exp2 at 0.
-    const float use = new_max == -INFINITY ? 0.0f : new_max;
-    const float alpha = exp2f(rows.max[r] - use);
+    use[r] = new_max == -INFINITY ? 0.0f : new_max;
+    alpha[r] = fast_exp2(rows.max[r] - use[r]);
     rows.max[r] = new_max;
+  }
+}
+
+// Turns the tile's scores into probabilities (in place); alpha as in update_max.
+template <int NS>
+__device__ __forceinline__ void softmax_scores(float (&s)[NS][4], RowPair& rows, float scale_log2,
+                                               float (&alpha)[2]) {
+  float use[2];
+  update_max(s, rows, scale_log2, use, alpha);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
     float sum = 0.0f;
 #pragma unroll
     for (int j = 0; j < NS; ++j) {
-      s[j][2 * r] = exp2f(fmaf(s[j][2 * r], scale_log2, -use));
-      s[j][2 * r + 1] = exp2f(fmaf(s[j][2 * r + 1], scale_log2, -use));
+      s[j][2 * r] = fast_exp2(fmaf(s[j][2 * r], scale_log2, -use[r]));
+      s[j][2 * r + 1] = fast_exp2(fmaf(s[j][2 * r + 1], scale_log2, -use[r]));
       sum += s[j][2 * r] + s[j][2 * r + 1];
     }
-    rows.sum[r] = rows.sum[r] * alpha + sum;
-#pragma unroll
-    for (int j = 0; j < NO; ++j) {
-      o[j][2 * r] *= alpha;
-      o[j][2 * r + 1] *= alpha;
-    }
+    rows.sum[r] = rows.sum[r] * alpha[r] + sum;
   }
+}
+
+template <int NO>
+__device__ __forceinline__ void rescale_rows(float (&o)[NO][4], const float (&alpha)[2]) {
+#pragma unroll
+  for (int j = 0; j < NO; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o[j][e] *= alpha[e / 2];
+  }
+}
+
+template <int NS, int NO>
+__device__ __forceinline__ void online_softmax(float (&s)[NS][4], float (&o)[NO][4],
+                                               RowPair& rows, float scale_log2) {
+  float alpha[2];
+  softmax_scores(s, rows, scale_log2, alpha);
+  rescale_rows(o, alpha);
 }
 
 // The A operand (16 rows x 16 keys, mma.sync / wgmma register layout) for key step kk, from
