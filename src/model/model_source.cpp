@@ -84,6 +84,7 @@ void check_tensor_shapes(const ModelSource& source) {
 }
 
 std::unique_ptr<ModelSource> open_model_source(const std::string& path) {
+  if (is_synthetic_spec(path)) return open_synthetic_model_source(path);
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0) throw_input_error("{}: no such file or directory", path);
   if (S_ISDIR(info.st_mode)) return open_hf_model_source(path);

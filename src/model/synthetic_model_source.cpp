@@ -1,10 +1,9 @@
-#include <fmt/format.h>
-
 #include <cmath>
 #include <map>
 
 #include "core/error.h"
 #include "model/model_source.h"
+#include "model/model_source_impl.h"
 
 namespace deltainfer::model {
 namespace {
@@ -110,27 +109,7 @@ class SyntheticModelSource final : public ModelSource {
 
  private:
   void add_tensors() {
-    const ModelConfig& c = config_;
-    shapes_["token_embd.weight"] = {c.vocab_size, c.d_model};
-    shapes_["output_norm.weight"] = {c.d_model};
-    if (!c.tied_embeddings) shapes_["output.weight"] = {c.vocab_size, c.d_model};
-    for (int i = 0; i < c.n_layers; ++i) {
-      const std::string p = fmt::format("blk.{}.", i);
-      shapes_[p + "attn_norm.weight"] = {c.d_model};
-      shapes_[p + "attn_q.weight"] = {c.q_dim(), c.d_model};
-      shapes_[p + "attn_k.weight"] = {c.kv_dim(), c.d_model};
-      shapes_[p + "attn_v.weight"] = {c.kv_dim(), c.d_model};
-      shapes_[p + "attn_output.weight"] = {c.d_model, c.q_dim()};
-      if (c.qkv_bias) {
-        shapes_[p + "attn_q.bias"] = {c.q_dim()};
-        shapes_[p + "attn_k.bias"] = {c.kv_dim()};
-        shapes_[p + "attn_v.bias"] = {c.kv_dim()};
-      }
-      shapes_[p + "ffn_norm.weight"] = {c.d_model};
-      shapes_[p + "ffn_gate.weight"] = {c.ffn_dim, c.d_model};
-      shapes_[p + "ffn_up.weight"] = {c.ffn_dim, c.d_model};
-      shapes_[p + "ffn_down.weight"] = {c.d_model, c.ffn_dim};
-    }
+    for (auto& [name, shape] : expected_tensor_shapes(config_)) shapes_[name] = std::move(shape);
   }
 
   std::string spec_;
