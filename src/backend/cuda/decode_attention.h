@@ -44,6 +44,7 @@ struct DecodeAttentionArgs {
   float* lse = nullptr;  // optional
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  int num_splits = 0;  // 0: the plan's choice; > 0 forces a split count (benchmarks, tests)
 };
 
 struct DecodeAttentionPlan {
@@ -53,8 +54,9 @@ struct DecodeAttentionPlan {
 
 // The split count fills `sm_count` multiprocessors for this batch and context; deterministic in
 // its arguments. Throws InputError for unsupported shapes.
+// `num_splits` > 0 forces that split count (capped at 256) instead.
 DecodeAttentionPlan plan_decode_attention(int batch, int n_heads, int n_kv_heads, int head_dim,
-                                          int max_kv_len, int sm_count);
+                                          int max_kv_len, int sm_count, int num_splits = 0);
 
 // Launches the split and combine kernels on `stream`. Throws InputError for unsupported shapes or
 // a workspace smaller than plan_decode_attention() asks for, Error when a launch fails.

@@ -417,7 +417,7 @@ int current_device_sm_count() {
 }
 
 DecodeAttentionPlan plan_decode_attention(int batch, int n_heads, int n_kv_heads, int head_dim,
-                                          int max_kv_len, int sm_count) {
+                                          int max_kv_len, int sm_count, int num_splits) {
   validate_shape(batch, n_heads, n_kv_heads, head_dim, max_kv_len);
   const int head_tiles = n_heads / n_kv_heads > 8 ? 2 : 1;
   // One full wave of equal blocks: the split count that makes batch × n_kv_heads × splits fill
@@ -427,7 +427,7 @@ DecodeAttentionPlan plan_decode_attention(int batch, int n_heads, int n_kv_heads
   const int wanted = ceil_div(wave, units);
   const int useful = std::max(1, ceil_div(max_kv_len, kMinTokensPerSplit));
   DecodeAttentionPlan plan;
-  plan.num_splits = std::max(1, std::min({wanted, useful, kMaxSplits}));
+  plan.num_splits = std::max(1, std::min({num_splits > 0 ? num_splits : std::min(wanted, useful), kMaxSplits}));
   const size_t slots = static_cast<size_t>(batch) * n_heads * plan.num_splits;
   plan.workspace_bytes = align_256(slots * head_dim * sizeof(float)) + align_256(slots * sizeof(float));
   return plan;
@@ -435,7 +435,7 @@ DecodeAttentionPlan plan_decode_attention(int batch, int n_heads, int n_kv_heads
 
 void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
   const DecodeAttentionPlan plan = plan_decode_attention(args.batch, args.n_heads, args.n_kv_heads, args.head_dim,
-                                                         args.max_kv_len, current_device_sm_count());
+                                                         args.max_kv_len, current_device_sm_count(), args.num_splits);
   if (args.workspace_bytes < plan.workspace_bytes || args.workspace == nullptr) {
     throw_input_error("decode_attention: workspace of {} bytes, {} needed", args.workspace_bytes,
                       plan.workspace_bytes);

@@ -1,0 +1,147 @@
+// Decode attention bandwidth: one query token per sequence against a paged bf16 KV cache
+// (shuffled pages), GQA. The floor is the KV read: bytes = 2 (K, V) * kv_len * n_kv_heads *
+// head_dim * 2 bytes per sequence. The ceiling is measured here: a large device-to-device
+// cudaMemcpy, counting bytes read + written. Times are CUDA-event medians after warm-up.
+//
+//   build/h-cuda/bin/attention_decode_bench            # prints a table and RESULT lines
+//
+// RESULT lines (key=value) are read by scripts/gpu-check and bench/peers/sdpa_decode.py --ours.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_attention.h"
+#include "backend/cuda/device_buffer.h"
+
+namespace {
+
+using deltainfer::cuda::DeviceBuffer;
+
+__global__ void fill_random_bf16(__nv_bfloat16* data, size_t count, uint32_t seed) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    x ^= x >> 15;
+    x *= 2246822519u;
+    x ^= x >> 13;
+    data[i] = __float2bfloat16(static_cast<float>(x & 0xFFFF) / 32768.0f - 1.0f);
+  }
+}
+
+template <typename Fn>
+float median_ms(Fn&& fn, int warmup, int repeats) {
+  for (int i = 0; i < warmup; ++i) fn();
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<float> times;
+  for (int i = 0; i < repeats; ++i) {
+    CUDA_CHECK(cudaEventRecord(start));
+    fn();
+    CUDA_CHECK(cudaEventRecord(stop));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    times.push_back(ms);
+  }
+  CUDA_CHECK(cudaEventDestroy(start));
+  CUDA_CHECK(cudaEventDestroy(stop));
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+double copy_rate_tbps() {
+  const size_t bytes = size_t{2} << 30;
+  DeviceBuffer<unsigned char> src(bytes), dst(bytes);
+  CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
+  const float ms = median_ms([&] { CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice)); }, 2, 10);
+  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e12;
+}
+
+struct Shape {
+  int batch, kv_len, n_heads, n_kv_heads, head_dim;
+};
+
+void run(const Shape& s, double copy_tbps, int forced_splits = 0) {
+  using namespace deltainfer::cuda;
+  const int pages_per_seq = (s.kv_len + kKvPageSize - 1) / kKvPageSize;
+  const int num_pages = pages_per_seq * s.batch;
+  const size_t pool = static_cast<size_t>(num_pages) * s.n_kv_heads * kKvPageSize * s.head_dim;
+  DeviceBuffer<__nv_bfloat16> k(pool), v(pool), q(static_cast<size_t>(s.batch) * s.n_heads * s.head_dim);
+  DeviceBuffer<__nv_bfloat16> out(q.size());
+  fill_random_bf16<<<1024, 256>>>(k.data(), k.size(), 1u);
+  fill_random_bf16<<<1024, 256>>>(v.data(), v.size(), 2u);
+  fill_random_bf16<<<1024, 256>>>(q.data(), q.size(), 3u);
+  CUDA_CHECK_LAUNCH();
+  std::vector<int32_t> table(static_cast<size_t>(num_pages));
+  std::iota(table.begin(), table.end(), 0);
+  std::shuffle(table.begin(), table.end(), std::mt19937(7));
+  auto d_table = to_device(table);
+  auto d_lens = to_device(std::vector<int32_t>(static_cast<size_t>(s.batch), s.kv_len));
+  DeviceBuffer<float> lse(static_cast<size_t>(s.batch) * s.n_heads);
+  const DecodeAttentionPlan plan =
+      plan_decode_attention(s.batch, s.n_heads, s.n_kv_heads, s.head_dim, s.kv_len, current_device_sm_count(),
+                            forced_splits);
+  DeviceBuffer<unsigned char> workspace(plan.workspace_bytes);
+
+  DecodeAttentionArgs args;
+  args.q = q.data();
+  args.k_pool = k.data();
+  args.v_pool = v.data();
+  args.page_table = d_table.data();
+  args.page_table_stride = pages_per_seq;
+  args.kv_lens = d_lens.data();
+  args.batch = s.batch;
+  args.n_heads = s.n_heads;
+  args.n_kv_heads = s.n_kv_heads;
+  args.head_dim = s.head_dim;
+  args.max_kv_len = s.kv_len;
+  args.softmax_scale = 0.088f;
+  args.out = out.data();
+  args.lse = lse.data();
+  args.workspace = workspace.data();
+  args.workspace_bytes = workspace.bytes();
+  args.num_splits = forced_splits;
+  const int repeats = s.kv_len >= 65536 ? 50 : 200;
+  const float ms = median_ms([&] { decode_attention(args, nullptr); }, 50, repeats);
+  const double bytes = 2.0 * s.batch * static_cast<double>(s.kv_len) * s.n_kv_heads * s.head_dim * 2.0;
+  const double tbps = bytes / (ms * 1e-3) / 1e12;
+  std::printf("| %5d | %7d | %2d/%-2d | %3d | %6d | %9.1f | %6.2f | %5.1f%% |\n", s.batch, s.kv_len, s.n_heads,
+              s.n_kv_heads, s.head_dim, plan.num_splits, ms * 1e3, tbps, 100.0 * tbps / copy_tbps);
+  std::printf("RESULT bench=decode_attention batch=%d kv_len=%d n_heads=%d n_kv_heads=%d head_dim=%d splits=%d "
+              "time_us=%.2f tbps=%.3f pct_copy=%.1f\n",
+              s.batch, s.kv_len, s.n_heads, s.n_kv_heads, s.head_dim, plan.num_splits, ms * 1e3, tbps,
+              100.0 * tbps / copy_tbps);
+}
+
+}  // namespace
+
+int main() {
+  try {
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    const double copy_tbps = copy_rate_tbps();
+    std::printf("device %s, %d SMs; device-to-device copy %.3f TB/s (read + write)\n", prop.name,
+                prop.multiProcessorCount, copy_tbps);
+    std::printf("RESULT bench=d2d_copy tbps=%.3f\n", copy_tbps);
+    std::printf("| batch | kv_len  | heads | d   | splits | time (us) | TB/s   | of copy |\n");
+    std::printf("|-------|---------|-------|-----|--------|-----------|--------|---------|\n");
+    const Shape shapes[] = {{1, 131072, 32, 8, 128}, {1, 32768, 32, 8, 128}, {1, 4096, 32, 8, 128},
+                            {8, 16384, 32, 8, 128},  {32, 4096, 32, 8, 128}, {1, 131072, 28, 4, 128},
+                            {1, 131072, 9, 3, 64},   {1, 131072, 64, 8, 128}};
+    for (const Shape& s : shapes) run(s, copy_tbps);
+    // The headline shape again, and with other split counts (1, 2, 4 waves of blocks).
+    std::printf("headline shape again, then forced split counts:\n");
+    for (int splits : {0, 66, 132, 264}) run(shapes[0], copy_tbps, splits);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attention_decode_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
