@@ -1,0 +1,88 @@
+#include "backend/cuda/memory_plan.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_attention.h"
+#include "core/error.h"
+
+namespace deltainfer::cuda {
+namespace {
+
+constexpr size_t kBf16 = 2;
+constexpr size_t kF32 = 4;
+constexpr size_t kGemmWorkspace = size_t{32} << 20;
+constexpr int kMaxDecodeSplits = 256;  // the decode kernel's cap, bounds its workspace
+
+double gib(size_t bytes) { return static_cast<double>(bytes) / static_cast<double>(size_t{1} << 30); }
+
+size_t weight_bytes(const model::ModelConfig& c) {
+  const size_t d = static_cast<size_t>(c.d_model);
+  const size_t q = static_cast<size_t>(c.q_dim());
+  const size_t kv = static_cast<size_t>(c.kv_dim());
+  const size_t ffn = static_cast<size_t>(c.ffn_dim);
+  size_t layer = d * q + 2 * d * kv + q * d + 3 * d * ffn + 2 * d;  // attention, MLP, two norms
+  if (c.qkv_bias) layer += q + 2 * kv;
+  if (c.qk_norm) layer += 2 * static_cast<size_t>(c.head_dim);
+  size_t total = layer * static_cast<size_t>(c.n_layers) + static_cast<size_t>(c.vocab_size) * d + d;
+  if (!c.tied_embeddings) total += static_cast<size_t>(c.vocab_size) * d;
+  return total * kBf16;
+}
+
+size_t workspace_bytes(const model::ModelConfig& c, const MemoryRequest& r) {
+  const size_t tokens = static_cast<size_t>(std::max(r.prefill_chunk, r.max_batch));
+  const size_t d = static_cast<size_t>(c.d_model);
+  const size_t qkv = static_cast<size_t>(c.q_dim() + 2 * c.kv_dim());
+  const size_t residual = tokens * d * kF32;
+  const size_t normed = tokens * d * kBf16;
+  const size_t projections = tokens * qkv * kBf16;
+  const size_t attention_out = tokens * static_cast<size_t>(c.q_dim()) * kBf16;
+  const size_t mlp = tokens * 3 * static_cast<size_t>(c.ffn_dim) * kBf16;  // gate|up and the product
+  const size_t logits = static_cast<size_t>(r.max_batch) * static_cast<size_t>(c.vocab_size) * kF32;
+  const size_t decode = static_cast<size_t>(r.max_batch) * static_cast<size_t>(c.n_heads) * kMaxDecodeSplits *
+                        (static_cast<size_t>(c.head_dim) + 1) * kF32;
+  const size_t lse = tokens * static_cast<size_t>(c.n_heads) * kF32;
+  return residual + normed + projections + attention_out + mlp + logits + decode + lse + kGemmWorkspace;
+}
+
+}  // namespace
+
+MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& request, size_t free_bytes) {
+  if (request.max_context <= 0 || request.max_batch <= 0 || request.prefill_chunk <= 0) {
+    throw_input_error("memory plan: max_context {}, max_batch {}, prefill_chunk {} must all be positive",
+                      request.max_context, request.max_batch, request.prefill_chunk);
+  }
+  MemoryPlan plan;
+  plan.pages_per_sequence = (request.max_context + kKvPageSize - 1) / kKvPageSize;
+  plan.num_pages = plan.pages_per_sequence * request.max_batch;
+  plan.kv_bytes_per_token =
+      2 * static_cast<size_t>(config.n_layers) * static_cast<size_t>(config.kv_dim()) * kBf16;
+  plan.kv_bytes = static_cast<size_t>(plan.num_pages) * kKvPageSize * plan.kv_bytes_per_token;
+  plan.weight_bytes = weight_bytes(config);
+  plan.workspace_bytes = workspace_bytes(config, request);
+  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.workspace_bytes;
+  if (plan.total_bytes + request.reserve_bytes > free_bytes) {
+    const size_t other = plan.weight_bytes + plan.workspace_bytes + request.reserve_bytes;
+    const int64_t fit_tokens =
+        free_bytes > other ? static_cast<int64_t>((free_bytes - other) / plan.kv_bytes_per_token / request.max_batch)
+                           : 0;
+    throw_input_error(
+        "{}: {} sequence(s) of {} tokens do not fit in GPU memory: weights {:.2f} GiB + KV cache {:.2f} GiB "
+        "({} KiB/token) + workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} GiB, but {:.2f} GiB is free; "
+        "at most about {} tokens per sequence fit (lower --max-context or the batch)",
+        config.name, request.max_batch, request.max_context, gib(plan.weight_bytes), gib(plan.kv_bytes),
+        plan.kv_bytes_per_token / 1024, gib(plan.workspace_bytes), gib(request.reserve_bytes),
+        gib(plan.total_bytes + request.reserve_bytes), gib(free_bytes), fit_tokens);
+  }
+  return plan;
+}
+
+size_t free_device_bytes() {
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes;
+}
+
+}  // namespace deltainfer::cuda

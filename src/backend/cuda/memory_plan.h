@@ -1,0 +1,37 @@
+#pragma once
+// Device memory planned up front: bf16 weights, the paged bf16 KV cache for `max_batch`
+// sequences of `max_context` tokens, and the activation workspaces of one prefill chunk, sized
+// from the model config before anything is allocated. A request that does not fit in the free
+// device memory is refused with an InputError that names every size.
+#include <cstddef>
+#include <cstdint>
+
+#include "model/model_config.h"
+
+namespace deltainfer::cuda {
+
+struct MemoryRequest {
+  int64_t max_context = 0;  // tokens per sequence (prompt + generation)
+  int max_batch = 1;        // sequences decoded together
+  int prefill_chunk = 2048;  // tokens per prefill step
+  size_t reserve_bytes = size_t{512} << 20;  // left free for the CUDA context, cuBLASLt, fragmentation
+};
+
+struct MemoryPlan {
+  size_t weight_bytes = 0;
+  size_t kv_bytes = 0;         // K and V pools of all layers
+  size_t workspace_bytes = 0;  // activations, logits, attention and GEMM workspaces
+  size_t total_bytes = 0;
+  int64_t pages_per_sequence = 0;
+  int64_t num_pages = 0;           // physical pages per layer pool
+  size_t kv_bytes_per_token = 0;   // all layers, K and V
+};
+
+// Pure arithmetic: testable without a GPU. Throws InputError when the request is malformed or
+// when total + reserve exceeds free_device_bytes.
+MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& request, size_t free_device_bytes);
+
+// cudaMemGetInfo's free bytes on the current device.
+size_t free_device_bytes();
+
+}  // namespace deltainfer::cuda
