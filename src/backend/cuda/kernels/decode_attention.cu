@@ -24,7 +24,10 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kChunk = 16;               // tokens per warp step: the M of the score MMA
-constexpr int kStages = 3;               // cp.async ring depth per warp
+// cp.async ring depth per warp: the same bytes in flight per SM for both head dims (a d64
+// chunk is half as many bytes, so its ring is twice as deep).
+template <int kHeadDim>
+constexpr int kStages = kHeadDim == 64 ? 6 : 3;
 constexpr int kMaxSplits = 256;
 constexpr int kMinTokensPerSplit = 256;  // below this a split is mostly overhead
 constexpr float kLog2e = 1.4426950408889634f;
@@ -138,7 +141,7 @@ __device__ __forceinline__ void issue_chunk(uint4* slot, int lane, int t0, int e
 
 template <int kHeadDim, int kHeadTiles>
 constexpr size_t split_smem_bytes() {
-  const size_t ring = static_cast<size_t>(kWarps) * kStages * kLoads<kHeadDim> * 32 * sizeof(uint4);
+  const size_t ring = static_cast<size_t>(kWarps) * kStages<kHeadDim> * kLoads<kHeadDim> * 32 * sizeof(uint4);
   const size_t merge = sizeof(SplitSmem<kHeadDim, kHeadTiles>);
   return ring > merge ? ring : merge;
 }
@@ -197,17 +200,17 @@ __global__ void __launch_bounds__(kWarps * 32)
   // Each warp streams its chunks through its own ring of kStages shared-memory slots with
   // cp.async, kStages - 1 chunks in flight while it computes on one. A thread reads back only the
   // 16-byte pieces it copied itself, so the ring needs no barriers.
-  uint4* ring = reinterpret_cast<uint4*>(smem_raw) + warp * kStages * kLoads<kHeadDim> * 32;
+  uint4* ring = reinterpret_cast<uint4*>(smem_raw) + warp * kStages<kHeadDim> * kLoads<kHeadDim> * 32;
   const int32_t* pages = p.page_table + static_cast<size_t>(seq) * p.page_table_stride;
   constexpr int kStride = kWarps * kChunk;
   int issue_t0 = begin + warp * kChunk;
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s, issue_t0 += kStride) {
+  for (int s = 0; s < kStages<kHeadDim> - 1; ++s, issue_t0 += kStride) {
     issue_chunk<kHeadDim>(ring + s * kLoads<kHeadDim> * 32, lane, issue_t0, end, pages, p, kv_head);
   }
   int stage = 0;
   for (int t0 = begin + warp * kChunk; t0 < end; t0 += kStride, issue_t0 += kStride) {
-    cp_async_wait<kStages - 2>();
+    cp_async_wait<kStages<kHeadDim> - 2>();
     const uint4* slot = ring + stage * kLoads<kHeadDim> * 32 + lane;
     uint4 k_lo[kBlocks], k_hi[kBlocks], v_lo[kBlocks], v_hi[kBlocks];
 #pragma unroll
@@ -218,9 +221,9 @@ __global__ void __launch_bounds__(kWarps * 32)
       v_hi[b] = slot[(3 * kBlocks + b) * 32];
     }
     // The slot read in the previous step is free again (its data went into registers and MMAs).
-    const int free_slot = stage == 0 ? kStages - 1 : stage - 1;
+    const int free_slot = stage == 0 ? kStages<kHeadDim> - 1 : stage - 1;
     issue_chunk<kHeadDim>(ring + free_slot * kLoads<kHeadDim> * 32, lane, issue_t0, end, pages, p, kv_head);
-    stage = stage == kStages - 1 ? 0 : stage + 1;
+    stage = stage == kStages<kHeadDim> - 1 ? 0 : stage + 1;
     const bool valid_lo = t0 + row < end;
     const bool valid_hi = t0 + row + 8 < end;
 
