@@ -2,6 +2,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include <memory>
+#include <utility>
 
 #include "core/error.h"
 
@@ -25,7 +26,6 @@ Gemm::~Gemm() {
     cublasLtMatrixLayoutDestroy(plan->b);
     cublasLtMatrixLayoutDestroy(plan->c);
     cublasLtMatmulDescDestroy(plan->op);
-    delete plan;
   }
   if (workspace_ != nullptr) cudaFree(workspace_);
   if (handle_ != nullptr) cublasLtDestroy(handle_);
@@ -53,9 +53,7 @@ const Gemm::Plan& Gemm::plan_for(int m, int n, int k, cudaDataType_t out_type, b
   CUBLAS_CHECK(status);
   if (found == 0) throw_error("Gemm: cuBLASLt has no algorithm for m={} n={} k={}", m, n, k);
   plan->algo = result.algo;
-  Plan* raw = plan.release();
-  plans_.emplace(key, raw);
-  return *raw;
+  return *plans_.emplace(key, std::move(plan)).first->second;
 }
 
 void Gemm::launch(const void* x, const void* weight, void* y, int m, int n, int k, cudaDataType_t out_type,
