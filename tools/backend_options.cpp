@@ -19,7 +19,7 @@ void BackendOptions::add_to(CLI::App& command) {
 
 engine::TransformerFactory BackendOptions::factory() const {
 #ifdef DELTAINFER_WITH_CUDA
-  return backend::cuda::make_cuda_transformer;
+  return cuda::make_cuda_transformer;
 #else
   return {};
 #endif

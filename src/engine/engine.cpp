@@ -24,7 +24,9 @@ int64_t resolve_context(const EngineConfig& config, const model::ModelConfig& mo
 Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_factory) {
   Engine engine;
   engine.source_ = model::open_model_source(config.model_path);
-  engine.tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(config.model_path));
+  if (!engine.source_->is_synthetic()) {
+    engine.tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(config.model_path));
+  }
   const int64_t capacity = resolve_context(config, engine.source_->config());
   config.attention.validate(engine.source_->config().n_layers);
   if (config.backend == BackendKind::Cuda) {
@@ -40,9 +42,14 @@ Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_f
   return engine;
 }
 
+const tokenizer::Tokenizer& Engine::tokenizer() const {
+  if (!tokenizer_) throw_input_error("{} has no tokenizer (synthetic models are for `bench` only)", source_->path());
+  return *tokenizer_;
+}
+
 GenerationResult Engine::generate(const GenerationRequest& request, const TextCallback& on_text) {
   transformer_->truncate(0);
-  return engine::generate(*transformer_, *tokenizer_, request, on_text);
+  return engine::generate(*transformer_, tokenizer(), request, on_text);
 }
 
 }  // namespace deltainfer::engine

@@ -34,7 +34,8 @@ class Engine {
 
   const model::ModelConfig& model_config() const { return source_->config(); }
   const model::ModelSource& source() const { return *source_; }
-  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  // Throws InputError for synthetic models, which have no vocabulary.
+  const tokenizer::Tokenizer& tokenizer() const;
   model::Transformer& transformer() { return *transformer_; }
 
   // Starts a new sequence (clears the KV cache) and generates.

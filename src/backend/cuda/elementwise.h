@@ -53,6 +53,9 @@ void swiglu(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t gate_up_
 void embedding_gather(const int32_t* tokens, const __nv_bfloat16* table, float* out, int n_tokens, int dim,
                       int vocab, cudaStream_t stream);
 
+// y[r][c] += bias[c] for `rows` rows of `cols` (Qwen2's q/k/v projection biases).
+void add_bias(__nv_bfloat16* y, const __nv_bfloat16* bias, int64_t rows, int cols, cudaStream_t stream);
+
 // residual[i] += x[i].
 void residual_add(float* residual, const __nv_bfloat16* x, int64_t count, cudaStream_t stream);
 

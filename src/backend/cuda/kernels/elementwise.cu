@@ -183,4 +183,22 @@ void f32_to_bf16(const float* in, __nv_bfloat16* out, int64_t count, cudaStream_
   CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+
+__global__ void add_bias_kernel(__nv_bfloat16* y, const __nv_bfloat16* bias, int64_t count, int cols) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+    y[i] = __float2bfloat16(__bfloat162float(y[i]) + __bfloat162float(bias[i % cols]));
+  }
+}
+
+}  // namespace
+
+void add_bias(__nv_bfloat16* y, const __nv_bfloat16* bias, int64_t rows, int cols, cudaStream_t stream) {
+  const int64_t count = rows * cols;
+  if (count <= 0) return;
+  add_bias_kernel<<<grid_for(count, kRowThreads), kRowThreads, 0, stream>>>(y, bias, count, cols);
+  CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace deltainfer::cuda

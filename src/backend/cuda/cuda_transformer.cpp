@@ -1,0 +1,465 @@
+#include "backend/cuda/cuda_transformer.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_attention.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/elementwise.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/memory_plan.h"
+#include "backend/cuda/prefill_attention.h"
+#include "backend/cuda/synthetic_weights.h"
+#include "core/error.h"
+#include "io/half.h"
+
+namespace deltainfer::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+size_t as_size(int64_t value) { return static_cast<size_t>(value); }
+
+// Uploads (or generates, for synthetic models) tensors into bf16 device buffers; several tensors
+// may be stacked along their rows into one buffer (one GEMM for gate and up).
+class WeightUploader {
+ public:
+  WeightUploader(const model::ModelSource& source, cudaStream_t stream) : source_(source), stream_(stream) {}
+
+  DeviceBuffer<bf16> load(std::initializer_list<std::string> names) const {
+    int64_t total = 0;
+    for (const std::string& name : names) total += element_count(name);
+    DeviceBuffer<bf16> buffer(as_size(total));
+    int64_t offset = 0;
+    for (const std::string& name : names) {
+      const int64_t count = element_count(name);
+      if (source_.is_synthetic()) {
+        const std::vector<int64_t> shape = source_.tensor_shape(name);
+        fill_synthetic_weights(buffer.data() + offset, count, model::synthetic_tensor_seed(name),
+                               model::synthetic_tensor_scale(name, shape.back()), stream_);
+      } else {
+        upload(name, count, buffer.data() + offset);
+      }
+      offset += count;
+    }
+    return buffer;
+  }
+
+  DeviceBuffer<bf16> load_if(bool present, const std::string& name) const {
+    return present ? load({name}) : DeviceBuffer<bf16>();
+  }
+
+ private:
+  int64_t element_count(const std::string& name) const {
+    int64_t count = 1;
+    for (int64_t dim : source_.tensor_shape(name)) count *= dim;
+    return count;
+  }
+
+  void upload(const std::string& name, int64_t count, bf16* dst) const {
+    std::vector<float> values(as_size(count));
+    source_.read_f32(name, values.data(), count);
+    std::vector<uint16_t> bits(as_size(count));
+    for (size_t i = 0; i < bits.size(); ++i) bits[i] = io::f32_to_bf16(values[i]);
+    CUDA_CHECK(cudaMemcpy(dst, bits.data(), bits.size() * sizeof(uint16_t), cudaMemcpyHostToDevice));
+  }
+
+  const model::ModelSource& source_;
+  cudaStream_t stream_;
+};
+
+struct LayerWeights {
+  DeviceBuffer<bf16> attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate_up, w_down;
+};
+
+class CudaStream {
+ public:
+  CudaStream() { CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+  ~CudaStream() { cudaStreamDestroy(stream_); }
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+template <typename T>
+class PinnedBuffer {
+ public:
+  explicit PinnedBuffer(size_t count) {
+    void* raw = nullptr;
+    CUDA_CHECK(cudaMallocHost(&raw, count * sizeof(T)));
+    data_ = static_cast<T*>(raw);
+  }
+  ~PinnedBuffer() { cudaFreeHost(data_); }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  T* data() { return data_; }
+
+ private:
+  T* data_ = nullptr;
+};
+
+class DecodeGraph {
+ public:
+  DecodeGraph() = default;
+  ~DecodeGraph() {
+    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+    if (graph_ != nullptr) cudaGraphDestroy(graph_);
+  }
+  DecodeGraph(const DecodeGraph&) = delete;
+  DecodeGraph& operator=(const DecodeGraph&) = delete;
+
+  template <typename Body>
+  void capture(cudaStream_t stream, Body&& body) {
+    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    try {
+      body();
+    } catch (...) {
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(stream, &broken);
+      if (broken != nullptr) cudaGraphDestroy(broken);
+      throw;
+    }
+    CUDA_CHECK(cudaStreamEndCapture(stream, &graph_));
+    CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
+  }
+  void launch(cudaStream_t stream) const { CUDA_CHECK(cudaGraphLaunch(exec_, stream)); }
+
+ private:
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+// Decode graphs are captured per power-of-two context bucket: the split-KV plan depends on the
+// longest context the graph may see.
+int64_t decode_bucket(int64_t kv_len, int64_t capacity) {
+  int64_t bucket = 256;
+  while (bucket < kv_len) bucket *= 2;
+  return std::min(bucket, capacity);
+}
+
+void require_dense_attention(const attention::AttentionConfig& attention) {
+  if (!attention::is_dense(attention)) {
+    throw_input_error("the CUDA backend runs dense attention only so far (got {}); use --backend cpu for the "
+                      "sparse policies", attention::describe(attention));
+  }
+}
+
+class CudaTransformer final : public model::Transformer {
+ public:
+  CudaTransformer(const model::ModelSource& source, const engine::EngineConfig& engine_config, int64_t capacity)
+      : config_(source.config()),
+        capacity_(capacity),
+        chunk_(std::min<int64_t>(std::max<int64_t>(1, engine_config.prefill_chunk), capacity)),
+        num_pages_((capacity + kKvPageSize - 1) / kKvPageSize) {
+    require_dense_attention(engine_config.attention);
+    if (config_.head_dim != 64 && config_.head_dim != 128) {
+      throw_input_error("the CUDA backend supports head dim 64 and 128 (this model has {})", config_.head_dim);
+    }
+    MemoryRequest request;
+    request.max_context = capacity_;
+    request.prefill_chunk = static_cast<int>(chunk_);
+    plan_ = plan_memory(config_, request, free_device_bytes());
+    load_weights(source);
+    allocate_state();
+  }
+
+  const model::ModelConfig& config() const override { return config_; }
+  int64_t capacity() const override { return capacity_; }
+  int64_t cached_tokens() const override { return cached_; }
+
+  void truncate(int64_t n_tokens) override {
+    if (n_tokens < 0 || n_tokens > cached_) throw_error("cannot truncate the KV cache to {} of {}", n_tokens, cached_);
+    cached_ = n_tokens;
+  }
+
+  void forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) override {
+    if (n <= 0) throw_error("forward() needs at least one token");
+    if (cached_ + n > capacity_) {
+      throw_input_error("sequence of {} tokens does not fit the KV cache of {} positions", cached_ + n, capacity_);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
+        throw_input_error("token id {} is outside the vocabulary (0..{})", tokens[i], config_.vocab_size - 1);
+      }
+    }
+    if (n == 1 && cached_ > 0) {
+      decode_step(tokens[0], logits);
+      return;
+    }
+    const size_t vocab = as_size(config_.vocab_size);
+    for (int64_t start = 0; start < n; start += chunk_) {
+      const int64_t count = std::min(chunk_, n - start);
+      const bool all = which == model::LogitsFor::AllTokens;
+      float* chunk_logits = all ? logits + as_size(start) * vocab : (start + count == n ? logits : nullptr);
+      prefill_chunk(tokens + start, count, all, chunk_logits);
+    }
+  }
+
+ private:
+  void load_weights(const model::ModelSource& source) {
+    const WeightUploader up(source, stream_.get());
+    token_embd_ = up.load({"token_embd.weight"});
+    output_norm_ = up.load({"output_norm.weight"});
+    if (!config_.tied_embeddings) output_ = up.load({"output.weight"});
+    layers_.resize(as_size(config_.n_layers));
+    for (int i = 0; i < config_.n_layers; ++i) {
+      const std::string p = fmt::format("blk.{}.", i);
+      LayerWeights& l = layers_[as_size(i)];
+      l.attn_norm = up.load({p + "attn_norm.weight"});
+      l.wq = up.load({p + "attn_q.weight"});
+      l.wk = up.load({p + "attn_k.weight"});
+      l.wv = up.load({p + "attn_v.weight"});
+      l.wo = up.load({p + "attn_output.weight"});
+      l.bq = up.load_if(config_.qkv_bias, p + "attn_q.bias");
+      l.bk = up.load_if(config_.qkv_bias, p + "attn_k.bias");
+      l.bv = up.load_if(config_.qkv_bias, p + "attn_v.bias");
+      l.q_norm = up.load_if(config_.qk_norm, p + "attn_q_norm.weight");
+      l.k_norm = up.load_if(config_.qk_norm, p + "attn_k_norm.weight");
+      l.ffn_norm = up.load({p + "ffn_norm.weight"});
+      l.w_gate_up = up.load({p + "ffn_gate.weight", p + "ffn_up.weight"});
+      l.w_down = up.load({p + "ffn_down.weight"});
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  }
+
+  void allocate_state() {
+    const size_t per_layer_pool = as_size(num_pages_) * as_size(config_.n_kv_heads) * kKvPageSize * as_size(config_.head_dim);
+    for (int i = 0; i < config_.n_layers; ++i) {
+      k_pools_.emplace_back(per_layer_pool);
+      v_pools_.emplace_back(per_layer_pool);
+    }
+    std::vector<int32_t> identity(as_size(num_pages_));
+    for (size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<int32_t>(i);
+    page_table_ = to_device(identity);
+
+    std::vector<float> inv_freq(as_size(config_.head_dim / 2));
+    backend::cpu::rope_inverse_frequencies(config_, inv_freq.data());
+    inv_freq_ = to_device(inv_freq);
+
+    const size_t rows = as_size(chunk_);
+    x_ = DeviceBuffer<float>(rows * as_size(config_.d_model));
+    normed_ = DeviceBuffer<bf16>(rows * as_size(config_.d_model));
+    q_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim()));
+    k_ = DeviceBuffer<bf16>(rows * as_size(config_.kv_dim()));
+    v_ = DeviceBuffer<bf16>(rows * as_size(config_.kv_dim()));
+    attn_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim()));
+    gate_up_ = DeviceBuffer<bf16>(rows * 2 * as_size(config_.ffn_dim));
+    act_ = DeviceBuffer<bf16>(rows * as_size(config_.ffn_dim));
+    logit_rows_ = std::min<int64_t>(chunk_, 256);
+    logits_ = DeviceBuffer<float>(as_size(logit_rows_) * as_size(config_.vocab_size));
+    tokens_ = DeviceBuffer<int32_t>(rows);
+    positions_ = DeviceBuffer<int32_t>(rows);
+    step_ = DeviceBuffer<int32_t>(3);
+    pinned_step_ = std::make_unique<PinnedBuffer<int32_t>>(3);
+    pinned_logits_ = std::make_unique<PinnedBuffer<float>>(as_size(config_.vocab_size));
+
+    size_t workspace = 0;
+    const int sms = current_device_sm_count();
+    for (int64_t bucket = 256;; bucket *= 2) {
+      const int64_t len = std::min(bucket, capacity_);
+      workspace = std::max(workspace, plan_decode_attention(1, config_.n_heads, config_.n_kv_heads, config_.head_dim,
+                                                            static_cast<int>(len), sms)
+                                          .workspace_bytes);
+      if (len == capacity_) break;
+    }
+    decode_workspace_ = DeviceBuffer<unsigned char>(workspace);
+  }
+
+  const bf16* output_matrix() const { return config_.tied_embeddings ? token_embd_.data() : output_.data(); }
+
+  // One transformer layer over `n` rows of x_ whose positions are in `positions` (device).
+  template <typename Attention>
+  void layer(int i, int64_t n, const int32_t* positions, Attention&& attention) {
+    cudaStream_t s = stream_.get();
+    const LayerWeights& w = layers_[as_size(i)];
+    const int d = config_.d_model, q_dim = config_.q_dim(), kv_dim = config_.kv_dim(), ffn = config_.ffn_dim;
+    const int rows = static_cast<int>(n);
+    rmsnorm(x_.data(), w.attn_norm.data(), normed_.data(), n, d, config_.rms_eps, s);
+    gemm_.run(normed_.data(), w.wq.data(), q_.data(), rows, q_dim, d, s);
+    gemm_.run(normed_.data(), w.wk.data(), k_.data(), rows, kv_dim, d, s);
+    gemm_.run(normed_.data(), w.wv.data(), v_.data(), rows, kv_dim, d, s);
+    if (config_.qkv_bias) {
+      add_bias(q_.data(), w.bq.data(), n, q_dim, s);
+      add_bias(k_.data(), w.bk.data(), n, kv_dim, s);
+      add_bias(v_.data(), w.bv.data(), n, kv_dim, s);
+    }
+    if (config_.qk_norm) {
+      rmsnorm(q_.data(), w.q_norm.data(), q_.data(), n * config_.n_heads, config_.head_dim, config_.rms_eps, s);
+      rmsnorm(k_.data(), w.k_norm.data(), k_.data(), n * config_.n_kv_heads, config_.head_dim, config_.rms_eps, s);
+    }
+    RopeAppendArgs rope;
+    rope.q = q_.data();
+    rope.k = k_.data();
+    rope.v = v_.data();
+    rope.q_stride = q_dim;
+    rope.k_stride = kv_dim;
+    rope.v_stride = kv_dim;
+    rope.n_tokens = rows;
+    rope.n_heads = config_.n_heads;
+    rope.n_kv_heads = config_.n_kv_heads;
+    rope.head_dim = config_.head_dim;
+    rope.positions = positions;
+    rope.page_table = page_table_.data();
+    rope.page_table_stride = static_cast<int>(num_pages_);
+    rope.k_pool = k_pools_[as_size(i)].data();
+    rope.v_pool = v_pools_[as_size(i)].data();
+    rope.inv_freq = inv_freq_.data();
+    rope.style = config_.rope_style;
+    rope_append_kv(rope, s);
+    attention(i);
+    gemm_.run(attn_.data(), w.wo.data(), x_.data(), rows, d, q_dim, /*accumulate=*/true, s);
+    rmsnorm(x_.data(), w.ffn_norm.data(), normed_.data(), n, d, config_.rms_eps, s);
+    gemm_.run(normed_.data(), w.w_gate_up.data(), gate_up_.data(), rows, 2 * ffn, d, s);
+    swiglu(gate_up_.data(), gate_up_.data() + ffn, 2 * int64_t{ffn}, act_.data(), n, ffn, s);
+    gemm_.run(act_.data(), w.w_down.data(), x_.data(), rows, d, ffn, /*accumulate=*/true, s);
+  }
+
+  // Final norm and output projection of `rows` rows of x_ starting at `first_row` into logits_.
+  void project_logits(int64_t first_row, int64_t rows) {
+    cudaStream_t s = stream_.get();
+    const int d = config_.d_model;
+    rmsnorm(x_.data() + first_row * d, output_norm_.data(), normed_.data(), rows, d, config_.rms_eps, s);
+    gemm_.run(normed_.data(), output_matrix(), logits_.data(), static_cast<int>(rows), config_.vocab_size, d,
+              /*accumulate=*/false, s);
+  }
+
+  void prefill_chunk(const int32_t* tokens, int64_t n, bool all_logits, float* logits) {
+    cudaStream_t s = stream_.get();
+    std::vector<int32_t> positions(as_size(n));
+    for (int64_t t = 0; t < n; ++t) positions[as_size(t)] = static_cast<int32_t>(cached_ + t);
+    CUDA_CHECK(cudaMemcpyAsync(tokens_.data(), tokens, as_size(n) * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaMemcpyAsync(positions_.data(), positions.data(), as_size(n) * sizeof(int32_t),
+                               cudaMemcpyHostToDevice, s));
+    embedding_gather(tokens_.data(), token_embd_.data(), x_.data(), static_cast<int>(n), config_.d_model,
+                     config_.vocab_size, s);
+    const int64_t first_pos = cached_;
+    for (int i = 0; i < config_.n_layers; ++i) {
+      layer(i, n, positions_.data(), [&](int layer_index) { prefill_attention_layer(layer_index, n, first_pos); });
+    }
+    cached_ += n;
+    if (logits != nullptr) {
+      const int64_t wanted = all_logits ? n : 1;
+      const size_t vocab = as_size(config_.vocab_size);
+      for (int64_t row = n - wanted; row < n; row += logit_rows_) {
+        const int64_t rows = std::min(logit_rows_, n - row);
+        project_logits(row, rows);
+        float* dst = logits + as_size(row - (n - wanted)) * vocab;
+        CUDA_CHECK(cudaMemcpyAsync(dst, logits_.data(), as_size(rows) * vocab * sizeof(float), cudaMemcpyDeviceToHost, s));
+      }
+    }
+    CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+
+  void prefill_attention_layer(int i, int64_t n, int64_t first_pos) {
+    PrefillAttentionArgs args;
+    args.q = q_.data();
+    args.first_pos = static_cast<int>(first_pos);
+    args.n_q = static_cast<int>(n);
+    args.n_heads = config_.n_heads;
+    args.n_kv_heads = config_.n_kv_heads;
+    args.head_dim = config_.head_dim;
+    args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
+    args.kv = {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), page_table_.data(),
+               static_cast<int>(num_pages_), static_cast<int>(first_pos + n)};
+    args.out = attn_.data();
+    prefill_attention(args, stream_.get());
+  }
+
+  void decode_attention_layer(int i, int64_t bucket) {
+    DecodeAttentionArgs args;
+    args.q = q_.data();
+    args.k_pool = k_pools_[as_size(i)].data();
+    args.v_pool = v_pools_[as_size(i)].data();
+    args.page_table = page_table_.data();
+    args.page_table_stride = static_cast<int>(num_pages_);
+    args.kv_lens = step_.data() + 2;
+    args.batch = 1;
+    args.n_heads = config_.n_heads;
+    args.n_kv_heads = config_.n_kv_heads;
+    args.head_dim = config_.head_dim;
+    args.max_kv_len = static_cast<int>(bucket);
+    args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
+    args.out = attn_.data();
+    args.workspace = decode_workspace_.data();
+    args.workspace_bytes = decode_workspace_.bytes();
+    decode_attention(args, stream_.get());
+  }
+
+  // Everything one decode step launches; reads token, position and kv_len from the pinned step
+  // buffer at run time, so the captured graph serves every step of its bucket.
+  void decode_body(int64_t bucket) {
+    cudaStream_t s = stream_.get();
+    CUDA_CHECK(cudaMemcpyAsync(step_.data(), pinned_step_->data(), 3 * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+    embedding_gather(step_.data(), token_embd_.data(), x_.data(), 1, config_.d_model, config_.vocab_size, s);
+    for (int i = 0; i < config_.n_layers; ++i) {
+      layer(i, 1, step_.data() + 1, [&](int layer_index) { decode_attention_layer(layer_index, bucket); });
+    }
+    project_logits(0, 1);
+    CUDA_CHECK(cudaMemcpyAsync(pinned_logits_->data(), logits_.data(), as_size(config_.vocab_size) * sizeof(float),
+                               cudaMemcpyDeviceToHost, s));
+  }
+
+  void decode_step(int32_t token, float* logits) {
+    int32_t* step = pinned_step_->data();
+    step[0] = token;
+    step[1] = static_cast<int32_t>(cached_);
+    step[2] = static_cast<int32_t>(cached_ + 1);
+    const int64_t bucket = decode_bucket(cached_ + 1, capacity_);
+    auto graph = graphs_.find(bucket);
+    if (graph == graphs_.end()) {
+      decode_body(bucket);  // eager first run: the GEMM plans are chosen outside the capture
+      CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+      graphs_[bucket].capture(stream_.get(), [&] { decode_body(bucket); });
+    } else {
+      graph->second.launch(stream_.get());
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    ++cached_;
+    if (logits != nullptr) std::memcpy(logits, pinned_logits_->data(), as_size(config_.vocab_size) * sizeof(float));
+  }
+
+  model::ModelConfig config_;
+  int64_t capacity_;
+  int64_t chunk_;
+  int64_t num_pages_;
+  int64_t cached_ = 0;
+  int64_t logit_rows_ = 1;
+  MemoryPlan plan_;
+  CudaStream stream_;
+  Gemm gemm_;
+
+  DeviceBuffer<bf16> token_embd_, output_norm_, output_;
+  std::vector<LayerWeights> layers_;
+  std::vector<DeviceBuffer<bf16>> k_pools_, v_pools_;
+  DeviceBuffer<int32_t> page_table_;
+  DeviceBuffer<float> inv_freq_;
+  DeviceBuffer<float> x_;
+  DeviceBuffer<bf16> normed_, q_, k_, v_, attn_, gate_up_, act_;
+  DeviceBuffer<float> logits_;
+  DeviceBuffer<int32_t> tokens_, positions_, step_;
+  DeviceBuffer<unsigned char> decode_workspace_;
+  std::unique_ptr<PinnedBuffer<int32_t>> pinned_step_;
+  std::unique_ptr<PinnedBuffer<float>> pinned_logits_;
+  std::map<int64_t, DecodeGraph> graphs_;
+};
+
+}  // namespace
+
+std::unique_ptr<model::Transformer> make_cuda_transformer(const model::ModelSource& source,
+                                                          const engine::EngineConfig& config, int64_t capacity) {
+  return std::make_unique<CudaTransformer>(source, config, capacity);
+}
+
+}  // namespace deltainfer::cuda

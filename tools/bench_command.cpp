@@ -1,0 +1,127 @@
+// `deltainfer bench`: end-to-end prefill time and decode ms/token of a model (real or synthetic)
+// at several context lengths, next to the floors set by the hardware.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attention_options.h"
+#include "backend_options.h"
+#include "commands.h"
+#include "core/error.h"
+#include "engine/engine.h"
+
+namespace deltainfer::cli {
+namespace {
+
+struct BenchOptions {
+  engine::EngineConfig engine;
+  BackendOptions backend;
+  AttentionOptions attention;
+  std::vector<int64_t> lengths{8192, 32768, 131072};
+  int64_t decode_tokens = 32;
+  double peak_tflops = 800.0;   // bf16 dense GEMM measured on the device's H100 (KINDS.md)
+  double peak_tbps = 3.0;       // device-to-device copy rate measured there
+};
+
+struct ModelCosts {
+  double weight_bytes = 0;        // bf16, every matrix read once per decode step
+  double flops_per_token = 0;     // linear layers, 2 per multiply-add
+  double kv_bytes_per_token = 0;  // all layers, K and V, bf16
+  double attention_flops_per_pair = 0;  // per (query, key) pair over all layers
+};
+
+ModelCosts model_costs(const model::ModelConfig& c) {
+  const double d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.ffn_dim, layers = c.n_layers;
+  const double per_layer = d * q + 2 * d * kv + q * d + 3 * d * ffn;
+  const double params = per_layer * layers + d * c.vocab_size * (c.tied_embeddings ? 1 : 2);
+  ModelCosts costs;
+  costs.weight_bytes = 2.0 * (per_layer * layers + d * c.vocab_size);
+  costs.flops_per_token = 2.0 * (params - (c.tied_embeddings ? 0 : d * c.vocab_size));
+  costs.kv_bytes_per_token = 2.0 * 2.0 * kv * layers;
+  costs.attention_flops_per_pair = 4.0 * c.n_heads * c.head_dim * layers;
+  return costs;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int run_bench(BenchOptions& o) {
+  if (o.decode_tokens < 1) throw_input_error("--decode-tokens must be >= 1");
+  o.engine.attention = o.attention.to_config();
+  o.engine.backend = o.backend.kind;
+  const int64_t longest = *std::max_element(o.lengths.begin(), o.lengths.end());
+  o.engine.context = longest;
+  engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
+  model::Transformer& model = engine.transformer();
+  const model::ModelConfig& c = model.config();
+  const ModelCosts costs = model_costs(c);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> token(0, c.vocab_size - 1);
+  std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+
+  fmt::print("model {} ({} layers, {}/{} heads, d {}), backend {}, prefill chunk {}\n", c.name, c.n_layers,
+             c.n_heads, c.n_kv_heads, c.head_dim, o.backend.kind == engine::BackendKind::Cuda ? "cuda" : "cpu",
+             o.engine.prefill_chunk);
+  fmt::print("| context | prefill s | prefill floor s | prefill tok/s | decode ms/token | decode floor ms | "
+             "decode % of floor |\n|---|---|---|---|---|---|---|\n");
+  for (int64_t length : o.lengths) {
+    const int64_t prompt = length - o.decode_tokens;
+    if (prompt < 1) throw_input_error("context {} is not longer than --decode-tokens {}", length, o.decode_tokens);
+    std::vector<int32_t> tokens(static_cast<size_t>(prompt));
+    for (int32_t& t : tokens) t = token(rng);
+    model.truncate(0);
+    const auto prefill_start = std::chrono::steady_clock::now();
+    model.forward(tokens.data(), prompt, model::LogitsFor::LastToken, logits.data());
+    const double prefill_s = seconds_since(prefill_start);
+
+    std::vector<double> step_ms;
+    int32_t next = token(rng);
+    for (int64_t i = 0; i < o.decode_tokens; ++i) {
+      const auto step_start = std::chrono::steady_clock::now();
+      model.forward(&next, 1, model::LogitsFor::LastToken, logits.data());
+      step_ms.push_back(1e3 * seconds_since(step_start));
+      next = token(rng);
+    }
+    // The first step of a context bucket captures its CUDA graph; the median ignores it.
+    std::sort(step_ms.begin(), step_ms.end());
+    const double decode_ms = step_ms[step_ms.size() / 2];
+    const double n = static_cast<double>(prompt);
+    const double prefill_floor = (costs.flops_per_token * n + costs.attention_flops_per_pair * n * n / 2) /
+                                 (o.peak_tflops * 1e12);
+    const double decode_floor_ms =
+        1e3 * (costs.weight_bytes + costs.kv_bytes_per_token * static_cast<double>(length)) / (o.peak_tbps * 1e12);
+    fmt::print("| {} | {:.3f} | {:.3f} | {:.0f} | {:.3f} | {:.3f} | {:.0f}% |\n", length, prefill_s, prefill_floor,
+               n / prefill_s, decode_ms, decode_floor_ms, 100.0 * decode_floor_ms / decode_ms);
+  }
+  fmt::print("floors: prefill = (linear FLOPs + causal attention FLOPs) / {} TFLOP/s; decode = (bf16 weights + KV "
+             "cache bytes) / {} TB/s\n", o.peak_tflops, o.peak_tbps);
+  return 0;
+}
+
+}  // namespace
+
+Command register_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  o->engine.prefill_chunk = 4096;
+  CLI::App* cmd = app.add_subcommand("bench", "Time end-to-end prefill and decode (e.g. --model synthetic:llama3-8b)");
+  cmd->add_option("-m,--model", o->engine.model_path, "GGUF file, HF directory or synthetic:<shape>")->required();
+  cmd->add_option("--lengths", o->lengths, "Context lengths to measure")->delimiter(',')->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--decode-tokens", o->decode_tokens, "Decode steps timed at each length")->capture_default_str();
+  cmd->add_option("--prefill-chunk", o->engine.prefill_chunk, "Prompt tokens per forward chunk")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--peak-tflops", o->peak_tflops, "Compute ceiling for the floors")->capture_default_str();
+  cmd->add_option("--peak-tbps", o->peak_tbps, "Memory ceiling for the floors")->capture_default_str();
+  cmd->add_option("-t,--threads", o->engine.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
+  o->backend.add_to(*cmd);
+  o->attention.add_to(*cmd);
+  return {cmd, [o] { return run_bench(*o); }};
+}
+
+}  // namespace deltainfer::cli
