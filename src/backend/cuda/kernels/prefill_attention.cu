@@ -8,9 +8,8 @@
 #include "core/error.h"
 
 namespace deltainfer::cuda {
-namespace {
 
-void validate(const PrefillAttentionArgs& a) {
+void prefill::validate(const PrefillAttentionArgs& a) {
   if (a.head_dim != 64 && a.head_dim != 128) {
     throw_input_error("prefill attention: head dim {} is not supported (64 or 128)", a.head_dim);
   }
@@ -32,7 +31,7 @@ void validate(const PrefillAttentionArgs& a) {
   }
 }
 
-bool device_has_wgmma() {
+bool prefill::device_has_wgmma() {
   int device = 0;
   int major = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
@@ -42,13 +41,8 @@ bool device_has_wgmma() {
   return major == 9;
 }
 
-}  // namespace
-
-void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
-                       PrefillKernel kernel) {
-  validate(args);
-  if (args.n_q == 0) return;
-  prefill::Params p{};
+prefill::Params prefill::make_params(const PrefillAttentionArgs& args) {
+  Params p{};
   p.q = args.q;
   p.k_pool = args.kv.k_pool;
   p.v_pool = args.kv.v_pool;
@@ -63,9 +57,16 @@ void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
   p.kv_len = args.kv.kv_len;
   p.first_pos = args.first_pos;
   p.scale_log2 = args.softmax_scale * 1.4426950408889634f;
+  return p;
+}
 
+void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
+                       PrefillKernel kernel) {
+  prefill::validate(args);
+  if (args.n_q == 0) return;
+  const prefill::Params p = prefill::make_params(args);
   if (kernel == PrefillKernel::kAuto) {
-    kernel = device_has_wgmma() ? PrefillKernel::kSm90 : PrefillKernel::kSm80;
+    kernel = prefill::device_has_wgmma() ? PrefillKernel::kSm90 : PrefillKernel::kSm80;
   }
   const cudaError_t err =
       kernel == PrefillKernel::kSm90

@@ -26,6 +26,18 @@ struct Params {
   int kv_len;
   int first_pos;
   float scale_log2;  // softmax scale * log2(e): scores go through exp2
+  // Sparse prefill (sm90 only; the dense launch ignores these). Sliding window: query at
+  // position p sees keys j <= p with j < sink or j > p - window.
+  int window;
+  int sink;
+  // Block-sparse: per (query head, 128-row query block) an ascending list of 64-key blocks,
+  // CSR: block_indices[block_offsets[h * n_qblocks + qb] .. block_offsets[... + 1]).
+  const int32_t* block_offsets;
+  const int32_t* block_indices;
+  // Fused delta correction (sparse kernels only, nullptr: off): dense outputs of the rows at
+  // positions that are multiples of gamma, [n_strided][n_heads][D]; gamma divides 64.
+  const bf16* delta_dense;
+  int gamma;
 };
 
 __device__ __forceinline__ int query_position(const Params& p, int row) {

@@ -3,13 +3,26 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/kernels/prefill_attention_common.cuh"
+#include "backend/cuda/prefill_attention.h"
 
 namespace deltainfer::cuda::prefill {
+
+// Shape checks shared by the dense and sparse entry points (throw InputError).
+void validate(const PrefillAttentionArgs& args);
+// Kernel parameters of the dense fields; the sparse fields are left zero.
+Params make_params(const PrefillAttentionArgs& args);
+bool device_has_wgmma();
 
 // FlashAttention-2 style: mma.sync m16n8k16, ldmatrix, cp.async double buffering (any sm_80+).
 cudaError_t launch_sm80(const Params& p, int head_dim, cudaStream_t stream);
 
 // Hopper: wgmma + TMA, warp-specialized producer and two consumer warpgroups (sm_90a).
 cudaError_t launch_sm90(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
+
+// The same kernel visiting only the sink and window tiles (p.window, p.sink), or the tiles of
+// the per-(head, 128-row query block) lists of 64-key blocks (p.block_offsets/indices); with
+// p.delta_dense set, the epilogue applies the delta correction.
+cudaError_t launch_sm90_sliding(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
+cudaError_t launch_sm90_blocks(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
 
 }  // namespace deltainfer::cuda::prefill

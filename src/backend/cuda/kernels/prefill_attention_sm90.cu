@@ -1,4 +1,5 @@
-// Hopper prefill attention, FlashAttention-3 style: a producer warp issues TMA loads of the Q
+// Hopper prefill attention, FlashAttention-3 style (dense causal, sliding window + sink, and
+// block-sparse lists share it: they differ only in which key tiles a query block visits): a producer warp issues TMA loads of the Q
 // tile and of K/V tiles (two 64-key pages each) into a two-stage shared-memory ring guarded by
 // mbarriers; two consumer warpgroups (64 query rows each) run S = Q K^T with wgmma from shared
 // memory, the online softmax in registers, and O += P V with P from registers (wgmma RS).
@@ -70,34 +71,118 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map
       : "memory");
 }
 
+// Which key tiles a query block visits: all up to the diagonal (dense), the sink and the
+// window (sliding), or the caller's list of 64-key blocks (blocks).
+enum class Mode { kDense, kSliding, kBlocks };
+
 struct BlockInfo {
   int head;
   int kv_head;
   int row0;
   int rows;
-  KeyRange range;
+  int first;  // position of the block's first and last query
+  int last;
   int seq_pages;
+  int n_iter;      // tiles visited
+  int n_unmasked;  // dense: tiles below this need no mask
+  int sink_tiles;  // sliding: tiles [0, sink_tiles) then [win_begin, ...)
+  int win_begin;
+  const int32_t* blocks;  // blocks: this (head, query block)'s 64-key block list
+  int n_blocks;
 };
 
+template <Mode M>
 __device__ __forceinline__ BlockInfo block_info(const Params& p) {
-  BlockInfo b;
+  BlockInfo b{};
   b.head = blockIdx.x;
   b.kv_head = b.head / p.group;
-  b.row0 = (static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y)) * kBlockM;  // long first
+  const int qblock = static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y);  // long first
+  b.row0 = qblock * kBlockM;
   b.rows = min(kBlockM, p.n_q - b.row0);
-  b.range = key_range(p, b.row0, b.rows, kBlockN);
+  b.first = query_position(p, b.row0);
+  b.last = query_position(p, b.row0 + b.rows - 1);
   b.seq_pages = (p.kv_len + kPageSize - 1) / kPageSize;
+  const int end_tiles = (min(p.kv_len, b.last + 1) + kBlockN - 1) / kBlockN;
+  if constexpr (M == Mode::kDense) {
+    const KeyRange range = key_range(p, b.row0, b.rows, kBlockN);
+    b.n_iter = range.n_tiles;
+    b.n_unmasked = range.n_unmasked;
+  } else if constexpr (M == Mode::kSliding) {
+    b.win_begin = max(0, b.first - p.window + 1) / kBlockN;
+    b.sink_tiles = min((p.sink + kBlockN - 1) / kBlockN, b.win_begin);
+    b.n_iter = b.sink_tiles + end_tiles - b.win_begin;
+  } else {
+    const int n_qblocks = (p.n_q + kBlockM - 1) / kBlockM;
+    const int list = b.head * n_qblocks + qblock;
+    const int begin = p.block_offsets[list];
+    b.blocks = p.block_indices + begin;
+    b.n_blocks = p.block_offsets[list + 1] - begin;
+    b.n_iter = (b.n_blocks + kPagesPerTile - 1) / kPagesPerTile;
+  }
   return b;
 }
 
-__device__ __forceinline__ int pages_in_tile(const BlockInfo& b, int tile) {
-  return min(kPagesPerTile, b.seq_pages - tile * kPagesPerTile);
+// One key tile: the logical pages of its two 64-key slots (-1: empty, only the second can be)
+// and whether any score of it needs a mask.
+struct Tile {
+  int page[kPagesPerTile];
+  bool masked;
+};
+
+template <Mode M>
+__device__ __forceinline__ Tile tile_at(const Params& p, const BlockInfo& b, int it) {
+  Tile t;
+  if constexpr (M == Mode::kBlocks) {
+    t.page[0] = b.blocks[2 * it];
+    t.page[1] = 2 * it + 1 < b.n_blocks ? b.blocks[2 * it + 1] : -1;
+    t.masked = t.page[1] < 0 || max(t.page[0], t.page[1]) * kPageSize + kPageSize - 1 > b.first;
+  } else {
+    int tile = it;
+    if constexpr (M == Mode::kSliding) tile = it < b.sink_tiles ? it : b.win_begin + it - b.sink_tiles;
+    t.page[0] = tile * kPagesPerTile;
+    t.page[1] = t.page[0] + 1 < b.seq_pages ? t.page[0] + 1 : -1;
+    if constexpr (M == Mode::kDense) {
+      t.masked = it >= b.n_unmasked;
+    } else {
+      // Unmasked: causal for the first row, and wholly sink or wholly inside the last row's
+      // window (the last row's window starts latest).
+      const int key_end = (tile + 1) * kBlockN;
+      t.masked = !(key_end - 1 <= b.first &&
+                   (key_end <= p.sink || tile * kBlockN > b.last - p.window));
+    }
+  }
+  return t;
+}
+
+// Sets to -inf the scores of keys a row may not see: past its limit (causal, or an empty slot
+// whose base is huge) and, with a window, keys in [sink, limit - window].
+template <bool kWindow, int NS>
+__device__ __forceinline__ void mask_tile(float (&s)[NS][4], const RowPair& rows,
+                                          const Tile& t, int window, int sink, int lane) {
+  constexpr int kHalf = NS / kPagesPerTile;  // 8-column blocks per slot
+  int base[kPagesPerTile];
+#pragma unroll
+  for (int slot = 0; slot < kPagesPerTile; ++slot) {
+    base[slot] = t.page[slot] >= 0 ? t.page[slot] * kPageSize : (1 << 30);
+  }
+#pragma unroll
+  for (int j = 0; j < NS; ++j) {
+    const int key = base[j / kHalf] + (j % kHalf) * 8 + 2 * (lane % 4);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int k = key + (e & 1);
+      const int limit = rows.limit[e / 2];
+      bool hide = k > limit;
+      if constexpr (kWindow) hide = hide || (k >= sink && k <= limit - window);
+      if (hide) s[j][e] = -INFINITY;
+    }
+  }
 }
 
 // One thread: Q once, then K and V of every tile into the stage ring. The last page of the
 // sequence goes through the tail map of V, whose slot extent is kv_len % 64, so the slots past
 // kv_len arrive as zeros (0 * garbage could be NaN in P.V; K garbage is masked to -inf).
-template <int D>
+template <int D, Mode M>
 __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const CUtensorMap* tm_v,
                         const CUtensorMap* tm_v_tail, const Params& p, const BlockInfo& b,
                         uint32_t base) {
@@ -112,14 +197,15 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
     }
   }
   const bool tail = p.kv_len % kPageSize != 0;
-  for (int tile = 0; tile < b.range.n_tiles; ++tile) {
-    const int stage = tile % kStages;
-    const uint32_t parity = ((tile / kStages) & 1) ^ 1;
-    const int pages = pages_in_tile(b, tile);
+  for (int it = 0; it < b.n_iter; ++it) {
+    const int stage = it % kStages;
+    const uint32_t parity = ((it / kStages) & 1) ^ 1;
+    const Tile t = tile_at<M>(p, b, it);
+    const int pages = t.page[1] >= 0 ? kPagesPerTile : 1;
     const uint32_t bytes = static_cast<uint32_t>(pages * L::kHalves) * kBoxBytes;
     int page_head[kPagesPerTile];
     for (int pg = 0; pg < pages; ++pg) {
-      page_head[pg] = p.page_table[tile * kPagesPerTile + pg] * p.n_kv_heads + b.kv_head;
+      page_head[pg] = p.page_table[t.page[pg]] * p.n_kv_heads + b.kv_head;
     }
     mbar_wait(bars + 8 * (kKEmpty + stage), parity);
     mbar_expect_tx(bars + 8 * (kKFull + stage), bytes);
@@ -132,7 +218,7 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
     mbar_wait(bars + 8 * (kVEmpty + stage), parity);
     mbar_expect_tx(bars + 8 * (kVFull + stage), bytes);
     for (int pg = 0; pg < pages; ++pg) {
-      const bool last = tile * kPagesPerTile + pg == b.seq_pages - 1;
+      const bool last = t.page[pg] == b.seq_pages - 1;
       const CUtensorMap* map = tail && last ? tm_v_tail : tm_v;
       for (int h = 0; h < L::kHalves; ++h) {
         tma_load_3d(base + L::kV + stage * L::kKvTile + h * L::kKvHalf + pg * kBoxBytes, map,
@@ -152,8 +238,63 @@ __device__ __forceinline__ void pv_step(float (&o)[D / 8][4], const uint32_t (&a
   }
 }
 
-template <int D>
-__device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, int warpgroup) {
+// Epilogue of the fused delta correction (METHODS.md section 1): row i gets
+// o^s_i + (o^d_r - o^s_r), r = gamma * floor(i / gamma); rows r get o^d_r. gamma divides 64, so
+// each group lies inside one consumer warpgroup: the threads holding row r put delta_r into
+// this warpgroup's (now idle) Q shared memory, a named barrier, then every row adds its delta.
+template <int NO>
+__device__ void store_rows_delta(const Params& p, const float (&o)[NO][4], RowPair& rows,
+                                 const BlockInfo& b, int row_a, int warpgroup, int lane,
+                                 float* delta_buf) {
+  constexpr int D = NO * 8;
+  const int64_t row_stride = static_cast<int64_t>(p.n_heads) * D;
+  float inv[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    rows.sum[r] += __shfl_xor_sync(0xffffffffu, rows.sum[r], 1);
+    rows.sum[r] += __shfl_xor_sync(0xffffffffu, rows.sum[r], 2);
+    inv[r] = 1.0f / rows.sum[r];
+  }
+  const int col0 = 2 * (lane % 4);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = row_a + 8 * r;
+    if (row >= b.rows || row % p.gamma != 0) continue;
+    const bf16* dense = p.delta_dense + ((b.row0 + row) / p.gamma) * row_stride +
+                        static_cast<int64_t>(b.head) * D + col0;
+    float* delta = delta_buf + ((row - warpgroup * 64) / p.gamma) * D + col0;
+#pragma unroll
+    for (int j = 0; j < NO; ++j) {
+      const __nv_bfloat162 d2 = *reinterpret_cast<const __nv_bfloat162*>(dense + j * 8);
+      delta[j * 8] = __low2float(d2) - o[j][2 * r] * inv[r];
+      delta[j * 8 + 1] = __high2float(d2) - o[j][2 * r + 1] * inv[r];
+    }
+  }
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + warpgroup) : "memory");
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = row_a + 8 * r;
+    if (row >= b.rows) continue;
+    const float* delta = delta_buf + ((row - warpgroup * 64) / p.gamma) * D + col0;
+    bf16* out = p.out + (b.row0 + row) * row_stride + static_cast<int64_t>(b.head) * D + col0;
+#pragma unroll
+    for (int j = 0; j < NO; ++j) {
+      // Rows r: o^s_r * inv + (o^d_r - o^s_r * inv) is o^d_r up to one f32 rounding, which the
+      // bf16 store removes.
+      const float x0 = o[j][2 * r] * inv[r] + delta[j * 8];
+      const float x1 = o[j][2 * r + 1] * inv[r] + delta[j * 8 + 1];
+      *reinterpret_cast<uint32_t*>(out + j * 8) = pack_bf16x2(x0, x1);
+    }
+    if (p.lse != nullptr && lane % 4 == 0) {
+      constexpr float kLn2 = 0.69314718055994531f;
+      p.lse[(b.row0 + row) * p.n_heads + b.head] = (rows.max[r] + log2f(rows.sum[r])) * kLn2;
+    }
+  }
+}
+
+template <int D, Mode M>
+__device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, float* delta_buf,
+                        int warpgroup) {
   using L = Layout<D>;
   const uint32_t bars = base + L::kBarriers;
   const int tid = threadIdx.x % 128;
@@ -171,9 +312,10 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, int 
   }
   mbar_wait(bars + 8 * kQFull, 0);
 
-  for (int tile = 0; tile < b.range.n_tiles; ++tile) {
-    const int stage = tile % kStages;
-    const uint32_t parity = (tile / kStages) & 1;
+  for (int it = 0; it < b.n_iter; ++it) {
+    const int stage = it % kStages;
+    const uint32_t parity = (it / kStages) & 1;
+    const Tile t = tile_at<M>(p, b, it);
     const uint32_t k_smem = base + L::kK + stage * L::kKvTile;
     const uint32_t v_smem = base + L::kV + stage * L::kKvTile;
 
@@ -191,7 +333,7 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, int 
     wgmma_wait<0>();
     if (tid == 0) mbar_arrive(bars + 8 * (kKEmpty + stage));
 
-    if (tile >= b.range.n_unmasked) mask_scores(s, rows, tile * kBlockN, lane);
+    if (t.masked) mask_tile<M == Mode::kSliding>(s, rows, t, p.window, p.sink, lane);
     online_softmax(s, o, rows, p.scale_log2);
     uint32_t a[kBlockN / 16][4];
 #pragma unroll
@@ -200,7 +342,7 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, int 
     // Only the pages that exist were loaded; the missing one's keys have P = 0 and are skipped.
     mbar_wait(bars + 8 * (kVFull + stage), parity);
     wgmma_fence();
-    if (pages_in_tile(b, tile) == kPagesPerTile) {
+    if (t.page[1] >= 0) {
 #pragma unroll
       for (int kk = 0; kk < kBlockN / 16; ++kk) {
         pv_step<D>(o, a[kk], wgmma_desc_sw128(v_smem + kk * 16 * 128, L::kKvHalf, 1024));
@@ -215,10 +357,14 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, int 
     wgmma_wait<0>();
     if (tid == 0) mbar_arrive(bars + 8 * (kVEmpty + stage));
   }
-  store_rows(p, o, rows, b.row0, row_a, b.rows, b.head, lane);
+  if (M != Mode::kDense && p.delta_dense != nullptr) {
+    store_rows_delta(p, o, rows, b, row_a, warpgroup, lane, delta_buf);
+  } else {
+    store_rows(p, o, rows, b.row0, row_a, b.rows, b.head, lane);
+  }
 }
 
-template <int D>
+template <int D, Mode M>
 __global__ void __launch_bounds__(kThreads, 1)
     prefill_sm90_kernel(const __grid_constant__ CUtensorMap tm_q,
                         const __grid_constant__ CUtensorMap tm_k,
@@ -227,7 +373,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const uint32_t bars = base + Layout<D>::kBarriers;
-  const BlockInfo b = block_info(p);
+  const BlockInfo b = block_info<M>(p);
   const int warpgroup = threadIdx.x / 128;
   if (threadIdx.x == 0) {
     for (int i = 0; i < kBarrierCount; ++i) {
@@ -239,10 +385,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();
   if (warpgroup == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
-    if (threadIdx.x == 0) produce<D>(&tm_q, &tm_k, &tm_v, &tm_v_tail, p, b, base);
+    if (threadIdx.x == 0) produce<D, M>(&tm_q, &tm_k, &tm_v, &tm_v_tail, p, b, base);
   } else {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
-    consume<D>(p, b, base, warpgroup - 1);
+    float* delta_buf = reinterpret_cast<float*>(
+        smem_raw + (base - smem_u32(smem_raw)) + Layout<D>::kQ +
+        static_cast<uint32_t>(warpgroup - 1) * Layout<D>::kQWarpgroup);
+    consume<D, M>(p, b, base, delta_buf, warpgroup - 1);
   }
 }
 
@@ -278,7 +427,7 @@ bool encode_map(CUtensorMap* map, const void* base, uint64_t inner, uint64_t mid
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int D>
+template <int D, Mode M>
 cudaError_t launch_sm90_d(const Params& p, int num_pages, cudaStream_t stream) {
   CUtensorMap tm_q, tm_k, tm_v, tm_v_tail;
   const uint64_t row_bytes = D * 2;
@@ -294,20 +443,32 @@ cudaError_t launch_sm90_d(const Params& p, int num_pages, cudaStream_t stream) {
                  row_bytes * kPageSize, 64, 1);
   if (!ok) return cudaErrorInvalidValue;
   constexpr int kSmem = Layout<D>::kBytes;
-  cudaError_t err = cudaFuncSetAttribute(prefill_sm90_kernel<D>,
+  cudaError_t err = cudaFuncSetAttribute(prefill_sm90_kernel<D, M>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(p.n_heads),
                   static_cast<unsigned>((p.n_q + kBlockM - 1) / kBlockM));
-  prefill_sm90_kernel<D><<<grid, kThreads, kSmem, stream>>>(tm_q, tm_k, tm_v, tm_v_tail, p);
+  prefill_sm90_kernel<D, M><<<grid, kThreads, kSmem, stream>>>(tm_q, tm_k, tm_v, tm_v_tail, p);
   return cudaGetLastError();
 }
 
 }  // namespace
 
 cudaError_t launch_sm90(const Params& p, int head_dim, int num_pages, cudaStream_t stream) {
-  return head_dim == 64 ? launch_sm90_d<64>(p, num_pages, stream)
-                        : launch_sm90_d<128>(p, num_pages, stream);
+  return head_dim == 64 ? launch_sm90_d<64, Mode::kDense>(p, num_pages, stream)
+                        : launch_sm90_d<128, Mode::kDense>(p, num_pages, stream);
+}
+
+cudaError_t launch_sm90_sliding(const Params& p, int head_dim, int num_pages,
+                                cudaStream_t stream) {
+  return head_dim == 64 ? launch_sm90_d<64, Mode::kSliding>(p, num_pages, stream)
+                        : launch_sm90_d<128, Mode::kSliding>(p, num_pages, stream);
+}
+
+cudaError_t launch_sm90_blocks(const Params& p, int head_dim, int num_pages,
+                               cudaStream_t stream) {
+  return head_dim == 64 ? launch_sm90_d<64, Mode::kBlocks>(p, num_pages, stream)
+                        : launch_sm90_d<128, Mode::kBlocks>(p, num_pages, stream);
 }
 
 }  // namespace deltainfer::cuda::prefill

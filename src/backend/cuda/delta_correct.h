@@ -1,0 +1,47 @@
+#pragma once
+// Delta correction of a sparse prefill (METHODS.md section 1) on the GPU, and the two helpers of
+// its dense pass. Rows are token rows of `row_elems` bf16 values (n_heads * head_dim), a chunk of
+// n_q contiguous query positions first_pos, first_pos + 1, ...; the strided rows are those at
+// positions that are multiples of gamma, and the chunk must start at one (first_pos % gamma == 0),
+// so the chunk has strided_row_count(n_q, gamma) of them, at rows 0, gamma, 2 gamma, ...
+//
+// The dense pass: gather_strided_rows(q) -> compacted queries, strided_positions -> their
+// positions, prefill_attention(..., q_pos = positions, n_q = count) -> dense_rows (o^d_r).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace deltainfer::cuda {
+
+enum class DeltaMode {
+  kPropagate,    // o_i = o^s_i + (o^d_r - o^s_r), r = gamma * floor(i / gamma); rows r = o^d_r
+  kRecompute,    // only rows r are replaced by o^d_r (ablation)
+  kInterpolate,  // linear blend of the deltas of r and r + gamma (reads a later row: not
+                 // causal, ablation only); rows past the last strided row use delta_r
+};
+
+struct DeltaCorrectArgs {
+  const __nv_bfloat16* sparse = nullptr;      // o^s, [n_q][row_elems]
+  const __nv_bfloat16* dense_rows = nullptr;  // o^d, [strided_row_count][row_elems]
+  __nv_bfloat16* out = nullptr;  // [n_q][row_elems]; may be `sparse` except for kInterpolate
+  int n_q = 0;
+  int first_pos = 0;
+  int gamma = 64;
+  int row_elems = 0;  // multiple of 8
+  DeltaMode mode = DeltaMode::kPropagate;
+};
+
+inline int strided_row_count(int n_q, int gamma) { return (n_q + gamma - 1) / gamma; }
+
+// Launch on `stream` without synchronizing; InputError for bad arguments, Error on launch failure.
+void delta_correct(const DeltaCorrectArgs& args, cudaStream_t stream);
+
+// strided[k] = rows[k * gamma] for k < strided_row_count(n_q, gamma).
+void gather_strided_rows(const __nv_bfloat16* rows, int n_q, int row_elems, int gamma,
+                         __nv_bfloat16* strided, cudaStream_t stream);
+
+// positions[k] = first_pos + k * gamma for k < strided_row_count(n_q, gamma).
+void strided_positions(int n_q, int first_pos, int gamma, int32_t* positions, cudaStream_t stream);
+
+}  // namespace deltainfer::cuda

@@ -1,0 +1,162 @@
+// Delta correction kernels: one thread per (group of gamma rows, 16-byte column chunk) reads
+// delta_r once and streams the group's rows in batches of 8 independent 16-byte loads, so the
+// pass runs at copy bandwidth (N rows read + N rows written). In place is safe because a
+// thread reads row r before it writes it and touches no other group's rows.
+#include "backend/cuda/delta_correct.h"
+
+#include "core/error.h"
+
+namespace deltainfer::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kThreads = 256;
+constexpr int kBatch = 8;
+
+struct Chunk {
+  float v[8];
+};
+
+__device__ __forceinline__ Chunk load_chunk(const bf16* p) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+  Chunk c;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    c.v[2 * i] = __low2float(h[i]);
+    c.v[2 * i + 1] = __high2float(h[i]);
+  }
+  return c;
+}
+
+__device__ __forceinline__ void store_chunk(bf16* p, const Chunk& c) {
+  uint4 raw;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(c.v[2 * i], c.v[2 * i + 1]);
+  *reinterpret_cast<uint4*>(p) = raw;
+}
+
+__device__ __forceinline__ Chunk delta_of(const bf16* dense, const bf16* sparse) {
+  Chunk d = load_chunk(dense);
+  const Chunk s = load_chunk(sparse);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) d.v[e] -= s.v[e];
+  return d;
+}
+
+__global__ void delta_correct_kernel(DeltaCorrectArgs a, int n_groups, int chunks) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (idx >= static_cast<int64_t>(n_groups) * chunks) return;
+  const int k = static_cast<int>(idx / chunks);
+  const int64_t col = (idx % chunks) * 8;
+  const int64_t stride = a.row_elems;
+  const int r = k * a.gamma;
+  const int end = min(r + a.gamma, a.n_q);
+  const bf16* dense = a.dense_rows + k * stride + col;
+  const Chunk delta = delta_of(dense, a.sparse + r * stride + col);
+  Chunk next = delta;  // interpolate: delta of the following strided row, if any
+  if (a.mode == DeltaMode::kInterpolate && k + 1 < n_groups) {
+    next = delta_of(dense + stride, a.sparse + (r + a.gamma) * stride + col);
+  }
+  store_chunk(a.out + r * stride + col, load_chunk(dense));
+  for (int i0 = r + 1; i0 < end; i0 += kBatch) {
+    Chunk rows[kBatch];
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      if (i0 + b < end) rows[b] = load_chunk(a.sparse + (i0 + b) * stride + col);
+    }
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const int i = i0 + b;
+      if (i >= end) continue;
+      if (a.mode != DeltaMode::kRecompute) {
+        const float t =
+            a.mode == DeltaMode::kInterpolate ? static_cast<float>(i - r) / a.gamma : 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) rows[b].v[e] += delta.v[e] + t * (next.v[e] - delta.v[e]);
+      }
+      store_chunk(a.out + i * stride + col, rows[b]);
+    }
+  }
+}
+
+__global__ void gather_rows_kernel(const bf16* rows, int count, int chunks, int gamma,
+                                   bf16* strided) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (idx >= static_cast<int64_t>(count) * chunks) return;
+  const int64_t k = idx / chunks;
+  const int64_t col = (idx % chunks) * 8;
+  const int64_t row_elems = static_cast<int64_t>(chunks) * 8;
+  *reinterpret_cast<uint4*>(strided + k * row_elems + col) =
+      *reinterpret_cast<const uint4*>(rows + k * gamma * row_elems + col);
+}
+
+__global__ void positions_kernel(int count, int first_pos, int gamma, int32_t* positions) {
+  const int k = static_cast<int>(blockIdx.x) * kThreads + static_cast<int>(threadIdx.x);
+  if (k < count) positions[k] = first_pos + k * gamma;
+}
+
+unsigned blocks_for(int64_t threads) {
+  return static_cast<unsigned>((threads + kThreads - 1) / kThreads);
+}
+
+void check_launch(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_error("{}: launch failed: {}", what, cudaGetErrorString(err));
+}
+
+void check_rows(int n_q, int row_elems, int gamma, const char* what) {
+  if (n_q < 0 || gamma < 1 || row_elems <= 0 || row_elems % 8 != 0) {
+    throw_input_error("{}: n_q {} must be >= 0, gamma {} >= 1, row_elems {} a positive multiple "
+                      "of 8",
+                      what, n_q, gamma, row_elems);
+  }
+}
+
+}  // namespace
+
+void delta_correct(const DeltaCorrectArgs& args, cudaStream_t stream) {
+  constexpr const char* kWhat = "delta correction";
+  check_rows(args.n_q, args.row_elems, args.gamma, kWhat);
+  if (args.first_pos < 0 || args.first_pos % args.gamma != 0) {
+    throw_input_error("{}: the chunk must start at a multiple of gamma {} (first_pos {})", kWhat,
+                      args.gamma, args.first_pos);
+  }
+  if (args.sparse == nullptr || args.dense_rows == nullptr || args.out == nullptr) {
+    throw_input_error("{}: null pointer", kWhat);
+  }
+  if (args.mode == DeltaMode::kInterpolate && args.out == args.sparse) {
+    throw_input_error("{}: interpolate reads later rows, so it cannot run in place", kWhat);
+  }
+  if (args.n_q == 0) return;
+  const int groups = strided_row_count(args.n_q, args.gamma);
+  const int chunks = args.row_elems / 8;
+  delta_correct_kernel<<<blocks_for(int64_t{groups} * chunks), kThreads, 0, stream>>>(
+      args, groups, chunks);
+  check_launch(kWhat);
+}
+
+void gather_strided_rows(const __nv_bfloat16* rows, int n_q, int row_elems, int gamma,
+                         __nv_bfloat16* strided, cudaStream_t stream) {
+  constexpr const char* kWhat = "gather strided rows";
+  check_rows(n_q, row_elems, gamma, kWhat);
+  if (n_q == 0) return;
+  const int count = strided_row_count(n_q, gamma);
+  gather_rows_kernel<<<blocks_for(int64_t{count} * (row_elems / 8)), kThreads, 0, stream>>>(
+      rows, count, row_elems / 8, gamma, strided);
+  check_launch(kWhat);
+}
+
+void strided_positions(int n_q, int first_pos, int gamma, int32_t* positions,
+                       cudaStream_t stream) {
+  constexpr const char* kWhat = "strided positions";
+  check_rows(n_q, 8, gamma, kWhat);
+  if (n_q == 0) return;
+  const int count = strided_row_count(n_q, gamma);
+  positions_kernel<<<blocks_for(count), kThreads, 0, stream>>>(count, first_pos, gamma,
+                                                               positions);
+  check_launch(kWhat);
+}
+
+}  // namespace deltainfer::cuda
