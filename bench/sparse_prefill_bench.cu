@@ -1,0 +1,282 @@
+// Sparse prefill benchmark: dense causal prefill vs sliding window + sink, sliding + delta
+// correction (sparse pass + strided dense rows + correction, unfused and fused into the sparse
+// epilogue) and block-sparse ("vertical-slash") lists + delta, GQA over a paged KV cache.
+// TFLOP/s count the work done: 4 * d * heads * (query, key) pairs attended. Median of repeats
+// timed with CUDA events. Dense beyond --dense-max tokens is extrapolated from the largest
+// measured size by N^2 (marked "extrapolated").
+// Prints "RESULT <variant> <tokens> <ms> <tflops>" lines (bench/peers/flex_sliding.py --ours).
+//   sparse_prefill_bench [--tokens 32768,131072,524288,1048576] [--window 2048] [--sink 64]
+//                        [--gamma 64] [--vs-blocks 32] [--dense-max 131072]
+#include <CLI/CLI.hpp>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/delta_correct.h"
+#include "backend/cuda/prefill_attention.h"
+#include "backend/cuda/sparse_prefill.h"
+
+namespace {
+
+namespace dc = deltainfer::cuda;
+using bf16 = __nv_bfloat16;
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(err));
+    std::exit(1);
+  }
+}
+
+// Uniform in [-sqrt(3), sqrt(3)) (unit variance) from a per-element hash: never zeros.
+__global__ void fill_random(bf16* data, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed ^ static_cast<uint32_t>(i >> 32);
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    const float u = static_cast<float>(x) * (1.0f / 4294967296.0f);
+    data[i] = __float2bfloat16((u * 2.0f - 1.0f) * 1.7320508f);
+  }
+}
+
+struct DeviceArray {
+  void* ptr = nullptr;
+  explicit DeviceArray(size_t bytes) { check(cudaMalloc(&ptr, std::max<size_t>(bytes, 1)), "cudaMalloc"); }
+  ~DeviceArray() { cudaFree(ptr); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr);
+  }
+};
+
+double median_ms(const std::function<void()>& fn, int repeats) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  fn();
+  check(cudaDeviceSynchronize(), "warm-up");
+  std::vector<float> times;
+  for (int i = 0; i < repeats; ++i) {
+    check(cudaEventRecord(start), "cudaEventRecord");
+    fn();
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "run");
+    float ms = 0.0f;
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(times.begin(), times.end());
+  return static_cast<double>(times[times.size() / 2]);
+}
+
+struct Options {
+  int heads = 32, kv_heads = 8, dim = 128, window = 2048, sink = 64, gamma = 64, vs_blocks = 32;
+  int dense_max = 131072;
+};
+
+// Synthetic vertical-slash lists with a fixed budget per (head, 128-row query block): block 0
+// (vertical), the diagonal blocks of the query block, and random earlier blocks up to
+// `budget` blocks of 64 keys. Returns the (query, key) pairs attended per head (the FLOP count
+// multiplies by heads).
+double vslash_lists(int n, int heads, int budget, std::vector<int32_t>& offsets,
+                    std::vector<int32_t>& indices) {
+  const int qb_rows = dc::kSparseQueryBlock, kb = dc::kSparseKeyBlock;
+  const int n_qblocks = (n + qb_rows - 1) / qb_rows;
+  std::mt19937 rng(11);
+  double pairs = 0.0;
+  offsets.assign(1, 0);
+  std::vector<int> list;
+  for (int h = 0; h < heads; ++h) {
+    for (int qb = 0; qb < n_qblocks; ++qb) {
+      const int p0 = qb * qb_rows, p1 = std::min(n, p0 + qb_rows) - 1;
+      const int diag0 = p0 / kb, diag1 = p1 / kb;
+      list.clear();
+      for (int b = diag0; b <= diag1; ++b) list.push_back(b);
+      if (diag0 > 0) list.push_back(0);
+      const int want = std::min(budget, diag1 + 1);
+      std::uniform_int_distribution<int> pick(1, std::max(1, diag0 - 1));
+      while (static_cast<int>(list.size()) < want && diag0 > 1) {
+        const int b = pick(rng);
+        if (std::find(list.begin(), list.end(), b) == list.end()) list.push_back(b);
+      }
+      std::sort(list.begin(), list.end());
+      for (const int b : list) {
+        if (b < diag0) {
+          pairs += static_cast<double>(kb) * (p1 - p0 + 1);
+        } else {
+          for (int p = p0; p <= p1; ++p) pairs += std::clamp(p - b * kb + 1, 0, kb);
+        }
+      }
+      indices.insert(indices.end(), list.begin(), list.end());
+      offsets.push_back(static_cast<int32_t>(indices.size()));
+    }
+  }
+  return pairs / heads;
+}
+
+double sliding_pairs(int n, int window, int sink) {
+  double pairs = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t lo = std::max<int64_t>(0, i - window + 1);  // window keys lo..i
+    pairs += static_cast<double>(i - lo + 1) + static_cast<double>(std::min<int64_t>(sink, lo));
+  }
+  return pairs;
+}
+
+struct Row {
+  std::string name;
+  double ms;
+  double pairs;
+  bool extrapolated;
+};
+
+double dense_reference_ms = 0.0;  // largest measured dense size and its time
+int dense_reference_n = 0;
+
+void run_size(int n, const Options& o) {
+  const int page = dc::kPrefillPageSize;
+  const int pages = (n + page - 1) / page;
+  const size_t row_elems = static_cast<size_t>(o.heads) * o.dim;
+  const size_t q_elems = static_cast<size_t>(n) * row_elems;
+  const size_t pool_elems = static_cast<size_t>(pages) * o.kv_heads * page * o.dim;
+  const int n_strided = dc::strided_row_count(n, o.gamma);
+  DeviceArray q(q_elems * 2), k(pool_elems * 2), v(pool_elems * 2), out(q_elems * 2),
+      table(static_cast<size_t>(pages) * 4), q_strided(n_strided * row_elems * 2),
+      dense_rows(n_strided * row_elems * 2), positions(static_cast<size_t>(n_strided) * 4);
+  fill_random<<<4096, 256>>>(q.as<bf16>(), q_elems, 1u);
+  fill_random<<<4096, 256>>>(k.as<bf16>(), pool_elems, 2u);
+  fill_random<<<4096, 256>>>(v.as<bf16>(), pool_elems, 3u);
+  check(cudaGetLastError(), "fill_random");
+  std::vector<int32_t> page_table(static_cast<size_t>(pages));
+  std::iota(page_table.begin(), page_table.end(), 0);
+  std::shuffle(page_table.begin(), page_table.end(), std::mt19937(7));
+  check(cudaMemcpy(table.ptr, page_table.data(), page_table.size() * 4, cudaMemcpyHostToDevice),
+        "page table");
+  std::vector<int32_t> offsets, indices;
+  const double vs_pairs = vslash_lists(n, o.heads, o.vs_blocks, offsets, indices);
+  DeviceArray d_offsets(offsets.size() * 4), d_indices(indices.size() * 4);
+  check(cudaMemcpy(d_offsets.ptr, offsets.data(), offsets.size() * 4, cudaMemcpyHostToDevice), "lists");
+  check(cudaMemcpy(d_indices.ptr, indices.data(), indices.size() * 4, cudaMemcpyHostToDevice), "lists");
+
+  dc::PrefillAttentionArgs args;
+  args.q = q.as<bf16>();
+  args.n_q = n;
+  args.n_heads = o.heads;
+  args.n_kv_heads = o.kv_heads;
+  args.head_dim = o.dim;
+  args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(o.dim));
+  args.kv = {k.as<bf16>(), v.as<bf16>(), table.as<int32_t>(), pages, n};
+  args.out = out.as<bf16>();
+  dc::PrefillAttentionArgs strided = args;
+  strided.q = q_strided.as<bf16>();
+  strided.q_pos = positions.as<int32_t>();
+  strided.n_q = n_strided;
+  strided.out = dense_rows.as<bf16>();
+  dc::DeltaCorrectArgs corr;
+  corr.sparse = out.as<bf16>();
+  corr.dense_rows = dense_rows.as<bf16>();
+  corr.out = out.as<bf16>();
+  corr.n_q = n;
+  corr.gamma = o.gamma;
+  corr.row_elems = static_cast<int>(row_elems);
+  const dc::DeltaFusion fused{dense_rows.as<bf16>(), o.gamma};
+  const dc::BlockSparseLists lists{d_offsets.as<int32_t>(), d_indices.as<int32_t>()};
+
+  const auto dense_pass = [&] {
+    dc::gather_strided_rows(q.as<bf16>(), n, static_cast<int>(row_elems), o.gamma,
+                            q_strided.as<bf16>(), nullptr);
+    dc::strided_positions(n, 0, o.gamma, positions.as<int32_t>(), nullptr);
+    dc::prefill_attention(strided, nullptr);
+  };
+  const auto sliding = [&] { dc::sliding_prefill_attention(args, o.window, o.sink, nullptr); };
+  const int reps = n >= 500000 ? 3 : n >= 100000 ? 5 : 10;
+
+  double strided_pairs = 0.0;
+  for (int r = 0; r < n_strided; ++r) strided_pairs += static_cast<double>(r) * o.gamma + 1;
+  const double dense_pairs = static_cast<double>(n) * (n + 1) / 2.0;
+  const double slide_pairs = sliding_pairs(n, o.window, o.sink);
+
+  std::vector<Row> rows;
+  if (n <= o.dense_max) {
+    const double ms = median_ms([&] { dc::prefill_attention(args, nullptr); }, n >= 100000 ? 3 : 5);
+    rows.push_back({"dense", ms, dense_pairs, false});
+    dense_reference_ms = ms;
+    dense_reference_n = n;
+  } else {
+    const double scale = static_cast<double>(n) / dense_reference_n;
+    rows.push_back({"dense", dense_reference_ms * scale * scale, dense_pairs, true});
+  }
+  rows.push_back({"sliding", median_ms(sliding, reps), slide_pairs, false});
+  rows.push_back({"strided-dense-rows", median_ms(dense_pass, reps), strided_pairs, false});
+  rows.push_back({"delta-correct", median_ms([&] { dc::delta_correct(corr, nullptr); }, reps), 0.0, false});
+  rows.push_back({"sliding+delta", median_ms([&] {
+                    sliding();
+                    dense_pass();
+                    dc::delta_correct(corr, nullptr);
+                  }, reps), slide_pairs + strided_pairs, false});
+  rows.push_back({"sliding+delta-fused", median_ms([&] {
+                    dense_pass();
+                    dc::sliding_prefill_attention(args, o.window, o.sink, nullptr, fused);
+                  }, reps), slide_pairs + strided_pairs, false});
+  rows.push_back({"vslash", median_ms([&] { dc::block_sparse_prefill_attention(args, lists, nullptr); }, reps),
+                  vs_pairs, false});
+  rows.push_back({"vslash+delta-fused", median_ms([&] {
+                    dense_pass();
+                    dc::block_sparse_prefill_attention(args, lists, nullptr, fused);
+                  }, reps), vs_pairs + strided_pairs, false});
+  check(cudaDeviceSynchronize(), "bench");
+
+  const double dense_ms = rows[0].ms;
+  std::printf("\nN=%d heads=%d/%d d=%d window=%d sink=%d gamma=%d vslash budget=%d blocks\n", n,
+              o.heads, o.kv_heads, o.dim, o.window, o.sink, o.gamma, o.vs_blocks);
+  for (const Row& r : rows) {
+    const double tflops = 4.0 * o.dim * o.heads * r.pairs / (r.ms * 1e-3) / 1e12;
+    std::printf("  %-22s %10.3f ms %8.1f TFLOP/s  %7.2fx vs dense%s\n", r.name.c_str(), r.ms,
+                tflops, dense_ms / r.ms, r.extrapolated ? "  (extrapolated N^2)" : "");
+    std::printf("RESULT %s %d %.4f %.2f\n", r.name.c_str(), n, r.ms, tflops);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Sparse prefill benchmark (sliding + sink, delta correction, vertical-slash)"};
+  std::vector<int> tokens{32768, 131072, 524288, 1048576};
+  Options o;
+  app.add_option("--tokens", tokens, "sequence lengths")->delimiter(',');
+  app.add_option("--heads", o.heads, "query heads");
+  app.add_option("--kv-heads", o.kv_heads, "KV heads");
+  app.add_option("--dim", o.dim, "head dim (64 or 128)");
+  app.add_option("--window", o.window, "sliding window");
+  app.add_option("--sink", o.sink, "sink tokens");
+  app.add_option("--gamma", o.gamma, "delta stride");
+  app.add_option("--vs-blocks", o.vs_blocks, "vertical-slash budget: 64-key blocks per query block");
+  app.add_option("--dense-max", o.dense_max, "largest N timed dense (beyond: N^2 extrapolation)");
+  CLI11_PARSE(app, argc, argv);
+  std::sort(tokens.begin(), tokens.end());
+  try {
+    for (const int n : tokens) run_size(n, o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sparse_prefill_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
