@@ -1,0 +1,109 @@
+#include "eval/perplexity.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace deltainfer::eval {
+namespace {
+
+int32_t vocab_of(const model::Transformer& model) { return static_cast<int32_t>(model.config().vocab_size); }
+
+// Feeds tokens[begin, end) in one forward call and scores each fed token's successor that lies in
+// [score_from, tokens.size()), writing nlls[j - 1] for j = i + 1.
+void score_chunk(model::Transformer& model, const std::vector<int32_t>& tokens, size_t begin, size_t end,
+                 size_t score_from, std::vector<float>& logits, std::vector<double>& nlls) {
+  const int32_t vocab = vocab_of(model);
+  const auto n = static_cast<int64_t>(end - begin);
+  logits.resize(static_cast<size_t>(n) * static_cast<size_t>(vocab));
+  model.forward(tokens.data() + begin, n, model::LogitsFor::AllTokens, logits.data());
+  for (size_t i = begin; i < end; ++i) {
+    const size_t next = i + 1;
+    if (next < score_from || next >= tokens.size()) continue;
+    nlls[next - 1] = negative_log_likelihood(logits.data() + (i - begin) * static_cast<size_t>(vocab), vocab, tokens[next]);
+  }
+}
+
+}  // namespace
+
+double negative_log_likelihood(const float* logits, int32_t vocab_size, int32_t target) {
+  float max_logit = -std::numeric_limits<float>::infinity();
+  for (int32_t v = 0; v < vocab_size; ++v) max_logit = std::max(max_logit, logits[v]);
+  double sum = 0.0;
+  for (int32_t v = 0; v < vocab_size; ++v) sum += std::exp(static_cast<double>(logits[v] - max_logit));
+  return std::log(sum) + static_cast<double>(max_logit) - static_cast<double>(logits[target]);
+}
+
+std::vector<double> token_nlls(model::Transformer& model, const std::vector<int32_t>& tokens, int64_t chunk,
+                               int64_t decode_tail) {
+  if (tokens.size() < 2) throw_input_error("perplexity needs at least 2 tokens (got {})", tokens.size());
+  if (static_cast<int64_t>(tokens.size()) > model.capacity()) {
+    throw_input_error("perplexity text of {} tokens exceeds the context of {}", tokens.size(), model.capacity());
+  }
+  const size_t n = tokens.size();
+  const size_t tail = static_cast<size_t>(std::clamp<int64_t>(decode_tail, 0, static_cast<int64_t>(n) - 1));
+  const size_t prefill = n - tail;
+  const auto step = static_cast<size_t>(std::max<int64_t>(chunk, 1));
+  std::vector<double> nlls(n - 1, 0.0);
+  std::vector<float> logits;
+  model.truncate(0);
+  for (size_t begin = 0; begin < prefill; begin += step) {
+    score_chunk(model, tokens, begin, std::min(prefill, begin + step), 1, logits, nlls);
+  }
+  for (size_t i = prefill; i < n; ++i) score_chunk(model, tokens, i, i + 1, 1, logits, nlls);
+  return nlls;
+}
+
+std::vector<double> short_context_nlls(model::Transformer& model, const std::vector<int32_t>& tokens,
+                                       int64_t short_context, int64_t stride) {
+  if (tokens.size() < 2) throw_input_error("perplexity needs at least 2 tokens (got {})", tokens.size());
+  if (short_context < 1 || stride < 1) throw_input_error("LongPPL: short context and stride must be >= 1");
+  const size_t n = tokens.size();
+  const auto k = static_cast<size_t>(short_context);
+  const auto s = static_cast<size_t>(stride);
+  std::vector<double> nlls(n - 1, 0.0);
+  std::vector<float> logits;
+  // Window w feeds tokens [start - k, start + s) and scores the successors in [start + 1, ...):
+  // the first window (start = 0) scores everything up to s with full context.
+  for (size_t start = 0; start + 1 < n; start += s) {
+    const size_t begin = start > k ? start - k : 0;
+    const size_t end = std::min(n, start + s);
+    model.truncate(0);
+    score_chunk(model, tokens, begin, end, start == 0 ? 1 : start + 1, logits, nlls);
+  }
+  model.truncate(0);
+  return nlls;
+}
+
+std::vector<int64_t> select_key_tokens(const std::vector<double>& full_nlls, const std::vector<double>& short_nlls,
+                                       const LongPplSelection& selection) {
+  if (full_nlls.size() != short_nlls.size()) {
+    throw_error("select_key_tokens: {} full-context scores but {} short-context ones", full_nlls.size(),
+                short_nlls.size());
+  }
+  std::vector<int64_t> keys;
+  for (size_t i = 0; i < full_nlls.size(); ++i) {
+    const double lcl = -full_nlls[i];
+    const double lsd = short_nlls[i] - full_nlls[i];
+    if (lsd > selection.lsd_threshold && lcl > selection.lcl_threshold) keys.push_back(static_cast<int64_t>(i));
+  }
+  return keys;
+}
+
+double perplexity(const std::vector<double>& nlls) {
+  if (nlls.empty()) return std::numeric_limits<double>::quiet_NaN();
+  double sum = 0.0;
+  for (double nll : nlls) sum += nll;
+  return std::exp(sum / static_cast<double>(nlls.size()));
+}
+
+double perplexity(const std::vector<double>& nlls, const std::vector<int64_t>& positions) {
+  if (positions.empty()) return std::numeric_limits<double>::quiet_NaN();
+  double sum = 0.0;
+  for (int64_t p : positions) sum += nlls.at(static_cast<size_t>(p));
+  return std::exp(sum / static_cast<double>(positions.size()));
+}
+
+}  // namespace deltainfer::eval

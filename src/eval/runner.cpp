@@ -1,0 +1,207 @@
+#include "eval/runner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "core/error.h"
+#include "eval/chat_prompt.h"
+#include "eval/method_config.h"
+#include "eval/perplexity.h"
+#include "eval/progress.h"
+#include "eval/scoring.h"
+#include "eval/seeded_random.h"
+
+namespace deltainfer::eval {
+namespace {
+
+struct PreparedSample {
+  TaskKind task;
+  int64_t length;
+  int index;
+  uint64_t seed;
+  TaskPrompt prompt;
+  std::vector<int32_t> tokens;
+};
+
+struct PerplexityText {
+  int64_t length;
+  std::string label;
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> key_tokens;
+};
+
+// The prose texts of the filler directory, whitespace-normalized (FillerCorpus), one string.
+std::string perplexity_prose(const std::string& filler_dir) {
+  std::string prose;
+  for (const char* name : {"lcet10.txt", "alice29.txt"}) {
+    const FillerCorpus text = FillerCorpus::from_text(read_filler_text(filler_dir, name));
+    for (const std::string& sentence : text.sentences()) prose += sentence;
+  }
+  return prose;
+}
+
+void check_plan(const EvalPlan& plan, const engine::Engine& reference) {
+  if (plan.tasks.empty() && !plan.perplexity) throw_input_error("--tasks: nothing to run");
+  if (plan.lengths.empty()) throw_input_error("--lengths: no length given");
+  if (plan.samples < 1 && !plan.tasks.empty()) throw_input_error("--samples must be >= 1 (got {})", plan.samples);
+  const int64_t trained = reference.model_config().context_length;
+  for (int64_t length : plan.lengths) {
+    if (length < 64 || length > trained) {
+      throw_input_error("--lengths: {} must lie in [64, {}] (the model's trained context)", length, trained);
+    }
+    for (const MethodSpec& method : plan.methods) method_config(method, length);  // throws on a bad method
+  }
+}
+
+std::vector<PreparedSample> prepare_samples(const EvalPlan& plan, const FillerCorpus& corpus,
+                                            const tokenizer::Tokenizer& tokenizer) {
+  std::vector<PreparedSample> samples;
+  const PromptTokenCounter count = chat_token_counter(tokenizer);
+  Progress progress("preparing samples", static_cast<int64_t>(plan.tasks.size() * plan.lengths.size()));
+  for (TaskKind task : plan.tasks) {
+    for (int64_t length : plan.lengths) {
+      for (int i = 0; i < plan.samples; ++i) {
+        PreparedSample s{task, length, i, sample_seed(plan.seed, task, length, i), {}, {}};
+        // Depths of the first needle spread evenly over the context: sample i of n sits at (i + ½)/n.
+        const double depth = (i + 0.5) / plan.samples;
+        s.prompt = make_task_prompt(task, {s.seed, length - answer_token_budget(task), depth}, corpus, count);
+        s.tokens = encode_task_prompt(tokenizer, s.prompt.user, s.prompt.answer_prefix);
+        samples.push_back(std::move(s));
+      }
+      progress.advance(1, fmt::format("{} {}", task_name(task), length));
+    }
+  }
+  return samples;
+}
+
+std::vector<PerplexityText> prepare_perplexity(const EvalPlan& plan, const std::string& filler_dir,
+                                               engine::Engine& reference) {
+  std::vector<PerplexityText> texts;
+  if (!plan.perplexity) return texts;
+  const std::vector<int32_t> prose = reference.tokenizer().encode(perplexity_prose(filler_dir), false);
+  Progress progress("selecting LongPPL key tokens (dense)", static_cast<int64_t>(plan.lengths.size()) * plan.perplexity_texts);
+  for (int64_t length : plan.lengths) {
+    SeededRandom random(sample_seed(plan.seed, TaskKind::Passkey, length, -1));
+    for (int t = 0; t < plan.perplexity_texts; ++t) {
+      const auto offset = static_cast<int64_t>(random.below(prose.size() - static_cast<size_t>(length)));
+      PerplexityText text{length, fmt::format("prose@{}", offset), {}, {}};
+      text.tokens.assign(prose.begin() + offset, prose.begin() + offset + length);
+      const std::vector<double> full = token_nlls(reference.transformer(), text.tokens, plan.prefill_chunk, 0);
+      const std::vector<double> shorter = short_context_nlls(reference.transformer(), text.tokens,
+                                                             plan.longppl_short_context,
+                                                             std::max<int64_t>(1, plan.longppl_short_context / 4));
+      text.key_tokens = select_key_tokens(full, shorter);
+      texts.push_back(std::move(text));
+      progress.advance(1, fmt::format("length {}", length));
+    }
+  }
+  return texts;
+}
+
+int64_t budget_tokens(const attention::AttentionConfig& c) {
+  using attention::DecodeKind;
+  using attention::PrefillKind;
+  switch (c.decode.kind) {
+    case DecodeKind::Delta:
+    case DecodeKind::Tidal:
+    case DecodeKind::Quest: return c.decode.budget;
+    case DecodeKind::Streaming: return c.sink + c.window;
+    case DecodeKind::Dense: break;
+  }
+  if (c.prefill.kind == PrefillKind::Sliding) return c.sink + c.window;
+  if (c.prefill.kind == PrefillKind::VerticalSlash) return c.prefill.vertical + c.prefill.slash;
+  return 0;
+}
+
+SampleOutcome answer(engine::Engine& engine, const PreparedSample& s, const std::string& method) {
+  engine::GenerationRequest request;
+  request.prompt = s.tokens;
+  request.max_tokens = answer_token_budget(s.task);
+  request.sampling.temperature = 0.0f;
+  const engine::GenerationResult result = engine.generate(request);
+  SampleOutcome out;
+  out.task = task_name(s.task);
+  out.length = s.length;
+  out.method = method;
+  out.index = s.index;
+  out.seed = s.seed;
+  out.depth = s.prompt.depths.at(0);
+  out.prompt_tokens = static_cast<int64_t>(s.tokens.size());
+  out.expected = s.prompt.expected;
+  out.answer = result.text;
+  out.score = string_match_all(result.text, s.prompt.expected);
+  out.prefill_seconds = result.timings.prefill_seconds;
+  out.decode_seconds = result.timings.decode_seconds;
+  out.generated_tokens = result.timings.generated_tokens;
+  return out;
+}
+
+PerplexityOutcome score_text(engine::Engine& engine, const PerplexityText& text, const EvalPlan& plan,
+                             const std::string& method) {
+  const std::vector<double> nlls = token_nlls(engine.transformer(), text.tokens, plan.prefill_chunk, plan.decode_tail);
+  const std::vector<double> tail(nlls.end() - std::min<int64_t>(plan.decode_tail, static_cast<int64_t>(nlls.size())),
+                                 nlls.end());
+  PerplexityOutcome out;
+  out.method = method;
+  out.length = text.length;
+  out.text = text.label;
+  out.ppl = perplexity(nlls);
+  out.ppl_decode = perplexity(tail);
+  out.longppl = perplexity(nlls, text.key_tokens);
+  out.scored_tokens = static_cast<int64_t>(nlls.size());
+  out.key_tokens = static_cast<int64_t>(text.key_tokens.size());
+  return out;
+}
+
+}  // namespace
+
+uint64_t sample_seed(uint64_t run_seed, TaskKind task, int64_t length, int index) {
+  SeededRandom mix(run_seed);
+  uint64_t seed = mix.next();
+  for (uint64_t part : {static_cast<uint64_t>(task), static_cast<uint64_t>(length), static_cast<uint64_t>(index)}) {
+    seed = SeededRandom(seed ^ part).next();
+  }
+  return seed;
+}
+
+EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std::string& filler_dir,
+                    const EngineOpener& open) {
+  const int64_t longest = *std::max_element(plan.lengths.begin(), plan.lengths.end());
+  std::optional<engine::Engine> reference(open(attention::AttentionConfig{}, longest));
+  check_plan(plan, *reference);
+  const int n_layers = reference->model_config().n_layers;
+  const std::vector<PreparedSample> samples = prepare_samples(plan, corpus, reference->tokenizer());
+  const std::vector<PerplexityText> texts = prepare_perplexity(plan, filler_dir, *reference);
+  reference.reset();
+
+  EvalReport report;
+  for (const MethodSpec& m : plan.methods) report.methods.push_back(m.label);
+  report.lengths = plan.lengths;
+  for (TaskKind task : plan.tasks) report.tasks.push_back(task_name(task));
+  const auto per_method = static_cast<int64_t>(samples.size() + texts.size());
+  Progress progress("eval", per_method * static_cast<int64_t>(plan.methods.size()));
+  for (const MethodSpec& method : plan.methods) {
+    for (int64_t length : plan.lengths) {
+      const attention::AttentionConfig config = method_config(method, length);
+      report.costs.push_back({method.label, length, attention::describe(config), attended_share(config, length, n_layers),
+                              budget_tokens(config)});
+      engine::Engine engine = open(config, length);
+      for (const PreparedSample& s : samples) {
+        if (s.length != length) continue;
+        report.samples.push_back(answer(engine, s, method.label));
+        progress.advance(1, fmt::format("{} {} {}", method.label, task_name(s.task), length));
+      }
+      for (const PerplexityText& text : texts) {
+        if (text.length != length) continue;
+        report.perplexity.push_back(score_text(engine, text, plan, method.label));
+        progress.advance(1, fmt::format("{} perplexity {}", method.label, length));
+      }
+    }
+  }
+  progress.finish();
+  return report;
+}
+
+}  // namespace deltainfer::eval

@@ -1,0 +1,142 @@
+// `deltainfer eval`: long-context accuracy of attention methods on the same seeded samples
+// (RULER-style retrieval tasks, perplexity / LongPPL). Markdown tables to stdout, progress to
+// stderr, everything (every answer included) to --json.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend_options.h"
+#include "commands.h"
+#include "core/error.h"
+#include "engine/engine.h"
+#include "eval/filler_corpus.h"
+#include "eval/method_spec.h"
+#include "eval/report.h"
+#include "eval/runner.h"
+#include "eval/tasks.h"
+
+namespace deltainfer::cli {
+namespace {
+
+struct EvalOptions {
+  engine::EngineConfig engine;
+  BackendOptions backend;
+  std::string tasks = "passkey,niah_single,niah_multikey,niah_multivalue,niah_multiquery,vt";
+  std::vector<int64_t> lengths = {2048};
+  int samples = 50;
+  uint64_t seed = 0;
+  std::string methods = "dense";
+  std::string json_path;
+  std::string markdown_path;
+  std::string filler_dir;
+  bool perplexity = false;
+  int perplexity_texts = 2;
+  int64_t short_context = 512;
+  int64_t decode_tail = 256;
+};
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+std::string command_line(const EvalOptions& o) {
+  std::string line = fmt::format("deltainfer eval --model {} --backend {} --tasks {} --lengths {} --samples {} --seed {} "
+                                 "--methods \"{}\"",
+                                 o.engine.model_path, o.backend.kind == engine::BackendKind::Cuda ? "cuda" : "cpu",
+                                 o.tasks, fmt::join(o.lengths, ","), o.samples, o.seed, o.methods);
+  if (o.perplexity) {
+    line += fmt::format(" --perplexity --ppl-texts {} --longppl-short {} --decode-tail {}", o.perplexity_texts,
+                        o.short_context, o.decode_tail);
+  }
+  return line;
+}
+
+void write_file(const std::string& path, const std::string& text, const char* flag) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw_input_error("{} {}: cannot write the file", flag, path);
+}
+
+int run_eval_command(const EvalOptions& o) {
+  eval::EvalPlan plan;
+  for (const std::string& name : split_commas(o.tasks)) {
+    if (name != "none") plan.tasks.push_back(eval::parse_task(name));
+  }
+  plan.lengths = o.lengths;
+  plan.samples = o.samples;
+  plan.seed = o.seed;
+  plan.methods = eval::parse_method_specs(o.methods);
+  plan.perplexity = o.perplexity;
+  plan.perplexity_texts = o.perplexity_texts;
+  plan.longppl_short_context = o.short_context;
+  plan.decode_tail = o.decode_tail;
+  plan.prefill_chunk = o.engine.prefill_chunk;
+  const std::string filler_dir = o.filler_dir.empty() ? eval::find_filler_dir() : o.filler_dir;
+  const eval::FillerCorpus corpus = eval::FillerCorpus::load(filler_dir);
+
+  const engine::TransformerFactory factory = o.backend.factory();
+  const eval::EngineOpener open = [&](const attention::AttentionConfig& attention, int64_t context) {
+    engine::EngineConfig config = o.engine;
+    config.backend = o.backend.kind;
+    config.attention = attention;
+    config.context = context;
+    return engine::Engine::open(config, factory);
+  };
+  eval::EvalReport report = eval::run_eval(plan, corpus, filler_dir, open);
+  report.run = {{"command", command_line(o)}, {"model", o.engine.model_path},
+                {"backend", o.backend.kind == engine::BackendKind::Cuda ? "cuda" : "cpu"},
+                {"samples", o.samples}, {"seed", o.seed}, {"filler", filler_dir}};
+  const std::string tables = eval::markdown_tables(report);
+  fmt::print(stdout, "{}", tables);
+  if (!o.markdown_path.empty()) write_file(o.markdown_path, tables, "--markdown");
+  if (!o.json_path.empty()) write_file(o.json_path, eval::to_json(report).dump(1) + "\n", "--json");
+  return 0;
+}
+
+}  // namespace
+
+Command register_eval(CLI::App& app) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand("eval", "Long-context accuracy of attention methods (RULER-style tasks, LongPPL)");
+  cmd->add_option("-m,--model", o->engine.model_path, "GGUF file or HF model directory")->required();
+  cmd->add_option("--tasks", o->tasks,
+                  "Comma-separated: passkey, niah_single, niah_multikey, niah_multivalue, niah_multiquery, vt "
+                  "(none: perplexity only)")
+      ->capture_default_str();
+  cmd->add_option("--lengths", o->lengths, "Context lengths in model tokens (prompt + answer budget)")
+      ->delimiter(',')->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--samples", o->samples, "Samples per task and length")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->seed, "Seed of the samples")->capture_default_str();
+  cmd->add_option("--methods", o->methods,
+                  "';'-separated methods with ':'key=value,... e.g. \"dense;sliding+delta:window=512,gamma=32;"
+                  "delta:budget=25%;streaming;quest\" (see src/eval/method_config.h)")
+      ->capture_default_str();
+  cmd->add_option("--json", o->json_path, "Write every result to this JSON file (for scripts/plot)");
+  cmd->add_option("--markdown", o->markdown_path, "Also write the tables to this file");
+  cmd->add_option("--filler", o->filler_dir, "Directory of filler texts (default: the shipped data/filler)");
+  cmd->add_flag("--perplexity", o->perplexity, "Also measure perplexity and LongPPL on real prose");
+  cmd->add_option("--ppl-texts", o->perplexity_texts, "Prose windows per length for perplexity")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--longppl-short", o->short_context, "LongPPL: the short context K (tokens)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--decode-tail", o->decode_tail, "Perplexity: last tokens fed one at a time (decode path)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("-t,--threads", o->engine.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--prefill-chunk", o->engine.prefill_chunk, "Prompt tokens per forward chunk")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  o->backend.add_to(*cmd);
+  return {cmd, [o] { return run_eval_command(*o); }};
+}
+
+}  // namespace deltainfer::cli
