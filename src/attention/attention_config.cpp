@@ -1,0 +1,149 @@
+#include "attention/attention_config.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace deltainfer::attention {
+namespace {
+
+void require_at_least(int64_t value, int64_t minimum, const char* flag) {
+  if (value < minimum) throw_input_error("{} must be >= {} (got {})", flag, minimum, value);
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void validate_prefill(const PrefillConfig& p) {
+  require_at_least(p.gamma, 1, "--gamma");
+  require_at_least(p.estimate_queries, 1, "--estimate-queries");
+  require_at_least(p.block, 1, "--block");
+  require_at_least(p.vertical, 0, "--vertical");
+  require_at_least(p.slash, 0, "--slash");
+  if (p.delta && p.kind == PrefillKind::Dense) {
+    throw_input_error("--prefill dense+delta: Δ correction needs a sparse prefill (sliding or vslash)");
+  }
+}
+
+bool selects_pages(DecodeKind kind) {
+  return kind == DecodeKind::Delta || kind == DecodeKind::Tidal || kind == DecodeKind::Quest;
+}
+
+void validate_decode(const DecodeConfig& d) {
+  require_at_least(d.page, 1, "--page");
+  require_at_least(d.budget, 1, "--budget");
+  require_at_least(d.recency, 0, "--recency");
+  require_at_least(d.full_layers, 0, "--full-layers");
+  if (!selects_pages(d.kind)) return;
+  const int64_t pages = d.budget / d.page;
+  if (pages < 1) throw_input_error("--budget {} is smaller than one --page of {} tokens", d.budget, d.page);
+  if (d.kind == DecodeKind::Delta) {
+    const int64_t forced = 1 + ceil_div(d.recency, d.page);  // sink page + recency pages
+    if (forced > pages) {
+      throw_input_error("--budget {} holds {} pages of {} but the sink page and --recency {} already need {}",
+                        d.budget, pages, d.page, d.recency, forced);
+    }
+  }
+}
+
+void validate_layers(const DecodeConfig& d, int n_layers) {
+  if (d.full_layers > n_layers) {
+    throw_input_error("--full-layers {} exceeds the model's {} layers", d.full_layers, n_layers);
+  }
+  for (int layer : d.delta_layers) {
+    if (layer < d.full_layers || layer >= n_layers) {
+      throw_input_error("--delta-layers: layer {} must lie in [--full-layers {}, {}) for this model", layer,
+                        d.full_layers, n_layers);
+    }
+  }
+}
+
+}  // namespace
+
+void AttentionConfig::validate(int n_layers) const {
+  require_at_least(window, 1, "--window");
+  require_at_least(sink, 0, "--sink");
+  validate_prefill(prefill);
+  validate_decode(decode);
+  if (n_layers > 0) validate_layers(decode, n_layers);
+}
+
+std::vector<int> resolved_delta_layers(const DecodeConfig& decode, int n_layers) {
+  std::vector<int> layers = decode.delta_layers;
+  if (layers.empty()) {
+    for (int layer : {decode.full_layers, n_layers / 2}) {
+      if (layer >= decode.full_layers && layer < n_layers) layers.push_back(layer);
+    }
+  }
+  std::sort(layers.begin(), layers.end());
+  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+  return layers;
+}
+
+bool is_dense(const AttentionConfig& config) {
+  return config.prefill.kind == PrefillKind::Dense && !config.prefill.delta &&
+         config.decode.kind == DecodeKind::Dense;
+}
+
+const char* prefill_kind_name(PrefillKind kind) {
+  switch (kind) {
+    case PrefillKind::Dense: return "dense";
+    case PrefillKind::Sliding: return "sliding";
+    case PrefillKind::VerticalSlash: return "vslash";
+  }
+  return "unknown";
+}
+
+const char* delta_variant_name(DeltaVariant variant) {
+  switch (variant) {
+    case DeltaVariant::Delta: return "delta";
+    case DeltaVariant::Recompute: return "recompute";
+    case DeltaVariant::Interpolate: return "interpolate";
+  }
+  return "unknown";
+}
+
+const char* decode_kind_name(DecodeKind kind) {
+  switch (kind) {
+    case DecodeKind::Dense: return "dense";
+    case DecodeKind::Delta: return "delta";
+    case DecodeKind::Streaming: return "streaming";
+    case DecodeKind::Quest: return "quest";
+    case DecodeKind::Tidal: return "tidal";
+  }
+  return "unknown";
+}
+
+const char* head_aggregation_name(HeadAggregation aggregation) {
+  return aggregation == HeadAggregation::Max ? "max" : "sum";
+}
+
+std::string describe(const AttentionConfig& c) {
+  const PrefillConfig& p = c.prefill;
+  std::string prefill = fmt::format("prefill {}", prefill_kind_name(p.kind));
+  if (p.delta) prefill += fmt::format("+delta(γ={}, {})", p.gamma, delta_variant_name(p.variant));
+  if (p.kind == PrefillKind::Sliding) prefill += fmt::format(" window={} sink={}", c.window, c.sink);
+  if (p.kind == PrefillKind::VerticalSlash) {
+    prefill += fmt::format(" vertical={} slash={} estimate={} block={}", p.vertical, p.slash, p.estimate_queries,
+                           p.block);
+  }
+  const DecodeConfig& d = c.decode;
+  std::string decode = fmt::format("decode {}", decode_kind_name(d.kind));
+  switch (d.kind) {
+    case DecodeKind::Dense: break;
+    case DecodeKind::Streaming: decode += fmt::format(" window={} sink={}", c.window, c.sink); break;
+    case DecodeKind::Quest: decode += fmt::format(" budget={} page={} full={}", d.budget, d.page, d.full_layers); break;
+    case DecodeKind::Delta:
+    case DecodeKind::Tidal:
+      decode += fmt::format(" budget={} page={} full={} delta-layers={} heads={}", d.budget, d.page, d.full_layers,
+                            d.delta_layers.empty() ? std::string("default") : fmt::format("{}", fmt::join(d.delta_layers, ",")),
+                            head_aggregation_name(d.aggregation));
+      if (d.kind == DecodeKind::Delta) decode += fmt::format(" recency={}", d.recency);
+      break;
+  }
+  return prefill + " | " + decode;
+}
+
+}  // namespace deltainfer::attention

@@ -1,0 +1,226 @@
+#include "attention/cpu_attention.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "attention/parallel_for.h"
+#include "attention/quest.h"
+#include "attention/token_selection.h"
+#include "attention/vertical_slash.h"
+#include "core/error.h"
+
+namespace deltainfer::attention {
+namespace {
+
+HeadShape head_shape(const model::ModelConfig& model) { return {model.n_heads, model.n_kv_heads, model.head_dim}; }
+
+int64_t sum(const std::vector<int64_t>& values) { return std::accumulate(values.begin(), values.end(), int64_t{0}); }
+
+// Dense attention of rows first_pos..first_pos+n-1 attends to sum_i (i + 1) keys per head.
+int64_t dense_pairs(int64_t first_pos, int64_t n) { return n * first_pos + n * (n + 1) / 2; }
+
+// Dense probability mass of one head's row on the keys of `keys` admitted at `pos`.
+double captured_mass(const float* dense_probabilities, const KeySet& keys, int64_t pos) {
+  double mass = 0;
+  for (const KeyRange& range : keys.ranges) {
+    for (int64_t j = range.begin; j < std::min(range.end, pos + 1); ++j) {
+      if (keys.rule.admits(pos, j)) mass += dense_probabilities[j];
+    }
+  }
+  return mass;
+}
+
+}  // namespace
+
+CpuAttention::CpuAttention(const AttentionConfig& config, const model::ModelConfig& model, int threads)
+    : config_(config),
+      shape_(head_shape(model)),
+      schedule_(config.decode, model.n_layers),
+      threads_(std::max(1, threads)),
+      scratch_(static_cast<size_t>(threads_)),
+      carry_(static_cast<size_t>(model.n_layers)),
+      fidelity_(model.n_layers, describe(config)) {
+  config_.validate(model.n_layers);
+}
+
+void CpuAttention::reset() {
+  std::fill(carry_.begin(), carry_.end(), DeltaCarry{});
+  selection_.clear();
+  selection_pos_ = -1;
+}
+
+// ---- prefill ----
+
+void CpuAttention::prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
+                           float* out) {
+  if (layer < 0 || layer >= schedule_.n_layers() || n_tokens <= 0 || first_pos < 0 ||
+      kv.length < first_pos + n_tokens) {
+    throw_error("attention prefill: layer {} with {} tokens at {} over a KV of {} positions is out of range", layer,
+                n_tokens, first_pos, kv.length);
+  }
+  int64_t attended = run_prefill(prefill_keys(q, n_tokens, first_pos, kv), q, n_tokens, first_pos, kv, out);
+  if (config_.prefill.delta) {
+    correct_with_delta(layer, q, n_tokens, first_pos, kv, out);
+    const StridedRows strided = strided_rows(config_.prefill.gamma, first_pos, n_tokens);
+    for (int64_t s = 0; s < strided.count; ++s) attended += (strided.first + s * config_.prefill.gamma + 1) * shape_.n_heads;
+  }
+  if (config_.instrument) record_prefill(layer, q, n_tokens, first_pos, kv, out, attended);
+}
+
+CpuAttention::KeysFor CpuAttention::prefill_keys(const float* q, int64_t n_tokens, int64_t first_pos,
+                                                 const KvView& kv) {
+  switch (config_.prefill.kind) {
+    case PrefillKind::Dense:
+      return [](int, int64_t, int64_t i1) { return dense_keys(i1); };
+    case PrefillKind::Sliding:
+      return [sink = config_.sink, window = config_.window](int, int64_t i0, int64_t i1) {
+        return sliding_keys(sink, window, i0, i1);
+      };
+    case PrefillKind::VerticalSlash: break;
+  }
+  const PrefillConfig& p = config_.prefill;
+  const VerticalSlashParams params{p.estimate_queries, p.block, p.vertical, p.slash};
+  const int64_t estimated = std::min(p.estimate_queries, n_tokens), stride = shape_.q_row_stride();
+  auto patterns = std::make_shared<std::vector<VerticalSlashPattern>>(static_cast<size_t>(shape_.n_heads));
+  parallel_for(shape_.n_heads, threads_, [&](int64_t head, int worker) {
+    const QueryRows last{q + (n_tokens - estimated) * stride + head * shape_.head_dim, stride,
+                         first_pos + n_tokens - estimated, estimated};
+    (*patterns)[static_cast<size_t>(head)] = estimate_vertical_slash(shape_, kv, static_cast<int>(head), last, params,
+                                                                     scratch_[static_cast<size_t>(worker)]);
+  });
+  return [patterns, block = p.block](int head, int64_t i0, int64_t i1) {
+    return KeySet{vertical_slash_ranges((*patterns)[static_cast<size_t>(head)], block, i0, i1), KeyRule{}};
+  };
+}
+
+int64_t CpuAttention::run_prefill(const KeysFor& keys, const float* q, int64_t n_tokens, int64_t first_pos,
+                                  const KvView& kv, float* out) {
+  const int64_t block = config_.prefill.block, end = first_pos + n_tokens, stride = shape_.q_row_stride();
+  const int64_t first_block = first_pos / block, blocks = (end - 1) / block - first_block + 1;
+  std::vector<int64_t> attended(static_cast<size_t>(blocks * shape_.n_heads));
+  parallel_for(blocks * shape_.n_heads, threads_, [&](int64_t task, int worker) {
+    const int head = static_cast<int>(task % shape_.n_heads);
+    const int64_t b = first_block + task / shape_.n_heads;
+    const int64_t i0 = std::max(first_pos, b * block), i1 = std::min(end, (b + 1) * block);
+    const KeySet set = keys(head, i0, i1);
+    const int64_t offset = (i0 - first_pos) * stride + int64_t{head} * shape_.head_dim;
+    attended[static_cast<size_t>(task)] = attend(shape_, kv, head, {q + offset, stride, i0, i1 - i0}, set.ranges,
+                                                 set.rule, {out + offset, stride}, scratch_[static_cast<size_t>(worker)]);
+  });
+  return sum(attended);
+}
+
+void CpuAttention::correct_with_delta(int layer, const float* q, int64_t n_tokens, int64_t first_pos,
+                                      const KvView& kv, float* out) {
+  const int64_t gamma = config_.prefill.gamma, stride = shape_.q_row_stride(), d = shape_.head_dim;
+  const StridedRows strided = strided_rows(gamma, first_pos, n_tokens);
+  std::vector<float> dense(static_cast<size_t>(strided.count * stride));
+  parallel_for(strided.count * shape_.n_heads, threads_, [&](int64_t task, int worker) {
+    const int head = static_cast<int>(task % shape_.n_heads);
+    const int64_t s = task / shape_.n_heads, row = strided.first + s * gamma;
+    const KeySet set = dense_keys(row + 1);
+    attend(shape_, kv, head, {q + (row - first_pos) * stride + head * d, stride, row, 1}, set.ranges, set.rule,
+           {dense.data() + s * stride + head * d, stride}, scratch_[static_cast<size_t>(worker)]);
+  });
+  apply_delta_correction(config_.prefill, stride, first_pos, n_tokens, dense.data(), out,
+                         carry_[static_cast<size_t>(layer)]);
+}
+
+void CpuAttention::record_prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
+                                  const float* out, int64_t attended) {
+  const int64_t stride = shape_.q_row_stride(), d = shape_.head_dim;
+  std::vector<float> dense(static_cast<size_t>(n_tokens * stride));
+  run_prefill([](int, int64_t, int64_t i1) { return dense_keys(i1); }, q, n_tokens, first_pos, kv, dense.data());
+  LayerFidelity& f = fidelity_.at(Phase::Prefill, layer);
+  ++f.calls;
+  f.query_heads += n_tokens * shape_.n_heads;
+  f.attended += attended;
+  f.dense_attended += dense_pairs(first_pos, n_tokens) * shape_.n_heads;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int head = 0; head < shape_.n_heads; ++head) {
+      const int64_t offset = t * stride + head * d;
+      f.add_cosine(cosine_similarity(out + offset, dense.data() + offset, d));
+    }
+  }
+}
+
+// ---- decode ----
+
+void CpuAttention::decode(int layer, const float* q, int64_t pos, const KvView& kv, float* out) {
+  if (layer < 0 || layer >= schedule_.n_layers() || pos < 0 || kv.length < pos + 1) {
+    throw_error("attention decode: layer {} at position {} over a KV of {} positions is out of range", layer, pos,
+                kv.length);
+  }
+  const bool selects = schedule_.role(layer) == LayerRole::DeltaSelect;
+  const std::vector<KeySet> keys = decode_keys(layer, q, pos, kv);
+  std::vector<float> probabilities(selects ? static_cast<size_t>(shape_.n_heads * (pos + 1)) : 0);
+  std::vector<int64_t> attended(static_cast<size_t>(shape_.n_heads));
+  parallel_for(shape_.n_heads, threads_, [&](int64_t h, int worker) {
+    const KeySet& set = keys[static_cast<size_t>(h)];
+    const int64_t offset = h * shape_.head_dim;
+    attended[static_cast<size_t>(h)] =
+        attend(shape_, kv, static_cast<int>(h), {q + offset, shape_.head_dim, pos, 1}, set.ranges, set.rule,
+               {out + offset, shape_.head_dim}, scratch_[static_cast<size_t>(worker)],
+               selects ? probabilities.data() + h * (pos + 1) : nullptr);
+  });
+  if (selects) {
+    const DecodeConfig& d = config_.decode;
+    const std::vector<double> scores = unified_token_scores(probabilities.data(), shape_.n_heads, pos + 1, d.aggregation);
+    const int64_t recency = d.kind == DecodeKind::Tidal ? 0 : d.recency;
+    selection_ = select_pages(scores, pos + 1, {d.budget, d.page, recency, /*keep_sink_page=*/true, false});
+    selection_pos_ = pos;
+  }
+  if (config_.instrument) record_decode(layer, q, pos, kv, keys, out, sum(attended));
+}
+
+std::vector<KeySet> CpuAttention::decode_keys(int layer, const float* q, int64_t pos, const KvView& kv) {
+  const size_t heads = static_cast<size_t>(shape_.n_heads);
+  if (schedule_.role(layer) != LayerRole::Sparse) return std::vector<KeySet>(heads, dense_keys(pos + 1));
+  const DecodeConfig& d = config_.decode;
+  switch (d.kind) {
+    case DecodeKind::Streaming:
+      return std::vector<KeySet>(heads, sliding_keys(config_.sink, config_.window, pos, pos + 1));
+    case DecodeKind::Delta:
+    case DecodeKind::Tidal:
+      if (selection_pos_ != pos) {
+        throw_error("attention decode: sparse layer {} at position {} runs before any Δ-layer of this step", layer, pos);
+      }
+      return std::vector<KeySet>(heads, KeySet{selection_, KeyRule{}});
+    case DecodeKind::Quest: {
+      std::vector<KeySet> keys(heads);
+      const int group = shape_.group_size();
+      for (int kv_head = 0; kv_head < shape_.n_kv_heads; ++kv_head) {
+        const float* group_q = q + int64_t{kv_head} * group * shape_.head_dim;
+        const std::vector<KeyRange> ranges =
+            select_scored_pages(quest_page_scores(shape_, kv, kv_head, group_q, d.page), pos + 1,
+                                {d.budget, d.page, 0, /*keep_sink_page=*/false, /*keep_last_page=*/true});
+        for (int g = 0; g < group; ++g) keys[static_cast<size_t>(kv_head * group + g)] = KeySet{ranges, KeyRule{}};
+      }
+      return keys;
+    }
+    case DecodeKind::Dense: break;
+  }
+  return std::vector<KeySet>(heads, dense_keys(pos + 1));
+}
+
+void CpuAttention::record_decode(int layer, const float* q, int64_t pos, const KvView& kv,
+                                 const std::vector<KeySet>& keys, const float* out, int64_t attended) {
+  const int64_t length = pos + 1, d = shape_.head_dim;
+  std::vector<float> dense(static_cast<size_t>(shape_.n_heads * d));
+  std::vector<float> probabilities(static_cast<size_t>(shape_.n_heads * length));
+  parallel_for(shape_.n_heads, threads_, [&](int64_t h, int worker) {
+    attend(shape_, kv, static_cast<int>(h), {q + h * d, d, pos, 1}, {{0, length}}, KeyRule{},
+           {dense.data() + h * d, d}, scratch_[static_cast<size_t>(worker)], probabilities.data() + h * length);
+  });
+  LayerFidelity& f = fidelity_.at(Phase::Decode, layer);
+  ++f.calls;
+  f.query_heads += shape_.n_heads;
+  f.attended += attended;
+  f.dense_attended += length * shape_.n_heads;
+  for (int h = 0; h < shape_.n_heads; ++h) {
+    f.add_cosine(cosine_similarity(out + h * d, dense.data() + h * d, d));
+    f.add_recall(captured_mass(probabilities.data() + h * length, keys[static_cast<size_t>(h)], pos));
+  }
+}
+
+}  // namespace deltainfer::attention

@@ -1,0 +1,70 @@
+#pragma once
+// CpuAttention: runs the configured policy (what each query attends to, per layer and phase) on
+// the exact CPU kernel (exact_kernel.h), threaded over heads and query blocks. The CPU backend
+// calls prefill() per layer for each prompt chunk and decode() for layers 0..L-1 of each step.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "attention/attention_config.h"
+#include "attention/delta_correction.h"
+#include "attention/exact_kernel.h"
+#include "attention/fidelity.h"
+#include "attention/key_sets.h"
+#include "attention/kv_view.h"
+#include "attention/layer_schedule.h"
+#include "model/model_config.h"
+
+namespace deltainfer::attention {
+
+class CpuAttention {
+ public:
+  // Validates `config` against the model; threads >= 1.
+  CpuAttention(const AttentionConfig& config, const model::ModelConfig& model, int threads);
+
+  // q, out: [n_tokens][n_heads][head_dim] at positions first_pos..; kv holds at least
+  // first_pos + n_tokens positions.
+  void prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv, float* out);
+  // q, out: [n_heads][head_dim] of the token at `pos`; kv holds positions 0..pos.
+  void decode(int layer, const float* q, int64_t pos, const KvView& kv, float* out);
+
+  // A new sequence: forgets the Δ carry of prefill and the decode selection (not the fidelity).
+  void reset();
+
+  const AttentionConfig& config() const { return config_; }
+  const LayerSchedule& schedule() const { return schedule_; }
+  // Keys the latest Δ-layer selected in the current decode step (DELTA / Tidal).
+  const std::vector<KeyRange>& selection() const { return selection_; }
+  const FidelityReport& fidelity() const { return fidelity_; }
+  void clear_fidelity() { fidelity_.clear(); }
+
+ private:
+  // The key set of each query head for the rows of a task.
+  using KeysFor = std::function<KeySet(int head, int64_t i0, int64_t i1)>;
+
+  KeysFor prefill_keys(const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv);
+  // Runs `keys` over all heads and query blocks; returns the attended (row, head, key) count.
+  int64_t run_prefill(const KeysFor& keys, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
+                      float* out);
+  void correct_with_delta(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
+                          float* out);
+  void record_prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
+                      const float* out, int64_t attended);
+
+  std::vector<KeySet> decode_keys(int layer, const float* q, int64_t pos, const KvView& kv);
+  void record_decode(int layer, const float* q, int64_t pos, const KvView& kv, const std::vector<KeySet>& keys,
+                     const float* out, int64_t attended);
+
+  AttentionConfig config_;
+  HeadShape shape_;
+  LayerSchedule schedule_;
+  int threads_;
+  std::vector<KernelScratch> scratch_;     // one per thread
+  std::vector<DeltaCarry> carry_;          // per layer
+  std::vector<KeyRange> selection_;
+  int64_t selection_pos_ = -1;
+  FidelityReport fidelity_;
+};
+
+}  // namespace deltainfer::attention

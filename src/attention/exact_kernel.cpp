@@ -1,0 +1,102 @@
+#include "attention/exact_kernel.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace deltainfer::attention {
+namespace {
+
+blasint as_blas(int64_t value) { return static_cast<blasint>(value); }
+
+// Row softmax in place over `columns` scores, rejected keys set to exactly 0. Returns the number
+// of admitted keys.
+int64_t softmax_row(float* scores, int64_t row_pos, const std::vector<KeyRange>& ranges, KeyRule rule) {
+  float max_score = -std::numeric_limits<float>::infinity();
+  int64_t admitted = 0, column = 0;
+  for (const KeyRange& range : ranges) {
+    for (int64_t key = range.begin; key < range.end; ++key, ++column) {
+      if (rule.admits(row_pos, key)) {
+        max_score = std::max(max_score, scores[column]);
+        ++admitted;
+      } else {
+        scores[column] = -std::numeric_limits<float>::infinity();
+      }
+    }
+  }
+  if (admitted == 0) {
+    std::fill(scores, scores + column, 0.0f);
+    return 0;
+  }
+  double sum = 0;
+  for (int64_t c = 0; c < column; ++c) {
+    scores[c] = std::exp(scores[c] - max_score);  // exp(-inf) = 0 for rejected keys
+    sum += scores[c];
+  }
+  const float inverse = static_cast<float>(1.0 / sum);
+  for (int64_t c = 0; c < column; ++c) scores[c] *= inverse;
+  return admitted;
+}
+
+}  // namespace
+
+int64_t range_length(const std::vector<KeyRange>& ranges) {
+  int64_t total = 0;
+  for (const KeyRange& range : ranges) total += range.end - range.begin;
+  return total;
+}
+
+std::vector<KeyRange> ranges_from_blocks(const std::vector<int64_t>& sorted_blocks, int64_t block, int64_t limit) {
+  std::vector<KeyRange> ranges;
+  for (int64_t b : sorted_blocks) {
+    const int64_t begin = b * block, end = std::min(limit, begin + block);
+    if (begin >= end) continue;
+    if (!ranges.empty() && ranges.back().end == begin) {
+      ranges.back().end = end;
+    } else {
+      ranges.push_back({begin, end});
+    }
+  }
+  return ranges;
+}
+
+int64_t attend(const HeadShape& shape, const KvView& kv, int head, const QueryRows& rows,
+               const std::vector<KeyRange>& ranges, KeyRule rule, const OutputRows& out, KernelScratch& scratch,
+               float* probabilities) {
+  const int64_t d = shape.head_dim, columns = range_length(ranges);
+  const int64_t kv_offset = int64_t{shape.kv_head_of(head)} * kv.capacity * d;
+  if (columns == 0) {
+    for (int64_t t = 0; t < rows.count; ++t) std::fill(out.out + t * out.stride, out.out + t * out.stride + d, 0.0f);
+    return 0;
+  }
+  scratch.scores.resize(static_cast<size_t>(rows.count * columns));
+  float* scores = scratch.scores.data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  int64_t column = 0;
+  for (const KeyRange& range : ranges) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, as_blas(rows.count), as_blas(range.end - range.begin),
+                as_blas(d), scale, rows.q, as_blas(rows.stride), kv.k + kv_offset + range.begin * d, as_blas(d), 0.0f,
+                scores + column, as_blas(columns));
+    column += range.end - range.begin;
+  }
+  int64_t admitted = 0;
+  for (int64_t t = 0; t < rows.count; ++t) {
+    admitted += softmax_row(scores + t * columns, rows.first_pos + t, ranges, rule);
+  }
+  column = 0;
+  for (const KeyRange& range : ranges) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, as_blas(rows.count), as_blas(d),
+                as_blas(range.end - range.begin), 1.0f, scores + column, as_blas(columns),
+                kv.v + kv_offset + range.begin * d, as_blas(d), column == 0 ? 0.0f : 1.0f, out.out, as_blas(out.stride));
+    column += range.end - range.begin;
+  }
+  if (probabilities != nullptr) {
+    std::memcpy(probabilities, scores, static_cast<size_t>(rows.count * columns) * sizeof(float));
+  }
+  return admitted;
+}
+
+}  // namespace deltainfer::attention
