@@ -14,5 +14,6 @@ struct Command {
 Command register_generate(CLI::App& app);
 Command register_inspect(CLI::App& app);
 Command register_bench(CLI::App& app);
+Command register_eval(CLI::App& app);
 
 }  // namespace deltainfer::cli
