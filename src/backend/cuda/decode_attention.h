@@ -45,6 +45,10 @@ struct DecodeAttentionArgs {
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   int num_splits = 0;  // 0: the plan's choice; > 0 forces a split count (benchmarks, tests)
+  // Optional (DELTA's Δ-layers): logits[seq][h][t] = softmax_scale * q_h.k_t * log2(e), f32, for
+  // t < kv_lens[seq] (other rows untouched); logits_stride >= max_kv_len tokens per sequence.
+  float* logits = nullptr;
+  int logits_stride = 0;
 };
 
 struct DecodeAttentionPlan {

@@ -1,14 +1,5 @@
-// Split-KV decode attention on the tensor cores, with K and V read straight from global memory
-// into MMA fragments (no shared-memory staging, no barriers in the main loop).
-//
-// Per warp and step of 16 tokens, with G = the GQA group padded to 8 (one n8 tile per 8 heads):
-//   S^T[16 tok][8 heads] = K[16 tok][d] · Q^T[d][8 heads]            (mma m16n8k16, A = K)
-//   O^T[d][8 heads]     += V^T[d][16 tok] · P^T[16 tok][8 heads]      (mma m16n8k16, A = V^T)
-// A thread loads 16 contiguous bytes of a K or V row (8 dims). The dot product does not care in
-// which order the head dimension is summed, so K and Q use the same permuted order of d and the
-// 16-byte pieces land directly in the A/B fragments. V must be transposed (its MMA operand packs
-// pairs of tokens); movmatrix.trans does that in registers, and the rows of O^T then come out in
-// a permuted order of d that out_dim() undoes once, at the end.
+// Dense split-KV decode attention: the kernels live in decode_split.cuh (shared with sparse
+// decode); this file plans the split count and launches them, optionally emitting the logits.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -17,396 +8,10 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_attention.h"
+#include "backend/cuda/kernels/decode_split.cuh"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
-namespace {
-
-constexpr int kWarps = 4;
-constexpr int kChunk = 16;               // tokens per warp step: the M of the score MMA
-// cp.async ring depth per warp: the same bytes in flight per SM for both head dims (a d64
-// chunk is half as many bytes, so its ring is twice as deep).
-template <int kHeadDim>
-constexpr int kStages = kHeadDim == 64 ? 6 : 3;
-constexpr int kMaxSplits = 256;
-constexpr int kMinTokensPerSplit = 256;  // below this a split is mostly overhead
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
-
-struct SplitParams {
-  const __nv_bfloat16* q;
-  const __nv_bfloat16* k_pool;
-  const __nv_bfloat16* v_pool;
-  const int32_t* page_table;
-  const int32_t* kv_lens;
-  int page_table_stride;
-  int n_heads;
-  int n_kv_heads;
-  int group;
-  int num_splits;
-  float scale_log2;
-  float* partial_o;    // [batch][n_heads][num_splits][head_dim], normalized per split
-  float* partial_lse;  // [batch][n_heads][num_splits], natural log
-};
-
-__device__ __forceinline__ uint32_t word(const uint4& v, int i) {
-  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
-}
-
-__device__ __forceinline__ uint32_t transpose_8x8(uint32_t fragment) {
-  uint32_t r;
-  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(fragment));
-  return r;
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                          uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// Head dimension held by row `r` (0..15) of O^T m-tile (block b, half p); see the file comment.
-__device__ __forceinline__ int out_dim(int b, int p, int r) {
-  return 32 * b + 8 * ((r & 7) >> 1) + 4 * p + 2 * (r >> 3) + (r & 1);
-}
-
-__device__ __forceinline__ float max_over_tokens(float v) {
-  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 4));
-  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 8));
-  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 16));
-}
-
-__device__ __forceinline__ float sum_over_tokens(float v) {
-  v += __shfl_xor_sync(0xffffffffu, v, 4);
-  v += __shfl_xor_sync(0xffffffffu, v, 8);
-  return v + __shfl_xor_sync(0xffffffffu, v, 16);
-}
-
-template <int kHeadDim, int kHeadTiles>
-struct SplitSmem {
-  float m[kWarps][kHeadTiles * 8];
-  float l[kWarps][kHeadTiles * 8];
-  float o[kWarps][kHeadTiles * 8][kHeadDim];
-};
-
-// 16-byte pieces a thread copies per chunk: K rows lo/hi and V rows lo/hi for each 32-dim block.
-template <int kHeadDim>
-constexpr int kLoads = 4 * (kHeadDim / 32);
-
-__device__ __forceinline__ void cp_async_16(uint4* smem_dst, const __nv_bfloat16* src, bool valid) {
-  const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
-  const int src_bytes = valid ? 16 : 0;  // 0: fill zeros, read nothing
-  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-// Starts the copy of the 16-token chunk at t0 into `slot` ([kLoads][32 lanes] pieces). Rows past
-// `end` may hold anything (even NaN bit patterns), so they are zero-filled instead of read.
-// Always commits one group, empty past the end, so that group counting stays uniform.
-template <int kHeadDim>
-__device__ __forceinline__ void issue_chunk(uint4* slot, int lane, int t0, int end, const int32_t* pages,
-                                            const SplitParams& p, int kv_head) {
-  constexpr int kBlocks = kHeadDim / 32;
-  if (t0 < end) {
-    const int row = lane / 4;
-    const int page = pages[t0 / kKvPageSize];
-    const size_t offset =
-        ((static_cast<size_t>(page) * p.n_kv_heads + kv_head) * kKvPageSize + t0 % kKvPageSize + row) *
-            kHeadDim + 8 * (lane % 4);
-    const bool valid_lo = t0 + row < end;
-    const bool valid_hi = t0 + row + 8 < end;
-#pragma unroll
-    for (int b = 0; b < kBlocks; ++b) {
-      cp_async_16(slot + (0 * kBlocks + b) * 32 + lane, p.k_pool + offset + 32 * b, valid_lo);
-      cp_async_16(slot + (1 * kBlocks + b) * 32 + lane, p.k_pool + offset + 8 * kHeadDim + 32 * b, valid_hi);
-      cp_async_16(slot + (2 * kBlocks + b) * 32 + lane, p.v_pool + offset + 32 * b, valid_lo);
-      cp_async_16(slot + (3 * kBlocks + b) * 32 + lane, p.v_pool + offset + 8 * kHeadDim + 32 * b, valid_hi);
-    }
-  }
-  cp_async_commit();
-}
-
-template <int kHeadDim, int kHeadTiles>
-constexpr size_t split_smem_bytes() {
-  const size_t ring = static_cast<size_t>(kWarps) * kStages<kHeadDim> * kLoads<kHeadDim> * 32 * sizeof(uint4);
-  const size_t merge = sizeof(SplitSmem<kHeadDim, kHeadTiles>);
-  return ring > merge ? ring : merge;
-}
-
-// grid: (batch * n_kv_heads, num_splits); block: kWarps warps.
-template <int kHeadDim, int kHeadTiles>
-__global__ void __launch_bounds__(kWarps * 32)
-    decode_split_kernel(const SplitParams p) {
-  constexpr int kBlocks = kHeadDim / 32;  // 32-dim blocks: one 16-byte load per thread each
-  constexpr int kMTiles = 2 * kBlocks;    // m16 tiles of O^T
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-
-  const int seq = static_cast<int>(blockIdx.x) / p.n_kv_heads;
-  const int kv_head = static_cast<int>(blockIdx.x) % p.n_kv_heads;
-  const int split = static_cast<int>(blockIdx.y);
-  const int warp = static_cast<int>(threadIdx.x) / 32;
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  const int row = lane / 4;       // token (S, K, V) or head (Q) row of the fragment
-  const int col = 8 * (lane % 4);  // first of this thread's 8 dims in each 32-dim block
-
-  const int kv_len = p.kv_lens[seq];
-  const int per_split = ((kv_len + p.num_splits - 1) / p.num_splits + kChunk - 1) / kChunk * kChunk;
-  const int begin = split * per_split;
-  const int end = min(kv_len, begin + per_split);
-  const int first_head = kv_head * p.group;
-
-  uint4 q_frag[kHeadTiles][kBlocks];
-#pragma unroll
-  for (int nt = 0; nt < kHeadTiles; ++nt) {
-    const int g = nt * 8 + row;
-    const __nv_bfloat16* q_row =
-        p.q + (static_cast<size_t>(seq) * p.n_heads + first_head + g) * kHeadDim + col;
-#pragma unroll
-    for (int b = 0; b < kBlocks; ++b) {
-      q_frag[nt][b] = g < p.group ? *reinterpret_cast<const uint4*>(q_row + 32 * b) : make_uint4(0, 0, 0, 0);
-    }
-  }
-
-  float o[kHeadTiles][kMTiles][4];
-  float m[kHeadTiles][2];
-  float l[kHeadTiles][2];
-#pragma unroll
-  for (int nt = 0; nt < kHeadTiles; ++nt) {
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      m[nt][j] = -INFINITY;
-      l[nt][j] = 0.0f;
-    }
-#pragma unroll
-    for (int mt = 0; mt < kMTiles; ++mt) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) o[nt][mt][i] = 0.0f;
-    }
-  }
-
-  // Each warp streams its chunks through its own ring of kStages shared-memory slots with
-  // cp.async, kStages - 1 chunks in flight while it computes on one. A thread reads back only the
-  // 16-byte pieces it copied itself, so the ring needs no barriers.
-  uint4* ring = reinterpret_cast<uint4*>(smem_raw) + warp * kStages<kHeadDim> * kLoads<kHeadDim> * 32;
-  const int32_t* pages = p.page_table + static_cast<size_t>(seq) * p.page_table_stride;
-  constexpr int kStride = kWarps * kChunk;
-  int issue_t0 = begin + warp * kChunk;
-#pragma unroll
-  for (int s = 0; s < kStages<kHeadDim> - 1; ++s, issue_t0 += kStride) {
-    issue_chunk<kHeadDim>(ring + s * kLoads<kHeadDim> * 32, lane, issue_t0, end, pages, p, kv_head);
-  }
-  int stage = 0;
-  for (int t0 = begin + warp * kChunk; t0 < end; t0 += kStride, issue_t0 += kStride) {
-    cp_async_wait<kStages<kHeadDim> - 2>();
-    const uint4* slot = ring + stage * kLoads<kHeadDim> * 32 + lane;
-    uint4 k_lo[kBlocks], k_hi[kBlocks], v_lo[kBlocks], v_hi[kBlocks];
-#pragma unroll
-    for (int b = 0; b < kBlocks; ++b) {
-      k_lo[b] = slot[(0 * kBlocks + b) * 32];
-      k_hi[b] = slot[(1 * kBlocks + b) * 32];
-      v_lo[b] = slot[(2 * kBlocks + b) * 32];
-      v_hi[b] = slot[(3 * kBlocks + b) * 32];
-    }
-    // The slot read in the previous step is free again (its data went into registers and MMAs).
-    const int free_slot = stage == 0 ? kStages<kHeadDim> - 1 : stage - 1;
-    issue_chunk<kHeadDim>(ring + free_slot * kLoads<kHeadDim> * 32, lane, issue_t0, end, pages, p, kv_head);
-    stage = stage == kStages<kHeadDim> - 1 ? 0 : stage + 1;
-    const bool valid_lo = t0 + row < end;
-    const bool valid_hi = t0 + row + 8 < end;
-
-    uint32_t p_frag[kHeadTiles][2];
-#pragma unroll
-    for (int nt = 0; nt < kHeadTiles; ++nt) {
-      float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-      for (int b = 0; b < kBlocks; ++b) {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          mma_16816(s, word(k_lo[b], 2 * half), word(k_hi[b], 2 * half), word(k_lo[b], 2 * half + 1),
-                    word(k_hi[b], 2 * half + 1), word(q_frag[nt][b], 2 * half),
-                    word(q_frag[nt][b], 2 * half + 1));
-        }
-      }
-      // s[0], s[1]: token row, heads 2*(lane%4) + {0, 1}; s[2], s[3]: token row + 8.
-      s[0] = valid_lo ? s[0] * p.scale_log2 : -INFINITY;
-      s[1] = valid_lo ? s[1] * p.scale_log2 : -INFINITY;
-      s[2] = valid_hi ? s[2] * p.scale_log2 : -INFINITY;
-      s[3] = valid_hi ? s[3] * p.scale_log2 : -INFINITY;
-      float prob[4];
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        const float m_new = fmaxf(m[nt][j], max_over_tokens(fmaxf(s[j], s[j + 2])));
-        const float base = m_new == -INFINITY ? 0.0f : m_new;
-        const float alpha = exp2f(m[nt][j] - base);
-        m[nt][j] = m_new;
-        prob[j] = exp2f(s[j] - base);
-        prob[j + 2] = exp2f(s[j + 2] - base);
-        l[nt][j] = l[nt][j] * alpha + prob[j] + prob[j + 2];
-#pragma unroll
-        for (int mt = 0; mt < kMTiles; ++mt) {
-          o[nt][mt][j] *= alpha;
-          o[nt][mt][j + 2] *= alpha;
-        }
-      }
-      p_frag[nt][0] = transpose_8x8(pack_bf16(prob[0], prob[1]));
-      p_frag[nt][1] = transpose_8x8(pack_bf16(prob[2], prob[3]));
-    }
-
-#pragma unroll
-    for (int b = 0; b < kBlocks; ++b) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const uint32_t a0 = transpose_8x8(word(v_lo[b], 2 * half));
-        const uint32_t a1 = transpose_8x8(word(v_lo[b], 2 * half + 1));
-        const uint32_t a2 = transpose_8x8(word(v_hi[b], 2 * half));
-        const uint32_t a3 = transpose_8x8(word(v_hi[b], 2 * half + 1));
-#pragma unroll
-        for (int nt = 0; nt < kHeadTiles; ++nt) {
-          mma_16816(o[nt][2 * b + half], a0, a1, a2, a3, p_frag[nt][0], p_frag[nt][1]);
-        }
-      }
-    }
-  }
-  cp_async_wait<0>();
-  __syncthreads();  // the rings become the merge buffer below
-  auto& smem = *reinterpret_cast<SplitSmem<kHeadDim, kHeadTiles>*>(smem_raw);
-
-  // Merge the warps' (m, l, O) through shared memory.
-#pragma unroll
-  for (int nt = 0; nt < kHeadTiles; ++nt) {
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const float l_sum = sum_over_tokens(l[nt][j]);
-      const int h = nt * 8 + 2 * (lane % 4) + j;
-      if (row == 0) {
-        smem.m[warp][h] = m[nt][j];
-        smem.l[warp][h] = l_sum;
-      }
-#pragma unroll
-      for (int b = 0; b < kBlocks; ++b) {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          smem.o[warp][h][out_dim(b, half, row)] = o[nt][2 * b + half][j];
-          smem.o[warp][h][out_dim(b, half, row + 8)] = o[nt][2 * b + half][j + 2];
-        }
-      }
-    }
-  }
-  __syncthreads();
-
-  for (int idx = static_cast<int>(threadIdx.x); idx < p.group * kHeadDim; idx += kWarps * 32) {
-    const int g = idx / kHeadDim;
-    const int d = idx % kHeadDim;
-    float m_max = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) m_max = fmaxf(m_max, smem.m[w][g]);
-    float l_total = 0.0f;
-    float o_total = 0.0f;
-    if (m_max != -INFINITY) {
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
-        const float weight = exp2f(smem.m[w][g] - m_max);
-        l_total += weight * smem.l[w][g];
-        o_total += weight * smem.o[w][g][d];
-      }
-    }
-    const size_t head_row = static_cast<size_t>(seq) * p.n_heads + first_head + g;
-    const size_t slot = head_row * p.num_splits + split;
-    p.partial_o[slot * kHeadDim + d] = m_max == -INFINITY ? 0.0f : o_total / l_total;
-    if (d == 0) p.partial_lse[slot] = m_max == -INFINITY ? -INFINITY : (m_max + log2f(l_total)) * kLn2;
-  }
-}
-
-// grid: batch * n_heads; block: head_dim threads (one output dimension each).
-__global__ void decode_combine_kernel(const float* partial_o, const float* partial_lse, int num_splits,
-                                      int head_dim, __nv_bfloat16* out, float* lse) {
-  const size_t head_row = blockIdx.x;
-  const int d = static_cast<int>(threadIdx.x);
-  const float* split_lse = partial_lse + head_row * num_splits;
-  float lse_max = -INFINITY;
-  for (int s = 0; s < num_splits; ++s) lse_max = fmaxf(lse_max, split_lse[s]);
-  float weight_sum = 0.0f;
-  float acc = 0.0f;
-  if (lse_max != -INFINITY) {
-    for (int s = 0; s < num_splits; ++s) {
-      const float weight = expf(split_lse[s] - lse_max);
-      weight_sum += weight;
-      acc += weight * partial_o[(head_row * num_splits + s) * head_dim + d];
-    }
-  }
-  out[head_row * head_dim + d] = __float2bfloat16(lse_max == -INFINITY ? 0.0f : acc / weight_sum);
-  if (lse != nullptr && d == 0) lse[head_row] = lse_max == -INFINITY ? -INFINITY : lse_max + logf(weight_sum);
-}
-
-size_t align_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
-
-int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
-// Raises the kernel's dynamic shared-memory limit once (the ring is over the 48 KB default).
-template <int kHeadDim, int kHeadTiles>
-void prepare_split_kernel() {
-  static const bool prepared = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<kHeadDim, kHeadTiles>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(split_smem_bytes<kHeadDim, kHeadTiles>())));
-    return true;
-  }();
-  (void)prepared;
-}
-
-template <int kHeadDim, int kHeadTiles>
-int blocks_per_sm() {
-  static const int cached = [] {
-    prepare_split_kernel<kHeadDim, kHeadTiles>();
-    int blocks = 0;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, decode_split_kernel<kHeadDim, kHeadTiles>,
-                                                             kWarps * 32, split_smem_bytes<kHeadDim, kHeadTiles>()));
-    return blocks > 0 ? blocks : 1;
-  }();
-  return cached;
-}
-
-template <int kHeadDim, int kHeadTiles>
-void launch_split(const SplitParams& p, dim3 grid, cudaStream_t stream) {
-  prepare_split_kernel<kHeadDim, kHeadTiles>();
-  decode_split_kernel<kHeadDim, kHeadTiles>
-      <<<grid, kWarps * 32, split_smem_bytes<kHeadDim, kHeadTiles>(), stream>>>(p);
-}
-
-int blocks_per_sm_for(int head_dim, int head_tiles) {
-  if (head_dim == 64) return head_tiles == 1 ? blocks_per_sm<64, 1>() : blocks_per_sm<64, 2>();
-  return head_tiles == 1 ? blocks_per_sm<128, 1>() : blocks_per_sm<128, 2>();
-}
-
-void validate_shape(int batch, int n_heads, int n_kv_heads, int head_dim, int max_kv_len) {
-  if (head_dim != 64 && head_dim != 128) {
-    throw_input_error("decode_attention: head_dim {} is not supported (64 or 128)", head_dim);
-  }
-  if (batch < 1 || n_kv_heads < 1 || n_heads < n_kv_heads || n_heads % n_kv_heads != 0) {
-    throw_input_error("decode_attention: batch {}, n_heads {}, n_kv_heads {}: need batch >= 1 and "
-                      "n_heads a multiple of n_kv_heads", batch, n_heads, n_kv_heads);
-  }
-  if (n_heads / n_kv_heads > 16) {
-    throw_input_error("decode_attention: GQA group {} exceeds 16", n_heads / n_kv_heads);
-  }
-  if (max_kv_len < 0) throw_input_error("decode_attention: max_kv_len {} < 0", max_kv_len);
-}
-
-}  // namespace
-
 int current_device_sm_count() {
   constexpr int kMaxDevices = 64;
   static int cached[kMaxDevices] = {};
@@ -421,18 +26,11 @@ int current_device_sm_count() {
 
 DecodeAttentionPlan plan_decode_attention(int batch, int n_heads, int n_kv_heads, int head_dim,
                                           int max_kv_len, int sm_count, int num_splits) {
-  validate_shape(batch, n_heads, n_kv_heads, head_dim, max_kv_len);
-  const int head_tiles = n_heads / n_kv_heads > 8 ? 2 : 1;
-  // One full wave of equal blocks: the split count that makes batch × n_kv_heads × splits fill
-  // every multiprocessor, unless the context is too short to give each split useful work.
-  const int units = batch * n_kv_heads;
-  const int wave = std::max(1, sm_count) * blocks_per_sm_for(head_dim, head_tiles);
-  const int wanted = ceil_div(wave, units);
-  const int useful = std::max(1, ceil_div(max_kv_len, kMinTokensPerSplit));
+  split_kv::validate_shape("decode_attention", batch, n_heads, n_kv_heads, head_dim, max_kv_len);
   DecodeAttentionPlan plan;
-  plan.num_splits = std::max(1, std::min({num_splits > 0 ? num_splits : std::min(wanted, useful), kMaxSplits}));
-  const size_t slots = static_cast<size_t>(batch) * n_heads * plan.num_splits;
-  plan.workspace_bytes = align_256(slots * head_dim * sizeof(float)) + align_256(slots * sizeof(float));
+  plan.num_splits = split_kv::plan_splits(batch * n_kv_heads, head_dim, n_heads / n_kv_heads, max_kv_len,
+                                          split_kv::kMinTokensPerSplit, sm_count, num_splits);
+  plan.workspace_bytes = split_kv::workspace_bytes(batch, n_heads, head_dim, plan.num_splits);
   return plan;
 }
 
@@ -451,8 +49,11 @@ void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
       args.kv_lens == nullptr || args.out == nullptr) {
     throw_input_error("decode_attention: a required device pointer is null");
   }
-  const size_t slots = static_cast<size_t>(args.batch) * args.n_heads * plan.num_splits;
-  SplitParams p{};
+  if (args.logits != nullptr && args.logits_stride < args.max_kv_len) {
+    throw_input_error("decode_attention: logits rows of {} tokens cannot hold max_kv_len {}", args.logits_stride,
+                      args.max_kv_len);
+  }
+  split_kv::SplitParams p{};
   p.q = args.q;
   p.k_pool = args.k_pool;
   p.v_pool = args.v_pool;
@@ -463,22 +64,15 @@ void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
   p.n_kv_heads = args.n_kv_heads;
   p.group = args.n_heads / args.n_kv_heads;
   p.num_splits = plan.num_splits;
-  p.scale_log2 = args.softmax_scale * kLog2e;
-  p.partial_o = static_cast<float*>(args.workspace);
-  p.partial_lse = reinterpret_cast<float*>(static_cast<char*>(args.workspace) +
-                                           align_256(slots * args.head_dim * sizeof(float)));
-
-  const dim3 grid(static_cast<unsigned>(args.batch * args.n_kv_heads), static_cast<unsigned>(plan.num_splits));
-  const bool wide_group = p.group > 8;
-  if (args.head_dim == 64) {
-    wide_group ? launch_split<64, 2>(p, grid, stream) : launch_split<64, 1>(p, grid, stream);
+  p.scale_log2 = args.softmax_scale * split_kv::kLog2e;
+  p.logits = args.logits;
+  p.logits_stride = args.logits_stride;
+  split_kv::place_partials(p, args.workspace, args.batch, args.head_dim);
+  if (args.logits != nullptr) {
+    split_kv::launch<false, true>(p, args.batch, args.head_dim, args.out, args.lse, stream);
   } else {
-    wide_group ? launch_split<128, 2>(p, grid, stream) : launch_split<128, 1>(p, grid, stream);
+    split_kv::launch<false, false>(p, args.batch, args.head_dim, args.out, args.lse, stream);
   }
-  CUDA_CHECK_LAUNCH();
-  decode_combine_kernel<<<static_cast<unsigned>(args.batch * args.n_heads), static_cast<unsigned>(args.head_dim), 0,
-                          stream>>>(p.partial_o, p.partial_lse, plan.num_splits, args.head_dim, args.out, args.lse);
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace deltainfer::cuda

@@ -1,0 +1,291 @@
+// Attention time per decode token over all 32 layers of a Llama-3-8B shape (GQA 32/8, d 128,
+// batch 1), each policy captured as one CUDA graph of the whole per-token attention sequence and
+// timed by CUDA events over graph replays (median):
+//   dense      32 dense layers
+//   DELTA      layers 0, 1 dense; Δ-layers 2 and 16 dense + selection (logits, page scores, top-k);
+//              the other 28 layers sparse over the selected set (budget 2048, page 16, recency 128)
+//   Quest      layers 0, 1 dense; 30 layers of bound update + page scoring + top-k per KV head +
+//              sparse decode per KV head (budget 2048)
+//   Streaming  one sink (64) + window (1984) set, 32 sparse layers
+// Only one layer's KV cache is allocated (512K × 32 layers would be 64 GiB) and every layer reads
+// it; each layer has its own page table, a rotation of one shuffled permutation, so the same
+// logical tokens sit in different physical pages per layer and sparse layers do not find the
+// previous layer's rows in L2. Dense layers stream far more than the 50 MB L2 at every context.
+//
+//   build/h-delta/own/delta_decode_bench     # table + RESULT lines
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_attention.h"
+#include "backend/cuda/delta_decode.h"
+#include "backend/cuda/device_buffer.h"
+
+namespace {
+
+using namespace deltainfer::cuda;
+
+constexpr int kLayers = 32;
+constexpr int kHeads = 32;
+constexpr int kKvHeads = 8;
+constexpr int kDim = 128;
+constexpr int kBudget = 2048;
+constexpr int kDeltaLayerA = 2;
+constexpr int kDeltaLayerB = 16;
+constexpr int kFullLayers = 2;
+
+__global__ void fill_random_bf16(__nv_bfloat16* data, size_t count, uint32_t seed) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    x ^= x >> 15;
+    x *= 2246822519u;
+    x ^= x >> 13;
+    data[i] = __float2bfloat16(static_cast<float>(x & 0xFFFF) / 32768.0f - 1.0f);
+  }
+}
+
+// Median ms of one replay of the graph captured from `enqueue`.
+float graph_median_ms(const std::function<void(cudaStream_t)>& enqueue, int repeats) {
+  cudaStream_t stream;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  enqueue(stream);  // warm-up outside the graph: module load, attribute setup
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  enqueue(stream);
+  CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  for (int i = 0; i < 5; ++i) CUDA_CHECK(cudaGraphLaunch(exec, stream));
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<float> times;
+  for (int i = 0; i < repeats; ++i) {
+    CUDA_CHECK(cudaEventRecord(start, stream));
+    CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    CUDA_CHECK(cudaEventRecord(stop, stream));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    times.push_back(ms);
+  }
+  CUDA_CHECK(cudaEventDestroy(start));
+  CUDA_CHECK(cudaEventDestroy(stop));
+  CUDA_CHECK(cudaGraphExecDestroy(exec));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+  CUDA_CHECK(cudaStreamDestroy(stream));
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+struct Context {
+  int kv_len;
+  int pages;
+  DeviceBuffer<__nv_bfloat16> k, v, q, out;
+  DeviceBuffer<float> lse;
+  DeviceBuffer<int32_t> tables;  // [kLayers][pages]
+  DeviceBuffer<int32_t> lens;
+
+  explicit Context(int len)
+      : kv_len(len),
+        pages(len / kKvPageSize),
+        k(static_cast<size_t>(len) * kKvHeads * kDim),
+        v(k.size()),
+        q(static_cast<size_t>(kHeads) * kDim),
+        out(q.size()),
+        lse(kHeads),
+        tables(static_cast<size_t>(kLayers) * (len / kKvPageSize)),
+        lens(1) {
+    fill_random_bf16<<<2048, 256>>>(k.data(), k.size(), 1u);
+    fill_random_bf16<<<2048, 256>>>(v.data(), v.size(), 2u);
+    fill_random_bf16<<<16, 256>>>(q.data(), q.size(), 3u);
+    CUDA_CHECK_LAUNCH();
+    std::vector<int32_t> perm(static_cast<size_t>(pages));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), std::mt19937(7));
+    std::vector<int32_t> host(static_cast<size_t>(kLayers) * pages);
+    const int shift = pages / kLayers + 1;
+    for (int layer = 0; layer < kLayers; ++layer) {
+      for (int i = 0; i < pages; ++i) {
+        host[static_cast<size_t>(layer) * pages + i] = perm[static_cast<size_t>((i + layer * shift) % pages)];
+      }
+    }
+    tables.upload(host);
+    lens.upload({len});
+  }
+  const int32_t* table(int layer) const { return tables.data() + static_cast<size_t>(layer) * pages; }
+
+  DecodeAttentionArgs dense_args(int layer, void* workspace, size_t bytes) {
+    DecodeAttentionArgs a;
+    a.q = q.data();
+    a.k_pool = k.data();
+    a.v_pool = v.data();
+    a.page_table = table(layer);
+    a.page_table_stride = pages;
+    a.kv_lens = lens.data();
+    a.batch = 1;
+    a.n_heads = kHeads;
+    a.n_kv_heads = kKvHeads;
+    a.head_dim = kDim;
+    a.max_kv_len = kv_len;
+    a.softmax_scale = 0.088f;
+    a.out = out.data();
+    a.lse = lse.data();
+    a.workspace = workspace;
+    a.workspace_bytes = bytes;
+    return a;
+  }
+  SparseDecodeArgs sparse_args(int layer, const TokenSet& set, void* workspace, size_t bytes) {
+    SparseDecodeArgs a;
+    a.q = q.data();
+    a.k_pool = k.data();
+    a.v_pool = v.data();
+    a.page_table = table(layer);
+    a.page_table_stride = pages;
+    a.set = set;
+    a.batch = 1;
+    a.n_heads = kHeads;
+    a.n_kv_heads = kKvHeads;
+    a.head_dim = kDim;
+    a.softmax_scale = 0.088f;
+    a.out = out.data();
+    a.workspace = workspace;
+    a.workspace_bytes = bytes;
+    return a;
+  }
+};
+
+struct Row {
+  const char* policy;
+  float ms;
+  double bytes;
+};
+
+void run(int kv_len) {
+  Context ctx(kv_len);
+  const int sms = current_device_sm_count();
+  const double layer_kv_bytes = 2.0 * kv_len * kKvHeads * kDim * 2.0;
+  const double set_bytes = 2.0 * kBudget * kKvHeads * kDim * 2.0;
+  const int repeats = kv_len >= (1 << 19) ? 15 : 40;
+
+  const DecodeAttentionPlan dense_plan = plan_decode_attention(1, kHeads, kKvHeads, kDim, kv_len, sms);
+  PageSelectConfig config;  // budget 2048, page 16, recency 128, sink, max over heads
+  const DeltaSelectPlan delta_plan = plan_delta_select(1, kHeads, kKvHeads, kDim, kv_len, config, sms);
+  const int capacity = token_set_capacity(config);
+  const SparseDecodePlan shared_plan = plan_sparse_decode(1, kHeads, kKvHeads, kDim, capacity, 1, sms);
+  const SparseDecodePlan per_head_plan = plan_sparse_decode(1, kHeads, kKvHeads, kDim, capacity, kKvHeads, sms);
+  const QuestSelectPlan quest_plan = plan_quest_select(1, kHeads, kKvHeads, kDim, kv_len, config);
+  const size_t ws_bytes = std::max({dense_plan.workspace_bytes, delta_plan.workspace_bytes,
+                                    shared_plan.workspace_bytes, per_head_plan.workspace_bytes});
+  DeviceBuffer<unsigned char> ws(ws_bytes), quest_ws(quest_plan.workspace_bytes);
+  DeviceBuffer<int32_t> indices(static_cast<size_t>(kKvHeads) * capacity), counts(kKvHeads);
+  const TokenSet shared{indices.data(), counts.data(), capacity, 1};
+  const TokenSet per_head{indices.data(), counts.data(), capacity, kKvHeads};
+  DeviceBuffer<__nv_bfloat16> bounds(quest_bounds_elements(ctx.pages, kKvHeads, kDim));
+  QuestCache quest;
+  quest.k_pool = ctx.k.data();
+  quest.bounds = bounds.data();
+  quest.page_table_stride = ctx.pages;
+  quest.kv_lens = ctx.lens.data();
+  quest.batch = 1;
+  quest.n_kv_heads = kKvHeads;
+  quest.head_dim = kDim;
+  quest.max_kv_len = kv_len;
+  quest.page_table = ctx.table(0);
+  quest_build_bounds(quest, nullptr);  // indexed by physical page: one build serves every layer's table
+  CUDA_CHECK(cudaDeviceSynchronize());
+
+  auto dense_layer = [&](int layer, cudaStream_t s) { decode_attention(ctx.dense_args(layer, ws.data(), ws.bytes()), s); };
+  auto sparse_layer = [&](int layer, const TokenSet& set, cudaStream_t s) {
+    sparse_decode(ctx.sparse_args(layer, set, ws.data(), ws.bytes()), s);
+  };
+  auto delta_layer = [&](int layer, cudaStream_t s) {
+    delta_decode_select(ctx.dense_args(layer, nullptr, 0), config, ws.data(), ws.bytes(), shared, s);
+  };
+
+  std::vector<Row> rows;
+  rows.push_back({"dense", graph_median_ms([&](cudaStream_t s) {
+                    for (int layer = 0; layer < kLayers; ++layer) dense_layer(layer, s);
+                  }, repeats), kLayers * layer_kv_bytes});
+  rows.push_back({"delta", graph_median_ms([&](cudaStream_t s) {
+                    for (int layer = 0; layer < kLayers; ++layer) {
+                      if (layer < kFullLayers) {
+                        dense_layer(layer, s);
+                      } else if (layer == kDeltaLayerA || layer == kDeltaLayerB) {
+                        delta_layer(layer, s);
+                      } else {
+                        sparse_layer(layer, shared, s);
+                      }
+                    }
+                  }, repeats), 4 * layer_kv_bytes + 28 * set_bytes});
+  rows.push_back({"quest", graph_median_ms([&](cudaStream_t s) {
+                    for (int layer = 0; layer < kLayers; ++layer) {
+                      if (layer < kFullLayers) {
+                        dense_layer(layer, s);
+                        continue;
+                      }
+                      QuestCache layer_cache = quest;
+                      layer_cache.page_table = ctx.table(layer);
+                      quest_append_bounds(layer_cache, s);
+                      quest_select(ctx.q.data(), kHeads, layer_cache, config, quest_ws.data(), quest_ws.bytes(),
+                                   per_head, s);
+                      sparse_layer(layer, per_head, s);
+                    }
+                  }, repeats), 2 * layer_kv_bytes + 30 * set_bytes});
+  rows.push_back({"streaming", graph_median_ms([&](cudaStream_t s) {
+                    streaming_select(ctx.lens.data(), 1, 64, kBudget - 64, shared, s);
+                    for (int layer = 0; layer < kLayers; ++layer) sparse_layer(layer, shared, s);
+                  }, repeats), kLayers * set_bytes});
+  // Pieces, one layer each: where DELTA's time goes.
+  const float one_dense = graph_median_ms([&](cudaStream_t s) { dense_layer(0, s); }, repeats);
+  const float one_delta = graph_median_ms([&](cudaStream_t s) { delta_layer(kDeltaLayerA, s); }, repeats);
+  const float one_dense_logits = graph_median_ms([&](cudaStream_t s) {
+    DecodeAttentionArgs a = ctx.dense_args(kDeltaLayerA, ws.data(), ws.bytes());
+    a.logits = reinterpret_cast<float*>(ws.data() + delta_plan.logits_offset);
+    a.logits_stride = delta_plan.logits_stride;
+    decode_attention(a, s);
+  }, repeats);
+  const float one_sparse = graph_median_ms([&](cudaStream_t s) { sparse_layer(5, shared, s); }, repeats);
+  const float one_quest = graph_median_ms([&](cudaStream_t s) {
+    quest_select(ctx.q.data(), kHeads, quest, config, quest_ws.data(), quest_ws.bytes(), per_head, s);
+  }, repeats);
+
+  const float dense_ms = rows[0].ms;
+  for (const Row& r : rows) {
+    const double tbps = r.bytes / (r.ms * 1e-3) / 1e12;
+    std::printf("| %7d | %-9s | %9.3f | %7.2fx | %6.2f |\n", kv_len, r.policy, r.ms, dense_ms / r.ms, tbps);
+    std::printf("RESULT bench=delta_decode kv_len=%d policy=%s ms_per_token=%.4f speedup=%.2f tbps=%.3f\n", kv_len,
+                r.policy, r.ms, dense_ms / r.ms, tbps);
+  }
+  std::printf("RESULT bench=delta_decode_layer kv_len=%d dense_us=%.1f dense_logits_us=%.1f delta_select_us=%.1f sparse_us=%.1f "
+              "quest_select_us=%.1f dense_splits=%d sparse_splits=%d\n",
+              kv_len, one_dense * 1e3, one_dense_logits * 1e3, one_delta * 1e3, one_sparse * 1e3, one_quest * 1e3, dense_plan.num_splits,
+              shared_plan.num_splits);
+}
+
+}  // namespace
+
+int main() {
+  try {
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device %s, %d SMs; Llama-3-8B attention (32 layers, 32/8 heads, d 128), batch 1, budget %d\n",
+                prop.name, prop.multiProcessorCount, kBudget);
+    std::printf("| kv_len  | policy    | ms/token  | speedup  | TB/s   |\n");
+    std::printf("|---------|-----------|-----------|----------|--------|\n");
+    for (int len : {32768, 131072, 524288}) run(len);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "delta_decode_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,65 @@
+// Sparse decode: the split-KV decode kernels (decode_split.cuh) in gather mode, where a split
+// runs over entries of a token set and each row's K/V is fetched from the paged cache by its
+// position. Sets are small (a few thousand tokens), so splits are shorter than in dense decode
+// (64 rows) to put a block on every multiprocessor.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/delta_decode.h"
+#include "backend/cuda/kernels/decode_split.cuh"
+#include "core/error.h"
+
+namespace deltainfer::cuda {
+namespace {
+
+constexpr int kSparseMinRowsPerSplit = 64;
+
+}  // namespace
+
+SparseDecodePlan plan_sparse_decode(int batch, int n_heads, int n_kv_heads, int head_dim, int capacity,
+                                    int sets_per_seq, int sm_count, int num_splits) {
+  split_kv::validate_shape("sparse_decode", batch, n_heads, n_kv_heads, head_dim, capacity);
+  if (sets_per_seq != 1 && sets_per_seq != n_kv_heads) {
+    throw_input_error("sparse_decode: {} token sets per sequence; need 1 or n_kv_heads ({})", sets_per_seq,
+                      n_kv_heads);
+  }
+  SparseDecodePlan plan;
+  plan.num_splits = split_kv::plan_splits(batch * n_kv_heads, head_dim, n_heads / n_kv_heads, capacity,
+                                          kSparseMinRowsPerSplit, sm_count, num_splits);
+  plan.workspace_bytes = split_kv::workspace_bytes(batch, n_heads, head_dim, plan.num_splits);
+  return plan;
+}
+
+void sparse_decode(const SparseDecodeArgs& args, cudaStream_t stream) {
+  const SparseDecodePlan plan =
+      plan_sparse_decode(args.batch, args.n_heads, args.n_kv_heads, args.head_dim, args.set.capacity,
+                         args.set.sets_per_seq, current_device_sm_count(), args.num_splits);
+  if (args.workspace == nullptr || args.workspace_bytes < plan.workspace_bytes) {
+    throw_input_error("sparse_decode: workspace of {} bytes, {} needed", args.workspace_bytes, plan.workspace_bytes);
+  }
+  if (args.q == nullptr || args.k_pool == nullptr || args.v_pool == nullptr || args.page_table == nullptr ||
+      args.set.indices == nullptr || args.set.counts == nullptr || args.out == nullptr) {
+    throw_input_error("sparse_decode: a required device pointer is null");
+  }
+  split_kv::SplitParams p{};
+  p.q = args.q;
+  p.k_pool = args.k_pool;
+  p.v_pool = args.v_pool;
+  p.page_table = args.page_table;
+  p.page_table_stride = args.page_table_stride;
+  p.kv_lens = args.set.counts;
+  p.token_index = args.set.indices;
+  p.index_stride = args.set.capacity;
+  p.sets_per_seq = args.set.sets_per_seq;
+  p.n_heads = args.n_heads;
+  p.n_kv_heads = args.n_kv_heads;
+  p.group = args.n_heads / args.n_kv_heads;
+  p.num_splits = plan.num_splits;
+  p.scale_log2 = args.softmax_scale * split_kv::kLog2e;
+  split_kv::place_partials(p, args.workspace, args.batch, args.head_dim);
+  split_kv::launch<true, false>(p, args.batch, args.head_dim, args.out, args.lse, stream);
+}
+
+}  // namespace deltainfer::cuda
