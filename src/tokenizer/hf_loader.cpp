@@ -1,4 +1,6 @@
 // Tokenizer::from_hf_dir: a HF tokenizer.json (+ tokenizer_config.json) -> TokenizerSpec.
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>

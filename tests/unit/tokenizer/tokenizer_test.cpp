@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,24 @@ TEST(Tokenizer, InvalidUtf8IsEncodedByteByByte) {
   EXPECT_EQ(tok.token_bytes(-1), "");
   EXPECT_EQ(tok.token_bytes(tok.vocab_size()), "");
   EXPECT_EQ(tok.token_bytes(0xe2), "\xe2");
+}
+
+TEST(Tokenizer, RandomBytesRoundTripForEveryPreTokenizer) {
+  const uint32_t seed = std::random_device{}();
+  std::cout << "seed " << seed << "\n";
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255), length(0, 64);
+  for (PreTokenizerKind kind :
+       {PreTokenizerKind::Gpt2, PreTokenizerKind::SmolLM, PreTokenizerKind::Llama3, PreTokenizerKind::Qwen2}) {
+    TokenizerSpec spec = tiny_spec({{"a", "a"}, {"Ġ", "a"}});
+    spec.pre_tokenizer_regexes = pre_tokenizer_regexes(kind);
+    const Tokenizer tok(std::move(spec));
+    for (int i = 0; i < 300; ++i) {
+      std::string text;
+      for (int n = length(rng); n > 0; --n) text.push_back(static_cast<char>(byte(rng) % 3 == 0 ? 'a' : byte(rng)));
+      EXPECT_EQ(tok.decode(tok.encode(text)), text) << pre_tokenizer_name(kind) << " seed " << seed;
+    }
+  }
 }
 
 TEST(Tokenizer, InconsistentSpecsAreInputErrors) {
