@@ -46,7 +46,8 @@ TEST_F(SmolLM2Tokenizer, IdsMatchHfAndDecodeRestoresTheText) {
 TEST_F(SmolLM2Tokenizer, ChatTemplateRendersAndEncodesLikeHf) {
   EXPECT_EQ(tok_->chat_format(), ChatFormat::ChatML);
   EXPECT_EQ(tok_->default_system_prompt(), "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
-  for (const auto& c : test::read_tokenizer_fixture("smollm2_cases.json").at("chat")) {
+  const nlohmann::json fixture = test::read_tokenizer_fixture("smollm2_cases.json");
+  for (const auto& c : fixture.at("chat")) {
     std::vector<ChatMessage> messages;
     for (const auto& m : c.at("messages")) messages.push_back({m.at("role"), m.at("content")});
     const std::string text = tok_->apply_chat_template(messages, c.at("add_generation_prompt").get<bool>());
