@@ -1,0 +1,113 @@
+#include "attention_options.h"
+
+#include <fstream>
+#include <map>
+
+#include "backend/cpu/cpu_transformer.h"
+#include "core/error.h"
+
+namespace deltainfer::cli {
+namespace {
+
+using attention::DecodeKind;
+using attention::DeltaVariant;
+using attention::HeadAggregation;
+using attention::PrefillKind;
+
+constexpr const char* kPrefillForms = "expected dense, sliding or vslash, optionally followed by +delta";
+
+const std::map<std::string, PrefillKind>& prefill_kinds() {
+  static const std::map<std::string, PrefillKind> kinds{
+      {"dense", PrefillKind::Dense}, {"sliding", PrefillKind::Sliding}, {"vslash", PrefillKind::VerticalSlash}};
+  return kinds;
+}
+
+void add_prefill_options(CLI::App& command, AttentionOptions& o) {
+  attention::PrefillConfig& p = o.config.prefill;
+  command.add_option("--prefill", o.prefill, "Prefill attention: dense, sliding or vslash, +delta for Δ correction")
+      ->capture_default_str()
+      ->option_text("dense|sliding|vslash[+delta]")
+      ->check([](const std::string& text) {
+        attention::PrefillConfig unused;
+        return parse_prefill(text, unused) ? std::string() : std::string(kPrefillForms);
+      });
+  command.add_option("--window", o.config.window, "Sliding window of sliding prefill / streaming decode (tokens)")
+      ->capture_default_str();
+  command.add_option("--sink", o.config.sink, "First tokens always attended by sliding / streaming")->capture_default_str();
+  command.add_option("--gamma", p.gamma, "Δ correction: stride of the dense query rows")->capture_default_str();
+  const std::map<std::string, DeltaVariant> variants{
+      {"delta", DeltaVariant::Delta}, {"recompute", DeltaVariant::Recompute}, {"interpolate", DeltaVariant::Interpolate}};
+  command.add_option("--delta-variant", p.variant, "Δ correction variant: delta, recompute or interpolate (ablations)")
+      ->transform(CLI::CheckedTransformer(variants, CLI::ignore_case))
+      ->option_text("delta|recompute|interpolate");
+  command.add_option("--estimate-queries", p.estimate_queries, "vslash: last queries of a chunk used to estimate")
+      ->capture_default_str();
+  command.add_option("--vertical", p.vertical, "vslash: key columns kept per head")->capture_default_str();
+  command.add_option("--slash", p.slash, "vslash: diagonals kept per head")->capture_default_str();
+  command.add_option("--block", p.block, "vslash: kernel block (queries and keys)")->capture_default_str();
+}
+
+void add_decode_options(CLI::App& command, AttentionOptions& o) {
+  attention::DecodeConfig& d = o.config.decode;
+  const std::map<std::string, DecodeKind> kinds{{"dense", DecodeKind::Dense},
+                                                {"delta", DecodeKind::Delta},
+                                                {"streaming", DecodeKind::Streaming},
+                                                {"quest", DecodeKind::Quest},
+                                                {"tidal", DecodeKind::Tidal}};
+  command.add_option("--decode", d.kind, "Decode attention: dense, delta, streaming, quest or tidal")
+      ->transform(CLI::CheckedTransformer(kinds, CLI::ignore_case))
+      ->option_text("dense|delta|streaming|quest|tidal");
+  command.add_option("--budget", d.budget, "delta / tidal / quest: tokens attended by sparse layers")
+      ->capture_default_str();
+  command.add_option("--recency", d.recency, "delta: most recent tokens always kept")->capture_default_str();
+  command.add_option("--page", d.page, "delta / tidal / quest: selection page (tokens)")->capture_default_str();
+  command.add_option("--full-layers", d.full_layers, "delta / tidal / quest: first layers attending densely")
+      ->capture_default_str();
+  command.add_option("--delta-layers", d.delta_layers, "delta / tidal: selecting layers, e.g. 2,14 (default: F and L/2)")
+      ->delimiter(',');
+  const std::map<std::string, HeadAggregation> aggregations{{"max", HeadAggregation::Max},
+                                                            {"sum", HeadAggregation::Sum}};
+  command.add_option("--head-aggregation", d.aggregation, "delta / tidal: token score over heads, max or sum")
+      ->transform(CLI::CheckedTransformer(aggregations, CLI::ignore_case))
+      ->option_text("max|sum");
+}
+
+}  // namespace
+
+bool parse_prefill(const std::string& text, attention::PrefillConfig& prefill) {
+  const std::string suffix = "+delta";
+  const bool delta = text.size() > suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+  const std::string kind = delta ? text.substr(0, text.size() - suffix.size()) : text;
+  const auto found = prefill_kinds().find(kind);
+  if (found == prefill_kinds().end()) return false;
+  prefill.kind = found->second;
+  prefill.delta = delta;
+  return true;
+}
+
+void AttentionOptions::add_to(CLI::App& command) {
+  add_prefill_options(command, *this);
+  add_decode_options(command, *this);
+  command.add_option("--fidelity", fidelity_path,
+                     "Write per-layer attention fidelity (attended tokens, cosine and recall vs dense) as JSON");
+}
+
+attention::AttentionConfig AttentionOptions::to_config() const {
+  attention::AttentionConfig result = config;
+  if (!parse_prefill(prefill, result.prefill)) throw_input_error("--prefill {}: {}", prefill, kPrefillForms);
+  result.instrument = !fidelity_path.empty();
+  result.validate();
+  return result;
+}
+
+void AttentionOptions::write_fidelity(model::Transformer& transformer) const {
+  if (fidelity_path.empty()) return;
+  auto* cpu = dynamic_cast<backend::cpu::CpuTransformer*>(&transformer);
+  if (cpu == nullptr) throw_input_error("--fidelity {}: only --backend cpu reports attention fidelity", fidelity_path);
+  std::ofstream out(fidelity_path);
+  if (!out) throw_input_error("--fidelity {}: cannot open the file for writing", fidelity_path);
+  out << cpu->attention().fidelity().to_json().dump(2) << "\n";
+  if (!out) throw_input_error("--fidelity {}: writing failed", fidelity_path);
+}
+
+}  // namespace deltainfer::cli
