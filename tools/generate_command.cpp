@@ -48,7 +48,7 @@ std::vector<int32_t> build_prompt_tokens(const GenerateOptions& o, const tokeniz
     std::vector<tokenizer::ChatMessage> messages;
     if (!o.system_prompt.empty()) messages.push_back({"system", o.system_prompt});
     messages.push_back({"user", text});
-    text = tokenizer::apply_chat_template(tok.chat_format(), messages, /*add_generation_prompt=*/true);
+    text = tok.apply_chat_template(messages, /*add_generation_prompt=*/true);
   } else if (tok.add_bos() && tok.bos_id()) {
     tokens.push_back(*tok.bos_id());
   }

@@ -11,13 +11,12 @@
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/cuda/cuda_attention.h"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/decode_attention.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
-#include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/synthetic_weights.h"
 #include "core/error.h"
 #include "io/half.h"
@@ -149,11 +148,9 @@ int64_t decode_bucket(int64_t kv_len, int64_t capacity) {
   return std::min(bucket, capacity);
 }
 
-void require_dense_attention(const attention::AttentionConfig& attention) {
-  if (!attention::is_dense(attention)) {
-    throw_input_error("the CUDA backend runs dense attention only so far (got {}); use --backend cpu for the "
-                      "sparse policies", attention::describe(attention));
-  }
+int64_t aligned_chunk(int64_t requested, int64_t capacity, int64_t alignment) {
+  const int64_t chunk = std::min<int64_t>(std::max<int64_t>(1, requested), capacity);
+  return std::max(alignment, chunk / alignment * alignment);
 }
 
 class CudaTransformer final : public model::Transformer {
@@ -161,18 +158,22 @@ class CudaTransformer final : public model::Transformer {
   CudaTransformer(const model::ModelSource& source, const engine::EngineConfig& engine_config, int64_t capacity)
       : config_(source.config()),
         capacity_(capacity),
-        chunk_(std::min<int64_t>(std::max<int64_t>(1, engine_config.prefill_chunk), capacity)),
         num_pages_((capacity + kKvPageSize - 1) / kKvPageSize) {
-    require_dense_attention(engine_config.attention);
+    if (engine_config.attention.instrument) {
+      throw_input_error("--fidelity instrumentation runs on the CPU backend only");
+    }
     if (config_.head_dim != 64 && config_.head_dim != 128) {
       throw_input_error("the CUDA backend supports head dim 64 and 128 (this model has {})", config_.head_dim);
     }
+    const int64_t alignment = engine_config.attention.prefill.delta ? engine_config.attention.prefill.gamma : 1;
+    chunk_ = aligned_chunk(engine_config.prefill_chunk, capacity_, alignment);
     MemoryRequest request;
     request.max_context = capacity_;
     request.prefill_chunk = static_cast<int>(chunk_);
     plan_ = plan_memory(config_, request, free_device_bytes());
     load_weights(source);
     allocate_state();
+    attention_ = std::make_unique<CudaAttention>(engine_config.attention, config_, capacity_, chunk_);
   }
 
   const model::ModelConfig& config() const override { return config_; }
@@ -265,16 +266,6 @@ class CudaTransformer final : public model::Transformer {
     pinned_step_ = std::make_unique<PinnedBuffer<int32_t>>(3);
     pinned_logits_ = std::make_unique<PinnedBuffer<float>>(as_size(config_.vocab_size));
 
-    size_t workspace = 0;
-    const int sms = current_device_sm_count();
-    for (int64_t bucket = 256;; bucket *= 2) {
-      const int64_t len = std::min(bucket, capacity_);
-      workspace = std::max(workspace, plan_decode_attention(1, config_.n_heads, config_.n_kv_heads, config_.head_dim,
-                                                            static_cast<int>(len), sms)
-                                          .workspace_bytes);
-      if (len == capacity_) break;
-    }
-    decode_workspace_ = DeviceBuffer<unsigned char>(workspace);
   }
 
   const bf16* output_matrix() const { return config_.tied_embeddings ? token_embd_.data() : output_.data(); }
@@ -362,39 +353,17 @@ class CudaTransformer final : public model::Transformer {
     CUDA_CHECK(cudaStreamSynchronize(s));
   }
 
+  LayerKv layer_kv(int i) const {
+    return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), page_table_.data(), static_cast<int>(num_pages_)};
+  }
+
   void prefill_attention_layer(int i, int64_t n, int64_t first_pos) {
-    PrefillAttentionArgs args;
-    args.q = q_.data();
-    args.first_pos = static_cast<int>(first_pos);
-    args.n_q = static_cast<int>(n);
-    args.n_heads = config_.n_heads;
-    args.n_kv_heads = config_.n_kv_heads;
-    args.head_dim = config_.head_dim;
-    args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
-    args.kv = {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), page_table_.data(),
-               static_cast<int>(num_pages_), static_cast<int>(first_pos + n)};
-    args.out = attn_.data();
-    prefill_attention(args, stream_.get());
+    attention_->prefill(i, q_.data(), n, first_pos, layer_kv(i), attn_.data(), stream_.get());
   }
 
   void decode_attention_layer(int i, int64_t bucket) {
-    DecodeAttentionArgs args;
-    args.q = q_.data();
-    args.k_pool = k_pools_[as_size(i)].data();
-    args.v_pool = v_pools_[as_size(i)].data();
-    args.page_table = page_table_.data();
-    args.page_table_stride = static_cast<int>(num_pages_);
-    args.kv_lens = step_.data() + 2;
-    args.batch = 1;
-    args.n_heads = config_.n_heads;
-    args.n_kv_heads = config_.n_kv_heads;
-    args.head_dim = config_.head_dim;
-    args.max_kv_len = static_cast<int>(bucket);
-    args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
-    args.out = attn_.data();
-    args.workspace = decode_workspace_.data();
-    args.workspace_bytes = decode_workspace_.bytes();
-    decode_attention(args, stream_.get());
+    attention_->decode(i, q_.data(), step_.data() + 2, static_cast<int>(bucket), layer_kv(i), attn_.data(),
+                       stream_.get());
   }
 
   // Everything one decode step launches; reads token, position and kv_len from the pinned step
@@ -432,7 +401,7 @@ class CudaTransformer final : public model::Transformer {
 
   model::ModelConfig config_;
   int64_t capacity_;
-  int64_t chunk_;
+  int64_t chunk_ = 1;
   int64_t num_pages_;
   int64_t cached_ = 0;
   int64_t logit_rows_ = 1;
@@ -449,7 +418,7 @@ class CudaTransformer final : public model::Transformer {
   DeviceBuffer<bf16> normed_, q_, k_, v_, attn_, gate_up_, act_;
   DeviceBuffer<float> logits_;
   DeviceBuffer<int32_t> tokens_, positions_, step_;
-  DeviceBuffer<unsigned char> decode_workspace_;
+  std::unique_ptr<CudaAttention> attention_;
   std::unique_ptr<PinnedBuffer<int32_t>> pinned_step_;
   std::unique_ptr<PinnedBuffer<float>> pinned_logits_;
   std::map<int64_t, DecodeGraph> graphs_;

@@ -1,0 +1,211 @@
+#include "backend/cuda/cuda_attention.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/delta_correct.h"
+#include "backend/cuda/sparse_prefill.h"
+#include "core/error.h"
+
+namespace deltainfer::cuda {
+namespace {
+
+size_t as_size(int64_t value) { return static_cast<size_t>(value); }
+
+bool uses_selection(attention::DecodeKind kind) {
+  return kind == attention::DecodeKind::Delta || kind == attention::DecodeKind::Tidal ||
+         kind == attention::DecodeKind::Streaming;
+}
+
+DeltaMode delta_mode(attention::DeltaVariant variant) {
+  switch (variant) {
+    case attention::DeltaVariant::Delta: return DeltaMode::kPropagate;
+    case attention::DeltaVariant::Recompute: return DeltaMode::kRecompute;
+    case attention::DeltaVariant::Interpolate: return DeltaMode::kInterpolate;
+  }
+  return DeltaMode::kPropagate;
+}
+
+}  // namespace
+
+CudaAttention::CudaAttention(const attention::AttentionConfig& config, const model::ModelConfig& model,
+                             int64_t capacity, int64_t max_chunk)
+    : config_(config),
+      schedule_(config.decode, model.n_layers),
+      model_(model),
+      scale_(1.0f / std::sqrt(static_cast<float>(model.head_dim))),
+      sms_(current_device_sm_count()) {
+  config_.validate(model.n_layers);
+  if (config_.prefill.kind == attention::PrefillKind::VerticalSlash) {
+    throw_input_error("--prefill vslash has no GPU estimation kernel yet; use --backend cpu for it");
+  }
+  if (config_.decode.kind == attention::DecodeKind::Quest) {
+    throw_input_error("--decode quest is not wired into the CUDA transformer yet; use --backend cpu for it");
+  }
+  const int64_t q_elems = int64_t{model.n_heads} * model.head_dim;
+  if (config_.prefill.delta) {
+    const int64_t rows = max_chunk / config_.prefill.gamma + 1;
+    strided_q_ = DeviceBuffer<__nv_bfloat16>(as_size(rows * q_elems));
+    dense_rows_ = DeviceBuffer<__nv_bfloat16>(as_size(rows * q_elems));
+    strided_pos_ = DeviceBuffer<int32_t>(as_size(rows));
+    corrected_ = DeviceBuffer<__nv_bfloat16>(as_size(max_chunk * q_elems));
+  }
+
+  const int max_len = static_cast<int>(capacity);
+  size_t dense_bytes = 0;
+  for (int64_t bucket = 256;; bucket *= 2) {
+    const int len = static_cast<int>(std::min<int64_t>(bucket, capacity));
+    dense_bytes = std::max(dense_bytes,
+                           plan_decode_attention(1, model.n_heads, model.n_kv_heads, model.head_dim, len, sms_)
+                               .workspace_bytes);
+    if (len == max_len) break;
+  }
+  dense_ws_ = DeviceBuffer<unsigned char>(dense_bytes);
+
+  const attention::DecodeConfig& d = config_.decode;
+  if (!uses_selection(d.kind)) return;
+  select_.budget = static_cast<int>(d.budget);
+  select_.page = static_cast<int>(d.page);
+  select_.recency = d.kind == attention::DecodeKind::Tidal ? 0 : static_cast<int>(d.recency);
+  select_.head_reduce = d.aggregation == attention::HeadAggregation::Max ? HeadReduce::kMax : HeadReduce::kSum;
+  set_capacity_ = d.kind == attention::DecodeKind::Streaming ? static_cast<int>(config_.sink + config_.window)
+                                                             : token_set_capacity(select_);
+  set_indices_ = DeviceBuffer<int32_t>(as_size(set_capacity_));
+  set_counts_ = DeviceBuffer<int32_t>(1);
+  lse_ = DeviceBuffer<float>(as_size(model.n_heads));
+  if (d.kind != attention::DecodeKind::Streaming) {
+    select_ws_ = DeviceBuffer<unsigned char>(
+        plan_delta_select(1, model.n_heads, model.n_kv_heads, model.head_dim, max_len, select_, sms_).workspace_bytes);
+  }
+  sparse_ws_ = DeviceBuffer<unsigned char>(
+      plan_sparse_decode(1, model.n_heads, model.n_kv_heads, model.head_dim, set_capacity_, 1, sms_).workspace_bytes);
+}
+
+int64_t CudaAttention::required_chunk_alignment() const {
+  return config_.prefill.delta ? config_.prefill.gamma : 1;
+}
+
+void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, const LayerKv& kv,
+                            __nv_bfloat16* out, cudaStream_t stream) {
+  (void)layer;  // prefill policies are the same in every layer
+  PrefillAttentionArgs args;
+  args.q = q;
+  args.first_pos = static_cast<int>(first_pos);
+  args.n_q = static_cast<int>(n);
+  args.n_heads = model_.n_heads;
+  args.n_kv_heads = model_.n_kv_heads;
+  args.head_dim = model_.head_dim;
+  args.softmax_scale = scale_;
+  args.kv = {kv.k_pool, kv.v_pool, kv.page_table, kv.num_pages, static_cast<int>(first_pos + n)};
+  args.out = out;
+  if (config_.prefill.kind == attention::PrefillKind::Dense) {
+    prefill_attention(args, stream);
+  } else if (!config_.prefill.delta) {
+    sliding_prefill_attention(args, static_cast<int>(config_.window), static_cast<int>(config_.sink), stream);
+  } else {
+    prefill_delta(args, out, stream);
+  }
+}
+
+void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream) {
+  const int gamma = static_cast<int>(config_.prefill.gamma);
+  const int row_elems = model_.n_heads * model_.head_dim;
+  const int strided = strided_row_count(args.n_q, gamma);
+  // Dense attention for the rows at multiples of gamma, causal by their true positions.
+  strided_positions(args.n_q, args.first_pos, gamma, strided_pos_.data(), stream);
+  gather_strided_rows(args.q, args.n_q, row_elems, gamma, strided_q_.data(), stream);
+  PrefillAttentionArgs dense = args;
+  dense.q = strided_q_.data();
+  dense.q_pos = strided_pos_.data();
+  dense.n_q = strided;
+  dense.out = dense_rows_.data();
+  prefill_attention(dense, stream);
+
+  const int window = static_cast<int>(config_.window), sink = static_cast<int>(config_.sink);
+  const attention::DeltaVariant variant = config_.prefill.variant;
+  const bool fusable = variant == attention::DeltaVariant::Delta && (gamma == 16 || gamma == 32 || gamma == 64);
+  if (fusable) {  // the correction happens in the sparse kernel's epilogue (measured faster)
+    sliding_prefill_attention(args, window, sink, stream, DeltaFusion{dense_rows_.data(), gamma});
+    return;
+  }
+  sliding_prefill_attention(args, window, sink, stream);
+  DeltaCorrectArgs correct;
+  correct.sparse = out;
+  correct.dense_rows = dense_rows_.data();
+  correct.out = variant == attention::DeltaVariant::Interpolate ? corrected_.data() : out;
+  correct.n_q = args.n_q;
+  correct.first_pos = args.first_pos;
+  correct.gamma = gamma;
+  correct.row_elems = row_elems;
+  correct.mode = delta_mode(variant);
+  delta_correct(correct, stream);
+  if (correct.out != out) {
+    CUDA_CHECK(cudaMemcpyAsync(out, correct.out, as_size(int64_t{args.n_q} * row_elems) * sizeof(__nv_bfloat16),
+                               cudaMemcpyDeviceToDevice, stream));
+  }
+}
+
+DecodeAttentionArgs CudaAttention::dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
+                                                     const LayerKv& kv, __nv_bfloat16* out) const {
+  DecodeAttentionArgs args;
+  args.q = q;
+  args.k_pool = kv.k_pool;
+  args.v_pool = kv.v_pool;
+  args.page_table = kv.page_table;
+  args.page_table_stride = kv.num_pages;
+  args.kv_lens = kv_len;
+  args.batch = 1;
+  args.n_heads = model_.n_heads;
+  args.n_kv_heads = model_.n_kv_heads;
+  args.head_dim = model_.head_dim;
+  args.max_kv_len = max_kv_len;
+  args.softmax_scale = scale_;
+  args.out = out;
+  return args;
+}
+
+void CudaAttention::decode(int layer, const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
+                           const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream) {
+  const TokenSet set{set_indices_.data(), set_counts_.data(), set_capacity_, 1};
+  if (config_.decode.kind == attention::DecodeKind::Streaming && layer == 0) {
+    streaming_select(kv_len, 1, static_cast<int>(config_.sink), static_cast<int>(config_.window), set, stream);
+  }
+  DecodeAttentionArgs dense = dense_decode_args(q, kv_len, max_kv_len, kv, out);
+  switch (schedule_.role(layer)) {
+    case attention::LayerRole::Full:
+      dense.workspace = dense_ws_.data();
+      dense.workspace_bytes = dense_ws_.bytes();
+      decode_attention(dense, stream);
+      return;
+    case attention::LayerRole::DeltaSelect:
+      dense.lse = lse_.data();
+      delta_decode_select(dense, select_, select_ws_.data(), select_ws_.bytes(), set, stream);
+      return;
+    case attention::LayerRole::Sparse:
+      sparse_decode_over_set(q, kv, out, stream);
+      return;
+  }
+}
+
+void CudaAttention::sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, __nv_bfloat16* out,
+                                           cudaStream_t stream) {
+  SparseDecodeArgs args;
+  args.q = q;
+  args.k_pool = kv.k_pool;
+  args.v_pool = kv.v_pool;
+  args.page_table = kv.page_table;
+  args.page_table_stride = kv.num_pages;
+  args.set = TokenSet{set_indices_.data(), set_counts_.data(), set_capacity_, 1};
+  args.batch = 1;
+  args.n_heads = model_.n_heads;
+  args.n_kv_heads = model_.n_kv_heads;
+  args.head_dim = model_.head_dim;
+  args.softmax_scale = scale_;
+  args.out = out;
+  args.workspace = sparse_ws_.data();
+  args.workspace_bytes = sparse_ws_.bytes();
+  sparse_decode(args, stream);
+}
+
+}  // namespace deltainfer::cuda

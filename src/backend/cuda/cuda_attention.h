@@ -1,0 +1,67 @@
+#pragma once
+// The attention policies (attention/attention_config.h) on the GPU: which of our kernels each
+// layer runs in prefill and decode. The CPU twin is attention::CpuAttention; the same config gives
+// the same attended sets. Every call only launches on the stream, and the decode calls read the
+// context length from device memory, so a whole decode step can be captured in a CUDA graph.
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "attention/attention_config.h"
+#include "attention/layer_schedule.h"
+#include "backend/cuda/delta_decode.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/prefill_attention.h"
+#include "model/model_config.h"
+
+namespace deltainfer::cuda {
+
+// One layer's paged cache of one sequence.
+struct LayerKv {
+  const __nv_bfloat16* k_pool = nullptr;
+  const __nv_bfloat16* v_pool = nullptr;
+  const int32_t* page_table = nullptr;
+  int num_pages = 0;
+};
+
+class CudaAttention {
+ public:
+  // Throws InputError for a policy without a GPU path (vertical-slash estimation, Quest).
+  CudaAttention(const attention::AttentionConfig& config, const model::ModelConfig& model, int64_t capacity,
+                int64_t max_chunk);
+
+  // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
+  int64_t required_chunk_alignment() const;
+
+  // q: [n][n_heads][head_dim] at positions first_pos.., keys 0..first_pos+n-1 are in the cache.
+  void prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, const LayerKv& kv,
+               __nv_bfloat16* out, cudaStream_t stream);
+
+  // Called for layers 0..L-1 in order each step; kv_len (device) = position + 1, bounded by
+  // max_kv_len (the graph's bucket).
+  void decode(int layer, const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len, const LayerKv& kv,
+              __nv_bfloat16* out, cudaStream_t stream);
+
+ private:
+  void prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream);
+  DecodeAttentionArgs dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
+                                        const LayerKv& kv, __nv_bfloat16* out) const;
+  void sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, __nv_bfloat16* out,
+                              cudaStream_t stream);
+
+  attention::AttentionConfig config_;
+  attention::LayerSchedule schedule_;
+  model::ModelConfig model_;
+  float scale_;
+  int sms_;
+  PageSelectConfig select_;
+  int set_capacity_ = 0;
+  DeviceBuffer<__nv_bfloat16> strided_q_, dense_rows_, corrected_;
+  DeviceBuffer<int32_t> strided_pos_;
+  DeviceBuffer<int32_t> set_indices_, set_counts_;
+  DeviceBuffer<float> lse_;
+  DeviceBuffer<unsigned char> dense_ws_, select_ws_, sparse_ws_;
+};
+
+}  // namespace deltainfer::cuda
