@@ -46,7 +46,8 @@ std::vector<int32_t> greedy(model::Transformer& model, const std::vector<int32_t
   return tokens;
 }
 
-TEST(ModelParity, GpuGreedyTokensEqualCpuForSixtyFourTokens) {
+// Greedy generation of `count` tokens under `attention` on both backends, prompt by prompt.
+void expect_parity(const attention::AttentionConfig& attention, int count) {
   const std::string path = model_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
   const auto source = model::open_model_source(path);
@@ -54,15 +55,17 @@ TEST(ModelParity, GpuGreedyTokensEqualCpuForSixtyFourTokens) {
   engine::EngineConfig config;
   config.model_path = path;
   config.prefill_chunk = 64;
+  config.attention = attention;
   backend::cpu::CpuTransformerOptions cpu_options;
   cpu_options.capacity = 512;
+  cpu_options.prefill_chunk = 64;
   backend::cpu::CpuTransformer cpu(*source, config.attention, cpu_options);
   const auto gpu = cuda::make_cuda_transformer(*source, config, 512);
   for (const char* prompt : kPrompts) {
     const std::vector<int32_t> ids = tok.encode(prompt, /*parse_special=*/true);
     std::vector<float> cpu_logits, gpu_logits;
-    const std::vector<int32_t> want = greedy(cpu, ids, 64, &cpu_logits);
-    const std::vector<int32_t> got = greedy(*gpu, ids, 64, &gpu_logits);
+    const std::vector<int32_t> want = greedy(cpu, ids, count, &cpu_logits);
+    const std::vector<int32_t> got = greedy(*gpu, ids, count, &gpu_logits);
     double diff = 0, norm = 0;
     for (size_t i = 0; i < cpu_logits.size(); ++i) {
       diff += (gpu_logits[i] - cpu_logits[i]) * (gpu_logits[i] - cpu_logits[i]);
@@ -74,6 +77,25 @@ TEST(ModelParity, GpuGreedyTokensEqualCpuForSixtyFourTokens) {
     EXPECT_LT(relative, 3e-2);  // bf16 weights and activations vs f32 everywhere
     EXPECT_EQ(got, want) << "prompt: " << prompt;
   }
+}
+
+TEST(ModelParity, GpuGreedyTokensEqualCpuForSixtyFourTokens) { expect_parity(attention::AttentionConfig{}, 64); }
+
+// Small window, stride and budget so that the short prompts really run sparse: sliding+Δ prefill
+// (window 16, sink 4, γ 16, fused correction on the GPU) and DELTA decode (budget 32 of ~70-100
+// positions, pages of 16, recency 16).
+TEST(ModelParity, SlidingDeltaPrefillAndDeltaDecodeEqualCpuForThirtyTwoTokens) {
+  attention::AttentionConfig sparse;
+  sparse.prefill.kind = attention::PrefillKind::Sliding;
+  sparse.prefill.delta = true;
+  sparse.prefill.gamma = 16;
+  sparse.window = 16;
+  sparse.sink = 4;
+  sparse.decode.kind = attention::DecodeKind::Delta;
+  sparse.decode.budget = 32;
+  sparse.decode.page = 16;
+  sparse.decode.recency = 16;
+  expect_parity(sparse, 32);
 }
 
 }  // namespace
