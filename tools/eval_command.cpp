@@ -3,6 +3,7 @@
 // stderr, everything (every answer included) to --json.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <memory>
@@ -92,14 +93,21 @@ int run_eval_command(const EvalOptions& o) {
     config.context = context;
     return engine::Engine::open(config, factory);
   };
-  eval::EvalReport report = eval::run_eval(plan, corpus, filler_dir, open);
-  report.run = {{"command", command_line(o)}, {"model", o.engine.model_path},
-                {"backend", o.backend.kind == engine::BackendKind::Cuda ? "cuda" : "cpu"},
-                {"samples", o.samples}, {"seed", o.seed}, {"filler", filler_dir}};
-  const std::string tables = eval::markdown_tables(report);
-  fmt::print(stdout, "{}", tables);
-  if (!o.markdown_path.empty()) write_file(o.markdown_path, tables, "--markdown");
-  if (!o.json_path.empty()) write_file(o.json_path, eval::to_json(report).dump(1) + "\n", "--json");
+  const nlohmann::json run = {{"command", command_line(o)}, {"model", o.engine.model_path},
+                              {"backend", o.backend.kind == engine::BackendKind::Cuda ? "cuda" : "cpu"},
+                              {"samples", o.samples}, {"seed", o.seed}, {"filler", filler_dir}};
+  // The files hold the methods finished so far, so that an interrupted run keeps its results.
+  const auto save = [&](eval::EvalReport report, bool complete) {
+    report.run = run;
+    report.run["complete"] = complete;
+    const std::string tables = eval::markdown_tables(report);
+    if (!o.markdown_path.empty()) write_file(o.markdown_path, tables, "--markdown");
+    if (!o.json_path.empty()) write_file(o.json_path, eval::to_json(report).dump(1) + "\n", "--json");
+    return tables;
+  };
+  const eval::EvalReport report =
+      eval::run_eval(plan, corpus, filler_dir, open, [&](const eval::EvalReport& partial) { save(partial, false); });
+  fmt::print(stdout, "{}", save(report, true));
   return 0;
 }
 

@@ -92,8 +92,8 @@ void apply_param(AttentionConfig& c, const MethodSpec& spec, const std::string& 
   else if (key == "sink") c.sink = integer();
   else if (key == "gamma") c.prefill.gamma = integer();
   else if (key == "variant") c.prefill.variant = parse_variant(spec, value);
-  else if (key == "vertical") c.prefill.vertical = integer();
-  else if (key == "slash") c.prefill.slash = integer();
+  else if (key == "vertical") c.prefill.vertical = parse_length(spec, key, value, context);
+  else if (key == "slash") c.prefill.slash = parse_length(spec, key, value, context);
   else if (key == "block") c.prefill.block = integer();
   else if (key == "estimate_queries") c.prefill.estimate_queries = integer();
   else if (key == "budget") c.decode.budget = parse_length(spec, key, value, context);

@@ -14,8 +14,10 @@
 // Keys: window, sink, gamma, variant (delta|recompute|interpolate), vertical, slash, block,
 // estimate_queries, budget, recency, page, full_layers, aggregation (max|sum), and decode=<kind>
 // to pair a sparse prefill with a sparse decode (e.g. "sliding+delta:decode=delta,budget=512").
-// window and budget also take a share of the context, "25%", resolved per context length (a
-// budget rounds to whole pages).
+// window, budget, vertical and slash also take a share of the context, "25%", resolved per
+// context length (a budget rounds to whole pages). The vertical-slash defaults (1000 columns,
+// 6096 diagonals: MInference's for 128K contexts) keep every key below 7K tokens, so at the
+// lengths a small model reaches give shares, e.g. "vslash+delta:vertical=5%,slash=20%".
 #include <cstdint>
 
 #include "attention/attention_config.h"

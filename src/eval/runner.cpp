@@ -167,7 +167,7 @@ uint64_t sample_seed(uint64_t run_seed, TaskKind task, int64_t length, int index
 }
 
 EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std::string& filler_dir,
-                    const EngineOpener& open) {
+                    const EngineOpener& open, const EvalCheckpoint& checkpoint) {
   const int64_t longest = *std::max_element(plan.lengths.begin(), plan.lengths.end());
   std::optional<engine::Engine> reference(open(attention::AttentionConfig{}, longest));
   check_plan(plan, *reference);
@@ -199,6 +199,7 @@ EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std:
         progress.advance(1, fmt::format("{} perplexity {}", method.label, length));
       }
     }
+    if (checkpoint) checkpoint(report);
   }
   progress.finish();
   return report;

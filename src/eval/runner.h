@@ -35,10 +35,13 @@ struct EvalPlan {
 // Opens an engine whose attention is `attention` and whose KV cache holds `context` positions.
 using EngineOpener = std::function<engine::Engine(const attention::AttentionConfig& attention, int64_t context)>;
 
+// Called with the results so far after each method, so that a long run can be saved as it goes.
+using EvalCheckpoint = std::function<void(const EvalReport& partial)>;
+
 // Throws InputError for a plan that cannot run (no task, a length the model cannot hold, a method
 // that is invalid at some length) before any sample is generated.
 EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std::string& filler_dir,
-                    const EngineOpener& open);
+                    const EngineOpener& open, const EvalCheckpoint& checkpoint = {});
 
 // The seed of sample `index` of a task at a length: independent of the methods, so that every
 // method answers the same prompts.

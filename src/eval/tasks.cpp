@@ -96,7 +96,8 @@ TaskLayout passkey_layout(SeededRandom& random, const SampleSpec& spec) {
                   "Find it and memorize it. I will quiz you about the important information there.";
   t.needles = {"The pass key is " + key + ". Remember it. " + key + " is the pass key."};
   t.depths = needle_depths(random, spec, 1);
-  t.question = "What is the pass key?";
+  // "number only": without it the 135M model tends to go on with a story after the prefix.
+  t.question = "What is the pass key? Answer with the number only.";
   t.answer_prefix = "The pass key is";
   t.expected = {key};
   return t;

@@ -39,6 +39,9 @@ TEST(MethodConfig, ResolvesSharesOfTheContext) {
   EXPECT_EQ(config_of("delta:budget=25%", 8192).decode.budget, 2048);
   EXPECT_EQ(config_of("delta:budget=25%", 2000).decode.budget, 496);  // 500 rounded to pages of 16
   EXPECT_EQ(config_of("sliding:window=50%", 2048).window, 1024);
+  const auto vslash = config_of("vslash+delta:vertical=5%,slash=20%", 4000);
+  EXPECT_EQ(vslash.prefill.vertical, 200);
+  EXPECT_EQ(vslash.prefill.slash, 800);
 }
 
 TEST(MethodConfig, RejectsUnknownNamesKeysAndValues) {
