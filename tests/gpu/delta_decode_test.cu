@@ -253,8 +253,9 @@ TEST_P(DeltaSelectTest, MatchesCpuTopkAndSparseDecodeMatches) {
       EXPECT_EQ(static_cast<int>(got.size()), expected) << what << ": set size";
       EXPECT_EQ(got.front(), 0) << what << ": sink page";
       EXPECT_EQ(got.back(), len - 1) << what << ": newest token";
-      for (int t = std::max(0, len - c.config.recency); t < len; ++t) {
-        EXPECT_TRUE(std::binary_search(got.begin(), got.end(), t)) << what << ": recent token " << t << " missing";
+      const int recent_pages = (c.config.recency + c.config.page - 1) / c.config.page;
+      for (int t = std::max(0, n_pages - recent_pages) * c.config.page; t < len; ++t) {
+        EXPECT_TRUE(std::binary_search(got.begin(), got.end(), t)) << what << ": recent-page token " << t << " missing";
       }
       const std::vector<int> pages = positions_to_pages(got, c.config.page);
       EXPECT_EQ(test::pages_to_positions(pages, c.config.page, len), got) << what << ": whole pages";
@@ -390,7 +391,7 @@ TEST(QuestTest, BoundsSelectionAndDecodeMatchCpu) {
       const int row = s * n_kv + h;
       std::vector<double> want(static_cast<size_t>(n_pages));
       double worst = 0.0;
-      const int first_recent = std::max(0, len - config.recency) / 16;
+      const int first_recent = std::max(0, n_pages - (config.recency + 15) / 16);
       for (int qp = 0; qp < n_pages; ++qp) {
         test::reference_quest_bounds(in.cache, in.pages(s), h, qp, len, lo, hi);
         const float* q_group = in.q_of(s) + static_cast<size_t>(h) * group * d;

@@ -48,7 +48,7 @@ inline std::vector<double> reference_delta_page_scores(const float* q, const Pag
     }
   }
   const int n_pages = (kv_len + page - 1) / page;
-  const int first_recent = std::max(0, kv_len - recency) / page;
+  const int first_recent = std::max(0, n_pages - (recency + page - 1) / page);  // last ceil(recency/page) pages
   std::vector<double> scores(static_cast<size_t>(n_pages), 0.0);
   for (int t = 0; t < kv_len; ++t) scores[t / page] += unified[t];
   for (int p = 0; p < n_pages; ++p) {

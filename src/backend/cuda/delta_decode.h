@@ -33,7 +33,7 @@ enum class HeadReduce { kMax, kSum };  // DELTA's unified score over query heads
 struct PageSelectConfig {
   int budget = 2048;    // tokens; budget / page pages are kept
   int page = 16;        // tokens per selection page; 1 = token-level selection
-  int recency = 128;    // the pages holding the last `recency` tokens are always kept
+  int recency = 128;    // the last ceil(recency / page) pages are always kept (METHODS.md)
   bool keep_sink = true;  // the first page is always kept
   HeadReduce head_reduce = HeadReduce::kMax;
 };

@@ -66,7 +66,8 @@ __global__ void __launch_bounds__(kScoreThreads) delta_page_score_kernel(const P
     unified[t] = u;
   }
   __syncthreads();
-  const int first_recent = max(0, kv_len - p.recency) / p.page;
+  // METHODS.md: the last ceil(recency / page) pages are kept (as the CPU twin does).
+  const int first_recent = max(0, (kv_len + p.page - 1) / p.page - (p.recency + p.page - 1) / p.page);
   for (int i = tid; i < p.tile_pages; i += kScoreThreads) {
     const int page = first_page + i;
     const int page_begin = i * p.page;

@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(kScoreWarps * 32) quest_score_kernel(const Que
 
   const int kv_len = p.cache.kv_lens[seq];
   const int n_valid = (kv_len + kQuestPage - 1) / kQuestPage;
-  const int first_recent = max(0, kv_len - p.recency) / kQuestPage;
+  const int first_recent = max(0, (kv_len + kQuestPage - 1) / kQuestPage - (p.recency + kQuestPage - 1) / kQuestPage);
   const int32_t* pages = p.cache.page_table + static_cast<size_t>(seq) * p.cache.page_table_stride;
   const int block_first = static_cast<int>(blockIdx.x) * kPagesPerBlock;
   for (int page = block_first + warp; page < min(n_valid, block_first + kPagesPerBlock); page += kScoreWarps) {
