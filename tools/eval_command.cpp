@@ -37,7 +37,7 @@ struct EvalOptions {
   std::string filler_dir;
   bool perplexity = false;
   int perplexity_texts = 2;
-  int64_t short_context = 512;
+  int64_t short_context = 0;
   int64_t decode_tail = 256;
 };
 
@@ -136,8 +136,8 @@ Command register_eval(CLI::App& app) {
   cmd->add_flag("--perplexity", o->perplexity, "Also measure perplexity and LongPPL on real prose");
   cmd->add_option("--ppl-texts", o->perplexity_texts, "Prose windows per length for perplexity")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--longppl-short", o->short_context, "LongPPL: the short context K (tokens)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--longppl-short", o->short_context, "LongPPL: the short context K in tokens (0: length / 8)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--decode-tail", o->decode_tail, "Perplexity: last tokens fed one at a time (decode path)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("-t,--threads", o->engine.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);

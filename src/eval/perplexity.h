@@ -9,8 +9,9 @@
 //   LSD_i = LCL_i − log p(x_i | x_{i-K}..x_{i-1})        (long-short difference)
 // x_i is a key token when LSD_i > α and LCL_i > β: the distant context raises its probability
 // more than e^α times and the model, given it, predicts the token reasonably well. The paper's
-// α = 2, β = −2 are the defaults; K (the short context) defaults to 512 tokens here, a quarter of
-// our shortest perplexity context, where the paper used 4K of 32K. Tokens i < K see the same
+// α = 2, β = −2 are the defaults; K (the short context) defaults to an eighth of the window, as
+// the paper's 4K of 32K (at 1K tokens, K = 512 left no key token at all: 384 extra tokens of
+// context seldom raise a token's probability e² times). Tokens i < K see the same
 // context both ways (LSD = 0) and are never key tokens. The short-context scores come from
 // windows of K + stride tokens moved by `stride`, so a token sees between K + 1 and K + stride
 // tokens of context (the paper's sliding evaluation; stride defaults to K / 4).

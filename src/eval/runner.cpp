@@ -89,9 +89,9 @@ std::vector<PerplexityText> prepare_perplexity(const EvalPlan& plan, const std::
       PerplexityText text{length, fmt::format("prose@{}", offset), {}, {}};
       text.tokens.assign(prose.begin() + offset, prose.begin() + offset + length);
       const std::vector<double> full = token_nlls(reference.transformer(), text.tokens, plan.prefill_chunk, 0);
-      const std::vector<double> shorter = short_context_nlls(reference.transformer(), text.tokens,
-                                                             plan.longppl_short_context,
-                                                             std::max<int64_t>(1, plan.longppl_short_context / 4));
+      const int64_t k = plan.longppl_short_context > 0 ? plan.longppl_short_context : std::max<int64_t>(1, length / 8);
+      const std::vector<double> shorter =
+          short_context_nlls(reference.transformer(), text.tokens, k, std::max<int64_t>(1, k / 4));
       text.key_tokens = select_key_tokens(full, shorter);
       texts.push_back(std::move(text));
       progress.advance(1, fmt::format("length {}", length));

@@ -27,7 +27,7 @@ struct EvalPlan {
   // Perplexity over `perplexity_texts` windows of `length` tokens of real prose per length.
   bool perplexity = false;
   int perplexity_texts = 2;
-  int64_t longppl_short_context = 512;
+  int64_t longppl_short_context = 0;  // K of LongPPL; 0: length / 8 (the paper's 4K of 32K)
   int64_t decode_tail = 256;     // last tokens of each window fed through the decode path
   int64_t prefill_chunk = 512;
 };

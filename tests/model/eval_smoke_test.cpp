@@ -50,6 +50,26 @@ TEST(EvalSmoke, DenseFindsThePasskeyAndTheNeedleAt1K) {
   EXPECT_GE(total / 2, 60.0) << markdown_tables(report);
 }
 
+TEST(EvalSmoke, LongPplSeparatesDenseFromAShortWindow) {
+  DELTAINFER_REQUIRE_SMOLLM2();
+  EvalPlan plan;
+  plan.lengths = {768};
+  plan.methods = parse_method_specs("dense;streaming:window=32,sink=4");
+  plan.perplexity = true;
+  plan.perplexity_texts = 1;
+  plan.decode_tail = 16;
+  const EvalReport report = run_eval(plan, FillerCorpus::load(kFiller), kFiller, cpu_opener());
+  ASSERT_EQ(report.perplexity.size(), 2u);
+  const PerplexityOutcome& dense = report.perplexity[0];
+  const PerplexityOutcome& streaming = report.perplexity[1];
+  EXPECT_GT(dense.key_tokens, 0) << "K = 96 should leave some tokens that need the distant context";
+  EXPECT_EQ(dense.scored_tokens, 767);
+  // Real prose: a 135M model lands in the tens; a broken logit row gives thousands.
+  EXPECT_LT(dense.ppl, 100.0);
+  EXPECT_LT(dense.ppl, streaming.ppl);
+  EXPECT_LT(2.0 * dense.longppl, streaming.longppl) << markdown_tables(report);
+}
+
 TEST(EvalSmoke, PasskeyPromptFitsTheTargetInModelTokens) {
   DELTAINFER_REQUIRE_SMOLLM2();
   const tokenizer::Tokenizer tokenizer = tokenizer::Tokenizer::load(testing::smollm2_path());
