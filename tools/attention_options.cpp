@@ -35,6 +35,8 @@ void add_prefill_options(CLI::App& command, AttentionOptions& o) {
       ->capture_default_str();
   command.add_option("--sink", o.config.sink, "First tokens always attended by sliding / streaming")->capture_default_str();
   command.add_option("--gamma", p.gamma, "Δ correction: stride of the dense query rows")->capture_default_str();
+  command.add_option("--dense-tail", p.dense_tail, "Δ correction: last prompt rows that attend densely (0: none)")
+      ->capture_default_str();
   const std::map<std::string, DeltaVariant> variants{
       {"delta", DeltaVariant::Delta}, {"recompute", DeltaVariant::Recompute}, {"interpolate", DeltaVariant::Interpolate}};
   command.add_option("--delta-variant", p.variant, "Δ correction variant: delta, recompute or interpolate (ablations)")

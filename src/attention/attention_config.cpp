@@ -18,6 +18,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 void validate_prefill(const PrefillConfig& p) {
   require_at_least(p.gamma, 1, "--gamma");
+  require_at_least(p.dense_tail, 0, "--dense-tail");
   require_at_least(p.estimate_queries, 1, "--estimate-queries");
   require_at_least(p.block, 1, "--block");
   require_at_least(p.vertical, 0, "--vertical");
@@ -123,7 +124,9 @@ const char* head_aggregation_name(HeadAggregation aggregation) {
 std::string describe(const AttentionConfig& c) {
   const PrefillConfig& p = c.prefill;
   std::string prefill = fmt::format("prefill {}", prefill_kind_name(p.kind));
-  if (p.delta) prefill += fmt::format("+delta(γ={}, {})", p.gamma, delta_variant_name(p.variant));
+  if (p.delta) {
+    prefill += fmt::format("+delta(γ={}, {}, dense tail {})", p.gamma, delta_variant_name(p.variant), p.dense_tail);
+  }
   if (p.kind == PrefillKind::Sliding) prefill += fmt::format(" window={} sink={}", c.window, c.sink);
   if (p.kind == PrefillKind::VerticalSlash) {
     prefill += fmt::format(" vertical={} slash={} estimate={} block={}", p.vertical, p.slash, p.estimate_queries,

@@ -20,6 +20,10 @@ struct PrefillConfig {
   bool delta = false;                 // Δ correction on top of a sparse kind
   int64_t gamma = 64;                 // stride of the dense rows
   DeltaVariant variant = DeltaVariant::Delta;
+  // With Δ, the last `dense_tail` rows of each prefill attend densely: the prompt's final tokens
+  // (the question, and the row whose logits give the first answer token) see every key, as in
+  // the authors' code (which keeps at least 128 such rows). 0: only the strided rows are dense.
+  int64_t dense_tail = 128;
   // Vertical-slash (MInference-style) estimation and block size.
   int64_t estimate_queries = 64;      // last queries of the chunk used to estimate
   int64_t block = 64;                 // kernel block (queries and keys)

@@ -51,10 +51,10 @@ void CpuAttention::reset() {
 
 // ---- prefill ----
 
-void CpuAttention::prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
-                           float* out) {
+void CpuAttention::prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, int64_t prompt_end,
+                           const KvView& kv, float* out) {
   if (layer < 0 || layer >= schedule_.n_layers() || n_tokens <= 0 || first_pos < 0 ||
-      kv.length < first_pos + n_tokens) {
+      kv.length < first_pos + n_tokens || prompt_end < first_pos + n_tokens) {
     throw_error("attention prefill: layer {} with {} tokens at {} over a KV of {} positions is out of range", layer,
                 n_tokens, first_pos, kv.length);
   }
@@ -63,6 +63,7 @@ void CpuAttention::prefill(int layer, const float* q, int64_t n_tokens, int64_t 
     correct_with_delta(layer, q, n_tokens, first_pos, kv, out);
     const StridedRows strided = strided_rows(config_.prefill.gamma, first_pos, n_tokens);
     for (int64_t s = 0; s < strided.count; ++s) attended += (strided.first + s * config_.prefill.gamma + 1) * shape_.n_heads;
+    attended += attend_dense_tail(q, n_tokens, first_pos, prompt_end, kv, out);
   }
   if (config_.instrument) record_prefill(layer, q, n_tokens, first_pos, kv, out, attended);
 }
@@ -124,6 +125,15 @@ void CpuAttention::correct_with_delta(int layer, const float* q, int64_t n_token
   });
   apply_delta_correction(config_.prefill, stride, first_pos, n_tokens, dense.data(), out,
                          carry_[static_cast<size_t>(layer)]);
+}
+
+int64_t CpuAttention::attend_dense_tail(const float* q, int64_t n_tokens, int64_t first_pos, int64_t prompt_end,
+                                       const KvView& kv, float* out) {
+  const RowRange tail = dense_tail_rows(config_.prefill, first_pos, n_tokens, prompt_end);
+  if (tail.begin == tail.end) return 0;
+  const int64_t offset = (tail.begin - first_pos) * shape_.q_row_stride();
+  return run_prefill([](int, int64_t, int64_t i1) { return dense_keys(i1); }, q + offset, tail.end - tail.begin,
+                     tail.begin, kv, out + offset);
 }
 
 void CpuAttention::record_prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,

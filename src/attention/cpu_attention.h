@@ -24,8 +24,10 @@ class CpuAttention {
   CpuAttention(const AttentionConfig& config, const model::ModelConfig& model, int threads);
 
   // q, out: [n_tokens][n_heads][head_dim] at positions first_pos..; kv holds at least
-  // first_pos + n_tokens positions.
-  void prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv, float* out);
+  // first_pos + n_tokens positions. prompt_end (>= first_pos + n_tokens): one past the last row of
+  // the whole prefill this chunk belongs to (where Δ's dense tail ends).
+  void prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, int64_t prompt_end, const KvView& kv,
+               float* out);
   // q, out: [n_heads][head_dim] of the token at `pos`; kv holds positions 0..pos.
   void decode(int layer, const float* q, int64_t pos, const KvView& kv, float* out);
 
@@ -49,6 +51,9 @@ class CpuAttention {
                       float* out);
   void correct_with_delta(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                           float* out);
+  // Dense rows for the part of the chunk in Δ's dense tail; returns the attended count.
+  int64_t attend_dense_tail(const float* q, int64_t n_tokens, int64_t first_pos, int64_t prompt_end,
+                            const KvView& kv, float* out);
   void record_prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                       const float* out, int64_t attended);
 

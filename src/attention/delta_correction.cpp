@@ -9,6 +9,12 @@ StridedRows strided_rows(int64_t gamma, int64_t first_pos, int64_t n) {
   return {first, first < end ? (end - 1 - first) / gamma + 1 : 0};
 }
 
+RowRange dense_tail_rows(const PrefillConfig& config, int64_t first_pos, int64_t n, int64_t prompt_end) {
+  const int64_t end = first_pos + n;
+  const int64_t begin = std::clamp(prompt_end - config.dense_tail, first_pos, end);
+  return {begin, end};
+}
+
 void apply_delta_correction(const PrefillConfig& config, int64_t row_width, int64_t first_pos, int64_t n,
                             const float* dense, float* out, DeltaCarry& carry) {
   const int64_t gamma = config.gamma, end = first_pos + n;

@@ -27,6 +27,14 @@ struct StridedRows {
 };
 StridedRows strided_rows(int64_t gamma, int64_t first_pos, int64_t n);
 
+// The rows of a chunk [first_pos, first_pos + n) that are in the dense tail of a prefill ending at
+// prompt_end (the last config.dense_tail rows): [begin, end), empty when begin == end.
+struct RowRange {
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+RowRange dense_tail_rows(const PrefillConfig& config, int64_t first_pos, int64_t n, int64_t prompt_end);
+
 // out: sparse outputs [n][row_width] of rows first_pos..; dense: dense outputs of the strided
 // rows [count][row_width]. Corrects out in place and updates carry.
 void apply_delta_correction(const PrefillConfig& config, int64_t row_width, int64_t first_pos, int64_t n,

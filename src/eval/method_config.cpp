@@ -91,6 +91,7 @@ void apply_param(AttentionConfig& c, const MethodSpec& spec, const std::string& 
   if (key == "window") c.window = parse_length(spec, key, value, context);
   else if (key == "sink") c.sink = integer();
   else if (key == "gamma") c.prefill.gamma = integer();
+  else if (key == "dense_tail") c.prefill.dense_tail = integer();
   else if (key == "variant") c.prefill.variant = parse_variant(spec, value);
   else if (key == "vertical") c.prefill.vertical = parse_length(spec, key, value, context);
   else if (key == "slash") c.prefill.slash = parse_length(spec, key, value, context);
@@ -120,6 +121,7 @@ double prefill_share(const AttentionConfig& c, int64_t n) {
   double pairs = capped_pairs(n, keep);
   if (c.prefill.delta) {
     for (int64_t r = 0; r < n; r += c.prefill.gamma) pairs += static_cast<double>(r + 1);
+    for (int64_t r = std::max<int64_t>(0, n - c.prefill.dense_tail); r < n; ++r) pairs += static_cast<double>(r + 1);
   }
   return std::min(pairs / causal_pairs(n), c.prefill.delta ? 2.0 : 1.0);
 }

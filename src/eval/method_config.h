@@ -11,7 +11,7 @@
 //   tidal             dense prefill, TidalDecode-style decode (DELTA without the recency window)
 //   quest             dense prefill, Quest decode
 //   streaming         StreamingLLM: sink + window in prefill and in decode
-// Keys: window, sink, gamma, variant (delta|recompute|interpolate), vertical, slash, block,
+// Keys: window, sink, gamma, dense_tail, variant (delta|recompute|interpolate), vertical, slash, block,
 // estimate_queries, budget, recency, page, full_layers, aggregation (max|sum), and decode=<kind>
 // to pair a sparse prefill with a sparse decode (e.g. "sliding+delta:decode=delta,budget=512").
 // window, budget, vertical and slash also take a share of the context, "25%", resolved per

@@ -72,13 +72,14 @@ struct Backends {
 };
 
 // Small window, stride and budget so that the short prompts really run sparse: sliding+Δ prefill
-// (window 16, sink 4, γ 16, fused correction on the GPU) and DELTA decode (budget 32 of ~70-100
+// (window 16, sink 4, γ 16, fused correction on the GPU, dense tail of 16 rows) and DELTA decode (budget 32 of ~70-100
 // positions, pages of 16, recency 16).
 attention::AttentionConfig small_sparse_config() {
   attention::AttentionConfig sparse;
   sparse.prefill.kind = attention::PrefillKind::Sliding;
   sparse.prefill.delta = true;
   sparse.prefill.gamma = 16;
+  sparse.prefill.dense_tail = 16;
   sparse.window = 16;
   sparse.sink = 4;
   sparse.decode.kind = attention::DecodeKind::Delta;

@@ -54,26 +54,28 @@ void CpuTransformer::forward(const int32_t* tokens, int64_t n, model::LogitsFor 
     }
   }
   const size_t vocab = as_size(config_.vocab_size);
+  const int64_t prompt_end = cached_ + n;
+  const bool is_decode = n == 1 && cached_ > 0;
   for (int64_t start = 0; start < n; start += prefill_chunk_) {
     const int64_t count = std::min(prefill_chunk_, n - start);
     const bool last_chunk = start + count == n;
     if (which == model::LogitsFor::AllTokens) {
-      forward_chunk(tokens + start, count, which, logits + as_size(start) * vocab);
+      forward_chunk(tokens + start, count, prompt_end, is_decode, which, logits + as_size(start) * vocab);
     } else {
-      forward_chunk(tokens + start, count, which, last_chunk ? logits : nullptr);
+      forward_chunk(tokens + start, count, prompt_end, is_decode, which, last_chunk ? logits : nullptr);
     }
   }
 }
 
-void CpuTransformer::forward_chunk(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) {
+void CpuTransformer::forward_chunk(const int32_t* tokens, int64_t n, int64_t prompt_end, bool is_decode,
+                                   model::LogitsFor which, float* logits) {
   const int64_t d = config_.d_model;
-  const bool is_decode = n == 1 && cached_ > 0;
   s_.x.resize(as_size(n * d));
   for (int64_t t = 0; t < n; ++t) {
     std::memcpy(s_.x.data() + t * d, weights_.token_embd.data() + int64_t{tokens[t]} * d, as_size(d) * sizeof(float));
   }
   for (int layer = 0; layer < config_.n_layers; ++layer) {
-    attention_block(layer, n, is_decode);
+    attention_block(layer, n, prompt_end, is_decode);
     feed_forward_block(layer, n);
   }
   cached_ += n;
@@ -82,7 +84,7 @@ void CpuTransformer::forward_chunk(const int32_t* tokens, int64_t n, model::Logi
   compute_logits(s_.x.data() + (n - rows) * d, rows, logits);
 }
 
-void CpuTransformer::attention_block(int layer, int64_t n, bool is_decode) {
+void CpuTransformer::attention_block(int layer, int64_t n, int64_t prompt_end, bool is_decode) {
   const LayerWeights& w = weights_.layers[as_size(layer)];
   const int64_t d = config_.d_model, q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
   s_.normed.resize(as_size(n * d));
@@ -109,7 +111,7 @@ void CpuTransformer::attention_block(int layer, int64_t n, bool is_decode) {
   if (is_decode) {
     attention_->decode(layer, s_.q.data(), cached_, kv, s_.attn.data());
   } else {
-    attention_->prefill(layer, s_.q.data(), n, cached_, kv, s_.attn.data());
+    attention_->prefill(layer, s_.q.data(), n, cached_, prompt_end, kv, s_.attn.data());
   }
   matmul(s_.attn.data(), w.wo.data(), nullptr, s_.proj.data(), n, q_dim, d);
   add_in_place(s_.x.data(), s_.proj.data(), n * d);

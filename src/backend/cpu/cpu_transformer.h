@@ -35,8 +35,11 @@ class CpuTransformer final : public model::Transformer {
     std::vector<float> x, normed, q, k, v, attn, proj, gate, up;
   };
 
-  void forward_chunk(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits);
-  void attention_block(int layer, int64_t n, bool is_decode);
+  // prompt_end: one past the last token of this forward call; a call of one token after a
+  // prompt is a decode step, any other call a prefill (of one or more chunks).
+  void forward_chunk(const int32_t* tokens, int64_t n, int64_t prompt_end, bool is_decode, model::LogitsFor which,
+                     float* logits);
+  void attention_block(int layer, int64_t n, int64_t prompt_end, bool is_decode);
   void feed_forward_block(int layer, int64_t n);
   void append_kv(int layer, int64_t n);
   void compute_logits(const float* hidden, int64_t rows, float* logits);

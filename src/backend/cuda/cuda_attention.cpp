@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attention/delta_correction.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/delta_correct.h"
 #include "backend/cuda/sparse_prefill.h"
@@ -86,8 +87,8 @@ int64_t CudaAttention::required_chunk_alignment() const {
   return config_.prefill.delta ? config_.prefill.gamma : 1;
 }
 
-void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, const LayerKv& kv,
-                            __nv_bfloat16* out, cudaStream_t stream) {
+void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,
+                            const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream) {
   (void)layer;  // prefill policies are the same in every layer
   PrefillAttentionArgs args;
   args.q = q;
@@ -105,7 +106,20 @@ void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_
     sliding_prefill_attention(args, static_cast<int>(config_.window), static_cast<int>(config_.sink), stream);
   } else {
     prefill_delta(args, out, stream);
+    prefill_dense_tail(args, prompt_end, stream);
   }
+}
+
+void CudaAttention::prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream) {
+  const attention::RowRange tail = attention::dense_tail_rows(config_.prefill, args.first_pos, args.n_q, prompt_end);
+  if (tail.begin == tail.end) return;
+  const int64_t skipped = (tail.begin - args.first_pos) * int64_t{model_.n_heads} * model_.head_dim;
+  PrefillAttentionArgs dense = args;
+  dense.q = args.q + skipped;
+  dense.out = args.out + skipped;
+  dense.first_pos = static_cast<int>(tail.begin);
+  dense.n_q = static_cast<int>(tail.end - tail.begin);
+  prefill_attention(dense, stream);
 }
 
 void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream) {

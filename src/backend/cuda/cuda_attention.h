@@ -35,8 +35,9 @@ class CudaAttention {
   int64_t required_chunk_alignment() const;
 
   // q: [n][n_heads][head_dim] at positions first_pos.., keys 0..first_pos+n-1 are in the cache.
-  void prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, const LayerKv& kv,
-               __nv_bfloat16* out, cudaStream_t stream);
+  // prompt_end: one past the last row of the whole prefill (where Δ's dense tail ends).
+  void prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,
+               const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream);
 
   // Called for layers 0..L-1 in order each step; kv_len (device) = position + 1, bounded by
   // max_kv_len (the graph's bucket).
@@ -45,6 +46,7 @@ class CudaAttention {
 
  private:
   void prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream);
+  void prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream);
   DecodeAttentionArgs dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
                                         const LayerKv& kv, __nv_bfloat16* out) const;
   void sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, __nv_bfloat16* out,

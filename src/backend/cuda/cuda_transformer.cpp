@@ -204,7 +204,7 @@ class CudaTransformer final : public model::Transformer {
       const int64_t count = std::min(chunk_, n - start);
       const bool all = which == model::LogitsFor::AllTokens;
       float* chunk_logits = all ? logits + as_size(start) * vocab : (start + count == n ? logits : nullptr);
-      prefill_chunk(tokens + start, count, all, chunk_logits);
+      prefill_chunk(tokens + start, count, cached_ + n - start, all, chunk_logits);
     }
   }
 
@@ -326,7 +326,8 @@ class CudaTransformer final : public model::Transformer {
               /*accumulate=*/false, s);
   }
 
-  void prefill_chunk(const int32_t* tokens, int64_t n, bool all_logits, float* logits) {
+  // prompt_end: one past the last token of the whole prefill this chunk belongs to.
+  void prefill_chunk(const int32_t* tokens, int64_t n, int64_t prompt_end, bool all_logits, float* logits) {
     cudaStream_t s = stream_.get();
     std::vector<int32_t> positions(as_size(n));
     for (int64_t t = 0; t < n; ++t) positions[as_size(t)] = static_cast<int32_t>(cached_ + t);
@@ -337,7 +338,8 @@ class CudaTransformer final : public model::Transformer {
                      config_.vocab_size, s);
     const int64_t first_pos = cached_;
     for (int i = 0; i < config_.n_layers; ++i) {
-      layer(i, n, positions_.data(), [&](int layer_index) { prefill_attention_layer(layer_index, n, first_pos); });
+      layer(i, n, positions_.data(),
+            [&](int layer_index) { prefill_attention_layer(layer_index, n, first_pos, prompt_end); });
     }
     cached_ += n;
     if (logits != nullptr) {
@@ -357,8 +359,8 @@ class CudaTransformer final : public model::Transformer {
     return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), page_table_.data(), static_cast<int>(num_pages_)};
   }
 
-  void prefill_attention_layer(int i, int64_t n, int64_t first_pos) {
-    attention_->prefill(i, q_.data(), n, first_pos, layer_kv(i), attn_.data(), stream_.get());
+  void prefill_attention_layer(int i, int64_t n, int64_t first_pos, int64_t prompt_end) {
+    attention_->prefill(i, q_.data(), n, first_pos, prompt_end, layer_kv(i), attn_.data(), stream_.get());
   }
 
   void decode_attention_layer(int i, int64_t bucket) {

@@ -15,7 +15,7 @@ TEST(Fidelity, OffByDefault) {
   const RandomLayer layer(testing::small_model(), 80, rng);
   CpuAttention attention(AttentionConfig{}, testing::small_model(), 2);
   std::vector<float> out(80 * 96);
-  attention.prefill(0, layer.q_row(0), 80, 0, layer.kv(80), out.data());
+  attention.prefill(0, layer.q_row(0), 80, 0, 80, layer.kv(80), out.data());
   EXPECT_EQ(attention.fidelity().at(Phase::Prefill, 0).calls, 0);
 }
 
@@ -26,7 +26,7 @@ TEST(Fidelity, DensePolicyHasUnitCosineAndRecall) {
   config.instrument = true;
   CpuAttention attention(config, testing::small_model(), 2);
   std::vector<float> out(80 * 96);
-  attention.prefill(0, layer.q_row(0), 79, 0, layer.kv(79), out.data());
+  attention.prefill(0, layer.q_row(0), 79, 0, 79, layer.kv(79), out.data());
   attention.decode(0, layer.q_row(79), 79, layer.kv(80), out.data());
   const LayerFidelity& prefill = attention.fidelity().at(Phase::Prefill, 0);
   EXPECT_EQ(prefill.attended, prefill.dense_attended);
@@ -48,7 +48,7 @@ TEST(Fidelity, SparsePolicyLosesMassAndCosine) {
   config.decode.kind = DecodeKind::Streaming;
   CpuAttention attention(config, testing::small_model(), 2);
   std::vector<float> out(200 * 96);
-  attention.prefill(0, layer.q_row(0), 199, 0, layer.kv(199), out.data());
+  attention.prefill(0, layer.q_row(0), 199, 0, 199, layer.kv(199), out.data());
   attention.decode(0, layer.q_row(199), 199, layer.kv(200), out.data());
   const LayerFidelity& prefill = attention.fidelity().at(Phase::Prefill, 0);
   EXPECT_LT(prefill.attended, prefill.dense_attended);

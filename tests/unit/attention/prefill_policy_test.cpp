@@ -23,18 +23,20 @@ std::vector<float> prefill(const AttentionConfig& config, const RandomLayer& lay
   std::vector<float> out(static_cast<size_t>(length * stride));
   for (int64_t start = 0; start < length; start += chunk) {
     const int64_t n = std::min(chunk, length - start);
-    attention.prefill(0, layer.q_row(start), n, start, layer.kv(start + n), out.data() + start * stride);
+    attention.prefill(0, layer.q_row(start), n, start, length, layer.kv(start + n), out.data() + start * stride);
   }
   return out;
 }
 
-AttentionConfig sliding(int64_t window, int64_t sink, bool delta, int64_t gamma = 64) {
+// Without a dense tail unless asked, so that every row shows the Δ rule of METHODS.md.
+AttentionConfig sliding(int64_t window, int64_t sink, bool delta, int64_t gamma = 64, int64_t dense_tail = 0) {
   AttentionConfig config;
   config.prefill.kind = PrefillKind::Sliding;
   config.window = window;
   config.sink = sink;
   config.prefill.delta = delta;
   config.prefill.gamma = gamma;
+  config.prefill.dense_tail = dense_tail;
   return config;
 }
 
@@ -91,6 +93,25 @@ TEST(PrefillPolicy, DeltaRowsEqualDenseRowsAndOtherRowsCarryTheirDelta) {
       ASSERT_NEAR(delta[at], want, i == r ? 1e-6f : kSameTolerance) << "row " << i;
     }
   }
+}
+
+TEST(PrefillPolicy, DenseTailRowsEqualDenseAndTheRowsBeforeKeepTheirDelta) {
+  std::mt19937 rng(testing::fresh_seed("PrefillPolicy.DenseTail"));
+  const int64_t n = 230, tail = 37, width = 96;
+  const RandomLayer layer(testing::small_model(), n, rng);
+  const std::vector<float> dense = prefill(AttentionConfig{}, layer, n, n);
+  const std::vector<float> without = prefill(sliding(24, 4, true, 32), layer, n, n);
+  for (int64_t chunk : {n, int64_t{50}, int64_t{1}}) {
+    const std::vector<float> with = prefill(sliding(24, 4, true, 32, tail), layer, n, chunk);
+    for (int64_t i = 0; i < n; ++i) {
+      const std::vector<float>& want = i >= n - tail ? dense : without;
+      for (int64_t c = 0; c < width; ++c) {
+        const size_t at = static_cast<size_t>(i * width + c);
+        ASSERT_NEAR(with[at], want[at], kSameTolerance) << "row " << i << " chunk " << chunk;
+      }
+    }
+  }
+  EXPECT_GT(testing::max_abs_diff(dense, without), 1e-3f);  // the tail is what made those rows dense
 }
 
 TEST(PrefillPolicy, RecomputeReplacesOnlyTheStridedRows) {

@@ -63,8 +63,11 @@ TEST(AttendedShare, CountsSlidingRowsDeltaRowsAndSparseLayers) {
   // N = 8, keep = sink 1 + window 1 = 2: rows attend 1,2,2,2,2,2,2,2 = 15 of 36 pairs.
   const AttendedShare sliding = attended_share(config_of("sliding:window=1,sink=1"), 8, 4);
   EXPECT_DOUBLE_EQ(sliding.prefill, 15.0 / 36.0);
-  // Δ with γ = 4 adds the dense rows 0 and 4: 1 + 5 pairs.
-  EXPECT_DOUBLE_EQ(attended_share(config_of("sliding+delta:window=1,sink=1,gamma=4"), 8, 4).prefill, 21.0 / 36.0);
+  // Δ with γ = 4 adds the dense rows 0 and 4: 1 + 5 pairs; a dense tail of 2 rows adds 7 + 8.
+  EXPECT_DOUBLE_EQ(attended_share(config_of("sliding+delta:window=1,sink=1,gamma=4,dense_tail=0"), 8, 4).prefill,
+                   21.0 / 36.0);
+  EXPECT_DOUBLE_EQ(attended_share(config_of("sliding+delta:window=1,sink=1,gamma=4,dense_tail=2"), 8, 4).prefill,
+                   36.0 / 36.0);
   // DELTA on 4 layers, F = 2, Δ-layers {2}: layers 0-2 dense, layer 3 attends 32 of 1025.
   const AttendedShare delta = attended_share(config_of("delta:budget=32,recency=16"), 1024, 4);
   EXPECT_DOUBLE_EQ(delta.prefill, 1.0);
