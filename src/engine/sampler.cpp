@@ -32,6 +32,12 @@ int32_t Sampler::sample(const float* logits, int32_t vocab_size) {
   if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
     keep = static_cast<size_t>(params_.top_k);
     std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep), candidates_.end(), higher);
+    // Tokens tied with the k-th logit are all kept: the set is a threshold on the logit, the same
+    // on every backend (the GPU sampler selects by threshold, not by position).
+    const float kth = candidates_[keep - 1].first;
+    const auto tied_end = std::partition(candidates_.begin() + static_cast<std::ptrdiff_t>(keep), candidates_.end(),
+                                         [kth](const auto& c) { return c.first == kth; });
+    keep = static_cast<size_t>(tied_end - candidates_.begin());
   } else {
     std::sort(candidates_.begin(), candidates_.end(), higher);
   }
@@ -51,6 +57,8 @@ int32_t Sampler::sample(const float* logits, int32_t vocab_size) {
       cumulative += weights[nucleus++] / total;
       if (cumulative >= params_.top_p) break;
     }
+    // Ties with the last token of the nucleus stay in it, as with top-k.
+    while (nucleus < keep && candidates_[nucleus].first == candidates_[nucleus - 1].first) ++nucleus;
     weights.resize(nucleus);
   }
   std::discrete_distribution<size_t> pick(weights.begin(), weights.end());

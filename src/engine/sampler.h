@@ -1,6 +1,7 @@
 #pragma once
 // Picks the next token from logits: greedy at temperature 0, else temperature + top-k + top-p
-// sampling from a seeded generator (same seed, same tokens).
+// sampling from a seeded generator (same seed, same tokens). Kept sets are thresholds on the
+// logit: tokens tied with the k-th (top-k) or with the nucleus's least likely (top-p) stay in.
 #include <cstdint>
 #include <random>
 #include <vector>

@@ -25,6 +25,12 @@ std::vector<double> reference_distribution(const std::vector<float>& logits, flo
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
   size_t keep = top_k > 0 ? std::min(order.size(), static_cast<size_t>(top_k)) : order.size();
+  // Ties with the k-th logit are kept (engine::Sampler's rule), and ties with the nucleus's last.
+  auto extend_over_ties = [&](size_t n) {
+    while (n > 0 && n < order.size() && logits[order[n]] == logits[order[n - 1]]) ++n;
+    return n;
+  };
+  keep = extend_over_ties(keep);
   std::vector<double> weights(keep);
   double total = 0.0;
   for (size_t i = 0; i < keep; ++i) {
@@ -38,7 +44,7 @@ std::vector<double> reference_distribution(const std::vector<float>& logits, flo
       cumulative += weights[nucleus++] / total;
       if (cumulative >= top_p) break;
     }
-    keep = nucleus;
+    keep = std::min(keep, extend_over_ties(nucleus));
   }
   std::vector<double> probs(logits.size(), 0.0);
   double kept = 0.0;

@@ -4,7 +4,7 @@
 // draw, so a step is reproducible and graph-capturable: advance `philox_offset` per step).
 // Semantics follow engine::Sampler: top-k keeps the k largest logits (ties at the k-th value are
 // all kept), top-p then keeps the smallest set of the most likely of those whose probability,
-// renormalized over the top-k set, reaches p. Only launches on `stream`; no allocation.
+// renormalized over the top-k set, reaches p (ties with its least likely member all kept). Only launches on `stream`; no allocation.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>

@@ -29,6 +29,26 @@ TEST(Sampler, TopKRestrictsToTheKLargest) {
   for (int i = 0; i < 200; ++i) EXPECT_LT(sampler.sample(logits.data(), 5), 2);
 }
 
+TEST(Sampler, TopKKeepsEveryTokenTiedWithTheKth) {
+  // k = 2: the second largest logit (4.0) is shared by tokens 1, 3 and 4, so all three stay.
+  const std::vector<float> logits{5.0f, 4.0f, 3.0f, 4.0f, 4.0f};
+  Sampler sampler(SamplingParams{10.0f, 2, 1.0f, 11});
+  std::map<int32_t, int> seen;
+  for (int i = 0; i < 400; ++i) ++seen[sampler.sample(logits.data(), 5)];
+  EXPECT_EQ(seen.count(2), 0u);
+  for (int32_t token : {0, 1, 3, 4}) EXPECT_GT(seen[token], 0) << "token " << token;
+}
+
+TEST(Sampler, TopPKeepsTokensTiedWithTheNucleusBoundary) {
+  // Token 0 alone holds ~0.35 < 0.5; the nucleus takes one of the tied tokens 1-3 and so all.
+  const std::vector<float> logits{1.0f, 0.5f, 0.5f, 0.5f, -5.0f};
+  Sampler sampler(SamplingParams{1.0f, 0, 0.5f, 5});
+  std::map<int32_t, int> seen;
+  for (int i = 0; i < 400; ++i) ++seen[sampler.sample(logits.data(), 5)];
+  EXPECT_EQ(seen.count(4), 0u);
+  for (int32_t token : {0, 1, 2, 3}) EXPECT_GT(seen[token], 0) << "token " << token;
+}
+
 TEST(Sampler, TopPKeepsTheSmallestNucleus) {
   // Probabilities at temperature 1: token 0 holds ~0.88 of the mass, so top-p 0.5 keeps it alone.
   const std::vector<float> logits{4.0f, 1.0f, 1.0f, 1.0f, 0.0f};
