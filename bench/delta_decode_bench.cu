@@ -164,6 +164,8 @@ struct Context {
   }
 };
 
+constexpr int kMaxSweptSplits = 64;
+
 struct Row {
   const char* policy;
   float ms;
@@ -184,8 +186,9 @@ void run(int kv_len) {
   const SparseDecodePlan shared_plan = plan_sparse_decode(1, kHeads, kKvHeads, kDim, capacity, 1, sms);
   const SparseDecodePlan per_head_plan = plan_sparse_decode(1, kHeads, kKvHeads, kDim, capacity, kKvHeads, sms);
   const QuestSelectPlan quest_plan = plan_quest_select(1, kHeads, kKvHeads, kDim, kv_len, config);
+  const size_t sweep_bytes = plan_sparse_decode(1, kHeads, kKvHeads, kDim, capacity, 1, sms, kMaxSweptSplits).workspace_bytes;
   const size_t ws_bytes = std::max({dense_plan.workspace_bytes, delta_plan.workspace_bytes,
-                                    shared_plan.workspace_bytes, per_head_plan.workspace_bytes});
+                                    shared_plan.workspace_bytes, per_head_plan.workspace_bytes, sweep_bytes});
   DeviceBuffer<unsigned char> ws(ws_bytes), quest_ws(quest_plan.workspace_bytes);
   DeviceBuffer<int32_t> indices(static_cast<size_t>(kKvHeads) * capacity), counts(kKvHeads);
   const TokenSet shared{indices.data(), counts.data(), capacity, 1};
@@ -258,6 +261,35 @@ void run(int kv_len) {
   const float one_quest = graph_median_ms([&](cudaStream_t s) {
     quest_select(ctx.q.data(), kHeads, quest, config, quest_ws.data(), quest_ws.bytes(), per_head, s);
   }, repeats);
+
+  // Sparse-layer latency against the split count (28 sparse layers in one graph, as in DELTA):
+  // the set is small, so this is latency, not bandwidth; the plan's choice is marked.
+  if (kv_len == 131072) {
+    for (int splits = 4; splits <= kMaxSweptSplits; splits *= 2) {
+      const float ms = graph_median_ms([&](cudaStream_t s) {
+        for (int layer = 0; layer < kLayers - 4; ++layer) {
+          SparseDecodeArgs a = ctx.sparse_args(layer, shared, ws.data(), ws.bytes());
+          a.num_splits = splits;
+          a.merge = SplitMerge::kCombineKernel;
+          sparse_decode(a, s);
+        }
+      }, repeats);
+      std::printf("RESULT bench=sparse_split_sweep kv_len=%d splits=%d us_per_layer=%.2f planned=%d\n", kv_len, splits,
+                  ms * 1e3 / (kLayers - 4), shared_plan.num_splits);
+    }
+    for (int splits = 2; splits <= 8; splits *= 2) {
+      const float ms = graph_median_ms([&](cudaStream_t s) {
+        for (int layer = 0; layer < kLayers - 4; ++layer) {
+          SparseDecodeArgs a = ctx.sparse_args(layer, shared, ws.data(), ws.bytes());
+          a.num_splits = splits;
+          a.merge = SplitMerge::kCluster;
+          sparse_decode(a, s);
+        }
+      }, repeats);
+      std::printf("RESULT bench=sparse_split_sweep kv_len=%d splits=%d clustered=1 us_per_layer=%.2f\n", kv_len, splits,
+                  ms * 1e3 / (kLayers - 4));
+    }
+  }
 
   const float dense_ms = rows[0].ms;
   for (const Row& r : rows) {

@@ -125,10 +125,7 @@ void expect_sparse_matches(const Inputs& in, const DeviceSet& set, const std::ve
   args.out = out.data();
   args.workspace = workspace.data();
   args.workspace_bytes = workspace.bytes();
-  sparse_decode(args, nullptr);
-  CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<float> got = test::to_float(out.download());
-  std::vector<double> want(got.size(), 0.0);
+  std::vector<double> want(in.q.size(), 0.0);
   for (int s = 0; s < batch; ++s) {
     for (int h = 0; h < in.n_heads; ++h) {
       const int kv_head = h / group;
@@ -139,9 +136,26 @@ void expect_sparse_matches(const Inputs& in, const DeviceSet& set, const std::ve
                                      positions, scale_of(in), want.data() + (static_cast<size_t>(s) * in.n_heads + h) * d);
     }
   }
-  const double err = test::relative_l2(got, want);
-  std::cout << what << ": sparse decode splits " << plan.num_splits << ", rel L2 " << err << "\n";
-  EXPECT_LT(err, 1e-2) << what;
+  // Every merge of the splits: the planned one, the combine kernel, and the thread-block cluster
+  // with 2 and 8 splits.
+  struct Variant {
+    SplitMerge merge;
+    int splits;
+    const char* name;
+  };
+  for (const Variant& v : {Variant{SplitMerge::kAuto, 0, "auto"}, Variant{SplitMerge::kCombineKernel, 0, "combine kernel"},
+                           Variant{SplitMerge::kCluster, 2, "cluster of 2"}, Variant{SplitMerge::kCluster, 8, "cluster of 8"}}) {
+    args.merge = v.merge;
+    args.num_splits = v.splits;
+    out.fill_bytes(0xFF);
+    sparse_decode(args, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = test::to_float(out.download());
+    const double err = test::relative_l2(got, want);
+    std::cout << what << ": sparse decode " << v.name << " (planned splits " << plan.num_splits << "), rel L2 " << err
+              << "\n";
+    EXPECT_LT(err, 1e-2) << what << " (" << v.name << ")";
+  }
 }
 
 // GPU pages must equal the CPU top-k; a difference is accepted only at the cut, between pages

@@ -65,6 +65,13 @@ void delta_decode_select(const DecodeAttentionArgs& dense, const PageSelectConfi
                          size_t workspace_bytes, const TokenSet& set, cudaStream_t stream);
 
 // ---- Sparse decode over a token set ---------------------------------------------------------
+// How the splits of a KV head are merged: a second (combine) kernel over partials in global
+// memory, or inside one thread-block cluster through distributed shared memory (at most 8 splits,
+// no second launch). kAuto: the cluster for sets of up to kClusterMergeMaxSet tokens, where a
+// split is short and the second launch costs most (measured: bench/delta_decode_bench.cu, sweep).
+enum class SplitMerge { kAuto, kCombineKernel, kCluster };
+inline constexpr int kClusterMergeMaxSet = 4096;
+
 struct SparseDecodeArgs {
   const __nv_bfloat16* q = nullptr;
   const __nv_bfloat16* k_pool = nullptr;
@@ -82,6 +89,7 @@ struct SparseDecodeArgs {
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   int num_splits = 0;  // 0: the plan's choice
+  SplitMerge merge = SplitMerge::kAuto;
 };
 
 struct SparseDecodePlan {

@@ -15,6 +15,10 @@
 // Variants (template flags, so the dense path compiles exactly as before):
 //   kGather     rows come from an index set of positions (sparse decode: DELTA, Quest, StreamingLLM)
 //   kEmitLogits the scaled logits of every token are also written out (DELTA's Δ-layers)
+//   kCluster    the splits of a (sequence, KV head) form one thread-block cluster (Hopper) and
+//               merge through distributed shared memory: no partials in global memory and no
+//               combine kernel, which is what a short split costs most (sparse decode).
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -34,6 +38,7 @@ constexpr int kChunk = 16;               // tokens per warp step: the M of the s
 template <int kHeadDim>
 constexpr int kStages = kHeadDim == 64 ? 6 : 3;
 constexpr int kMaxSplits = 256;
+constexpr int kMaxClusterSplits = 8;     // the portable cluster size
 constexpr int kMinTokensPerSplit = 256;  // below this a split is mostly overhead
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -57,6 +62,8 @@ struct SplitParams {
   float scale_log2;
   float* partial_o;    // [batch][n_heads][num_splits][head_dim], normalized per split
   float* partial_lse;  // [batch][n_heads][num_splits], natural log
+  __nv_bfloat16* out;  // kCluster only (the combine kernel takes them otherwise)
+  float* lse;
 };
 
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
@@ -104,6 +111,9 @@ struct SplitSmem {
   float m[kWarps][kHeadTiles * 8];
   float l[kWarps][kHeadTiles * 8];
   float o[kWarps][kHeadTiles * 8][kHeadDim];
+  // kCluster: this split's normalized output and LSE (natural log), read by the cluster's peers.
+  float split_o[kHeadTiles * 8][kHeadDim];
+  float split_lse[kHeadTiles * 8];
 };
 
 // 16-byte pieces a thread copies per chunk: K rows lo/hi and V rows lo/hi for each 32-dim block.
@@ -162,6 +172,41 @@ __device__ __forceinline__ void issue_chunk(uint4* slot, int lane, int t0, int e
   cp_async_commit();
 }
 
+// The last step of a clustered split kernel: every split's (o, lse) is in its shared memory; the
+// cluster's blocks share out the (head, dim) outputs of the group and merge the splits as the
+// combine kernel does. The second sync keeps each block's shared memory alive until its peers
+// have read it.
+template <int kHeadDim, int kHeadTiles>
+__device__ __forceinline__ void cluster_combine(const SplitParams& p, SplitSmem<kHeadDim, kHeadTiles>& smem,
+                                                int seq, int first_head) {
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  const int splits = static_cast<int>(cluster.num_blocks());
+  const int rank = static_cast<int>(cluster.block_rank());
+  for (int idx = rank * kWarps * 32 + static_cast<int>(threadIdx.x); idx < p.group * kHeadDim;
+       idx += splits * kWarps * 32) {
+    const int g = idx / kHeadDim;
+    const int d = idx % kHeadDim;
+    float lse_max = -INFINITY;
+    for (int s = 0; s < splits; ++s) lse_max = fmaxf(lse_max, cluster.map_shared_rank(&smem, s)->split_lse[g]);
+    float weight_sum = 0.0f;
+    float acc = 0.0f;
+    if (lse_max != -INFINITY) {
+      for (int s = 0; s < splits; ++s) {
+        const SplitSmem<kHeadDim, kHeadTiles>* peer = cluster.map_shared_rank(&smem, s);
+        const float weight = expf(peer->split_lse[g] - lse_max);
+        weight_sum += weight;
+        acc += weight * peer->split_o[g][d];
+      }
+    }
+    const size_t head_row = static_cast<size_t>(seq) * p.n_heads + first_head + g;
+    p.out[head_row * kHeadDim + d] = __float2bfloat16(lse_max == -INFINITY ? 0.0f : acc / weight_sum);
+    if (p.lse != nullptr && d == 0) p.lse[head_row] = lse_max == -INFINITY ? -INFINITY : lse_max + logf(weight_sum);
+  }
+  cluster.sync();
+}
+
 template <int kHeadDim, int kHeadTiles>
 constexpr size_t split_smem_bytes() {
   const size_t ring = static_cast<size_t>(kWarps) * kStages<kHeadDim> * kLoads<kHeadDim> * 32 * sizeof(uint4);
@@ -170,7 +215,7 @@ constexpr size_t split_smem_bytes() {
 }
 
 // grid: (batch * n_kv_heads, num_splits); block: kWarps warps.
-template <int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits>
+template <int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits, bool kCluster = false>
 __global__ void __launch_bounds__(kWarps * 32)
     decode_split_kernel(const SplitParams p) {
   constexpr int kBlocks = kHeadDim / 32;  // 32-dim blocks: one 16-byte load per thread each
@@ -362,11 +407,19 @@ __global__ void __launch_bounds__(kWarps * 32)
         o_total += weight * smem.o[w][g][d];
       }
     }
-    const size_t head_row = static_cast<size_t>(seq) * p.n_heads + first_head + g;
-    const size_t slot = head_row * p.num_splits + split;
-    p.partial_o[slot * kHeadDim + d] = m_max == -INFINITY ? 0.0f : o_total / l_total;
-    if (d == 0) p.partial_lse[slot] = m_max == -INFINITY ? -INFINITY : (m_max + log2f(l_total)) * kLn2;
+    const float split_o = m_max == -INFINITY ? 0.0f : o_total / l_total;
+    const float split_lse = m_max == -INFINITY ? -INFINITY : (m_max + log2f(l_total)) * kLn2;
+    if constexpr (kCluster) {
+      smem.split_o[g][d] = split_o;
+      if (d == 0) smem.split_lse[g] = split_lse;
+    } else {
+      const size_t head_row = static_cast<size_t>(seq) * p.n_heads + first_head + g;
+      const size_t slot = head_row * p.num_splits + split;
+      p.partial_o[slot * kHeadDim + d] = split_o;
+      if (d == 0) p.partial_lse[slot] = split_lse;
+    }
   }
+  if constexpr (kCluster) cluster_combine<kHeadDim, kHeadTiles>(p, smem, seq, first_head);
 }
 
 // grid: batch * n_heads; block: head_dim threads (one output dimension each). A template only so
@@ -416,10 +469,10 @@ inline size_t align_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 // Raises the kernel's dynamic shared-memory limit once (the ring is over the 48 KB default).
-template <int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits>
+template <int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits, bool kCluster = false>
 void prepare_split_kernel() {
   static const bool prepared = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<kHeadDim, kHeadTiles, kGather, kEmitLogits>,
+    CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<kHeadDim, kHeadTiles, kGather, kEmitLogits, kCluster>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(split_smem_bytes<kHeadDim, kHeadTiles>())));
     return true;
@@ -477,6 +530,41 @@ void launch_split(const SplitParams& p, dim3 grid, cudaStream_t stream) {
   prepare_split_kernel<kHeadDim, kHeadTiles, kGather, kEmitLogits>();
   decode_split_kernel<kHeadDim, kHeadTiles, kGather, kEmitLogits>
       <<<grid, kWarps * 32, split_smem_bytes<kHeadDim, kHeadTiles>(), stream>>>(p);
+}
+
+// The splits of each (sequence, KV head) as one cluster along grid.y (num_splits <= 8).
+template <int kHeadDim, int kHeadTiles>
+void launch_clustered_gather(const SplitParams& p, dim3 grid, cudaStream_t stream) {
+  prepare_split_kernel<kHeadDim, kHeadTiles, true, false, true>();
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(kWarps * 32);
+  config.dynamicSmemBytes = split_smem_bytes<kHeadDim, kHeadTiles>();
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = 1;
+  attribute.val.clusterDim.y = grid.y;
+  attribute.val.clusterDim.z = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&config, decode_split_kernel<kHeadDim, kHeadTiles, true, false, true>, p));
+}
+
+// Sparse decode with the cluster merge: one launch, output written by the split kernel itself.
+inline void launch_gather_clustered(const SplitParams& p, int batch, int head_dim, cudaStream_t stream) {
+  if (p.num_splits > kMaxClusterSplits) {
+    throw_input_error("sparse decode: {} splits cannot form one cluster (at most {})", p.num_splits,
+                      kMaxClusterSplits);
+  }
+  const dim3 grid(static_cast<unsigned>(batch * p.n_kv_heads), static_cast<unsigned>(p.num_splits));
+  const bool wide_group = p.group > 8;
+  if (head_dim == 64) {
+    wide_group ? launch_clustered_gather<64, 2>(p, grid, stream) : launch_clustered_gather<64, 1>(p, grid, stream);
+  } else {
+    wide_group ? launch_clustered_gather<128, 2>(p, grid, stream) : launch_clustered_gather<128, 1>(p, grid, stream);
+  }
+  CUDA_CHECK_LAUNCH();
 }
 
 template <bool kGather, bool kEmitLogits>

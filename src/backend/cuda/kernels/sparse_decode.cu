@@ -4,6 +4,7 @@
 // (64 rows) to put a block on every multiprocessor.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "backend/cuda/cuda_check.h"
@@ -36,7 +37,9 @@ void sparse_decode(const SparseDecodeArgs& args, cudaStream_t stream) {
   const SparseDecodePlan plan =
       plan_sparse_decode(args.batch, args.n_heads, args.n_kv_heads, args.head_dim, args.set.capacity,
                          args.set.sets_per_seq, current_device_sm_count(), args.num_splits);
-  if (args.workspace == nullptr || args.workspace_bytes < plan.workspace_bytes) {
+  const bool clustered = args.merge == SplitMerge::kCluster ||
+                         (args.merge == SplitMerge::kAuto && args.set.capacity <= kClusterMergeMaxSet);
+  if (!clustered && (args.workspace == nullptr || args.workspace_bytes < plan.workspace_bytes)) {
     throw_input_error("sparse_decode: workspace of {} bytes, {} needed", args.workspace_bytes, plan.workspace_bytes);
   }
   if (args.q == nullptr || args.k_pool == nullptr || args.v_pool == nullptr || args.page_table == nullptr ||
@@ -58,6 +61,13 @@ void sparse_decode(const SparseDecodeArgs& args, cudaStream_t stream) {
   p.group = args.n_heads / args.n_kv_heads;
   p.num_splits = plan.num_splits;
   p.scale_log2 = args.softmax_scale * split_kv::kLog2e;
+  if (clustered) {
+    p.num_splits = std::min(plan.num_splits, split_kv::kMaxClusterSplits);
+    p.out = args.out;
+    p.lse = args.lse;
+    split_kv::launch_gather_clustered(p, args.batch, args.head_dim, stream);
+    return;
+  }
   split_kv::place_partials(p, args.workspace, args.batch, args.head_dim);
   split_kv::launch<true, false>(p, args.batch, args.head_dim, args.out, args.lse, stream);
 }
