@@ -36,6 +36,7 @@ struct EvalOptions {
   std::string markdown_path;
   std::string filler_dir;
   bool perplexity = false;
+  bool fidelity = false;
   int perplexity_texts = 2;
   int64_t short_context = 0;
   int64_t decode_tail = 256;
@@ -82,6 +83,7 @@ int run_eval_command(const EvalOptions& o) {
   plan.longppl_short_context = o.short_context;
   plan.decode_tail = o.decode_tail;
   plan.prefill_chunk = o.engine.prefill_chunk;
+  plan.fidelity = o.fidelity;
   const std::string filler_dir = o.filler_dir.empty() ? eval::find_filler_dir() : o.filler_dir;
   const eval::FillerCorpus corpus = eval::FillerCorpus::load(filler_dir);
 
@@ -132,6 +134,9 @@ Command register_eval(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--json", o->json_path, "Write every result to this JSON file (for scripts/plot)");
   cmd->add_option("--markdown", o->markdown_path, "Also write the tables to this file");
+  cmd->add_flag("--fidelity", o->fidelity,
+                "Instrument every method (CPU only): per-layer attention cosine vs dense, attended tokens and "
+                "recall, in the --json file");
   cmd->add_option("--filler", o->filler_dir, "Directory of filler texts (default: the shipped data/filler)");
   cmd->add_flag("--perplexity", o->perplexity, "Also measure perplexity and LongPPL on real prose");
   cmd->add_option("--ppl-texts", o->perplexity_texts, "Prose windows per length for perplexity")

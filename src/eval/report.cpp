@@ -164,6 +164,10 @@ nlohmann::json to_json(const EvalReport& report) {
                                {"ppl_decode", p.ppl_decode}, {"longppl", p.longppl},
                                {"scored_tokens", p.scored_tokens}, {"key_tokens", p.key_tokens}});
   }
+  j["fidelity"] = nlohmann::json::array();
+  for (const MethodFidelity& f : report.fidelity) {
+    j["fidelity"].push_back({{"method", f.method}, {"length", f.length}, {"layers", f.layers}});
+  }
   j["samples"] = nlohmann::json::array();
   for (const SampleOutcome& s : report.samples) {
     j["samples"].push_back({{"task", s.task}, {"length", s.length}, {"method", s.method}, {"index", s.index},

@@ -49,6 +49,13 @@ struct PerplexityOutcome {
   int64_t key_tokens = 0;
 };
 
+// Per-layer attention fidelity of a method at a length, summed over all its samples (CPU only).
+struct MethodFidelity {
+  std::string method;
+  int64_t length = 0;
+  nlohmann::json layers;  // attention::FidelityReport::to_json()
+};
+
 struct CellSummary {
   std::string task;
   int64_t length = 0;
@@ -68,6 +75,7 @@ struct EvalReport {
   std::vector<MethodAtLength> costs;
   std::vector<SampleOutcome> samples;
   std::vector<PerplexityOutcome> perplexity;
+  std::vector<MethodFidelity> fidelity;
 };
 
 std::vector<CellSummary> summarize(const EvalReport& report);

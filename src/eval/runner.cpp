@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "backend/cpu/cpu_transformer.h"
 #include "core/error.h"
 #include "eval/chat_prompt.h"
 #include "eval/method_config.h"
@@ -42,8 +43,17 @@ std::string perplexity_prose(const std::string& filler_dir) {
   return prose;
 }
 
-void check_plan(const EvalPlan& plan, const engine::Engine& reference) {
+// The CPU attention of an engine, or nullptr on another backend.
+attention::CpuAttention* cpu_attention(engine::Engine& engine) {
+  auto* cpu = dynamic_cast<backend::cpu::CpuTransformer*>(&engine.transformer());
+  return cpu == nullptr ? nullptr : &cpu->attention();
+}
+
+void check_plan(const EvalPlan& plan, engine::Engine& reference) {
   if (plan.tasks.empty() && !plan.perplexity) throw_input_error("--tasks: nothing to run");
+  if (plan.fidelity && cpu_attention(reference) == nullptr) {
+    throw_input_error("--fidelity: only --backend cpu reports attention fidelity");
+  }
   if (plan.lengths.empty()) throw_input_error("--lengths: no length given");
   if (plan.samples < 1 && !plan.tasks.empty()) throw_input_error("--samples must be >= 1 (got {})", plan.samples);
   const int64_t trained = reference.model_config().context_length;
@@ -184,7 +194,8 @@ EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std:
   Progress progress("eval", per_method * static_cast<int64_t>(plan.methods.size()));
   for (const MethodSpec& method : plan.methods) {
     for (int64_t length : plan.lengths) {
-      const attention::AttentionConfig config = method_config(method, length);
+      attention::AttentionConfig config = method_config(method, length);
+      config.instrument = plan.fidelity;
       report.costs.push_back({method.label, length, attention::describe(config), attended_share(config, length, n_layers),
                               budget_tokens(config)});
       engine::Engine engine = open(config, length);
@@ -198,6 +209,7 @@ EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std:
         report.perplexity.push_back(score_text(engine, text, plan, method.label));
         progress.advance(1, fmt::format("{} perplexity {}", method.label, length));
       }
+      if (plan.fidelity) report.fidelity.push_back({method.label, length, cpu_attention(engine)->fidelity().to_json()});
     }
     if (checkpoint) checkpoint(report);
   }

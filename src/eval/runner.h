@@ -30,6 +30,8 @@ struct EvalPlan {
   int64_t longppl_short_context = 0;  // K of LongPPL; 0: length / 8 (the paper's 4K of 32K)
   int64_t decode_tail = 256;     // last tokens of each window fed through the decode path
   int64_t prefill_chunk = 512;
+  // Instrument every method (CPU backend only): per-layer cosine vs dense, attended tokens, recall.
+  bool fidelity = false;
 };
 
 // Opens an engine whose attention is `attention` and whose KV cache holds `context` positions.
