@@ -46,7 +46,7 @@ void add_prefill_options(CLI::App& command, AttentionOptions& o) {
       ->capture_default_str();
   command.add_option("--vertical", p.vertical, "vslash: key columns kept per head")->capture_default_str();
   command.add_option("--slash", p.slash, "vslash: diagonals kept per head")->capture_default_str();
-  command.add_option("--block", p.block, "vslash: kernel block (queries and keys)")->capture_default_str();
+  command.add_option("--block", p.block, "vslash: key block (query blocks are 128 rows; CUDA needs 64)")->capture_default_str();
 }
 
 void add_decode_options(CLI::App& command, AttentionOptions& o) {

@@ -26,7 +26,7 @@ struct PrefillConfig {
   int64_t dense_tail = 128;
   // Vertical-slash (MInference-style) estimation and block size.
   int64_t estimate_queries = 64;      // last queries of the chunk used to estimate
-  int64_t block = 64;                 // kernel block (queries and keys)
+  int64_t block = 64;                 // key block (query blocks: kVerticalSlashQueryBlock rows)
   int64_t vertical = 1000;            // key columns kept per head (MInference's Llama-3 default)
   int64_t slash = 6096;               // diagonals kept per head (idem)
 };

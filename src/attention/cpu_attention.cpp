@@ -94,15 +94,18 @@ CpuAttention::KeysFor CpuAttention::prefill_keys(const float* q, int64_t n_token
   };
 }
 
+int64_t CpuAttention::query_block_rows() const {
+  return config_.prefill.kind == PrefillKind::VerticalSlash ? kVerticalSlashQueryBlock : config_.prefill.block;
+}
+
 int64_t CpuAttention::run_prefill(const KeysFor& keys, const float* q, int64_t n_tokens, int64_t first_pos,
                                   const KvView& kv, float* out) {
-  const int64_t block = config_.prefill.block, end = first_pos + n_tokens, stride = shape_.q_row_stride();
-  const int64_t first_block = first_pos / block, blocks = (end - 1) / block - first_block + 1;
+  const int64_t rows = query_block_rows(), end = first_pos + n_tokens, stride = shape_.q_row_stride();
+  const int64_t blocks = (n_tokens + rows - 1) / rows;
   std::vector<int64_t> attended(static_cast<size_t>(blocks * shape_.n_heads));
   parallel_for(blocks * shape_.n_heads, threads_, [&](int64_t task, int worker) {
     const int head = static_cast<int>(task % shape_.n_heads);
-    const int64_t b = first_block + task / shape_.n_heads;
-    const int64_t i0 = std::max(first_pos, b * block), i1 = std::min(end, (b + 1) * block);
+    const int64_t i0 = first_pos + task / shape_.n_heads * rows, i1 = std::min(end, i0 + rows);
     const KeySet set = keys(head, i0, i1);
     const int64_t offset = (i0 - first_pos) * stride + int64_t{head} * shape_.head_dim;
     attended[static_cast<size_t>(task)] = attend(shape_, kv, head, {q + offset, stride, i0, i1 - i0}, set.ranges,

@@ -46,9 +46,13 @@ class CpuAttention {
   using KeysFor = std::function<KeySet(int head, int64_t i0, int64_t i1)>;
 
   KeysFor prefill_keys(const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv);
-  // Runs `keys` over all heads and query blocks; returns the attended (row, head, key) count.
+  // Runs `keys` over all heads and query blocks (query_block_rows() rows each, counted from
+  // first_pos); returns the attended (row, head, key) count.
   int64_t run_prefill(const KeysFor& keys, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                       float* out);
+  // Vertical-slash: the GPU kernel's query blocks (its key sets depend on the block); any other
+  // policy's sets are exact per row, and `block` only sets the work split.
+  int64_t query_block_rows() const;
   void correct_with_delta(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                           float* out);
   // Dense rows for the part of the chunk in Δ's dense tail; returns the attended count.

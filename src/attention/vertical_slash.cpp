@@ -6,30 +6,40 @@
 
 namespace deltainfer::attention {
 
-VerticalSlashPattern estimate_vertical_slash(const HeadShape& shape, const KvView& kv, int head,
-                                             const QueryRows& rows, const VerticalSlashParams& params,
-                                             KernelScratch& scratch) {
+VerticalSlashScores vertical_slash_scores(const HeadShape& shape, const KvView& kv, int head, const QueryRows& rows,
+                                          KernelScratch& scratch) {
   const int64_t keys = rows.first_pos + rows.count;
   std::vector<float> probabilities(static_cast<size_t>(rows.count * keys));
   std::vector<float> unused_out(static_cast<size_t>(rows.count * shape.head_dim));
   attend(shape, kv, head, rows, {{0, keys}}, KeyRule{}, {unused_out.data(), shape.head_dim}, scratch,
          probabilities.data());
-  std::vector<double> vertical(static_cast<size_t>(keys), 0.0), slash(static_cast<size_t>(keys), 0.0);
+  VerticalSlashScores scores{std::vector<double>(static_cast<size_t>(keys), 0.0),
+                             std::vector<double>(static_cast<size_t>(keys), 0.0)};
   for (int64_t t = 0; t < rows.count; ++t) {
     const int64_t row = rows.first_pos + t;
     const float* p = probabilities.data() + t * keys;
     for (int64_t j = 0; j <= row; ++j) {
-      vertical[static_cast<size_t>(j)] += p[j];
-      slash[static_cast<size_t>(row - j)] += p[j];
+      scores.vertical[static_cast<size_t>(j)] += p[j];
+      scores.slash[static_cast<size_t>(row - j)] += p[j];
     }
   }
+  return scores;
+}
+
+VerticalSlashPattern select_vertical_slash(const VerticalSlashScores& scores, const VerticalSlashParams& params) {
   VerticalSlashPattern pattern;
-  for (int64_t column : top_k_indices(vertical, params.vertical)) {
+  for (int64_t column : top_k_indices(scores.vertical, params.vertical)) {
     const int64_t block = column / params.block;
     if (pattern.column_blocks.empty() || pattern.column_blocks.back() != block) pattern.column_blocks.push_back(block);
   }
-  pattern.offsets = top_k_indices(slash, params.slash);
+  pattern.offsets = top_k_indices(scores.slash, params.slash);
   return pattern;
+}
+
+VerticalSlashPattern estimate_vertical_slash(const HeadShape& shape, const KvView& kv, int head,
+                                             const QueryRows& rows, const VerticalSlashParams& params,
+                                             KernelScratch& scratch) {
+  return select_vertical_slash(vertical_slash_scores(shape, kv, head, rows, scratch), params);
 }
 
 std::vector<KeyRange> vertical_slash_ranges(const VerticalSlashPattern& pattern, int64_t block, int64_t i0,
@@ -40,9 +50,7 @@ std::vector<KeyRange> vertical_slash_ranges(const VerticalSlashPattern& pattern,
     if (b >= 0 && b <= last_block) keep[static_cast<size_t>(b)] = 1;
   };
   mark(0);
-  mark(i0 / block);
-  mark(i0 / block - 1);
-  mark(last_block);
+  for (int64_t b = i0 / block - 1; b <= last_block; ++b) mark(b);  // the blocks of its rows, and the one before
   for (int64_t b : pattern.column_blocks) mark(b);
   for (int64_t offset : pattern.offsets) {
     if (i1 - 1 - offset < 0) break;  // offsets are sorted: larger ones miss too

@@ -193,20 +193,21 @@ TEST(PrefillPolicy, VerticalSlashKeepingEverythingIsDense) {
             kSameTolerance);
 }
 
-TEST(PrefillPolicy, VerticalSlashAttendsExactlyItsBlocks) {
-  std::mt19937 rng(testing::fresh_seed("PrefillPolicy.VslashBlocks"));
-  const int64_t n = 256, block = 16, d = 16;
-  const RandomLayer layer(testing::small_model(), n, rng);
-  const AttentionConfig config = vslash(3, 2, block);
-  const std::vector<float> out = prefill(config, layer, n, n);
-  const int head = 4;
+// Rows of the query block [i0, i1) of a chunk at first_pos (pattern estimated from the chunk's
+// last 16 rows) attend exactly to the keys vertical_slash_ranges gives for that block.
+void expect_vertical_slash_blocks(const RandomLayer& layer, const std::vector<float>& out, int64_t first_pos,
+                                  int64_t end, int64_t block, const std::vector<int64_t>& rows) {
+  const int head = 4, d = 16;
   KernelScratch scratch;
   const VerticalSlashPattern pattern = estimate_vertical_slash(
-      layer.shape, layer.kv(n), head, {layer.q_row(n - 16) + head * d, 96, n - 16, 16}, {16, block, 3, 2}, scratch);
+      layer.shape, layer.kv(end), head, {layer.q_row(end - 16) + head * d, 96, end - 16, 16}, {16, block, 3, 2}, scratch);
   EXPECT_LE(pattern.column_blocks.size(), 3u);
   EXPECT_EQ(pattern.offsets.size(), 2u);
-  for (int64_t i : {5, 100, 255}) {
-    const std::vector<KeyRange> ranges = vertical_slash_ranges(pattern, block, i / block * block, i / block * block + block);
+  for (int64_t i : rows) {
+    // Query blocks count kVerticalSlashQueryBlock rows from the chunk's first row.
+    const int64_t i0 = first_pos + (i - first_pos) / kVerticalSlashQueryBlock * kVerticalSlashQueryBlock;
+    const std::vector<KeyRange> ranges =
+        vertical_slash_ranges(pattern, block, i0, std::min(end, i0 + kVerticalSlashQueryBlock));
     auto admits = [&](int64_t j) {
       if (j > i) return false;
       for (const KeyRange& r : ranges) {
@@ -215,11 +216,29 @@ TEST(PrefillPolicy, VerticalSlashAttendsExactlyItsBlocks) {
       return false;
     };
     EXPECT_TRUE(admits(0) && admits(i));  // sink block and local block
-    const auto want = testing::reference_attention(layer, head, layer.q_row(i) + head * d, n, admits);
+    const auto want = testing::reference_attention(layer, head, layer.q_row(i) + head * d, end, admits);
     for (int c = 0; c < d; ++c) {
-      ASSERT_NEAR(out[static_cast<size_t>(i * 96 + head * d + c)], want[static_cast<size_t>(c)], kReferenceTolerance);
+      ASSERT_NEAR(out[static_cast<size_t>(i * 96 + head * d + c)], want[static_cast<size_t>(c)], kReferenceTolerance)
+          << "row " << i;
     }
   }
+}
+
+TEST(PrefillPolicy, VerticalSlashAttendsExactlyItsBlocks) {
+  std::mt19937 rng(testing::fresh_seed("PrefillPolicy.VslashBlocks"));
+  const int64_t n = 300, block = 16;
+  const RandomLayer layer(testing::small_model(), n, rng);
+  const std::vector<float> out = prefill(vslash(3, 2, block), layer, n, n);
+  expect_vertical_slash_blocks(layer, out, 0, n, block, {5, 100, 127, 128, 255, 256, 299});
+}
+
+TEST(PrefillPolicy, VerticalSlashQueryBlocksCountFromTheChunkStart) {
+  std::mt19937 rng(testing::fresh_seed("PrefillPolicy.VslashChunk"));
+  const int64_t n = 400, chunk = 200, block = 16;
+  const RandomLayer layer(testing::small_model(), n, rng);
+  const std::vector<float> out = prefill(vslash(3, 2, block), layer, n, chunk);
+  // Second chunk [200, 400): query blocks [200, 328) and [328, 400), not multiples of 128.
+  expect_vertical_slash_blocks(layer, out, chunk, n, block, {200, 255, 256, 327, 328, 399});
 }
 
 }  // namespace
