@@ -55,5 +55,31 @@ TEST(MemoryPlanTest, RefusesWhatDoesNotFitNamingTheSizes) {
   EXPECT_THROW(plan_memory(llama3_8b(), request, 78 * kGiB), InputError);
 }
 
+TEST(MemoryPlanTest, QuestBoundsAreASixteenthOfTheirLayersKvAndCountAgainstTheFit) {
+  MemoryRequest request;
+  request.max_context = 131072;
+  request.quest_layers = 30;  // --full-layers 2 of 32
+  const MemoryPlan plan = plan_memory(llama3_8b(), request, 78 * kGiB);
+  // Per layer and token: K and V 2 * 8 heads * 128 * 2 bytes = 4 KiB; min and max of 16 keys: 256 B.
+  EXPECT_EQ(plan.quest_bytes_per_token, size_t{30} * 256);
+  EXPECT_EQ(plan.quest_bytes, size_t{16} * kGiB / 32 * 30 / 16);
+  EXPECT_EQ(plan.total_bytes, plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes);
+
+  // Half a GiB to spare without the bounds; with them (0.94 GiB) the request must be refused.
+  const size_t free_bytes = plan.total_bytes - plan.quest_bytes + request.reserve_bytes + kGiB / 2;
+  request.quest_layers = 0;
+  EXPECT_NO_THROW(plan_memory(llama3_8b(), request, free_bytes));
+  request.quest_layers = 30;
+  try {
+    plan_memory(llama3_8b(), request, free_bytes);
+    FAIL() << "the Quest bounds must count against the free memory";
+  } catch (const InputError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("Quest bounds 0.94 GiB"), std::string::npos) << message;
+  }
+  request.quest_layers = 33;
+  EXPECT_THROW(plan_memory(llama3_8b(), request, 78 * kGiB), InputError);
+}
+
 }  // namespace
 }  // namespace deltainfer::cuda

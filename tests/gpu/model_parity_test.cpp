@@ -89,6 +89,17 @@ attention::AttentionConfig small_sparse_config() {
   return sparse;
 }
 
+// Dense prefill and Quest decode (pages of 16, budget 32): once a context of 5-20 prompt tokens
+// grows past two pages, every KV head of layers >= 2 attends its page with the best key bound plus
+// the page being written, and drops the rest (kv_len reaches 37-52 in 32 steps).
+attention::AttentionConfig small_quest_config() {
+  attention::AttentionConfig quest;
+  quest.decode.kind = attention::DecodeKind::Quest;
+  quest.decode.budget = 32;
+  quest.decode.page = 16;
+  return quest;
+}
+
 // Both backends fed the same tokens (the CPU's greedy continuation, "teacher forcing"): the GPU
 // must compute the same function at every step, within bf16 error, so a divergence of the free
 // greedy runs below can only come from a near-tie, not from a decode-path bug.
@@ -166,6 +177,12 @@ TEST(ModelParity, SlidingDeltaPrefillAndDeltaDecodeEqualCpuForThirtyTwoTokens) {
 
 TEST(ModelParity, SparseGpuLogitsFollowCpuWhenFedTheSameTokens) {
   expect_same_logits_when_fed_the_same_tokens(small_sparse_config(), 32, kBf16LogitTolerance);
+}
+
+TEST(ModelParity, QuestDecodeEqualsCpuForThirtyTwoTokens) { expect_parity(small_quest_config(), 32); }
+
+TEST(ModelParity, QuestGpuLogitsFollowCpuWhenFedTheSameTokens) {
+  expect_same_logits_when_fed_the_same_tokens(small_quest_config(), 32, kBf16LogitTolerance);
 }
 
 }  // namespace

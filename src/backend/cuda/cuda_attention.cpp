@@ -42,7 +42,10 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
     throw_input_error("--prefill vslash has no GPU estimation kernel yet; use --backend cpu for it");
   }
   if (config_.decode.kind == attention::DecodeKind::Quest) {
-    throw_input_error("--decode quest is not wired into the CUDA transformer yet; use --backend cpu for it");
+    quest_ = std::make_unique<QuestSelector>(config_.decode, model, capacity);
+    sparse_ws_ = DeviceBuffer<unsigned char>(plan_sparse_decode(1, model.n_heads, model.n_kv_heads, model.head_dim,
+                                                                quest_->set_capacity(), model.n_kv_heads, sms_)
+                                                 .workspace_bytes);
   }
   const int64_t q_elems = int64_t{model.n_heads} * model.head_dim;
   if (config_.prefill.delta) {
@@ -197,20 +200,26 @@ void CudaAttention::decode(int layer, const __nv_bfloat16* q, const int32_t* kv_
       delta_decode_select(dense, select_, select_ws_.data(), select_ws_.bytes(), set, stream);
       return;
     case attention::LayerRole::Sparse:
-      sparse_decode_over_set(q, kv, out, stream);
+      if (quest_ != nullptr) {
+        const QuestCache cache =
+            quest_cache_of(model_, kv.k_pool, kv.quest_bounds, kv.page_table, kv.num_pages, kv_len, max_kv_len);
+        sparse_decode_over_set(q, kv, quest_->select(q, cache, stream), out, stream);
+        return;
+      }
+      sparse_decode_over_set(q, kv, set, out, stream);
       return;
   }
 }
 
-void CudaAttention::sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, __nv_bfloat16* out,
-                                           cudaStream_t stream) {
+void CudaAttention::sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, const TokenSet& set,
+                                           __nv_bfloat16* out, cudaStream_t stream) {
   SparseDecodeArgs args;
   args.q = q;
   args.k_pool = kv.k_pool;
   args.v_pool = kv.v_pool;
   args.page_table = kv.page_table;
   args.page_table_stride = kv.num_pages;
-  args.set = TokenSet{set_indices_.data(), set_counts_.data(), set_capacity_, 1};
+  args.set = set;
   args.batch = 1;
   args.n_heads = model_.n_heads;
   args.n_kv_heads = model_.n_kv_heads;

@@ -7,12 +7,14 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "attention/attention_config.h"
 #include "attention/layer_schedule.h"
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/prefill_attention.h"
+#include "backend/cuda/quest_decode.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cuda {
@@ -23,11 +25,13 @@ struct LayerKv {
   const __nv_bfloat16* v_pool = nullptr;
   const int32_t* page_table = nullptr;
   int num_pages = 0;
+  __nv_bfloat16* quest_bounds = nullptr;  // Quest layers: key bounds beside the pool (quest_decode.h)
 };
 
 class CudaAttention {
  public:
-  // Throws InputError for a policy without a GPU path (vertical-slash estimation, Quest).
+  // Throws InputError for a policy without a GPU path (vertical-slash estimation) or a Quest --page
+  // other than 16.
   CudaAttention(const attention::AttentionConfig& config, const model::ModelConfig& model, int64_t capacity,
                 int64_t max_chunk);
 
@@ -40,7 +44,7 @@ class CudaAttention {
                const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream);
 
   // Called for layers 0..L-1 in order each step; kv_len (device) = position + 1, bounded by
-  // max_kv_len (the graph's bucket).
+  // max_kv_len (the graph's bucket). Quest layers need kv.quest_bounds current for [0, kv_len).
   void decode(int layer, const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len, const LayerKv& kv,
               __nv_bfloat16* out, cudaStream_t stream);
 
@@ -49,7 +53,7 @@ class CudaAttention {
   void prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream);
   DecodeAttentionArgs dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
                                         const LayerKv& kv, __nv_bfloat16* out) const;
-  void sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, __nv_bfloat16* out,
+  void sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, const TokenSet& set, __nv_bfloat16* out,
                               cudaStream_t stream);
 
   attention::AttentionConfig config_;
@@ -64,6 +68,7 @@ class CudaAttention {
   DeviceBuffer<int32_t> set_indices_, set_counts_;
   DeviceBuffer<float> lse_;
   DeviceBuffer<unsigned char> dense_ws_, select_ws_, sparse_ws_;
+  std::unique_ptr<QuestSelector> quest_;  // Quest decode only
 };
 
 }  // namespace deltainfer::cuda

@@ -17,6 +17,7 @@
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
+#include "backend/cuda/quest_decode.h"
 #include "backend/cuda/synthetic_weights.h"
 #include "core/error.h"
 #include "io/half.h"
@@ -162,6 +163,7 @@ class CudaTransformer final : public model::Transformer {
     if (engine_config.attention.instrument) {
       throw_input_error("--fidelity instrumentation runs on the CPU backend only");
     }
+    engine_config.attention.validate(config_.n_layers);  // before the layer schedule sizes anything
     if (config_.head_dim != 64 && config_.head_dim != 128) {
       throw_input_error("the CUDA backend supports head dim 64 and 128 (this model has {})", config_.head_dim);
     }
@@ -170,9 +172,12 @@ class CudaTransformer final : public model::Transformer {
     MemoryRequest request;
     request.max_context = capacity_;
     request.prefill_chunk = static_cast<int>(chunk_);
+    request.quest_layers = quest_layer_count(engine_config.attention.decode, config_.n_layers);
     plan_ = plan_memory(config_, request, free_device_bytes());
     load_weights(source);
     allocate_state();
+    quest_ = QuestBounds(engine_config.attention.decode, config_, k_pool_pointers(), page_table_.data(),
+                         static_cast<int>(num_pages_));
     attention_ = std::make_unique<CudaAttention>(engine_config.attention, config_, capacity_, chunk_);
   }
 
@@ -183,6 +188,7 @@ class CudaTransformer final : public model::Transformer {
   void truncate(int64_t n_tokens) override {
     if (n_tokens < 0 || n_tokens > cached_) throw_error("cannot truncate the KV cache to {} of {}", n_tokens, cached_);
     cached_ = n_tokens;
+    quest_.truncate(n_tokens);
   }
 
   void forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) override {
@@ -206,6 +212,7 @@ class CudaTransformer final : public model::Transformer {
       float* chunk_logits = all ? logits + as_size(start) * vocab : (start + count == n ? logits : nullptr);
       prefill_chunk(tokens + start, count, cached_ + n - start, all, chunk_logits);
     }
+    quest_.rebuild_stale(cached_, stream_.get());
   }
 
  private:
@@ -266,6 +273,12 @@ class CudaTransformer final : public model::Transformer {
     pinned_step_ = std::make_unique<PinnedBuffer<int32_t>>(3);
     pinned_logits_ = std::make_unique<PinnedBuffer<float>>(as_size(config_.vocab_size));
 
+  }
+
+  std::vector<const bf16*> k_pool_pointers() const {
+    std::vector<const bf16*> pools;
+    for (const DeviceBuffer<bf16>& pool : k_pools_) pools.push_back(pool.data());
+    return pools;
   }
 
   const bf16* output_matrix() const { return config_.tied_embeddings ? token_embd_.data() : output_.data(); }
@@ -355,15 +368,18 @@ class CudaTransformer final : public model::Transformer {
     CUDA_CHECK(cudaStreamSynchronize(s));
   }
 
-  LayerKv layer_kv(int i) const {
-    return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), page_table_.data(), static_cast<int>(num_pages_)};
+  LayerKv layer_kv(int i) {
+    return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), page_table_.data(), static_cast<int>(num_pages_),
+            quest_.layer(i)};
   }
 
   void prefill_attention_layer(int i, int64_t n, int64_t first_pos, int64_t prompt_end) {
     attention_->prefill(i, q_.data(), n, first_pos, prompt_end, layer_kv(i), attn_.data(), stream_.get());
   }
 
+  // The layer's new key is in the pool: Quest folds it into its page's bounds before selecting.
   void decode_attention_layer(int i, int64_t bucket) {
+    quest_.append(i, step_.data() + 2, static_cast<int>(bucket), stream_.get());
     attention_->decode(i, q_.data(), step_.data() + 2, static_cast<int>(bucket), layer_kv(i), attn_.data(),
                        stream_.get());
   }
@@ -388,6 +404,7 @@ class CudaTransformer final : public model::Transformer {
     step[1] = static_cast<int32_t>(cached_);
     step[2] = static_cast<int32_t>(cached_ + 1);
     const int64_t bucket = decode_bucket(cached_ + 1, capacity_);
+    quest_.rebuild_stale(cached_, stream_.get());  // only after a truncation: a prefill left them current
     auto graph = graphs_.find(bucket);
     if (graph == graphs_.end()) {
       decode_body(bucket);  // eager first run: the GEMM plans are chosen outside the capture
@@ -398,6 +415,7 @@ class CudaTransformer final : public model::Transformer {
     }
     CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     ++cached_;
+    quest_.appended(cached_);
     if (logits != nullptr) std::memcpy(logits, pinned_logits_->data(), as_size(config_.vocab_size) * sizeof(float));
   }
 
@@ -420,6 +438,7 @@ class CudaTransformer final : public model::Transformer {
   DeviceBuffer<bf16> normed_, q_, k_, v_, attn_, gate_up_, act_;
   DeviceBuffer<float> logits_;
   DeviceBuffer<int32_t> tokens_, positions_, step_;
+  QuestBounds quest_;
   std::unique_ptr<CudaAttention> attention_;
   std::unique_ptr<PinnedBuffer<int32_t>> pinned_step_;
   std::unique_ptr<PinnedBuffer<float>> pinned_logits_;

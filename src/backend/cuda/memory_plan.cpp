@@ -2,10 +2,14 @@
 
 #include <cuda_runtime_api.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <string>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_attention.h"
+#include "backend/cuda/delta_decode.h"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
@@ -15,6 +19,11 @@ constexpr size_t kBf16 = 2;
 constexpr size_t kF32 = 4;
 constexpr size_t kGemmWorkspace = size_t{32} << 20;
 constexpr int kMaxDecodeSplits = 256;  // the decode kernel's cap, bounds its workspace
+
+// Quest's bounds beside one pool page of every Quest layer.
+size_t quest_bytes_per_page(const model::ModelConfig& c, int quest_layers) {
+  return quest_bounds_elements(1, c.n_kv_heads, c.head_dim) * kBf16 * static_cast<size_t>(quest_layers);
+}
 
 double gib(size_t bytes) { return static_cast<double>(bytes) / static_cast<double>(size_t{1} << 30); }
 
@@ -37,7 +46,7 @@ size_t workspace_bytes(const model::ModelConfig& c, const MemoryRequest& r) {
   const size_t qkv = static_cast<size_t>(c.q_dim() + 2 * c.kv_dim());
   const size_t residual = tokens * d * kF32;
   const size_t normed = tokens * d * kBf16;
-  const size_t projections = tokens * qkv * kBf16;
+  const size_t projections = tokens * (qkv + static_cast<size_t>(c.q_dim())) * kBf16;  // q|k|v and rotated q
   const size_t attention_out = tokens * static_cast<size_t>(c.q_dim()) * kBf16;
   const size_t mlp = tokens * 3 * static_cast<size_t>(c.ffn_dim) * kBf16;  // gate|up and the product
   const size_t logits = static_cast<size_t>(r.max_batch) * static_cast<size_t>(c.vocab_size) * kF32;
@@ -50,9 +59,12 @@ size_t workspace_bytes(const model::ModelConfig& c, const MemoryRequest& r) {
 }  // namespace
 
 MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& request, size_t free_bytes) {
-  if (request.max_context <= 0 || request.max_batch <= 0 || request.prefill_chunk <= 0) {
-    throw_input_error("memory plan: max_context {}, max_batch {}, prefill_chunk {} must all be positive",
-                      request.max_context, request.max_batch, request.prefill_chunk);
+  if (request.max_context <= 0 || request.max_batch <= 0 || request.prefill_chunk <= 0 ||
+      request.quest_layers < 0 || request.quest_layers > config.n_layers) {
+    throw_input_error("memory plan: max_context {}, max_batch {}, prefill_chunk {} must all be positive, and "
+                      "quest_layers {} within the model's {} layers",
+                      request.max_context, request.max_batch, request.prefill_chunk, request.quest_layers,
+                      config.n_layers);
   }
   MemoryPlan plan;
   plan.pages_per_sequence = (request.max_context + kKvPageSize - 1) / kKvPageSize;
@@ -60,20 +72,24 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
   plan.kv_bytes_per_token =
       2 * static_cast<size_t>(config.n_layers) * static_cast<size_t>(config.kv_dim()) * kBf16;
   plan.kv_bytes = static_cast<size_t>(plan.num_pages) * kKvPageSize * plan.kv_bytes_per_token;
+  plan.quest_bytes_per_token = quest_bytes_per_page(config, request.quest_layers) / kKvPageSize;
+  plan.quest_bytes = static_cast<size_t>(plan.num_pages) * quest_bytes_per_page(config, request.quest_layers);
   plan.weight_bytes = weight_bytes(config);
   plan.workspace_bytes = workspace_bytes(config, request);
-  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.workspace_bytes;
+  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes;
   if (plan.total_bytes + request.reserve_bytes > free_bytes) {
     const size_t other = plan.weight_bytes + plan.workspace_bytes + request.reserve_bytes;
+    const size_t per_token = plan.kv_bytes_per_token + plan.quest_bytes_per_token;
     const int64_t fit_tokens =
-        free_bytes > other ? static_cast<int64_t>((free_bytes - other) / plan.kv_bytes_per_token / request.max_batch)
-                           : 0;
+        free_bytes > other ? static_cast<int64_t>((free_bytes - other) / per_token / request.max_batch) : 0;
+    const std::string quest =
+        plan.quest_bytes > 0 ? fmt::format(" + Quest bounds {:.2f} GiB", gib(plan.quest_bytes)) : std::string();
     throw_input_error(
         "{}: {} sequence(s) of {} tokens do not fit in GPU memory: weights {:.2f} GiB + KV cache {:.2f} GiB "
-        "({} KiB/token) + workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} GiB, but {:.2f} GiB is free; "
+        "({} KiB/token){} + workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} GiB, but {:.2f} GiB is free; "
         "at most about {} tokens per sequence fit (lower --max-context or the batch)",
         config.name, request.max_batch, request.max_context, gib(plan.weight_bytes), gib(plan.kv_bytes),
-        plan.kv_bytes_per_token / 1024, gib(plan.workspace_bytes), gib(request.reserve_bytes),
+        plan.kv_bytes_per_token / 1024, quest, gib(plan.workspace_bytes), gib(request.reserve_bytes),
         gib(plan.total_bytes + request.reserve_bytes), gib(free_bytes), fit_tokens);
   }
   return plan;
