@@ -1,12 +1,17 @@
 // Sparse prefill benchmark: dense causal prefill vs sliding window + sink, sliding + delta
 // correction (sparse pass + strided dense rows + correction, unfused and fused into the sparse
-// epilogue) and block-sparse ("vertical-slash") lists + delta, GQA over a paged KV cache.
+// epilogue) and block-sparse ("vertical-slash") lists + delta, GQA over a paged KV cache: with
+// synthetic lists of a fixed budget, and (up to --vslash-max tokens) with lists estimated on the
+// GPU (VslashEstimator: last --estimate queries, top --vertical columns and --slash diagonals),
+// timed alone ("vslash-estimate") and with the fused delta pass ("vslash-estimated+delta-fused").
+// On random inputs attention is diffuse, so the estimated lists are far denser than on a model.
 // TFLOP/s count the work done: 4 * d * heads * (query, key) pairs attended. Median of repeats
 // timed with CUDA events. Dense beyond --dense-max tokens is extrapolated from the largest
 // measured size by N^2 (marked "extrapolated").
 // Prints "RESULT <variant> <tokens> <ms> <tflops>" lines (bench/peers/flex_sliding.py --ours).
 //   sparse_prefill_bench [--tokens 32768,131072,524288,1048576] [--window 2048] [--sink 64]
-//                        [--gamma 64] [--vs-blocks 32] [--dense-max 131072]
+//                        [--gamma 64] [--vs-blocks 32] [--dense-max 131072] [--vslash-max 131072]
+//                        [--estimate 64] [--vertical 1000] [--slash 6096]
 #include <CLI/CLI.hpp>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -24,6 +29,7 @@
 #include "backend/cuda/delta_correct.h"
 #include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/sparse_prefill.h"
+#include "backend/cuda/vslash_estimate.h"
 
 namespace {
 
@@ -89,7 +95,34 @@ double median_ms(const std::function<void()>& fn, int repeats) {
 struct Options {
   int heads = 32, kv_heads = 8, dim = 128, window = 2048, sink = 64, gamma = 64, vs_blocks = 32;
   int dense_max = 131072;
+  int vslash_max = 131072;
+  int estimate = 64, vertical = 1000, slash = 6096;
 };
+
+// (query, key) pairs of rows p0..p1 in key block b under the causal mask.
+double block_pairs(int b, int p0, int p1) {
+  const int kb = dc::kSparseKeyBlock;
+  if ((b + 1) * kb - 1 <= p0) return static_cast<double>(kb) * (p1 - p0 + 1);
+  double pairs = 0.0;
+  for (int p = p0; p <= p1; ++p) pairs += std::clamp(p - b * kb + 1, 0, kb);
+  return pairs;
+}
+
+// Pairs per head attended under device lists for a chunk of n rows at position 0.
+double list_pairs(int n, int heads, const dc::BlockSparseLists& lists) {
+  const int n_qblocks = (n + dc::kSparseQueryBlock - 1) / dc::kSparseQueryBlock;
+  std::vector<int32_t> offsets(static_cast<size_t>(heads) * n_qblocks + 1);
+  check(cudaMemcpy(offsets.data(), lists.offsets, offsets.size() * 4, cudaMemcpyDeviceToHost), "lists");
+  std::vector<int32_t> indices(static_cast<size_t>(offsets.back()));
+  check(cudaMemcpy(indices.data(), lists.indices, indices.size() * 4, cudaMemcpyDeviceToHost), "lists");
+  double pairs = 0.0;
+  for (size_t list = 0; list + 1 < offsets.size(); ++list) {
+    const int qb = static_cast<int>(list % static_cast<size_t>(n_qblocks));
+    const int p0 = qb * dc::kSparseQueryBlock, p1 = std::min(n, p0 + dc::kSparseQueryBlock) - 1;
+    for (int32_t i = offsets[list]; i < offsets[list + 1]; ++i) pairs += block_pairs(indices[static_cast<size_t>(i)], p0, p1);
+  }
+  return pairs / heads;
+}
 
 // Synthetic vertical-slash lists with a fixed budget per (head, 128-row query block): block 0
 // (vertical), the diagonal blocks of the query block, and random earlier blocks up to
@@ -117,13 +150,7 @@ double vslash_lists(int n, int heads, int budget, std::vector<int32_t>& offsets,
         if (std::find(list.begin(), list.end(), b) == list.end()) list.push_back(b);
       }
       std::sort(list.begin(), list.end());
-      for (const int b : list) {
-        if (b < diag0) {
-          pairs += static_cast<double>(kb) * (p1 - p0 + 1);
-        } else {
-          for (int p = p0; p <= p1; ++p) pairs += std::clamp(p - b * kb + 1, 0, kb);
-        }
-      }
+      for (const int b : list) pairs += block_pairs(b, p0, p1);
       indices.insert(indices.end(), list.begin(), list.end());
       offsets.push_back(static_cast<int32_t>(indices.size()));
     }
@@ -241,6 +268,20 @@ void run_size(int n, const Options& o) {
                     dense_pass();
                     dc::block_sparse_prefill_attention(args, lists, nullptr, fused);
                   }, reps), vs_pairs + strided_pairs, false});
+  double estimated_share = -1.0;
+  if (n <= o.vslash_max) {
+    dc::VslashEstimator estimator(o.heads, o.dim, n, n, {o.estimate, o.vertical, o.slash});
+    dc::BlockSparseLists estimated;
+    const auto estimate = [&] { estimated = estimator.build_lists(args, nullptr); };
+    rows.push_back({"vslash-estimate", median_ms(estimate, reps), 0.0, false});
+    const double estimated_pairs = list_pairs(n, o.heads, estimated);
+    rows.push_back({"vslash-estimated+delta-fused", median_ms([&] {
+                      estimate();
+                      dense_pass();
+                      dc::block_sparse_prefill_attention(args, estimated, nullptr, fused);
+                    }, reps), estimated_pairs + strided_pairs, false});
+    estimated_share = estimated_pairs / dense_pairs;
+  }
   check(cudaDeviceSynchronize(), "bench");
 
   const double dense_ms = rows[0].ms;
@@ -251,6 +292,9 @@ void run_size(int n, const Options& o) {
     std::printf("  %-22s %10.3f ms %8.1f TFLOP/s  %7.2fx vs dense%s\n", r.name.c_str(), r.ms,
                 tflops, dense_ms / r.ms, r.extrapolated ? "  (extrapolated N^2)" : "");
     std::printf("RESULT %s %d %.4f %.2f\n", r.name.c_str(), n, r.ms, tflops);
+  }
+  if (estimated_share >= 0.0) {
+    std::printf("  estimated vertical-slash lists attend %.1f%% of the causal pairs\n", 100.0 * estimated_share);
   }
   std::fflush(stdout);
 }
@@ -270,6 +314,10 @@ int main(int argc, char** argv) {
   app.add_option("--gamma", o.gamma, "delta stride");
   app.add_option("--vs-blocks", o.vs_blocks, "vertical-slash budget: 64-key blocks per query block");
   app.add_option("--dense-max", o.dense_max, "largest N timed dense (beyond: N^2 extrapolation)");
+  app.add_option("--vslash-max", o.vslash_max, "largest N with GPU-estimated vertical-slash lists");
+  app.add_option("--estimate", o.estimate, "vertical-slash: last queries that estimate");
+  app.add_option("--vertical", o.vertical, "vertical-slash: key columns kept per head");
+  app.add_option("--slash", o.slash, "vertical-slash: diagonals kept per head");
   CLI11_PARSE(app, argc, argv);
   std::sort(tokens.begin(), tokens.end());
   try {

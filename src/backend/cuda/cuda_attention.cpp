@@ -6,7 +6,6 @@
 #include "attention/delta_correction.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/delta_correct.h"
-#include "backend/cuda/sparse_prefill.h"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
@@ -17,6 +16,11 @@ size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 bool uses_selection(attention::DecodeKind kind) {
   return kind == attention::DecodeKind::Delta || kind == attention::DecodeKind::Tidal ||
          kind == attention::DecodeKind::Streaming;
+}
+
+VslashParams vslash_params(const attention::PrefillConfig& p, int64_t capacity) {
+  auto clamped = [capacity](int64_t value) { return static_cast<int>(std::min(value, capacity)); };
+  return VslashParams{clamped(p.estimate_queries), clamped(p.vertical), clamped(p.slash)};
 }
 
 DeltaMode delta_mode(attention::DeltaVariant variant) {
@@ -39,7 +43,12 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
       sms_(current_device_sm_count()) {
   config_.validate(model.n_layers);
   if (config_.prefill.kind == attention::PrefillKind::VerticalSlash) {
-    throw_input_error("--prefill vslash has no GPU estimation kernel yet; use --backend cpu for it");
+    if (config_.prefill.block != kSparseKeyBlock) {
+      throw_input_error("--block {}: the CUDA vertical-slash kernel works in key blocks of {}", config_.prefill.block,
+                        kSparseKeyBlock);
+    }
+    vslash_ = std::make_unique<VslashEstimator>(model.n_heads, model.head_dim, max_chunk, capacity,
+                                                vslash_params(config_.prefill, capacity));
   }
   if (config_.decode.kind == attention::DecodeKind::Quest) {
     quest_ = std::make_unique<QuestSelector>(config_.decode, model, capacity);
@@ -103,13 +112,25 @@ void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_
   args.softmax_scale = scale_;
   args.kv = {kv.k_pool, kv.v_pool, kv.page_table, kv.num_pages, static_cast<int>(first_pos + n)};
   args.out = out;
+  BlockSparseLists lists;
+  if (vslash_ != nullptr) lists = vslash_->build_lists(args, stream);
+  const BlockSparseLists* sparse_lists = vslash_ != nullptr ? &lists : nullptr;
   if (config_.prefill.kind == attention::PrefillKind::Dense) {
     prefill_attention(args, stream);
   } else if (!config_.prefill.delta) {
-    sliding_prefill_attention(args, static_cast<int>(config_.window), static_cast<int>(config_.sink), stream);
+    sparse_pass(args, sparse_lists, stream);
   } else {
-    prefill_delta(args, out, stream);
+    prefill_delta(args, sparse_lists, out, stream);
     prefill_dense_tail(args, prompt_end, stream);
+  }
+}
+
+void CudaAttention::sparse_pass(const PrefillAttentionArgs& args, const BlockSparseLists* lists, cudaStream_t stream,
+                                const DeltaFusion& fused) {
+  if (lists != nullptr) {
+    block_sparse_prefill_attention(args, *lists, stream, fused);
+  } else {
+    sliding_prefill_attention(args, static_cast<int>(config_.window), static_cast<int>(config_.sink), stream, fused);
   }
 }
 
@@ -125,7 +146,8 @@ void CudaAttention::prefill_dense_tail(const PrefillAttentionArgs& args, int64_t
   prefill_attention(dense, stream);
 }
 
-void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream) {
+void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, const BlockSparseLists* lists,
+                                  __nv_bfloat16* out, cudaStream_t stream) {
   const int gamma = static_cast<int>(config_.prefill.gamma);
   const int row_elems = model_.n_heads * model_.head_dim;
   const int strided = strided_row_count(args.n_q, gamma);
@@ -139,14 +161,13 @@ void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat1
   dense.out = dense_rows_.data();
   prefill_attention(dense, stream);
 
-  const int window = static_cast<int>(config_.window), sink = static_cast<int>(config_.sink);
   const attention::DeltaVariant variant = config_.prefill.variant;
   const bool fusable = variant == attention::DeltaVariant::Delta && (gamma == 16 || gamma == 32 || gamma == 64);
   if (fusable) {  // the correction happens in the sparse kernel's epilogue (measured faster)
-    sliding_prefill_attention(args, window, sink, stream, DeltaFusion{dense_rows_.data(), gamma});
+    sparse_pass(args, lists, stream, DeltaFusion{dense_rows_.data(), gamma});
     return;
   }
-  sliding_prefill_attention(args, window, sink, stream);
+  sparse_pass(args, lists, stream);
   DeltaCorrectArgs correct;
   correct.sparse = out;
   correct.dense_rows = dense_rows_.data();

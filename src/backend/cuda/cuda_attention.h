@@ -15,6 +15,8 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/quest_decode.h"
+#include "backend/cuda/sparse_prefill.h"
+#include "backend/cuda/vslash_estimate.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cuda {
@@ -30,7 +32,7 @@ struct LayerKv {
 
 class CudaAttention {
  public:
-  // Throws InputError for a policy without a GPU path (vertical-slash estimation) or a Quest --page
+  // Throws InputError for a vertical-slash --block other than the kernel's 64, or a Quest --page
   // other than 16.
   CudaAttention(const attention::AttentionConfig& config, const model::ModelConfig& model, int64_t capacity,
                 int64_t max_chunk);
@@ -49,7 +51,11 @@ class CudaAttention {
               __nv_bfloat16* out, cudaStream_t stream);
 
  private:
-  void prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream);
+  // The sparse pass of the prefill policy: sliding window + sink, or block lists (vertical-slash).
+  void sparse_pass(const PrefillAttentionArgs& args, const BlockSparseLists* lists, cudaStream_t stream,
+                   const DeltaFusion& fused = {});
+  void prefill_delta(const PrefillAttentionArgs& args, const BlockSparseLists* lists, __nv_bfloat16* out,
+                     cudaStream_t stream);
   void prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream);
   DecodeAttentionArgs dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
                                         const LayerKv& kv, __nv_bfloat16* out) const;
@@ -68,7 +74,8 @@ class CudaAttention {
   DeviceBuffer<int32_t> set_indices_, set_counts_;
   DeviceBuffer<float> lse_;
   DeviceBuffer<unsigned char> dense_ws_, select_ws_, sparse_ws_;
-  std::unique_ptr<QuestSelector> quest_;  // Quest decode only
+  std::unique_ptr<VslashEstimator> vslash_;  // vertical-slash prefill only
+  std::unique_ptr<QuestSelector> quest_;     // Quest decode only
 };
 
 }  // namespace deltainfer::cuda
