@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,34 @@ const char* const kPrompts[] = {
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
     "<|im_start|>user\nWhy is the sky blue? Answer in two sentences.<|im_end|>\n<|im_start|>assistant\n",
 };
+
+// A shared long context (~310 tokens) in front of each prompt, for the vertical-slash test: with
+// 64-key blocks a query block skips keys only from row ~192 on (sink, previous, own and last
+// block are always kept), so the short prompts alone would run dense.
+constexpr const char* kLongContext =
+    "The harbour town of Elmsworth lies at the mouth of a slow green river. Every morning the fishing "
+    "boats leave before sunrise and come back at noon, when the market opens on the stone quay. The baker, "
+    "a tall woman called Maren, sells rye bread with caraway seeds, and the children of the school on the "
+    "hill buy sweet buns on their way down to the water. In spring the river floods the low meadows, and "
+    "the farmers move their sheep to the upper fields behind the old mill. The mill has not ground corn "
+    "for forty years; it is now a museum with a collection of clocks, maps and ship models, and its keeper, "
+    "an old sailor named Tobias, tells visitors about the storm of 1921, when the lighthouse lamp went out "
+    "and three ships ran aground on the northern sandbank. The town council meets on the first Monday of "
+    "each month in the hall next to the church. Last year it voted to repair the bridge, to plant lime "
+    "trees along the main street and to open a small library in the former post office. The library now "
+    "lends books, newspapers and records, and on Thursday evenings a retired teacher reads stories aloud "
+    "to anyone who comes. In summer, tourists arrive by train from the capital, walk along the cliffs, "
+    "swim in the cold bay and eat grilled mackerel at the tavern by the harbour wall. When autumn comes "
+    "the tourists leave, the nights grow long, and the town returns to its quiet rhythm of boats, bread "
+    "and weather.\n\n";
+
+std::vector<std::string> short_prompts() { return {std::begin(kPrompts), std::end(kPrompts)}; }
+
+std::vector<std::string> long_context_prompts() {
+  std::vector<std::string> prompts;
+  for (const char* prompt : kPrompts) prompts.push_back(std::string(kLongContext) + prompt);
+  return prompts;
+}
 
 std::vector<int32_t> greedy(model::Transformer& model, const std::vector<int32_t>& prompt, int count,
                             std::vector<float>* first_logits) {
@@ -74,12 +103,18 @@ struct Backends {
 // Small window, stride and budget so that the short prompts really run sparse: sliding+Δ prefill
 // (window 16, sink 4, γ 16, fused correction on the GPU, dense tail of 16 rows) and DELTA decode (budget 32 of ~70-100
 // positions, pages of 16, recency 16).
-attention::AttentionConfig small_sparse_config() {
+// Δ prefill of `kind` with γ 16 (fused correction on the GPU) and a dense tail of 16 rows.
+attention::AttentionConfig small_delta_prefill(attention::PrefillKind kind) {
   attention::AttentionConfig sparse;
-  sparse.prefill.kind = attention::PrefillKind::Sliding;
+  sparse.prefill.kind = kind;
   sparse.prefill.delta = true;
   sparse.prefill.gamma = 16;
   sparse.prefill.dense_tail = 16;
+  return sparse;
+}
+
+attention::AttentionConfig small_sparse_config() {
+  attention::AttentionConfig sparse = small_delta_prefill(attention::PrefillKind::Sliding);
   sparse.window = 16;
   sparse.sink = 4;
   sparse.decode.kind = attention::DecodeKind::Delta;
@@ -104,7 +139,8 @@ attention::AttentionConfig small_quest_config() {
 // must compute the same function at every step, within bf16 error, so a divergence of the free
 // greedy runs below can only come from a near-tie, not from a decode-path bug.
 void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfig& attention, int count,
-                                                 double tolerance) {
+                                                 double tolerance,
+                                                 const std::vector<std::string>& prompts = short_prompts()) {
   const std::string path = model_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
   const Backends both(path, attention);
@@ -113,7 +149,7 @@ void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfi
   model::Transformer* gpu = both.gpu.get();
   const int32_t vocab = both.source->config().vocab_size;
   std::vector<float> cpu_logits(static_cast<size_t>(vocab)), gpu_logits(cpu_logits.size());
-  for (const char* prompt : kPrompts) {
+  for (const std::string& prompt : prompts) {
     const std::vector<int32_t> ids = tok.encode(prompt, /*parse_special=*/true);
     cpu.truncate(0);
     gpu->truncate(0);
@@ -133,21 +169,22 @@ void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfi
       cpu.forward(&token, 1, model::LogitsFor::LastToken, cpu_logits.data());
       gpu->forward(&token, 1, model::LogitsFor::LastToken, gpu_logits.data());
     }
-    std::cout << "prompt " << std::string(prompt).substr(0, 24) << ": teacher-forced " << count
+    std::cout << "prompt " << prompt.substr(0, 24) << ": teacher-forced " << count
               << " steps, worst logits rel L2 " << worst << ", argmax agrees at " << agree << "/" << count << "\n";
     EXPECT_LT(worst, tolerance) << "prompt: " << prompt;
   }
 }
 
 // Greedy generation of `count` tokens under `attention` on both backends, prompt by prompt.
-void expect_parity(const attention::AttentionConfig& attention, int count) {
+void expect_parity(const attention::AttentionConfig& attention, int count,
+                   const std::vector<std::string>& prompts = short_prompts()) {
   const std::string path = model_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
   const Backends both(path, attention);
   const tokenizer::Tokenizer& tok = both.tok;
   model::Transformer& cpu = *both.cpu;
   model::Transformer* gpu = both.gpu.get();
-  for (const char* prompt : kPrompts) {
+  for (const std::string& prompt : prompts) {
     const std::vector<int32_t> ids = tok.encode(prompt, /*parse_special=*/true);
     std::vector<float> cpu_logits, gpu_logits;
     const std::vector<int32_t> want = greedy(cpu, ids, count, &cpu_logits);
@@ -158,7 +195,7 @@ void expect_parity(const attention::AttentionConfig& attention, int count) {
       norm += cpu_logits[i] * cpu_logits[i];
     }
     const double relative = std::sqrt(diff / norm);
-    std::cout << "prompt " << std::string(prompt).substr(0, 24) << ": logits rel L2 (bf16 GPU vs f32 CPU) "
+    std::cout << "prompt " << prompt.substr(0, 24) << ": logits rel L2 (bf16 GPU vs f32 CPU) "
               << relative << "\n";
     EXPECT_LT(relative, 3e-2);  // bf16 weights and activations vs f32 everywhere
     EXPECT_EQ(got, want) << "prompt: " << prompt;
@@ -173,6 +210,24 @@ TEST(ModelParity, GpuLogitsFollowCpuWhenFedTheSameTokens) {
 
 TEST(ModelParity, SlidingDeltaPrefillAndDeltaDecodeEqualCpuForThirtyTwoTokens) {
   expect_parity(small_sparse_config(), 32);
+}
+
+// Vertical-slash+Δ prefill with few columns and diagonals (8 each, γ 16, dense tail 16), dense
+// decode, on the long-context prompts (310-325 tokens, chunks of 64): from row 192 on, the chunks skip
+// the key blocks that no kept column or diagonal reaches.
+attention::AttentionConfig small_vslash_config() {
+  attention::AttentionConfig sparse = small_delta_prefill(attention::PrefillKind::VerticalSlash);
+  sparse.prefill.vertical = 8;
+  sparse.prefill.slash = 8;
+  return sparse;
+}
+
+TEST(ModelParity, VerticalSlashDeltaPrefillEqualsCpuForThirtyTwoTokens) {
+  expect_parity(small_vslash_config(), 32, long_context_prompts());
+}
+
+TEST(ModelParity, VerticalSlashGpuLogitsFollowCpuWhenFedTheSameTokens) {
+  expect_same_logits_when_fed_the_same_tokens(small_vslash_config(), 32, kBf16LogitTolerance, long_context_prompts());
 }
 
 TEST(ModelParity, SparseGpuLogitsFollowCpuWhenFedTheSameTokens) {
