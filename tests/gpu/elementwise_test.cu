@@ -137,6 +137,25 @@ TEST(Elementwise, RopeAppendMatchesCpuAndFillsOnlyItsSlots) {
     size_t finite = 0;
     for (size_t i = 0; i < pool; ++i) finite += !std::isnan(k_cache[i]) + !std::isnan(v_cache[i]);
     EXPECT_EQ(finite, written) << "rope_append_kv wrote outside its slots";
+
+    // The same rotation into a separate, contiguous q buffer (the fused-QKV path): equal bits, and
+    // the fused input left as it was.
+    auto d_fresh = to_device(test::to_bf16(qkv));
+    DeviceBuffer<__nv_bfloat16> q_apart(static_cast<size_t>(n) * n_heads * d);
+    a.q = d_fresh.data();
+    a.k = d_fresh.data() + n_heads * d;
+    a.v = d_fresh.data() + (n_heads + n_kv_heads) * d;
+    a.q_out = q_apart.data();
+    rope_append_kv(a, nullptr);
+    const std::vector<float> apart = test::to_float(q_apart.download());
+    EXPECT_EQ(test::to_float(d_fresh.download()), test::to_float(test::to_bf16(qkv))) << "q_out set: input changed";
+    for (int t = 0; t < n; ++t) {
+      for (int i = 0; i < n_heads * d; ++i) {
+        ASSERT_EQ(apart[static_cast<size_t>(t) * n_heads * d + static_cast<size_t>(i)],
+                  q_out[static_cast<size_t>(t) * qkv_stride + static_cast<size_t>(i)])
+            << "token " << t << " element " << i;
+      }
+    }
   }
 }
 

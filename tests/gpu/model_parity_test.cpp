@@ -240,5 +240,10 @@ TEST(ModelParity, QuestGpuLogitsFollowCpuWhenFedTheSameTokens) {
   expect_same_logits_when_fed_the_same_tokens(small_quest_config(), 32, kBf16LogitTolerance);
 }
 
+// ~370 positions: each Quest head keeps 2 of ~23 pages, so most of the context is dropped.
+TEST(ModelParity, QuestGpuLogitsFollowCpuOnLongContextsWhenFedTheSameTokens) {
+  expect_same_logits_when_fed_the_same_tokens(small_quest_config(), 32, kBf16LogitTolerance, long_context_prompts());
+}
+
 }  // namespace
 }  // namespace deltainfer

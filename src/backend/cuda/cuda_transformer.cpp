@@ -78,7 +78,9 @@ class WeightUploader {
 };
 
 struct LayerWeights {
-  DeviceBuffer<bf16> attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate_up, w_down;
+  // wqkv / bqkv: q, k and v stacked for one GEMM; wq, wk, wv, bq, bk, bv only when per-head q/k
+  // norms need them apart.
+  DeviceBuffer<bf16> attn_norm, wqkv, bqkv, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate_up, w_down;
 };
 
 class CudaStream {
@@ -226,13 +228,18 @@ class CudaTransformer final : public model::Transformer {
       const std::string p = fmt::format("blk.{}.", i);
       LayerWeights& l = layers_[as_size(i)];
       l.attn_norm = up.load({p + "attn_norm.weight"});
-      l.wq = up.load({p + "attn_q.weight"});
-      l.wk = up.load({p + "attn_k.weight"});
-      l.wv = up.load({p + "attn_v.weight"});
+      if (fused_qkv()) {
+        l.wqkv = up.load({p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"});
+        if (config_.qkv_bias) l.bqkv = up.load({p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"});
+      } else {
+        l.wq = up.load({p + "attn_q.weight"});
+        l.wk = up.load({p + "attn_k.weight"});
+        l.wv = up.load({p + "attn_v.weight"});
+        l.bq = up.load_if(config_.qkv_bias, p + "attn_q.bias");
+        l.bk = up.load_if(config_.qkv_bias, p + "attn_k.bias");
+        l.bv = up.load_if(config_.qkv_bias, p + "attn_v.bias");
+      }
       l.wo = up.load({p + "attn_output.weight"});
-      l.bq = up.load_if(config_.qkv_bias, p + "attn_q.bias");
-      l.bk = up.load_if(config_.qkv_bias, p + "attn_k.bias");
-      l.bv = up.load_if(config_.qkv_bias, p + "attn_v.bias");
       l.q_norm = up.load_if(config_.qk_norm, p + "attn_q_norm.weight");
       l.k_norm = up.load_if(config_.qk_norm, p + "attn_k_norm.weight");
       l.ffn_norm = up.load({p + "ffn_norm.weight"});
@@ -260,8 +267,12 @@ class CudaTransformer final : public model::Transformer {
     x_ = DeviceBuffer<float>(rows * as_size(config_.d_model));
     normed_ = DeviceBuffer<bf16>(rows * as_size(config_.d_model));
     q_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim()));
-    k_ = DeviceBuffer<bf16>(rows * as_size(config_.kv_dim()));
-    v_ = DeviceBuffer<bf16>(rows * as_size(config_.kv_dim()));
+    if (fused_qkv()) {
+      qkv_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim() + 2 * config_.kv_dim()));
+    } else {
+      k_ = DeviceBuffer<bf16>(rows * as_size(config_.kv_dim()));
+      v_ = DeviceBuffer<bf16>(rows * as_size(config_.kv_dim()));
+    }
     attn_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim()));
     gate_up_ = DeviceBuffer<bf16>(rows * 2 * as_size(config_.ffn_dim));
     act_ = DeviceBuffer<bf16>(rows * as_size(config_.ffn_dim));
@@ -284,13 +295,12 @@ class CudaTransformer final : public model::Transformer {
   const bf16* output_matrix() const { return config_.tied_embeddings ? token_embd_.data() : output_.data(); }
 
   // One transformer layer over `n` rows of x_ whose positions are in `positions` (device).
-  template <typename Attention>
-  void layer(int i, int64_t n, const int32_t* positions, Attention&& attention) {
-    cudaStream_t s = stream_.get();
-    const LayerWeights& w = layers_[as_size(i)];
-    const int d = config_.d_model, q_dim = config_.q_dim(), kv_dim = config_.kv_dim(), ffn = config_.ffn_dim;
+  // One GEMM for q, k and v unless per-head q/k norms (Qwen3) need them in separate buffers.
+  bool fused_qkv() const { return !config_.qk_norm; }
+
+  void project_qkv_apart(const LayerWeights& w, int64_t n, cudaStream_t s) {
+    const int d = config_.d_model, q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
     const int rows = static_cast<int>(n);
-    rmsnorm(x_.data(), w.attn_norm.data(), normed_.data(), n, d, config_.rms_eps, s);
     gemm_.run(normed_.data(), w.wq.data(), q_.data(), rows, q_dim, d, s);
     gemm_.run(normed_.data(), w.wk.data(), k_.data(), rows, kv_dim, d, s);
     gemm_.run(normed_.data(), w.wv.data(), v_.data(), rows, kv_dim, d, s);
@@ -303,13 +313,34 @@ class CudaTransformer final : public model::Transformer {
       rmsnorm(q_.data(), w.q_norm.data(), q_.data(), n * config_.n_heads, config_.head_dim, config_.rms_eps, s);
       rmsnorm(k_.data(), w.k_norm.data(), k_.data(), n * config_.n_kv_heads, config_.head_dim, config_.rms_eps, s);
     }
+  }
+
+  template <typename Attention>
+  void layer(int i, int64_t n, const int32_t* positions, Attention&& attention) {
+    cudaStream_t s = stream_.get();
+    const LayerWeights& w = layers_[as_size(i)];
+    const int d = config_.d_model, q_dim = config_.q_dim(), kv_dim = config_.kv_dim(), ffn = config_.ffn_dim;
+    const int rows = static_cast<int>(n);
+    rmsnorm(x_.data(), w.attn_norm.data(), normed_.data(), n, d, config_.rms_eps, s);
     RopeAppendArgs rope;
-    rope.q = q_.data();
-    rope.k = k_.data();
-    rope.v = v_.data();
-    rope.q_stride = q_dim;
-    rope.k_stride = kv_dim;
-    rope.v_stride = kv_dim;
+    if (fused_qkv()) {
+      const int qkv_dim = q_dim + 2 * kv_dim;
+      gemm_.run(normed_.data(), w.wqkv.data(), qkv_.data(), rows, qkv_dim, d, s);
+      if (config_.qkv_bias) add_bias(qkv_.data(), w.bqkv.data(), n, qkv_dim, s);
+      rope.q = qkv_.data();
+      rope.k = qkv_.data() + q_dim;
+      rope.v = qkv_.data() + q_dim + kv_dim;
+      rope.q_stride = rope.k_stride = rope.v_stride = qkv_dim;
+      rope.q_out = q_.data();
+    } else {
+      project_qkv_apart(w, n, s);
+      rope.q = q_.data();
+      rope.k = k_.data();
+      rope.v = v_.data();
+      rope.q_stride = q_dim;
+      rope.k_stride = kv_dim;
+      rope.v_stride = kv_dim;
+    }
     rope.n_tokens = rows;
     rope.n_heads = config_.n_heads;
     rope.n_kv_heads = config_.n_kv_heads;
@@ -435,7 +466,7 @@ class CudaTransformer final : public model::Transformer {
   DeviceBuffer<int32_t> page_table_;
   DeviceBuffer<float> inv_freq_;
   DeviceBuffer<float> x_;
-  DeviceBuffer<bf16> normed_, q_, k_, v_, attn_, gate_up_, act_;
+  DeviceBuffer<bf16> normed_, qkv_, q_, k_, v_, attn_, gate_up_, act_;
   DeviceBuffer<float> logits_;
   DeviceBuffer<int32_t> tokens_, positions_, step_;
   QuestBounds quest_;

@@ -23,6 +23,7 @@ void rmsnorm(const __nv_bfloat16* x, const __nv_bfloat16* gain, __nv_bfloat16* y
 // (then the strides are q_dim + 2 * kv_dim and k, v point into it).
 struct RopeAppendArgs {
   __nv_bfloat16* q = nullptr;        // [n_tokens][q_stride], first n_heads*head_dim rotated in place
+  __nv_bfloat16* q_out = nullptr;    // if set: rotated q goes here, [n_tokens][n_heads*head_dim]
   const __nv_bfloat16* k = nullptr;  // [n_tokens][k_stride]
   const __nv_bfloat16* v = nullptr;  // [n_tokens][v_stride]
   int64_t q_stride = 0, k_stride = 0, v_stride = 0;
@@ -40,7 +41,7 @@ struct RopeAppendArgs {
   model::RopeStyle style = model::RopeStyle::HalfSplit;
 };
 
-// Rotates q in place and k into the KV cache slot of its position (keys are cached after RoPE);
+// Rotates q (in place or into q_out) and k into the KV cache slot of its position (keys are cached after RoPE);
 // copies v into its slot. Angles are position * inv_freq in f64, so long positions keep precision.
 void rope_append_kv(const RopeAppendArgs& args, cudaStream_t stream);
 

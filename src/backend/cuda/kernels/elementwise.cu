@@ -83,8 +83,11 @@ __global__ void rope_append_kernel(const RopeAppendArgs a) {
                                    : a.k + static_cast<size_t>(t) * a.k_stride + static_cast<size_t>(head) * a.head_dim;
     const float x0 = __bfloat162float(in[first]);
     const float x1 = __bfloat162float(in[second]);
+    __nv_bfloat16* q_row = a.q_out != nullptr
+                               ? a.q_out + static_cast<size_t>(t) * a.n_heads * a.head_dim
+                               : a.q + static_cast<size_t>(t) * a.q_stride;
     __nv_bfloat16* out =
-        is_q ? a.q + static_cast<size_t>(t) * a.q_stride + static_cast<size_t>(head) * a.head_dim
+        is_q ? q_row + static_cast<size_t>(head) * a.head_dim
              : a.k_pool + ((static_cast<size_t>(page) * a.n_kv_heads + head) * kKvPageSize + slot) * a.head_dim;
     out[first] = __float2bfloat16(x0 * c - x1 * s);
     out[second] = __float2bfloat16(x0 * s + x1 * c);
