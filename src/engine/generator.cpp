@@ -55,9 +55,18 @@ GenerationResult generate(model::Transformer& model, const tokenizer::Tokenizer&
     if (!text.empty() && on_text) on_text(text);
   };
 
+  // The token that follows `tokens`: chosen on the model's device when the backend can (no logits
+  // cross to the host), else sampled here from the logits.
+  const model::DeviceSampling device_sampling{request.sampling.temperature, request.sampling.top_k,
+                                              request.sampling.top_p, request.sampling.seed};
+  auto feed = [&](const int32_t* tokens, int64_t n) {
+    if (model.samples_on_device()) return model.forward_and_sample(tokens, n, device_sampling);
+    model.forward(tokens, n, model::LogitsFor::LastToken, logits.data());
+    return sampler.sample(logits.data(), vocab);
+  };
+
   const auto prefill_start = Clock::now();
-  model.forward(request.prompt.data(), static_cast<int64_t>(request.prompt.size()), model::LogitsFor::LastToken,
-                logits.data());
+  int32_t next = feed(request.prompt.data(), static_cast<int64_t>(request.prompt.size()));
   result.timings.prompt_tokens = static_cast<int64_t>(request.prompt.size());
   result.timings.prefill_seconds = seconds_since(prefill_start);
 
@@ -67,7 +76,7 @@ GenerationResult generate(model::Transformer& model, const tokenizer::Tokenizer&
       result.stop_reason = StopReason::MaxTokens;
       break;
     }
-    const int32_t token = sampler.sample(logits.data(), vocab);
+    const int32_t token = next;
     if (request.stop_at_eos && std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end()) {
       result.stop_reason = StopReason::EndOfSequence;
       break;
@@ -86,7 +95,7 @@ GenerationResult generate(model::Transformer& model, const tokenizer::Tokenizer&
       result.stop_reason = StopReason::ContextFull;
       break;
     }
-    model.forward(&token, 1, model::LogitsFor::LastToken, logits.data());
+    next = feed(&token, 1);
   }
   emit(stream.flush());
   result.text = stream.text();

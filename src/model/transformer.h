@@ -9,6 +9,21 @@ namespace deltainfer::model {
 
 enum class LogitsFor { LastToken, AllTokens };
 
+// How a backend that samples on its device picks the next token: greedy when temperature is 0,
+// else temperature + top-k (0: all) + top-p, with kept sets that are thresholds on the logit
+// (ties stay in), drawn from a counter-based generator keyed by seed and position.
+struct DeviceSampling {
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+
+  bool operator==(const DeviceSampling& o) const {
+    return temperature == o.temperature && top_k == o.top_k && top_p == o.top_p && seed == o.seed;
+  }
+  bool operator!=(const DeviceSampling& o) const { return !(*this == o); }
+};
+
 class Transformer {
  public:
   virtual ~Transformer() = default;
@@ -26,6 +41,12 @@ class Transformer {
 
   // Forgets every cached position >= n_tokens (0 starts a new sequence).
   virtual void truncate(int64_t n_tokens) = 0;
+
+  // Backends that choose the next token on their device (no logits copied to the host) say so
+  // here and implement forward_and_sample: forward() of the tokens, then the token that follows
+  // them under `sampling`. The others throw from it.
+  virtual bool samples_on_device() const { return false; }
+  virtual int32_t forward_and_sample(const int32_t* tokens, int64_t n, const DeviceSampling& sampling);
 };
 
 }  // namespace deltainfer::model

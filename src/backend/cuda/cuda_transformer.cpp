@@ -18,6 +18,7 @@
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
 #include "backend/cuda/quest_decode.h"
+#include "backend/cuda/sampling.h"
 #include "backend/cuda/synthetic_weights.h"
 #include "core/error.h"
 #include "io/half.h"
@@ -194,27 +195,25 @@ class CudaTransformer final : public model::Transformer {
   }
 
   void forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) override {
-    if (n <= 0) throw_error("forward() needs at least one token");
-    if (cached_ + n > capacity_) {
-      throw_input_error("sequence of {} tokens does not fit the KV cache of {} positions", cached_ + n, capacity_);
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
-        throw_input_error("token id {} is outside the vocabulary (0..{})", tokens[i], config_.vocab_size - 1);
-      }
-    }
+    check_tokens(tokens, n);
     if (n == 1 && cached_ > 0) {
       decode_step(tokens[0], logits);
       return;
     }
-    const size_t vocab = as_size(config_.vocab_size);
-    for (int64_t start = 0; start < n; start += chunk_) {
-      const int64_t count = std::min(chunk_, n - start);
-      const bool all = which == model::LogitsFor::AllTokens;
-      float* chunk_logits = all ? logits + as_size(start) * vocab : (start + count == n ? logits : nullptr);
-      prefill_chunk(tokens + start, count, cached_ + n - start, all, chunk_logits);
-    }
-    quest_.rebuild_stale(cached_, stream_.get());
+    prefill(tokens, n, which, logits);
+  }
+
+  bool samples_on_device() const override { return true; }
+
+  // The next token is chosen from logits_ on the device; only its id comes back.
+  int32_t forward_and_sample(const int32_t* tokens, int64_t n, const model::DeviceSampling& sampling) override {
+    check_tokens(tokens, n);
+    if (n == 1 && cached_ > 0) return decode_step_sampled(tokens[0], sampling);
+    prefill(tokens, n, model::LogitsFor::LastToken, nullptr);
+    const int64_t last_rows = (n - 1) % chunk_ + 1;  // rows of the last chunk, still in x_
+    project_logits(last_rows - 1, 1);
+    choose_token(sampling, positions_.data() + last_rows - 1);
+    return fetch_chosen();
   }
 
  private:
@@ -283,6 +282,8 @@ class CudaTransformer final : public model::Transformer {
     step_ = DeviceBuffer<int32_t>(3);
     pinned_step_ = std::make_unique<PinnedBuffer<int32_t>>(3);
     pinned_logits_ = std::make_unique<PinnedBuffer<float>>(as_size(config_.vocab_size));
+    chosen_ = DeviceBuffer<int32_t>(1);
+    pinned_chosen_ = std::make_unique<PinnedBuffer<int32_t>>(1);
 
   }
 
@@ -415,9 +416,55 @@ class CudaTransformer final : public model::Transformer {
                        stream_.get());
   }
 
+  void check_tokens(const int32_t* tokens, int64_t n) const {
+    if (n <= 0) throw_error("forward() needs at least one token");
+    if (cached_ + n > capacity_) {
+      throw_input_error("sequence of {} tokens does not fit the KV cache of {} positions", cached_ + n, capacity_);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
+        throw_input_error("token id {} is outside the vocabulary (0..{})", tokens[i], config_.vocab_size - 1);
+      }
+    }
+  }
+
+  void prefill(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) {
+    const size_t vocab = as_size(config_.vocab_size);
+    for (int64_t start = 0; start < n; start += chunk_) {
+      const int64_t count = std::min(chunk_, n - start);
+      const bool all = which == model::LogitsFor::AllTokens;
+      float* chunk_logits = all ? logits + as_size(start) * vocab : (start + count == n ? logits : nullptr);
+      prefill_chunk(tokens + start, count, cached_ + n - start, all, chunk_logits);
+    }
+    quest_.rebuild_stale(cached_, stream_.get());
+  }
+
+  // Argmax or sampling over logits_ row 0 into chosen_; the draw is keyed by the position at
+  // `position` (device memory), so a replayed graph draws afresh each step.
+  void choose_token(const model::DeviceSampling& sampling, const int32_t* position) {
+    cudaStream_t s = stream_.get();
+    if (sampling.temperature == 0.0f) {
+      argmax(logits_.data(), 1, config_.vocab_size, chosen_.data(), s);
+    } else {
+      SamplingConfig config;
+      config.temperature = sampling.temperature;
+      config.top_k = sampling.top_k;
+      config.top_p = sampling.top_p;
+      config.seed = sampling.seed;
+      config.philox_offset_device = position;
+      sample(logits_.data(), 1, config_.vocab_size, config, chosen_.data(), s);
+    }
+    CUDA_CHECK(cudaMemcpyAsync(pinned_chosen_->data(), chosen_.data(), sizeof(int32_t), cudaMemcpyDeviceToHost, s));
+  }
+
+  int32_t fetch_chosen() {
+    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    return *pinned_chosen_->data();
+  }
+
   // Everything one decode step launches; reads token, position and kv_len from the pinned step
   // buffer at run time, so the captured graph serves every step of its bucket.
-  void decode_body(int64_t bucket) {
+  void decode_body(int64_t bucket, bool logits_to_host = true) {
     cudaStream_t s = stream_.get();
     CUDA_CHECK(cudaMemcpyAsync(step_.data(), pinned_step_->data(), 3 * sizeof(int32_t), cudaMemcpyHostToDevice, s));
     embedding_gather(step_.data(), token_embd_.data(), x_.data(), 1, config_.d_model, config_.vocab_size, s);
@@ -425,17 +472,53 @@ class CudaTransformer final : public model::Transformer {
       layer(i, 1, step_.data() + 1, [&](int layer_index) { decode_attention_layer(layer_index, bucket); });
     }
     project_logits(0, 1);
+    if (!logits_to_host) return;
     CUDA_CHECK(cudaMemcpyAsync(pinned_logits_->data(), logits_.data(), as_size(config_.vocab_size) * sizeof(float),
                                cudaMemcpyDeviceToHost, s));
   }
 
-  void decode_step(int32_t token, float* logits) {
+  // A decode step whose graph also chooses the next token (graphs per bucket, recaptured when the
+  // sampling settings change: they are baked into the captured launch).
+  int32_t decode_step_sampled(int32_t token, const model::DeviceSampling& sampling) {
+    if (sampling != sampled_graphs_for_) {
+      sampled_graphs_.clear();
+      sampled_graphs_for_ = sampling;
+    }
+    const int64_t bucket = begin_decode_step(token);
+    auto body = [&] {
+      decode_body(bucket, /*logits_to_host=*/false);
+      choose_token(sampling, step_.data() + 1);
+    };
+    auto graph = sampled_graphs_.find(bucket);
+    if (graph == sampled_graphs_.end()) {
+      body();  // eager first run: the GEMM plans are chosen outside the capture
+      CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+      sampled_graphs_[bucket].capture(stream_.get(), body);
+    } else {
+      graph->second.launch(stream_.get());
+    }
+    const int32_t chosen = fetch_chosen();
+    end_decode_step();
+    return chosen;
+  }
+
+  // Host side of a decode step: the step buffer, the bucket, bounds left stale by a truncation.
+  int64_t begin_decode_step(int32_t token) {
     int32_t* step = pinned_step_->data();
     step[0] = token;
     step[1] = static_cast<int32_t>(cached_);
     step[2] = static_cast<int32_t>(cached_ + 1);
-    const int64_t bucket = decode_bucket(cached_ + 1, capacity_);
     quest_.rebuild_stale(cached_, stream_.get());  // only after a truncation: a prefill left them current
+    return decode_bucket(cached_ + 1, capacity_);
+  }
+
+  void end_decode_step() {
+    ++cached_;
+    quest_.appended(cached_);
+  }
+
+  void decode_step(int32_t token, float* logits) {
+    const int64_t bucket = begin_decode_step(token);
     auto graph = graphs_.find(bucket);
     if (graph == graphs_.end()) {
       decode_body(bucket);  // eager first run: the GEMM plans are chosen outside the capture
@@ -445,8 +528,7 @@ class CudaTransformer final : public model::Transformer {
       graph->second.launch(stream_.get());
     }
     CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-    ++cached_;
-    quest_.appended(cached_);
+    end_decode_step();
     if (logits != nullptr) std::memcpy(logits, pinned_logits_->data(), as_size(config_.vocab_size) * sizeof(float));
   }
 
@@ -473,7 +555,11 @@ class CudaTransformer final : public model::Transformer {
   std::unique_ptr<CudaAttention> attention_;
   std::unique_ptr<PinnedBuffer<int32_t>> pinned_step_;
   std::unique_ptr<PinnedBuffer<float>> pinned_logits_;
+  DeviceBuffer<int32_t> chosen_;
+  std::unique_ptr<PinnedBuffer<int32_t>> pinned_chosen_;
   std::map<int64_t, DecodeGraph> graphs_;
+  std::map<int64_t, DecodeGraph> sampled_graphs_;  // decode steps that also choose the next token
+  model::DeviceSampling sampled_graphs_for_;
 };
 
 }  // namespace

@@ -20,6 +20,9 @@ struct SamplingConfig {
   float top_p = 1.0f;        // in (0, 1]
   uint64_t seed = 0;
   uint64_t philox_offset = 0;  // advance once per generated token
+  // If set, added to philox_offset at run time (e.g. the token's position), so that a captured
+  // graph draws afresh at every replay.
+  const int32_t* philox_offset_device = nullptr;
 };
 
 void sample(const float* logits, int rows, int vocab, const SamplingConfig& config, int32_t* out,

@@ -89,6 +89,7 @@ struct SampleParams {
   float top_p;
   uint64_t seed;
   uint64_t offset;
+  const int32_t* offset_device;
   int32_t* out;
 };
 
@@ -161,7 +162,8 @@ __global__ void sample_kernel(const SampleParams p) {
   const float total = kept_mass(threshold);
 
   curandStatePhilox4_32_10_t state;
-  curand_init(p.seed, blockIdx.x, p.offset, &state);
+  const uint64_t offset = p.offset + (p.offset_device != nullptr ? static_cast<uint64_t>(*p.offset_device) : 0u);
+  curand_init(p.seed, blockIdx.x, offset, &state);
   __shared__ float u_shared;
   if (threadIdx.x == 0) u_shared = (1.0f - curand_uniform(&state)) * total;  // in [0, total)
   __syncthreads();
@@ -234,7 +236,7 @@ void sample(const float* logits, int rows, int vocab, const SamplingConfig& conf
   if (vocab <= 0) throw_input_error("sample: vocab {} must be positive", vocab);
   if (rows <= 0) return;
   const SampleParams p{logits, vocab, 1.0f / config.temperature, config.top_k, config.top_p, config.seed,
-                       config.philox_offset, out};
+                       config.philox_offset, config.philox_offset_device, out};
   sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(p);
   CUDA_CHECK_LAUNCH();
 }
