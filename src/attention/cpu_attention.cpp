@@ -184,6 +184,7 @@ void CpuAttention::decode(int layer, const float* q, int64_t pos, const KvView& 
     selection_pos_ = pos;
   }
   if (config_.instrument) record_decode(layer, q, pos, kv, keys, out, sum(attended));
+  if (decode_observer_) decode_observer_(layer, q, pos, kv, keys);
 }
 
 std::vector<KeySet> CpuAttention::decode_keys(int layer, const float* q, int64_t pos, const KvView& kv) {

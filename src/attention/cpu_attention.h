@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "attention/attention_config.h"
@@ -41,6 +42,13 @@ class CpuAttention {
   const FidelityReport& fidelity() const { return fidelity_; }
   void clear_fidelity() { fidelity_.clear(); }
 
+  // Sees every decode() call: the layer, the token's q ([n_heads][head_dim]) at `pos`, the cache
+  // and each query head's key set. Tests use it to feed another backend the very same inputs (the
+  // GPU Quest selection test); unset: nothing happens.
+  using DecodeObserver = std::function<void(int layer, const float* q, int64_t pos, const KvView& kv,
+                                            const std::vector<KeySet>& keys)>;
+  void set_decode_observer(DecodeObserver observer) { decode_observer_ = std::move(observer); }
+
  private:
   // The key set of each query head for the rows of a task.
   using KeysFor = std::function<KeySet(int head, int64_t i0, int64_t i1)>;
@@ -74,6 +82,7 @@ class CpuAttention {
   std::vector<KeyRange> selection_;
   int64_t selection_pos_ = -1;
   FidelityReport fidelity_;
+  DecodeObserver decode_observer_;
 };
 
 }  // namespace deltainfer::attention
