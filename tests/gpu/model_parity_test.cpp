@@ -188,15 +188,25 @@ TEST(ModelParity, SparseGpuLogitsFollowCpuWhenFedTheSameTokens) {
   expect_same_logits_when_fed_the_same_tokens(small_sparse_config(), 32, kBf16LogitTolerance);
 }
 
-TEST(ModelParity, QuestDecodeEqualsCpuForThirtyTwoTokens) { expect_parity(small_quest_config(), 32); }
-
-TEST(ModelParity, QuestGpuLogitsFollowCpuWhenFedTheSameTokens) {
-  expect_same_logits_when_fed_the_same_tokens(small_quest_config(), 32, kBf16LogitTolerance);
+// Quest over whole-model runs at 8 of ~20-23 pages per KV head (budget 128, the long prompts).
+// At budget 32 (one free page per head) whole-model runs are decided by near-ties: bf16 scoring
+// alone flips ~0.5% of the page choices (each within 0.14% of its rival's score, far inside the
+// bf16 error bound), and one flip swaps half of what a head attends to, so the logits move by
+// order 1 on the CPU itself when only the scoring inputs are rounded to bf16. Selection at budget
+// 32 is checked where it is well defined, layer by layer against the CPU's own inputs with the
+// bf16 error bound: QuestModelSelection (quest_model_selection_test.cpp).
+attention::AttentionConfig robust_quest_config() {
+  attention::AttentionConfig quest = small_quest_config();
+  quest.decode.budget = 128;
+  return quest;
 }
 
-// ~370 positions: each Quest head keeps 2 of ~23 pages, so most of the context is dropped.
+TEST(ModelParity, QuestDecodeEqualsCpuForThirtyTwoTokensOnLongContexts) {
+  expect_parity(robust_quest_config(), 32, long_context_prompts());
+}
+
 TEST(ModelParity, QuestGpuLogitsFollowCpuOnLongContextsWhenFedTheSameTokens) {
-  expect_same_logits_when_fed_the_same_tokens(small_quest_config(), 32, kBf16LogitTolerance, long_context_prompts());
+  expect_same_logits_when_fed_the_same_tokens(robust_quest_config(), 32, kBf16LogitTolerance, long_context_prompts());
 }
 
 }  // namespace
