@@ -12,15 +12,8 @@ namespace {
 using attention::DecodeKind;
 using attention::DeltaVariant;
 using attention::HeadAggregation;
-using attention::PrefillKind;
 
 constexpr const char* kPrefillForms = "expected dense, sliding or vslash, optionally followed by +delta";
-
-const std::map<std::string, PrefillKind>& prefill_kinds() {
-  static const std::map<std::string, PrefillKind> kinds{
-      {"dense", PrefillKind::Dense}, {"sliding", PrefillKind::Sliding}, {"vslash", PrefillKind::VerticalSlash}};
-  return kinds;
-}
 
 void add_prefill_options(CLI::App& command, AttentionOptions& o) {
   attention::PrefillConfig& p = o.config.prefill;
@@ -29,7 +22,7 @@ void add_prefill_options(CLI::App& command, AttentionOptions& o) {
       ->option_text("dense|sliding|vslash[+delta]")
       ->check([](const std::string& text) {
         attention::PrefillConfig unused;
-        return parse_prefill(text, unused) ? std::string() : std::string(kPrefillForms);
+        return attention::parse_prefill_method(text, unused) ? std::string() : std::string(kPrefillForms);
       });
   command.add_option("--window", o.config.window, "Sliding window of sliding prefill / streaming decode (tokens)")
       ->capture_default_str();
@@ -76,17 +69,6 @@ void add_decode_options(CLI::App& command, AttentionOptions& o) {
 
 }  // namespace
 
-bool parse_prefill(const std::string& text, attention::PrefillConfig& prefill) {
-  const std::string suffix = "+delta";
-  const bool delta = text.size() > suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-  const std::string kind = delta ? text.substr(0, text.size() - suffix.size()) : text;
-  const auto found = prefill_kinds().find(kind);
-  if (found == prefill_kinds().end()) return false;
-  prefill.kind = found->second;
-  prefill.delta = delta;
-  return true;
-}
-
 void AttentionOptions::add_to(CLI::App& command) {
   add_prefill_options(command, *this);
   add_decode_options(command, *this);
@@ -96,7 +78,7 @@ void AttentionOptions::add_to(CLI::App& command) {
 
 attention::AttentionConfig AttentionOptions::to_config() const {
   attention::AttentionConfig result = config;
-  if (!parse_prefill(prefill, result.prefill)) throw_input_error("--prefill {}: {}", prefill, kPrefillForms);
+  if (!attention::parse_prefill_method(prefill, result.prefill)) throw_input_error("--prefill {}: {}", prefill, kPrefillForms);
   result.instrument = !fidelity_path.empty();
   result.validate();
   return result;

@@ -25,7 +25,4 @@ struct AttentionOptions {
   void write_fidelity(model::Transformer& transformer) const;
 };
 
-// "sliding+delta" -> kind Sliding with delta on; false (prefill untouched) for an unknown form.
-bool parse_prefill(const std::string& text, attention::PrefillConfig& prefill);
-
 }  // namespace deltainfer::cli

@@ -71,6 +71,30 @@ void AttentionConfig::validate(int n_layers) const {
   if (n_layers > 0) validate_layers(decode, n_layers);
 }
 
+bool parse_prefill_method(std::string_view text, PrefillConfig& prefill) {
+  bool delta = false;
+  for (const std::string_view suffix : {std::string_view("+delta"), std::string_view("+Δ")}) {
+    if (text.size() > suffix.size() && text.substr(text.size() - suffix.size()) == suffix) {
+      text.remove_suffix(suffix.size());
+      delta = true;
+      break;
+    }
+  }
+  PrefillKind kind;
+  if (text == "dense") {
+    kind = PrefillKind::Dense;
+  } else if (text == "sliding") {
+    kind = PrefillKind::Sliding;
+  } else if (text == "vslash") {
+    kind = PrefillKind::VerticalSlash;
+  } else {
+    return false;
+  }
+  prefill.kind = kind;
+  prefill.delta = delta;
+  return true;
+}
+
 std::vector<int> resolved_delta_layers(const DecodeConfig& decode, int n_layers) {
   std::vector<int> layers = decode.delta_layers;
   if (layers.empty()) {

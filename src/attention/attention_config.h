@@ -3,6 +3,7 @@
 // docs/METHODS.md and its default. Parsed at the edge (tools/attention_options), validated once.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace deltainfer::attention {
@@ -52,6 +53,10 @@ struct AttentionConfig {
   // the checks that depend on it (Δ-layer indices) are left to the call that knows it.
   void validate(int n_layers = 0) const;
 };
+
+// "dense", "sliding" or "vslash", optionally followed by "+delta" (or "+Δ"): the prefill kind and
+// whether Δ corrects it. False (and `prefill` untouched) for anything else.
+bool parse_prefill_method(std::string_view text, PrefillConfig& prefill);
 
 // The Δ-layers actually used for a model of n_layers: the configured list or {F, n_layers / 2},
 // sorted and without duplicates.

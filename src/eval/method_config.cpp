@@ -59,14 +59,8 @@ attention::HeadAggregation parse_aggregation(const MethodSpec& spec, const std::
 AttentionConfig base_config(const MethodSpec& spec) {
   AttentionConfig c;
   const std::string& n = spec.name;
-  if (n == "dense") return c;
-  if (n == "sliding" || n == "sliding+delta" || n == "sliding+Δ") {
-    c.prefill.kind = PrefillKind::Sliding;
-    c.prefill.delta = n != "sliding";
-  } else if (n == "vslash" || n == "vslash+delta" || n == "vslash+Δ") {
-    c.prefill.kind = PrefillKind::VerticalSlash;
-    c.prefill.delta = n != "vslash";
-  } else if (n == "delta") {
+  if (attention::parse_prefill_method(n, c.prefill)) return c;  // dense, sliding[+delta], vslash[+delta]
+  if (n == "delta") {
     c.decode.kind = DecodeKind::Delta;
   } else if (n == "tidal") {
     c.decode.kind = DecodeKind::Tidal;

@@ -75,14 +75,14 @@ SafetensorsTensor parse_tensor_entry(const std::string& path, const std::string&
   return tensor;
 }
 
-std::string join_path(const std::string& dir, const std::string& name) {
-  if (dir.empty() || dir.back() == '/') return dir + name;
-  return dir + "/" + name;
-}
-
 bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
 }  // namespace
+
+std::string checkpoint_file(const std::string& dir, const std::string& name) {
+  if (dir.empty() || dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
 
 size_t safetensors_dtype_size(std::string_view dtype) {
   static const std::map<std::string_view, size_t> kSizes = {
@@ -158,7 +158,7 @@ void SafetensorsFile::read_f32(const SafetensorsTensor& tensor, float* dst, int6
 SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
   SafetensorsCheckpoint checkpoint;
   checkpoint.dir_ = dir;
-  const std::string index_path = join_path(dir, "model.safetensors.index.json");
+  const std::string index_path = checkpoint_file(dir, "model.safetensors.index.json");
   std::vector<std::string> shard_names;
   std::map<std::string, std::string> weight_map;
   if (file_exists(index_path)) {
@@ -178,14 +178,14 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
       weight_map[name] = shard_name;
       if (seen.insert(shard_name).second) shard_names.push_back(shard_name);
     }
-  } else if (file_exists(join_path(dir, "model.safetensors"))) {
+  } else if (file_exists(checkpoint_file(dir, "model.safetensors"))) {
     shard_names.push_back("model.safetensors");
   } else {
     throw_input_error("{}: no model.safetensors or model.safetensors.index.json in the directory", dir);
   }
   for (const std::string& shard : shard_names) {
     const size_t file_index = checkpoint.files_.size();
-    checkpoint.files_.push_back(SafetensorsFile::open(join_path(dir, shard)));
+    checkpoint.files_.push_back(SafetensorsFile::open(checkpoint_file(dir, shard)));
     for (const SafetensorsTensor& tensor : checkpoint.files_.back().tensors()) {
       if (!checkpoint.file_of_tensor_.emplace(tensor.name, file_index).second) {
         throw_input_error("{}: tensor '{}' appears in more than one shard", checkpoint.files_.back().path(),
@@ -195,7 +195,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
   }
   for (const auto& [name, shard] : weight_map) {
     const SafetensorsFile* holder = nullptr;
-    if (checkpoint.find(name, &holder) == nullptr || holder->path() != join_path(dir, shard)) {
+    if (checkpoint.find(name, &holder) == nullptr || holder->path() != checkpoint_file(dir, shard)) {
       throw_input_error("{}: index lists tensor '{}' in '{}' but that shard does not hold it", index_path, name, shard);
     }
   }

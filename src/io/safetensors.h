@@ -69,4 +69,8 @@ class SafetensorsCheckpoint {
 // Bytes per element of a safetensors dtype, 0 when unknown.
 size_t safetensors_dtype_size(std::string_view dtype);
 
+// The path of `name` inside the checkpoint directory `dir`. Plain concatenation on purpose: a
+// name read from an index file never replaces the directory, even when it starts with '/'.
+std::string checkpoint_file(const std::string& dir, const std::string& name);
+
 }  // namespace deltainfer::io

@@ -18,10 +18,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string join_path(const std::string& dir, const std::string& name) {
-  return !dir.empty() && dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
 // blk.{i}.<suffix> -> model.layers.{i}.<HF suffix>
 const std::map<std::string, std::string>& layer_names() {
   static const std::map<std::string, std::string> names = {
@@ -117,7 +113,7 @@ class HfModelSource : public ModelSource {
  public:
   explicit HfModelSource(const std::string& dir)
       : dir_(dir), checkpoint_(io::SafetensorsCheckpoint::open_dir(dir)) {
-    read_config(ConfigJson(join_path(dir, "config.json")));
+    read_config(ConfigJson(io::checkpoint_file(dir, "config.json")));
     config_.validate(dir_);
     check_tensor_shapes(*this);
     check_tensor_dtypes();

@@ -79,6 +79,23 @@ TEST(AttentionConfig, TidalNeedsNoRoomForRecency) {
   EXPECT_NO_THROW(c.validate(30));
 }
 
+TEST(AttentionConfig, PrefillMethodNamesParse) {
+  PrefillConfig p;
+  ASSERT_TRUE(parse_prefill_method("sliding+delta", p));
+  EXPECT_EQ(p.kind, PrefillKind::Sliding);
+  EXPECT_TRUE(p.delta);
+  ASSERT_TRUE(parse_prefill_method("vslash+Δ", p));
+  EXPECT_EQ(p.kind, PrefillKind::VerticalSlash);
+  EXPECT_TRUE(p.delta);
+  ASSERT_TRUE(parse_prefill_method("dense", p));
+  EXPECT_EQ(p.kind, PrefillKind::Dense);
+  EXPECT_FALSE(p.delta);
+  for (const char* bad : {"", "+delta", "sliding+", "sliding+deltas", "Sliding", "window"}) {
+    EXPECT_FALSE(parse_prefill_method(bad, p)) << bad;
+  }
+  EXPECT_EQ(p.kind, PrefillKind::Dense);  // a failed parse leaves the config as it was
+}
+
 TEST(AttentionConfig, DescribeNamesThePolicies) {
   AttentionConfig c;
   c.prefill.kind = PrefillKind::Sliding;
