@@ -18,49 +18,19 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_attention.h"
 #include "backend/cuda/device_buffer.h"
+#include "bench_support.cuh"
 
 namespace {
 
+using bench_support::fill_random;
+using bench_support::median_ms;
 using deltainfer::cuda::DeviceBuffer;
-
-__global__ void fill_random_bf16(__nv_bfloat16* data, size_t count, uint32_t seed) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    x ^= x >> 15;
-    x *= 2246822519u;
-    x ^= x >> 13;
-    data[i] = __float2bfloat16(static_cast<float>(x & 0xFFFF) / 32768.0f - 1.0f);
-  }
-}
-
-template <typename Fn>
-float median_ms(Fn&& fn, int warmup, int repeats) {
-  for (int i = 0; i < warmup; ++i) fn();
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> times;
-  for (int i = 0; i < repeats; ++i) {
-    CUDA_CHECK(cudaEventRecord(start));
-    fn();
-    CUDA_CHECK(cudaEventRecord(stop));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    times.push_back(ms);
-  }
-  CUDA_CHECK(cudaEventDestroy(start));
-  CUDA_CHECK(cudaEventDestroy(stop));
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 double copy_rate_tbps() {
   const size_t bytes = size_t{2} << 30;
   DeviceBuffer<unsigned char> src(bytes), dst(bytes);
   CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
-  const float ms = median_ms([&] { CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice)); }, 2, 10);
+  const float ms = median_ms([&] { CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice)); }, 10, 2);
   return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e12;
 }
 
@@ -75,9 +45,9 @@ void run(const Shape& s, double copy_tbps, int forced_splits = 0) {
   const size_t pool = static_cast<size_t>(num_pages) * s.n_kv_heads * kKvPageSize * s.head_dim;
   DeviceBuffer<__nv_bfloat16> k(pool), v(pool), q(static_cast<size_t>(s.batch) * s.n_heads * s.head_dim);
   DeviceBuffer<__nv_bfloat16> out(q.size());
-  fill_random_bf16<<<1024, 256>>>(k.data(), k.size(), 1u);
-  fill_random_bf16<<<1024, 256>>>(v.data(), v.size(), 2u);
-  fill_random_bf16<<<1024, 256>>>(q.data(), q.size(), 3u);
+  fill_random(k.data(), k.size(), 1u);
+  fill_random(v.data(), v.size(), 2u);
+  fill_random(q.data(), q.size(), 3u);
   CUDA_CHECK_LAUNCH();
   std::vector<int32_t> table(static_cast<size_t>(num_pages));
   std::iota(table.begin(), table.end(), 0);
@@ -109,7 +79,7 @@ void run(const Shape& s, double copy_tbps, int forced_splits = 0) {
   args.workspace_bytes = workspace.bytes();
   args.num_splits = forced_splits;
   const int repeats = s.kv_len >= 65536 ? 50 : 200;
-  const float ms = median_ms([&] { decode_attention(args, nullptr); }, 50, repeats);
+  const float ms = median_ms([&] { decode_attention(args, nullptr); }, repeats, 50);
   const double bytes = 2.0 * s.batch * static_cast<double>(s.kv_len) * s.n_kv_heads * s.head_dim * 2.0;
   const double tbps = bytes / (ms * 1e-3) / 1e12;
   std::printf("| %5d | %7d | %2d/%-2d | %3d | %6d | %9.1f | %6.2f | %5.1f%% |\n", s.batch, s.kv_len, s.n_heads,

@@ -17,67 +17,20 @@
 #include <vector>
 
 #include "backend/cuda/prefill_attention.h"
+#include "bench_support.cuh"
 
 namespace {
 
+using bench_support::check;
+using bench_support::DeviceArray;
+using bench_support::fill_random;
+using bench_support::median_ms;
 using deltainfer::cuda::PrefillAttentionArgs;
 using deltainfer::cuda::PrefillKernel;
 constexpr double kPeakTflops = 989.0;  // H100 SXM dense bf16, datasheet
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(err));
-    std::exit(1);
-  }
-}
-
-// Uniform in [-sqrt(3), sqrt(3)) (unit variance) from a per-element hash: never zeros.
-__global__ void fill_random(__nv_bfloat16* data, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed ^ static_cast<uint32_t>(i >> 32);
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    const float u = static_cast<float>(x) * (1.0f / 4294967296.0f);
-    data[i] = __float2bfloat16((u * 2.0f - 1.0f) * 1.7320508f);
-  }
-}
-
-struct DeviceArray {
-  void* ptr = nullptr;
-  explicit DeviceArray(size_t bytes) { check(cudaMalloc(&ptr, bytes), "cudaMalloc"); }
-  ~DeviceArray() { cudaFree(ptr); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr);
-  }
-};
-
-double median_ms(const PrefillAttentionArgs& args, PrefillKernel kernel, int repeats) {
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  check(cudaEventCreate(&stop), "cudaEventCreate");
-  for (int i = 0; i < 2; ++i) deltainfer::cuda::prefill_attention(args, nullptr, kernel);
-  check(cudaDeviceSynchronize(), "warm-up");
-  std::vector<float> times;
-  for (int i = 0; i < repeats; ++i) {
-    check(cudaEventRecord(start), "cudaEventRecord");
-    deltainfer::cuda::prefill_attention(args, nullptr, kernel);
-    check(cudaEventRecord(stop), "cudaEventRecord");
-    check(cudaEventSynchronize(stop), "kernel");
-    float ms = 0.0f;
-    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-    times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return static_cast<double>(times[times.size() / 2]);
+double kernel_median_ms(const PrefillAttentionArgs& args, PrefillKernel kernel, int repeats) {
+  return median_ms([&] { deltainfer::cuda::prefill_attention(args, nullptr, kernel); }, repeats, 2);
 }
 
 void run_size(int tokens, int heads, int kv_heads, int dim, const std::vector<PrefillKernel>& kernels) {
@@ -87,9 +40,9 @@ void run_size(int tokens, int heads, int kv_heads, int dim, const std::vector<Pr
       static_cast<size_t>(pages) * kv_heads * deltainfer::cuda::kPrefillPageSize * dim;
   DeviceArray q(q_elems * 2), k(pool_elems * 2), v(pool_elems * 2), out(q_elems * 2),
       lse(static_cast<size_t>(tokens) * heads * 4), table(static_cast<size_t>(pages) * 4);
-  fill_random<<<1024, 256>>>(q.as<__nv_bfloat16>(), q_elems, 1u);
-  fill_random<<<1024, 256>>>(k.as<__nv_bfloat16>(), pool_elems, 2u);
-  fill_random<<<1024, 256>>>(v.as<__nv_bfloat16>(), pool_elems, 3u);
+  fill_random(q.as<__nv_bfloat16>(), q_elems, 1u);
+  fill_random(k.as<__nv_bfloat16>(), pool_elems, 2u);
+  fill_random(v.as<__nv_bfloat16>(), pool_elems, 3u);
   check(cudaGetLastError(), "fill_random");
   std::vector<int32_t> page_table(static_cast<size_t>(pages));
   std::iota(page_table.begin(), page_table.end(), 0);
@@ -112,7 +65,7 @@ void run_size(int tokens, int heads, int kv_heads, int dim, const std::vector<Pr
   const int repeats = tokens >= 100000 ? 5 : tokens >= 30000 ? 10 : 30;
   for (const PrefillKernel kernel : kernels) {
     const char* name = kernel == PrefillKernel::kSm80 ? "sm80" : "sm90";
-    const double ms = median_ms(args, kernel, repeats);
+    const double ms = kernel_median_ms(args, kernel, repeats);
     const double tflops = flops / (ms * 1e-3) / 1e12;
     std::printf("ours-%s tokens=%d heads=%d/%d d=%d: %.3f ms, %.1f TFLOP/s, %.1f%% of %g peak\n",
                 name, tokens, heads, kv_heads, dim, ms, tflops, 100.0 * tflops / kPeakTflops,

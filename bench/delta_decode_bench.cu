@@ -27,6 +27,7 @@
 #include "backend/cuda/decode_attention.h"
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/device_buffer.h"
+#include "bench_support.cuh"
 
 namespace {
 
@@ -40,17 +41,6 @@ constexpr int kBudget = 2048;
 constexpr int kDeltaLayerA = 2;
 constexpr int kDeltaLayerB = 16;
 constexpr int kFullLayers = 2;
-
-__global__ void fill_random_bf16(__nv_bfloat16* data, size_t count, uint32_t seed) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    x ^= x >> 15;
-    x *= 2246822519u;
-    x ^= x >> 13;
-    data[i] = __float2bfloat16(static_cast<float>(x & 0xFFFF) / 32768.0f - 1.0f);
-  }
-}
 
 // Median ms of one replay of the graph captured from `enqueue`.
 float graph_median_ms(const std::function<void(cudaStream_t)>& enqueue, int repeats) {
@@ -105,9 +95,9 @@ struct Context {
         lse(kHeads),
         tables(static_cast<size_t>(kLayers) * (len / kKvPageSize)),
         lens(1) {
-    fill_random_bf16<<<2048, 256>>>(k.data(), k.size(), 1u);
-    fill_random_bf16<<<2048, 256>>>(v.data(), v.size(), 2u);
-    fill_random_bf16<<<16, 256>>>(q.data(), q.size(), 3u);
+    bench_support::fill_random(k.data(), k.size(), 1u);
+    bench_support::fill_random(v.data(), v.size(), 2u);
+    bench_support::fill_random(q.data(), q.size(), 3u);
     CUDA_CHECK_LAUNCH();
     std::vector<int32_t> perm(static_cast<size_t>(pages));
     std::iota(perm.begin(), perm.end(), 0);

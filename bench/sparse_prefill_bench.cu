@@ -30,67 +30,16 @@
 #include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/sparse_prefill.h"
 #include "backend/cuda/vslash_estimate.h"
+#include "bench_support.cuh"
 
 namespace {
 
 namespace dc = deltainfer::cuda;
+using bench_support::check;
+using bench_support::DeviceArray;
+using bench_support::fill_random;
+using bench_support::median_ms;
 using bf16 = __nv_bfloat16;
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(err));
-    std::exit(1);
-  }
-}
-
-// Uniform in [-sqrt(3), sqrt(3)) (unit variance) from a per-element hash: never zeros.
-__global__ void fill_random(bf16* data, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed ^ static_cast<uint32_t>(i >> 32);
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    const float u = static_cast<float>(x) * (1.0f / 4294967296.0f);
-    data[i] = __float2bfloat16((u * 2.0f - 1.0f) * 1.7320508f);
-  }
-}
-
-struct DeviceArray {
-  void* ptr = nullptr;
-  explicit DeviceArray(size_t bytes) { check(cudaMalloc(&ptr, std::max<size_t>(bytes, 1)), "cudaMalloc"); }
-  ~DeviceArray() { cudaFree(ptr); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr);
-  }
-};
-
-double median_ms(const std::function<void()>& fn, int repeats) {
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  check(cudaEventCreate(&stop), "cudaEventCreate");
-  fn();
-  check(cudaDeviceSynchronize(), "warm-up");
-  std::vector<float> times;
-  for (int i = 0; i < repeats; ++i) {
-    check(cudaEventRecord(start), "cudaEventRecord");
-    fn();
-    check(cudaEventRecord(stop), "cudaEventRecord");
-    check(cudaEventSynchronize(stop), "run");
-    float ms = 0.0f;
-    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-    times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return static_cast<double>(times[times.size() / 2]);
-}
 
 struct Options {
   int heads = 32, kv_heads = 8, dim = 128, window = 2048, sink = 64, gamma = 64, vs_blocks = 32;
@@ -187,9 +136,9 @@ void run_size(int n, const Options& o) {
   DeviceArray q(q_elems * 2), k(pool_elems * 2), v(pool_elems * 2), out(q_elems * 2),
       table(static_cast<size_t>(pages) * 4), q_strided(n_strided * row_elems * 2),
       dense_rows(n_strided * row_elems * 2), positions(static_cast<size_t>(n_strided) * 4);
-  fill_random<<<4096, 256>>>(q.as<bf16>(), q_elems, 1u);
-  fill_random<<<4096, 256>>>(k.as<bf16>(), pool_elems, 2u);
-  fill_random<<<4096, 256>>>(v.as<bf16>(), pool_elems, 3u);
+  fill_random(q.as<bf16>(), q_elems, 1u);
+  fill_random(k.as<bf16>(), pool_elems, 2u);
+  fill_random(v.as<bf16>(), pool_elems, 3u);
   check(cudaGetLastError(), "fill_random");
   std::vector<int32_t> page_table(static_cast<size_t>(pages));
   std::iota(page_table.begin(), page_table.end(), 0);

@@ -11,25 +11,11 @@ Needs only torch with CUDA (pip install torch); runs on the GPU machine:
   python3 bench/peers/flex_sliding.py --ours ours.txt
 """
 import argparse
-import statistics
 
 import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-
-def time_ms(fn, repeats):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return statistics.median(times)
+from timing import time_ms  # bench/peers/timing.py
 
 
 def attended_pairs(n, window, sink):

@@ -12,10 +12,11 @@ ours / best peer per shape. Needs only torch with CUDA (pip install torch); run 
   python3 bench/peers/sdpa_decode.py --ours ours.txt
 """
 import argparse
-import statistics
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from timing import time_ms  # bench/peers/timing.py
 
 BACKENDS = {
     "flash": SDPBackend.FLASH_ATTENTION,
@@ -25,21 +26,6 @@ BACKENDS = {
 # (batch, kv_len, heads, kv_heads, head_dim): the bench's shapes.
 SHAPES = [(1, 131072, 32, 8, 128), (1, 32768, 32, 8, 128), (1, 4096, 32, 8, 128), (8, 16384, 32, 8, 128),
           (32, 4096, 32, 8, 128), (1, 131072, 28, 4, 128), (1, 131072, 9, 3, 64), (1, 131072, 64, 8, 128)]
-
-
-def time_ms(fn, repeats, warmup=5):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return statistics.median(times)
 
 
 def copy_tbps():

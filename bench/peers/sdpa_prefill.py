@@ -9,27 +9,13 @@ ours / cuDNN per size. Needs only torch with CUDA (pip install torch); runs on t
   python3 bench/peers/sdpa_prefill.py --ours ours.txt
 """
 import argparse
-import statistics
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from timing import time_ms  # bench/peers/timing.py
+
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}
-
-
-def time_ms(fn, repeats):
-    for _ in range(2):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return statistics.median(times)
 
 
 def run(tokens, heads, kv_heads, dim, backend):

@@ -1,0 +1,84 @@
+#pragma once
+// What the kernel benchmarks share: random bf16 inputs, device arrays, CUDA-event medians.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+namespace bench_support {
+
+// A failed CUDA call ends the benchmark: its numbers would mean nothing.
+inline void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(err));
+    std::exit(1);
+  }
+}
+
+namespace detail {
+namespace {
+
+// Uniform in [-sqrt(3), sqrt(3)) (unit variance) from a per-element hash: never zeros.
+__global__ void fill_random_kernel(__nv_bfloat16* data, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed ^ static_cast<uint32_t>(i >> 32);
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    const float u = static_cast<float>(x) * (1.0f / 4294967296.0f);
+    data[i] = __float2bfloat16((u * 2.0f - 1.0f) * 1.7320508f);
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+inline void fill_random(__nv_bfloat16* data, size_t n, uint32_t seed) {
+  detail::fill_random_kernel<<<2048, 256>>>(data, n, seed);
+  check(cudaGetLastError(), "fill_random");
+}
+
+struct DeviceArray {
+  void* ptr = nullptr;
+  explicit DeviceArray(size_t bytes) { check(cudaMalloc(&ptr, std::max<size_t>(bytes, 1)), "cudaMalloc"); }
+  ~DeviceArray() { cudaFree(ptr); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr);
+  }
+};
+
+// Median over `repeats` timed runs of `fn` (launches on the default stream) after `warmup` runs.
+inline float median_ms(const std::function<void()>& fn, int repeats, int warmup = 1) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  for (int i = 0; i < warmup; ++i) fn();
+  check(cudaDeviceSynchronize(), "warm-up");
+  std::vector<float> times;
+  for (int i = 0; i < repeats; ++i) {
+    check(cudaEventRecord(start), "cudaEventRecord");
+    fn();
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "run");
+    float ms = 0.0f;
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace bench_support
