@@ -255,29 +255,24 @@ void run(int kv_len) {
   // Sparse-layer latency against the split count (28 sparse layers in one graph, as in DELTA):
   // the set is small, so this is latency, not bandwidth; the plan's choice is marked.
   if (kv_len == 131072) {
-    for (int splits = 4; splits <= kMaxSweptSplits; splits *= 2) {
+    const auto us_per_sparse_layer = [&](int splits, SplitMerge merge) {
       const float ms = graph_median_ms([&](cudaStream_t s) {
         for (int layer = 0; layer < kLayers - 4; ++layer) {
           SparseDecodeArgs a = ctx.sparse_args(layer, shared, ws.data(), ws.bytes());
           a.num_splits = splits;
-          a.merge = SplitMerge::kCombineKernel;
+          a.merge = merge;
           sparse_decode(a, s);
         }
       }, repeats);
+      return ms * 1e3 / (kLayers - 4);
+    };
+    for (int splits = 4; splits <= kMaxSweptSplits; splits *= 2) {
       std::printf("RESULT bench=sparse_split_sweep kv_len=%d splits=%d us_per_layer=%.2f planned=%d\n", kv_len, splits,
-                  ms * 1e3 / (kLayers - 4), shared_plan.num_splits);
+                  us_per_sparse_layer(splits, SplitMerge::kCombineKernel), shared_plan.num_splits);
     }
     for (int splits = 2; splits <= 8; splits *= 2) {
-      const float ms = graph_median_ms([&](cudaStream_t s) {
-        for (int layer = 0; layer < kLayers - 4; ++layer) {
-          SparseDecodeArgs a = ctx.sparse_args(layer, shared, ws.data(), ws.bytes());
-          a.num_splits = splits;
-          a.merge = SplitMerge::kCluster;
-          sparse_decode(a, s);
-        }
-      }, repeats);
       std::printf("RESULT bench=sparse_split_sweep kv_len=%d splits=%d clustered=1 us_per_layer=%.2f\n", kv_len, splits,
-                  ms * 1e3 / (kLayers - 4));
+                  us_per_sparse_layer(splits, SplitMerge::kCluster));
     }
   }
 

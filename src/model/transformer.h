@@ -24,6 +24,11 @@ struct DeviceSampling {
   bool operator!=(const DeviceSampling& o) const { return !(*this == o); }
 };
 
+// What every backend's forward() refuses: no tokens (Error), more tokens than the cache has room
+// for after `cached`, or an id outside the vocabulary (InputError).
+void check_forward_tokens(const ModelConfig& config, int64_t cached, int64_t capacity, const int32_t* tokens,
+                          int64_t n);
+
 class Transformer {
  public:
   virtual ~Transformer() = default;

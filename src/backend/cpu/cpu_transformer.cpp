@@ -44,15 +44,7 @@ void CpuTransformer::truncate(int64_t n_tokens) {
 }
 
 void CpuTransformer::forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) {
-  if (n <= 0) throw_error("forward() needs at least one token");
-  if (cached_ + n > capacity_) {
-    throw_input_error("sequence of {} tokens does not fit the KV cache of {} positions", cached_ + n, capacity_);
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
-      throw_input_error("token id {} is outside the vocabulary (0..{})", tokens[i], config_.vocab_size - 1);
-    }
-  }
+  model::check_forward_tokens(config_, cached_, capacity_, tokens, n);
   const size_t vocab = as_size(config_.vocab_size);
   const int64_t prompt_end = cached_ + n;
   const bool is_decode = n == 1 && cached_ > 0;

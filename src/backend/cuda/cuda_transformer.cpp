@@ -195,7 +195,7 @@ class CudaTransformer final : public model::Transformer {
   }
 
   void forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) override {
-    check_tokens(tokens, n);
+    model::check_forward_tokens(config_, cached_, capacity_, tokens, n);
     if (n == 1 && cached_ > 0) {
       decode_step(tokens[0], logits);
       return;
@@ -207,7 +207,7 @@ class CudaTransformer final : public model::Transformer {
 
   // The next token is chosen from logits_ on the device; only its id comes back.
   int32_t forward_and_sample(const int32_t* tokens, int64_t n, const model::DeviceSampling& sampling) override {
-    check_tokens(tokens, n);
+    model::check_forward_tokens(config_, cached_, capacity_, tokens, n);
     if (n == 1 && cached_ > 0) return decode_step_sampled(tokens[0], sampling);
     prefill(tokens, n, model::LogitsFor::LastToken, nullptr);
     const int64_t last_rows = (n - 1) % chunk_ + 1;  // rows of the last chunk, still in x_
@@ -416,18 +416,6 @@ class CudaTransformer final : public model::Transformer {
                        stream_.get());
   }
 
-  void check_tokens(const int32_t* tokens, int64_t n) const {
-    if (n <= 0) throw_error("forward() needs at least one token");
-    if (cached_ + n > capacity_) {
-      throw_input_error("sequence of {} tokens does not fit the KV cache of {} positions", cached_ + n, capacity_);
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
-        throw_input_error("token id {} is outside the vocabulary (0..{})", tokens[i], config_.vocab_size - 1);
-      }
-    }
-  }
-
   void prefill(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) {
     const size_t vocab = as_size(config_.vocab_size);
     for (int64_t start = 0; start < n; start += chunk_) {
@@ -485,21 +473,27 @@ class CudaTransformer final : public model::Transformer {
       sampled_graphs_for_ = sampling;
     }
     const int64_t bucket = begin_decode_step(token);
-    auto body = [&] {
+    run_decode_graph(sampled_graphs_, bucket, [&] {
       decode_body(bucket, /*logits_to_host=*/false);
       choose_token(sampling, step_.data() + 1);
-    };
-    auto graph = sampled_graphs_.find(bucket);
-    if (graph == sampled_graphs_.end()) {
-      body();  // eager first run: the GEMM plans are chosen outside the capture
-      CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-      sampled_graphs_[bucket].capture(stream_.get(), body);
-    } else {
-      graph->second.launch(stream_.get());
-    }
+    });
     const int32_t chosen = fetch_chosen();
     end_decode_step();
     return chosen;
+  }
+
+  // Replays the bucket's graph; a bucket's first step runs `body` eagerly (the GEMM plans are
+  // chosen outside the capture) and then captures it.
+  template <typename Body>
+  void run_decode_graph(std::map<int64_t, DecodeGraph>& graphs, int64_t bucket, Body&& body) {
+    auto graph = graphs.find(bucket);
+    if (graph != graphs.end()) {
+      graph->second.launch(stream_.get());
+      return;
+    }
+    body();
+    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    graphs[bucket].capture(stream_.get(), body);
   }
 
   // Host side of a decode step: the step buffer, the bucket, bounds left stale by a truncation.
@@ -519,14 +513,7 @@ class CudaTransformer final : public model::Transformer {
 
   void decode_step(int32_t token, float* logits) {
     const int64_t bucket = begin_decode_step(token);
-    auto graph = graphs_.find(bucket);
-    if (graph == graphs_.end()) {
-      decode_body(bucket);  // eager first run: the GEMM plans are chosen outside the capture
-      CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-      graphs_[bucket].capture(stream_.get(), [&] { decode_body(bucket); });
-    } else {
-      graph->second.launch(stream_.get());
-    }
+    run_decode_graph(graphs_, bucket, [&] { decode_body(bucket); });
     CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     end_decode_step();
     if (logits != nullptr) std::memcpy(logits, pinned_logits_->data(), as_size(config_.vocab_size) * sizeof(float));

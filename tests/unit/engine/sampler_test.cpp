@@ -23,6 +23,13 @@ TEST(Sampler, SameSeedSameTokens) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(a.sample(logits.data(), 100), b.sample(logits.data(), 100));
 }
 
+// How often each token comes out of `draws` samples.
+std::map<int32_t, int> draw_counts(Sampler& sampler, const std::vector<float>& logits, int draws) {
+  std::map<int32_t, int> seen;
+  for (int i = 0; i < draws; ++i) ++seen[sampler.sample(logits.data(), static_cast<int32_t>(logits.size()))];
+  return seen;
+}
+
 TEST(Sampler, TopKRestrictsToTheKLargest) {
   const std::vector<float> logits{5.0f, 4.0f, 3.0f, 2.0f, 1.0f};
   Sampler sampler(SamplingParams{10.0f, 2, 1.0f, 7});
@@ -33,8 +40,7 @@ TEST(Sampler, TopKKeepsEveryTokenTiedWithTheKth) {
   // k = 2: the second largest logit (4.0) is shared by tokens 1, 3 and 4, so all three stay.
   const std::vector<float> logits{5.0f, 4.0f, 3.0f, 4.0f, 4.0f};
   Sampler sampler(SamplingParams{10.0f, 2, 1.0f, 11});
-  std::map<int32_t, int> seen;
-  for (int i = 0; i < 400; ++i) ++seen[sampler.sample(logits.data(), 5)];
+  std::map<int32_t, int> seen = draw_counts(sampler, logits, 400);
   EXPECT_EQ(seen.count(2), 0u);
   for (int32_t token : {0, 1, 3, 4}) EXPECT_GT(seen[token], 0) << "token " << token;
 }
@@ -43,8 +49,7 @@ TEST(Sampler, TopPKeepsTokensTiedWithTheNucleusBoundary) {
   // Token 0 alone holds ~0.35 < 0.5; the nucleus takes one of the tied tokens 1-3 and so all.
   const std::vector<float> logits{1.0f, 0.5f, 0.5f, 0.5f, -5.0f};
   Sampler sampler(SamplingParams{1.0f, 0, 0.5f, 5});
-  std::map<int32_t, int> seen;
-  for (int i = 0; i < 400; ++i) ++seen[sampler.sample(logits.data(), 5)];
+  std::map<int32_t, int> seen = draw_counts(sampler, logits, 400);
   EXPECT_EQ(seen.count(4), 0u);
   for (int32_t token : {0, 1, 2, 3}) EXPECT_GT(seen[token], 0) << "token " << token;
 }
