@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <string>
+#include <vector>
 
 #include "attention/layer_schedule.h"
 #include "core/error.h"
@@ -48,6 +49,18 @@ attention::DeltaVariant parse_variant(const MethodSpec& spec, const std::string&
     if (value == attention::delta_variant_name(v)) return v;
   }
   throw_input_error("--methods: in '{}', variant={} is not one of delta, recompute, interpolate", spec.label, value);
+}
+
+// "2/8/15": the Δ-layers of DELTA / Tidal ('/' because ',' separates the keys).
+std::vector<int> parse_layer_list(const MethodSpec& spec, const std::string& key, const std::string& value) {
+  std::vector<int> layers;
+  size_t begin = 0;
+  while (true) {
+    const size_t end = value.find('/', begin);
+    layers.push_back(static_cast<int>(parse_integer(spec, key, value.substr(begin, end - begin))));
+    if (end == std::string::npos) return layers;
+    begin = end + 1;
+  }
 }
 
 attention::HeadAggregation parse_aggregation(const MethodSpec& spec, const std::string& value) {
@@ -96,6 +109,7 @@ void apply_param(AttentionConfig& c, const MethodSpec& spec, const std::string& 
   else if (key == "page") c.decode.page = integer();
   else if (key == "full_layers") c.decode.full_layers = static_cast<int>(integer());
   else if (key == "aggregation") c.decode.aggregation = parse_aggregation(spec, value);
+  else if (key == "delta_layers") c.decode.delta_layers = parse_layer_list(spec, key, value);
   else if (key == "decode") c.decode.kind = parse_decode_kind(spec, value);
   else throw_input_error("--methods: in '{}', unknown parameter '{}'", spec.label, key);
 }

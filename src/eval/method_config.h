@@ -12,7 +12,8 @@
 //   quest             dense prefill, Quest decode
 //   streaming         StreamingLLM: sink + window in prefill and in decode
 // Keys: window, sink, gamma, dense_tail, variant (delta|recompute|interpolate), vertical, slash, block,
-// estimate_queries, budget, recency, page, full_layers, aggregation (max|sum), and decode=<kind>
+// estimate_queries, budget, recency, page, full_layers, delta_layers (e.g. 2/8/15), aggregation (max|sum),
+// and decode=<kind>
 // to pair a sparse prefill with a sparse decode (e.g. "sliding+delta:decode=delta,budget=512").
 // window, budget, vertical and slash also take a share of the context, "25%", resolved per
 // context length (a budget rounds to whole pages). The vertical-slash defaults (1000 columns,

@@ -33,6 +33,8 @@ TEST(MethodConfig, MapsNamesToPolicies) {
   EXPECT_EQ(streaming.prefill.kind, PrefillKind::Sliding);
   EXPECT_EQ(streaming.decode.kind, DecodeKind::Streaming);
   EXPECT_EQ(config_of("sliding+delta:decode=delta,budget=1024").decode.kind, DecodeKind::Delta);
+  EXPECT_EQ(config_of("delta:delta_layers=2/8/15").decode.delta_layers, (std::vector<int>{2, 8, 15}));
+  EXPECT_EQ(config_of("tidal:delta_layers=3").decode.delta_layers, (std::vector<int>{3}));
 }
 
 TEST(MethodConfig, ResolvesSharesOfTheContext) {
@@ -46,7 +48,8 @@ TEST(MethodConfig, ResolvesSharesOfTheContext) {
 
 TEST(MethodConfig, RejectsUnknownNamesKeysAndValues) {
   for (const char* bad : {"dense2", "delta:budgett=5", "delta:budget=x", "delta:budget=0%", "sliding:variant=foo",
-                          "delta:decode=fast", "delta:budget=8"}) {
+                          "delta:decode=fast", "delta:budget=8", "delta:delta_layers=2/", "delta:delta_layers=a/3",
+                          "delta:delta_layers=2,8"}) {
     EXPECT_THROW(config_of(bad), InputError) << bad;
   }
 }
