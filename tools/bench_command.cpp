@@ -26,6 +26,7 @@ struct BenchOptions {
   int64_t decode_tokens = 32;
   double peak_tflops = 800.0;   // bf16 dense GEMM measured on the device's H100 (KINDS.md)
   double peak_tbps = 3.0;       // device-to-device copy rate measured there
+  bool logits_to_host = false;  // decode as before device sampling: every step copies the logits back
 };
 
 struct ModelCosts {
@@ -65,9 +66,12 @@ int run_bench(BenchOptions& o) {
   std::uniform_int_distribution<int32_t> token(0, c.vocab_size - 1);
   std::vector<float> logits(static_cast<size_t>(c.vocab_size));
 
-  fmt::print("model {} ({} layers, {}/{} heads, d {}), backend {}, prefill chunk {}\n", c.name, c.n_layers,
-             c.n_heads, c.n_kv_heads, c.head_dim, o.backend.kind == engine::BackendKind::Cuda ? "cuda" : "cpu",
-             o.engine.prefill_chunk);
+  // As `generate` decodes: where the backend picks the token on its device, only the id comes back.
+  const bool on_device = model.samples_on_device() && !o.logits_to_host;
+  fmt::print("model {} ({} layers, {}/{} heads, d {}), backend {}, prefill chunk {}, decode step ends with {}\n",
+             c.name, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim,
+             o.backend.kind == engine::BackendKind::Cuda ? "cuda" : "cpu", o.engine.prefill_chunk,
+             on_device ? "a greedy token chosen on the device" : "the logits on the host");
   fmt::print("| context | prefill s | prefill floor s | prefill tok/s | decode ms/token | decode floor ms | "
              "decode % of floor |\n|---|---|---|---|---|---|---|\n");
   for (int64_t length : o.lengths) {
@@ -84,7 +88,11 @@ int run_bench(BenchOptions& o) {
     int32_t next = token(rng);
     for (int64_t i = 0; i < o.decode_tokens; ++i) {
       const auto step_start = std::chrono::steady_clock::now();
-      model.forward(&next, 1, model::LogitsFor::LastToken, logits.data());
+      if (on_device) {
+        (void)model.forward_and_sample(&next, 1, model::DeviceSampling{});
+      } else {
+        model.forward(&next, 1, model::LogitsFor::LastToken, logits.data());
+      }
       step_ms.push_back(1e3 * seconds_since(step_start));
       next = token(rng);
     }
@@ -119,6 +127,8 @@ Command register_bench(CLI::App& app) {
   cmd->add_option("--peak-tflops", o->peak_tflops, "Compute ceiling for the floors")->capture_default_str();
   cmd->add_option("--peak-tbps", o->peak_tbps, "Memory ceiling for the floors")->capture_default_str();
   cmd->add_option("-t,--threads", o->engine.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--logits-to-host", o->logits_to_host,
+                "Decode steps copy the logits to the host even where the backend samples on its device");
   o->backend.add_to(*cmd);
   o->attention.add_to(*cmd);
   return {cmd, [o] { return run_bench(*o); }};
