@@ -1,9 +1,14 @@
 // Memory planning is arithmetic on the config: checked against hand-computed sizes of a
 // Llama-3-8B-shaped model, and a request that does not fit must be refused with the sizes named.
+// The attention policy's workspaces enter the plan as CudaAttention::device_bytes(), checked here
+// against what its constructor really takes from the device.
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <string>
 
+#include "attention/attention_config.h"
+#include "backend/cuda/cuda_attention.h"
 #include "backend/cuda/memory_plan.h"
 #include "core/error.h"
 
@@ -25,6 +30,17 @@ model::ModelConfig llama3_8b() {
 
 constexpr size_t kGiB = size_t{1} << 30;
 
+// The InputError message of a request that must not fit in free_bytes (a test failure if it fits).
+std::string refusal(const MemoryRequest& request, size_t free_bytes) {
+  try {
+    plan_memory(llama3_8b(), request, free_bytes);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "the request fits in " << free_bytes << " bytes but must be refused";
+  return "";
+}
+
 TEST(MemoryPlanTest, SizesWeightsAndKvCache) {
   MemoryRequest request;
   request.max_context = 131072;
@@ -42,15 +58,11 @@ TEST(MemoryPlanTest, RefusesWhatDoesNotFitNamingTheSizes) {
   MemoryRequest request;
   request.max_context = 131072;
   request.max_batch = 4;
-  try {
-    plan_memory(llama3_8b(), request, 78 * kGiB);
-    FAIL() << "4 x 128K tokens (64 GiB of KV) + 15 GiB of weights cannot fit in 78 GiB";
-  } catch (const InputError& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find("llama3-8b-shape"), std::string::npos) << message;
-    EXPECT_NE(message.find("KV cache 64.00 GiB"), std::string::npos) << message;
-    EXPECT_NE(message.find("78.00 GiB is free"), std::string::npos) << message;
-  }
+  // 4 x 128K tokens (64 GiB of KV) + 15 GiB of weights cannot fit in 78 GiB.
+  const std::string message = refusal(request, 78 * kGiB);
+  EXPECT_NE(message.find("llama3-8b-shape"), std::string::npos) << message;
+  EXPECT_NE(message.find("KV cache 64.00 GiB"), std::string::npos) << message;
+  EXPECT_NE(message.find("78.00 GiB is free"), std::string::npos) << message;
   request.max_context = 0;
   EXPECT_THROW(plan_memory(llama3_8b(), request, 78 * kGiB), InputError);
 }
@@ -70,15 +82,66 @@ TEST(MemoryPlanTest, QuestBoundsAreASixteenthOfTheirLayersKvAndCountAgainstTheFi
   request.quest_layers = 0;
   EXPECT_NO_THROW(plan_memory(llama3_8b(), request, free_bytes));
   request.quest_layers = 30;
-  try {
-    plan_memory(llama3_8b(), request, free_bytes);
-    FAIL() << "the Quest bounds must count against the free memory";
-  } catch (const InputError& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find("Quest bounds 0.94 GiB"), std::string::npos) << message;
-  }
+  const std::string message = refusal(request, free_bytes);  // the bounds count against the free memory
+  EXPECT_NE(message.find("Quest bounds 0.94 GiB"), std::string::npos) << message;
   request.quest_layers = 33;
   EXPECT_THROW(plan_memory(llama3_8b(), request, 78 * kGiB), InputError);
+}
+
+TEST(MemoryPlanTest, AttentionWorkspacesCountAgainstTheFit) {
+  MemoryRequest request;
+  request.max_context = 131072;
+  const MemoryPlan without = plan_memory(llama3_8b(), request, 78 * kGiB);
+  request.attention_bytes = kGiB / 4;
+  const MemoryPlan with = plan_memory(llama3_8b(), request, 78 * kGiB);
+  EXPECT_EQ(with.attention_bytes, kGiB / 4);
+  EXPECT_EQ(with.total_bytes, without.total_bytes + kGiB / 4);
+
+  const size_t free_bytes = without.total_bytes + request.reserve_bytes + kGiB / 8;
+  request.attention_bytes = 0;
+  EXPECT_NO_THROW(plan_memory(llama3_8b(), request, free_bytes));
+  request.attention_bytes = kGiB / 4;
+  const std::string message = refusal(request, free_bytes);  // the workspaces count against the free memory
+  EXPECT_NE(message.find("attention workspaces 0.25 GiB"), std::string::npos) << message;
+}
+
+// cudaMalloc rounds large allocations up to 2 MiB pages and packs small ones together, so the
+// free-memory drop of ~20 buffers may exceed their sum by that rounding, or fall short of it by
+// small buffers packed into pages already reserved.
+constexpr size_t kRounding = size_t{64} << 20;
+
+struct Policy {
+  const char* prefill;  // dense, sliding[+delta], vslash[+delta]
+  attention::DecodeKind decode;
+};
+
+attention::AttentionConfig config_of(const Policy& policy) {
+  attention::AttentionConfig config;
+  EXPECT_TRUE(attention::parse_prefill_method(policy.prefill, config.prefill)) << policy.prefill;
+  config.decode.kind = policy.decode;
+  config.prefill.block = 64;
+  return config;
+}
+
+TEST(MemoryPlanTest, AttentionDeviceBytesAreWhatItsConstructorAllocates) {
+  // At 1M positions the vertical-slash estimator's score rows alone are 128 MiB each: a buffer
+  // left out of device_bytes() shows well beyond the rounding.
+  const int64_t capacity = int64_t{1} << 20, chunk = 4096;
+  using attention::DecodeKind;
+  for (const Policy& policy : {Policy{"vslash+delta", DecodeKind::Delta}, Policy{"sliding+delta", DecodeKind::Quest},
+                               Policy{"dense", DecodeKind::Dense}}) {
+    const std::string label = std::string(policy.prefill) + " / " + attention::decode_kind_name(policy.decode);
+    const size_t before = free_device_bytes();
+    CudaAttention attention(config_of(policy), llama3_8b(), capacity, chunk);
+    const size_t taken = before - free_device_bytes();
+    const size_t counted = attention.device_bytes();
+    EXPECT_LE(taken, counted + kRounding) << label << ": counted " << counted;
+    EXPECT_LE(counted, taken + kRounding) << label << ": taken " << taken;
+    if (policy.decode == DecodeKind::Delta) {
+      EXPECT_GT(counted, size_t{3} * (size_t{128} << 20)) << label;
+    }
+    std::cout << label << ": device_bytes " << counted << ", free memory drop " << taken << "\n";
+  }
 }
 
 }  // namespace

@@ -95,6 +95,15 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
       plan_sparse_decode(1, model.n_heads, model.n_kv_heads, model.head_dim, set_capacity_, 1, sms_).workspace_bytes);
 }
 
+size_t CudaAttention::device_bytes() const {
+  size_t bytes = strided_q_.bytes() + dense_rows_.bytes() + corrected_.bytes() + strided_pos_.bytes() +
+                 set_indices_.bytes() + set_counts_.bytes() + lse_.bytes() + dense_ws_.bytes() + select_ws_.bytes() +
+                 sparse_ws_.bytes();
+  if (vslash_ != nullptr) bytes += vslash_->device_bytes();
+  if (quest_ != nullptr) bytes += quest_->device_bytes();
+  return bytes;
+}
+
 int64_t CudaAttention::required_chunk_alignment() const {
   return config_.prefill.delta ? config_.prefill.gamma : 1;
 }

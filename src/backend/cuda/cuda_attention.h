@@ -40,6 +40,9 @@ class CudaAttention {
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
   int64_t required_chunk_alignment() const;
 
+  // Device memory of every workspace the constructor allocated (the memory plan counts it).
+  size_t device_bytes() const;
+
   // q: [n][n_heads][head_dim] at positions first_pos.., keys 0..first_pos+n-1 are in the cache.
   // prompt_end: one past the last row of the whole prefill (where Δ's dense tail ends).
   void prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,

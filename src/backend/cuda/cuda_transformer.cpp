@@ -176,12 +176,16 @@ class CudaTransformer final : public model::Transformer {
     request.max_context = capacity_;
     request.prefill_chunk = static_cast<int>(chunk_);
     request.quest_layers = quest_layer_count(engine_config.attention.decode, config_.n_layers);
-    plan_ = plan_memory(config_, request, free_device_bytes());
+    // The attention workspaces are sized by the policy's own constructor: allocate them first and
+    // count them against the memory that was free before.
+    const size_t free_bytes = free_device_bytes();
+    attention_ = std::make_unique<CudaAttention>(engine_config.attention, config_, capacity_, chunk_);
+    request.attention_bytes = attention_->device_bytes();
+    plan_ = plan_memory(config_, request, free_bytes);
     load_weights(source);
     allocate_state();
     quest_ = QuestBounds(engine_config.attention.decode, config_, k_pool_pointers(), page_table_.data(),
                          static_cast<int>(num_pages_));
-    attention_ = std::make_unique<CudaAttention>(engine_config.attention, config_, capacity_, chunk_);
   }
 
   const model::ModelConfig& config() const override { return config_; }

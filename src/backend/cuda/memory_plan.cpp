@@ -76,9 +76,10 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
   plan.quest_bytes = static_cast<size_t>(plan.num_pages) * quest_bytes_per_page(config, request.quest_layers);
   plan.weight_bytes = weight_bytes(config);
   plan.workspace_bytes = workspace_bytes(config, request);
-  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes;
+  plan.attention_bytes = request.attention_bytes;
+  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes + plan.attention_bytes;
   if (plan.total_bytes + request.reserve_bytes > free_bytes) {
-    const size_t other = plan.weight_bytes + plan.workspace_bytes + request.reserve_bytes;
+    const size_t other = plan.weight_bytes + plan.workspace_bytes + plan.attention_bytes + request.reserve_bytes;
     const size_t per_token = plan.kv_bytes_per_token + plan.quest_bytes_per_token;
     const int64_t fit_tokens =
         free_bytes > other ? static_cast<int64_t>((free_bytes - other) / per_token / request.max_batch) : 0;
@@ -86,10 +87,12 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
         plan.quest_bytes > 0 ? fmt::format(" + Quest bounds {:.2f} GiB", gib(plan.quest_bytes)) : std::string();
     throw_input_error(
         "{}: {} sequence(s) of {} tokens do not fit in GPU memory: weights {:.2f} GiB + KV cache {:.2f} GiB "
-        "({} KiB/token){} + workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} GiB, but {:.2f} GiB is free; "
+        "({} KiB/token){} + workspaces {:.2f} GiB + attention workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} "
+        "GiB, but {:.2f} GiB is free; "
         "at most about {} tokens per sequence fit (lower --max-context or the batch)",
         config.name, request.max_batch, request.max_context, gib(plan.weight_bytes), gib(plan.kv_bytes),
-        plan.kv_bytes_per_token / 1024, quest, gib(plan.workspace_bytes), gib(request.reserve_bytes),
+        plan.kv_bytes_per_token / 1024, quest, gib(plan.workspace_bytes), gib(plan.attention_bytes),
+        gib(request.reserve_bytes),
         gib(plan.total_bytes + request.reserve_bytes), gib(free_bytes), fit_tokens);
   }
   return plan;

@@ -2,7 +2,8 @@
 // Device memory planned up front: bf16 weights, the paged bf16 KV cache for `max_batch`
 // sequences of `max_context` tokens (with Quest's key bounds beside the pools of its layers), and
 // the activation workspaces of one prefill chunk, sized
-// from the model config before anything is allocated. A request that does not fit in the free
+// from the model config before they are allocated, plus the attention policy's workspaces (the
+// caller allocates those first and passes their size, with the free memory measured before). A request that does not fit in the free
 // device memory is refused with an InputError that names every size.
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +17,7 @@ struct MemoryRequest {
   int max_batch = 1;        // sequences decoded together
   int prefill_chunk = 2048;  // tokens per prefill step
   int quest_layers = 0;      // layers keeping Quest key bounds beside their pools (1/16 of their KV)
+  size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes)
   size_t reserve_bytes = size_t{512} << 20;  // left free for the CUDA context, cuBLASLt, fragmentation
 };
 
@@ -23,7 +25,8 @@ struct MemoryPlan {
   size_t weight_bytes = 0;
   size_t kv_bytes = 0;         // K and V pools of all layers
   size_t quest_bytes = 0;      // Quest key bounds of the quest_layers
-  size_t workspace_bytes = 0;  // activations, logits, attention and GEMM workspaces
+  size_t workspace_bytes = 0;  // activations, logits and GEMM workspaces
+  size_t attention_bytes = 0;  // the attention policy's workspaces, as requested
   size_t total_bytes = 0;
   int64_t pages_per_sequence = 0;
   int64_t num_pages = 0;           // physical pages per layer pool

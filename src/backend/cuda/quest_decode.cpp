@@ -126,6 +126,10 @@ QuestSelector::QuestSelector(const attention::DecodeConfig& decode, const model:
           .workspace_bytes);
 }
 
+size_t QuestSelector::device_bytes() const {
+  return set_indices_.bytes() + set_counts_.bytes() + select_ws_.bytes();
+}
+
 TokenSet QuestSelector::select(const __nv_bfloat16* q, const QuestCache& cache, cudaStream_t stream) {
   const TokenSet set{set_indices_.data(), set_counts_.data(), set_capacity_, cache.n_kv_heads};
   quest_select(q, n_heads_, cache, select_, select_ws_.data(), select_ws_.bytes(), set, stream);

@@ -65,6 +65,7 @@ class QuestSelector {
   QuestSelector(const attention::DecodeConfig& decode, const model::ModelConfig& model, int64_t capacity);
 
   int set_capacity() const { return set_capacity_; }  // entries per KV head's set
+  size_t device_bytes() const;  // what the constructor allocated
 
   // Selects each KV head's pages for one token's q ([n_heads][head_dim]); cache.bounds must be
   // current for [0, kv_len). The returned sets (ours) stay valid until the next call.

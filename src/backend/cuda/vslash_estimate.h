@@ -47,6 +47,8 @@ class VslashEstimator {
   // at first_pos, kv.kv_len == first_pos + n_q). The lists stay valid until the next call.
   BlockSparseLists build_lists(const PrefillAttentionArgs& chunk, cudaStream_t stream);
 
+  size_t device_bytes() const;  // what the constructor allocated
+
   // The last build's intermediate results, for tests (device pointers).
   int score_stride() const { return score_stride_; }
   const float* vertical_scores() const { return vertical_.data(); }  // [n_heads][score_stride]

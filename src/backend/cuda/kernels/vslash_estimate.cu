@@ -351,6 +351,13 @@ VslashEstimator::VslashEstimator(int n_heads, int head_dim, int64_t max_chunk, i
   list_indices_ = DeviceBuffer<int32_t>(as_size(std::max<int64_t>(1, list_capacity_)));
 }
 
+size_t VslashEstimator::device_bytes() const {
+  return estimate_out_.bytes() + lse_.bytes() + vertical_.bytes() + slash_.bytes() + diagonal_partials_.bytes() +
+         kv_len_.bytes() + columns_.bytes() + column_counts_.bytes() + offsets_.bytes() + offset_counts_.bytes() +
+         column_block_flags_.bytes() + offsets_below_.bytes() + list_counts_.bytes() + list_offsets_.bytes() +
+         list_indices_.bytes();
+}
+
 TokenSet VslashEstimator::kept(DeviceBuffer<int32_t>& indices, DeviceBuffer<int32_t>& counts) const {
   return TokenSet{indices.data(), counts.data(), static_cast<int>(indices.size() / as_size(n_heads_)), n_heads_};
 }
