@@ -49,11 +49,10 @@ std::vector<double> prefill_cosines(const model::ModelSource& source, const atte
   backend::cpu::CpuTransformer model(source, config, options);
   std::vector<float> logits(static_cast<size_t>(source.config().vocab_size));
   model.forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::LastToken, logits.data());
+  const nlohmann::json report = model.attention().fidelity().to_json();  // what `--fidelity` writes
   std::vector<double> cosines;
-  const attention::FidelityReport& report = model.attention().fidelity();
-  for (int layer = 0; layer < report.n_layers(); ++layer) {
-    const attention::LayerFidelity& f = report.at(attention::Phase::Prefill, layer);
-    cosines.push_back(f.cosine_sum / static_cast<double>(f.query_heads));
+  for (const nlohmann::json& layer : report["prefill"]) {
+    cosines.push_back(layer["cosine_mean"].get<double>());
   }
   return cosines;
 }
