@@ -79,7 +79,7 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
   plan.attention_bytes = request.attention_bytes;
   plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes + plan.attention_bytes;
   if (plan.total_bytes + request.reserve_bytes > free_bytes) {
-    const size_t other = plan.weight_bytes + plan.workspace_bytes + plan.attention_bytes + request.reserve_bytes;
+    const size_t other = plan.total_bytes - plan.kv_bytes - plan.quest_bytes + request.reserve_bytes;  // not per token
     const size_t per_token = plan.kv_bytes_per_token + plan.quest_bytes_per_token;
     const int64_t fit_tokens =
         free_bytes > other ? static_cast<int64_t>((free_bytes - other) / per_token / request.max_batch) : 0;

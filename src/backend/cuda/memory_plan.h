@@ -1,9 +1,9 @@
 #pragma once
 // Device memory planned up front: bf16 weights, the paged bf16 KV cache for `max_batch`
 // sequences of `max_context` tokens (with Quest's key bounds beside the pools of its layers), and
-// the activation workspaces of one prefill chunk, sized
-// from the model config before they are allocated, plus the attention policy's workspaces (the
-// caller allocates those first and passes their size, with the free memory measured before). A request that does not fit in the free
+// the activation workspaces of one prefill chunk, sized from the model config before they are
+// allocated; plus the attention policy's workspaces (the caller allocates those first and passes
+// their size, with the free memory measured before). A request that does not fit in the free
 // device memory is refused with an InputError that names every size.
 #include <cstddef>
 #include <cstdint>
