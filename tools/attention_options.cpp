@@ -84,7 +84,7 @@ attention::AttentionConfig AttentionOptions::to_config() const {
   return result;
 }
 
-void AttentionOptions::write_fidelity(model::Transformer& transformer) const {
+void AttentionOptions::write_fidelity(runtime::Transformer& transformer) const {
   if (fidelity_path.empty()) return;
   auto* cpu = dynamic_cast<backend::cpu::CpuTransformer*>(&transformer);
   if (cpu == nullptr) throw_input_error("--fidelity {}: only --backend cpu reports attention fidelity", fidelity_path);

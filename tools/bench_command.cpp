@@ -59,7 +59,7 @@ int run_bench(BenchOptions& o) {
   const int64_t longest = *std::max_element(o.lengths.begin(), o.lengths.end());
   o.engine.context = longest;
   engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
-  model::Transformer& model = engine.transformer();
+  runtime::Transformer& model = engine.transformer();
   const model::ModelConfig& c = model.config();
   const ModelCosts costs = model_costs(c);
   std::mt19937 rng(1234);
@@ -81,7 +81,7 @@ int run_bench(BenchOptions& o) {
     for (int32_t& t : tokens) t = token(rng);
     model.truncate(0);
     const auto prefill_start = std::chrono::steady_clock::now();
-    model.forward(tokens.data(), prompt, model::LogitsFor::LastToken, logits.data());
+    model.forward(tokens.data(), prompt, runtime::LogitsFor::LastToken, logits.data());
     const double prefill_s = seconds_since(prefill_start);
 
     std::vector<double> step_ms;
@@ -89,9 +89,9 @@ int run_bench(BenchOptions& o) {
     for (int64_t i = 0; i < o.decode_tokens; ++i) {
       const auto step_start = std::chrono::steady_clock::now();
       if (on_device) {
-        (void)model.forward_and_sample(&next, 1, model::DeviceSampling{});
+        (void)model.forward_and_sample(&next, 1, runtime::DeviceSampling{});
       } else {
-        model.forward(&next, 1, model::LogitsFor::LastToken, logits.data());
+        model.forward(&next, 1, runtime::LogitsFor::LastToken, logits.data());
       }
       step_ms.push_back(1e3 * seconds_since(step_start));
       next = token(rng);

@@ -29,15 +29,18 @@ Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_f
   }
   const int64_t capacity = resolve_context(config, engine.source_->config());
   config.attention.validate(engine.source_->config().n_layers);
+  if (config.kv_pages < 0) throw_input_error("KV pages must be >= 0 (got {})", config.kv_pages);
+  runtime::BackendOptions options;
+  options.capacity = capacity;
+  options.kv_pages = config.kv_pages;
+  options.prefill_chunk = config.prefill_chunk;
+  options.threads = config.threads;
+  options.attention = config.attention;
   if (config.backend == BackendKind::Cuda) {
     if (!cuda_factory) throw_input_error("this build of deltainfer has no CUDA backend (configure with the cuda preset)");
-    engine.transformer_ = cuda_factory(*engine.source_, config, capacity);
+    engine.transformer_ = cuda_factory(*engine.source_, options);
   } else {
-    backend::cpu::CpuTransformerOptions options;
-    options.capacity = capacity;
-    options.prefill_chunk = config.prefill_chunk;
-    options.threads = config.threads;
-    engine.transformer_ = std::make_unique<backend::cpu::CpuTransformer>(*engine.source_, config.attention, options);
+    engine.transformer_ = std::make_unique<backend::cpu::CpuTransformer>(*engine.source_, options);
   }
   return engine;
 }

@@ -80,12 +80,11 @@ std::vector<double> rounding_errors(const attention::HeadShape& shape, const att
                                     const float* group_q) {
   const int d = shape.head_dim;
   const int64_t pages = (kv.length + kQuestPage - 1) / kQuestPage;
-  const float* keys = kv.k + int64_t{kv_head} * kv.capacity * d;
   std::vector<double> errors(static_cast<size_t>(pages), 0.0);
   for (int64_t p = 0; p < pages; ++p) {
     std::vector<double> extent(static_cast<size_t>(d), 0.0);
     for (int64_t t = p * kQuestPage; t < std::min(kv.length, (p + 1) * kQuestPage); ++t) {
-      for (int i = 0; i < d; ++i) extent[static_cast<size_t>(i)] = std::max(extent[static_cast<size_t>(i)], std::fabs(double{keys[t * d + i]}));
+      for (int i = 0; i < d; ++i) extent[static_cast<size_t>(i)] = std::max(extent[static_cast<size_t>(i)], std::fabs(double{kv.key(kv_head, t)[i]}));
     }
     for (int g = 0; g < shape.group_size(); ++g) {
       double sum = 0.0;
@@ -141,10 +140,11 @@ class GpuSequence {
     for (int h = 0; h < model_.n_kv_heads; ++h) {
       for (int64_t t = from; t < to; ++t) {
         const size_t dst = host.index(table_[static_cast<size_t>(t / kKvPageSize)], h, static_cast<int>(t % kKvPageSize));
-        const size_t src = static_cast<size_t>((int64_t{h} * kv.capacity + t) * d);
+        const float* key = kv.key(h, t);
+        const float* value = kv.value(h, t);
         for (int i = 0; i < d; ++i) {
-          host.k[dst + static_cast<size_t>(i)] = test::round_bf16(kv.k[src + static_cast<size_t>(i)]);
-          host.v[dst + static_cast<size_t>(i)] = test::round_bf16(kv.v[src + static_cast<size_t>(i)]);
+          host.k[dst + static_cast<size_t>(i)] = test::round_bf16(key[i]);
+          host.v[dst + static_cast<size_t>(i)] = test::round_bf16(value[i]);
         }
       }
     }
@@ -252,10 +252,11 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
   const int group = shape.group_size();
   const int k_pages = static_cast<int>(config.decode.budget / kQuestPage);
 
-  backend::cpu::CpuTransformerOptions options;
+  runtime::BackendOptions options;
   options.capacity = kCapacity;
   options.prefill_chunk = 64;
-  backend::cpu::CpuTransformer cpu(*source, config, options);
+  options.attention = config;
+  backend::cpu::CpuTransformer cpu(*source, options);
   std::mt19937_64 rng(test::fresh_seed("quest model selection"));
   GpuSequence gpu(model, config, rng);
   CudaAttention attention(config, model, kCapacity, 64);
@@ -289,13 +290,13 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
     cpu.truncate(0);
     gpu.restart();
     std::fill(written.begin(), written.end(), 0);
-    cpu.forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::LastToken, logits.data());
+    cpu.forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, logits.data());
     Tally tally;
     double worst_output = 0.0;
     for (int step = 0; step < kSteps; ++step) {
       const int32_t token = engine::argmax(logits.data(), vocab);
       const int64_t pos = cpu.cached_tokens();
-      cpu.forward(&token, 1, model::LogitsFor::LastToken, logits.data());  // the observer fills step_inputs
+      cpu.forward(&token, 1, runtime::LogitsFor::LastToken, logits.data());  // the observer fills step_inputs
       gpu.upload();
       if (step == 0) gpu.bounds().rebuild_stale(pos, nullptr);  // what the engine does after a prefill
       const int kv_len = static_cast<int>(pos + 1);

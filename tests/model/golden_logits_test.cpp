@@ -25,10 +25,10 @@ nlohmann::json load_fixture() {
 }
 
 std::unique_ptr<backend::cpu::CpuTransformer> make_model(const model::ModelSource& source) {
-  backend::cpu::CpuTransformerOptions options;
+  runtime::BackendOptions options;
   options.capacity = 512;
   options.prefill_chunk = 7;  // several chunks per prompt: chunked prefill must not change results
-  return std::make_unique<backend::cpu::CpuTransformer>(source, attention::AttentionConfig{}, options);
+  return std::make_unique<backend::cpu::CpuTransformer>(source, options);
 }
 
 TEST(GoldenLogits, TopLogitsMatchTransformers) {
@@ -41,7 +41,7 @@ TEST(GoldenLogits, TopLogitsMatchTransformers) {
     const std::vector<int32_t> ids = c["ids"].get<std::vector<int32_t>>();
     std::vector<float> logits(ids.size() * static_cast<size_t>(vocab));
     model->truncate(0);
-    model->forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::AllTokens, logits.data());
+    model->forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::AllTokens, logits.data());
     double worst = 0.0;
     for (size_t p = 0; p < c["positions"].size(); ++p) {
       const int64_t position = c["positions"][p].get<int64_t>();
@@ -70,12 +70,12 @@ TEST(GoldenLogits, GreedyTokensMatchTransformers) {
     const std::vector<int32_t> ids = c["ids"].get<std::vector<int32_t>>();
     const std::vector<int32_t> expected = c["greedy"].get<std::vector<int32_t>>();
     model->truncate(0);
-    model->forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::LastToken, logits.data());
+    model->forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, logits.data());
     std::vector<int32_t> generated;
     for (size_t i = 0; i < expected.size(); ++i) {
       int32_t token = engine::argmax(logits.data(), vocab);
       generated.push_back(token);
-      model->forward(&token, 1, model::LogitsFor::LastToken, logits.data());
+      model->forward(&token, 1, runtime::LogitsFor::LastToken, logits.data());
     }
     EXPECT_EQ(generated, expected) << "prompt " << c["text"];
   }

@@ -157,70 +157,114 @@ int64_t aligned_chunk(int64_t requested, int64_t capacity, int64_t alignment) {
   return std::max(alignment, chunk / alignment * alignment);
 }
 
-class CudaTransformer final : public model::Transformer {
+class CudaTransformer final : public runtime::Transformer {
  public:
-  CudaTransformer(const model::ModelSource& source, const engine::EngineConfig& engine_config, int64_t capacity)
+  CudaTransformer(const model::ModelSource& source, const runtime::BackendOptions& options)
       : config_(source.config()),
-        capacity_(capacity),
-        num_pages_((capacity + kKvPageSize - 1) / kKvPageSize) {
-    if (engine_config.attention.instrument) {
+        capacity_(options.capacity),
+        num_pages_(pages_for_positions(options.capacity)),
+        sequences_(static_cast<int32_t>(num_pages_), options.capacity, config_.vocab_size) {
+    static_assert(kKvPageSize == kKvPageTokens, "the CUDA kernels' page is the engine's page");
+    if (options.kv_pages > num_pages_) {
+      throw_input_error("the CUDA backend holds one sequence for now: a KV pool of {} pages is more than its {}",
+                        options.kv_pages, num_pages_);
+    }
+    if (options.attention.instrument) {
       throw_input_error("--fidelity instrumentation runs on the CPU backend only");
     }
-    engine_config.attention.validate(config_.n_layers);  // before the layer schedule sizes anything
+    options.attention.validate(config_.n_layers);  // before the layer schedule sizes anything
     if (config_.head_dim != 64 && config_.head_dim != 128) {
       throw_input_error("the CUDA backend supports head dim 64 and 128 (this model has {})", config_.head_dim);
     }
-    const int64_t alignment = engine_config.attention.prefill.delta ? engine_config.attention.prefill.gamma : 1;
-    chunk_ = aligned_chunk(engine_config.prefill_chunk, capacity_, alignment);
+    const int64_t alignment = options.attention.prefill.delta ? options.attention.prefill.gamma : 1;
+    chunk_ = aligned_chunk(options.prefill_chunk, capacity_, alignment);
     MemoryRequest request;
     request.max_context = capacity_;
     request.prefill_chunk = static_cast<int>(chunk_);
-    request.quest_layers = quest_layer_count(engine_config.attention.decode, config_.n_layers);
+    request.quest_layers = quest_layer_count(options.attention.decode, config_.n_layers);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
     // count them against the memory that was free before.
     const size_t free_bytes = free_device_bytes();
-    attention_ = std::make_unique<CudaAttention>(engine_config.attention, config_, capacity_, chunk_);
+    attention_ = std::make_unique<CudaAttention>(options.attention, config_, capacity_, chunk_);
     request.attention_bytes = attention_->device_bytes();
     plan_ = plan_memory(config_, request, free_bytes);
     load_weights(source);
     allocate_state();
-    quest_ = QuestBounds(engine_config.attention.decode, config_, k_pool_pointers(), page_table_.data(),
+    quest_ = QuestBounds(options.attention.decode, config_, k_pool_pointers(), page_table_.data(),
                          static_cast<int>(num_pages_));
+    default_sequence_ = sequences_.open(options.attention);
   }
 
   const model::ModelConfig& config() const override { return config_; }
   int64_t capacity() const override { return capacity_; }
-  int64_t cached_tokens() const override { return cached_; }
+  int64_t max_batch_tokens() const override { return chunk_; }
 
-  void truncate(int64_t n_tokens) override {
-    if (n_tokens < 0 || n_tokens > cached_) throw_error("cannot truncate the KV cache to {} of {}", n_tokens, cached_);
-    cached_ = n_tokens;
-    quest_.truncate(n_tokens);
+  runtime::SequenceId open_sequence(const attention::AttentionConfig&) override {
+    throw_input_error("the CUDA backend serves one sequence at a time for now (its workspaces and decode graphs are "
+                      "planned for one); batched CUDA forward passes are not implemented yet");
   }
+  void close_sequence(runtime::SequenceId id) override {
+    if (id == default_sequence_) throw_error("the default sequence of the CUDA backend cannot be closed");
+    sequences_.close(id);
+  }
+  int64_t sequence_length(runtime::SequenceId id) const override { return sequences_.at(id).length; }
+  void truncate_sequence(runtime::SequenceId id, int64_t length) override {
+    sequences_.truncate(id, length);
+    cached_ = length;
+    quest_.truncate(length);
+  }
+  runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
+  runtime::SequenceId default_sequence() const override { return default_sequence_; }
 
-  void forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) override {
-    model::check_forward_tokens(config_, cached_, capacity_, tokens, n);
-    if (n == 1 && cached_ > 0) {
-      decode_step(tokens[0], logits);
-      return;
+  using runtime::Transformer::forward;
+  void forward(const runtime::BatchPlan& plan) override {
+    reserve(plan);
+    const runtime::BatchEntry& entry = plan.entries.front();
+    float* logits = entry.logits == runtime::LogitsFor::None ? nullptr : entry.logits_out;
+    if (entry.decode) {
+      decode_step(entry.tokens[0], logits);
+    } else {
+      const int64_t prompt_end = entry.prompt_end > 0 ? entry.prompt_end : cached_ + entry.n_tokens;
+      prefill_chunk(entry.tokens, entry.n_tokens, prompt_end, entry.logits == runtime::LogitsFor::AllTokens, logits);
+      quest_.rebuild_stale(cached_, stream_.get());
     }
-    prefill(tokens, n, which, logits);
+    sequences_.commit(plan);
   }
 
   bool samples_on_device() const override { return true; }
 
   // The next token is chosen from logits_ on the device; only its id comes back.
-  int32_t forward_and_sample(const int32_t* tokens, int64_t n, const model::DeviceSampling& sampling) override {
-    model::check_forward_tokens(config_, cached_, capacity_, tokens, n);
-    if (n == 1 && cached_ > 0) return decode_step_sampled(tokens[0], sampling);
-    prefill(tokens, n, model::LogitsFor::LastToken, nullptr);
-    const int64_t last_rows = (n - 1) % chunk_ + 1;  // rows of the last chunk, still in x_
+  int32_t forward_and_sample(const int32_t* tokens, int64_t n, const runtime::DeviceSampling& sampling) override {
+    if (n == 1 && cached_ > 0) {
+      const runtime::BatchPlan step{{runtime::decode_entry(default_sequence_, tokens)}};
+      reserve(step);
+      const int32_t chosen = decode_step_sampled(tokens[0], sampling);
+      sequences_.commit(step);
+      return chosen;
+    }
+    const int64_t prompt_end = cached_ + n;
+    int64_t last_rows = 0;
+    for (int64_t start = 0; start < n; start += chunk_) {
+      last_rows = std::min(chunk_, n - start);  // the last chunk's rows stay in x_
+      forward(runtime::BatchPlan{{runtime::prefill_entry(default_sequence_, tokens + start, last_rows, prompt_end)}});
+    }
     project_logits(last_rows - 1, 1);
     choose_token(sampling, positions_.data() + last_rows - 1);
     return fetch_chosen();
   }
 
  private:
+  // Checks the plan and gets its pages; the device page table follows the sequence's pages.
+  void reserve(const runtime::BatchPlan& plan) {
+    if (plan.entries.size() != 1) throw_error("the CUDA backend runs batches of one entry for now");
+    sequences_.reserve(plan, chunk_);
+    const std::vector<int32_t>& pages = sequences_.at(default_sequence_).pages;
+    if (pages.size() != device_pages_) {
+      CUDA_CHECK(cudaMemcpy(page_table_.data(), pages.data(), pages.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+      device_pages_ = pages.size();
+    }
+  }
+
   void load_weights(const model::ModelSource& source) {
     const WeightUploader up(source, stream_.get());
     token_embd_ = up.load({"token_embd.weight"});
@@ -420,20 +464,9 @@ class CudaTransformer final : public model::Transformer {
                        stream_.get());
   }
 
-  void prefill(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) {
-    const size_t vocab = as_size(config_.vocab_size);
-    for (int64_t start = 0; start < n; start += chunk_) {
-      const int64_t count = std::min(chunk_, n - start);
-      const bool all = which == model::LogitsFor::AllTokens;
-      float* chunk_logits = all ? logits + as_size(start) * vocab : (start + count == n ? logits : nullptr);
-      prefill_chunk(tokens + start, count, cached_ + n - start, all, chunk_logits);
-    }
-    quest_.rebuild_stale(cached_, stream_.get());
-  }
-
   // Argmax or sampling over logits_ row 0 into chosen_; the draw is keyed by the position at
   // `position` (device memory), so a replayed graph draws afresh each step.
-  void choose_token(const model::DeviceSampling& sampling, const int32_t* position) {
+  void choose_token(const runtime::DeviceSampling& sampling, const int32_t* position) {
     cudaStream_t s = stream_.get();
     if (sampling.temperature == 0.0f) {
       argmax(logits_.data(), 1, config_.vocab_size, chosen_.data(), s);
@@ -471,7 +504,7 @@ class CudaTransformer final : public model::Transformer {
 
   // A decode step whose graph also chooses the next token (graphs per bucket, recaptured when the
   // sampling settings change: they are baked into the captured launch).
-  int32_t decode_step_sampled(int32_t token, const model::DeviceSampling& sampling) {
+  int32_t decode_step_sampled(int32_t token, const runtime::DeviceSampling& sampling) {
     if (sampling != sampled_graphs_for_) {
       sampled_graphs_.clear();
       sampled_graphs_for_ = sampling;
@@ -528,6 +561,9 @@ class CudaTransformer final : public model::Transformer {
   int64_t chunk_ = 1;
   int64_t num_pages_;
   int64_t cached_ = 0;
+  runtime::KvSequences sequences_;
+  runtime::SequenceId default_sequence_ = 0;
+  size_t device_pages_ = 0;  // entries of the device page table that mirror the sequence's pages
   int64_t logit_rows_ = 1;
   MemoryPlan plan_;
   CudaStream stream_;
@@ -550,14 +586,14 @@ class CudaTransformer final : public model::Transformer {
   std::unique_ptr<PinnedBuffer<int32_t>> pinned_chosen_;
   std::map<int64_t, DecodeGraph> graphs_;
   std::map<int64_t, DecodeGraph> sampled_graphs_;  // decode steps that also choose the next token
-  model::DeviceSampling sampled_graphs_for_;
+  runtime::DeviceSampling sampled_graphs_for_;
 };
 
 }  // namespace
 
-std::unique_ptr<model::Transformer> make_cuda_transformer(const model::ModelSource& source,
-                                                          const engine::EngineConfig& config, int64_t capacity) {
-  return std::make_unique<CudaTransformer>(source, config, capacity);
+std::unique_ptr<runtime::Transformer> make_cuda_transformer(const model::ModelSource& source,
+                                                          const runtime::BackendOptions& options) {
+  return std::make_unique<CudaTransformer>(source, options);
 }
 
 }  // namespace deltainfer::cuda
