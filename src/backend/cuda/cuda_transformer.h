@@ -3,6 +3,7 @@
 // cuBLASLt GEMMs, our attention kernels, and a CUDA graph per decode step.
 #include <memory>
 
+#include "model/model_source.h"
 #include "runtime/transformer.h"
 
 namespace deltainfer::cuda {
