@@ -33,6 +33,8 @@ Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_f
   runtime::BackendOptions options;
   options.capacity = capacity;
   options.kv_pages = config.kv_pages;
+  if (config.max_batch < 1) throw_input_error("the batch must hold at least one sequence (got {})", config.max_batch);
+  options.max_batch = config.max_batch;
   options.prefill_chunk = config.prefill_chunk;
   options.threads = config.threads;
   options.attention = config.attention;

@@ -21,7 +21,8 @@ struct EngineConfig {
   int64_t context = 0;        // KV positions; 0: the model's trained context, capped at 8192
   int64_t prefill_chunk = 512;
   int threads = 0;            // CPU threads; 0: all
-  int64_t kv_pages = 0;       // KV pages shared by all sequences; 0: one sequence of `context`
+  int64_t kv_pages = 0;       // KV pages shared by all sequences; 0: max_batch sequences of `context`
+  int max_batch = 1;          // most sequences in one forward pass
   attention::AttentionConfig attention;
 };
 

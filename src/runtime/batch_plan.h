@@ -12,6 +12,21 @@ using SequenceId = int64_t;
 
 enum class LogitsFor { None, LastToken, AllTokens };
 
+// How a backend that samples on its device picks the next token: greedy when temperature is 0,
+// else temperature + top-k (0: all) + top-p, with kept sets that are thresholds on the logit
+// (ties stay in), drawn from a counter-based generator keyed by seed and position.
+struct DeviceSampling {
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+
+  bool operator==(const DeviceSampling& o) const {
+    return temperature == o.temperature && top_k == o.top_k && top_p == o.top_p && seed == o.seed;
+  }
+  bool operator!=(const DeviceSampling& o) const { return !(*this == o); }
+};
+
 struct BatchEntry {
   SequenceId sequence = 0;
   const int32_t* tokens = nullptr;
@@ -24,6 +39,11 @@ struct BatchEntry {
   int64_t prompt_end = 0;
   LogitsFor logits = LogitsFor::None;
   float* logits_out = nullptr;  // vocab floats per requested row (1 or n_tokens rows)
+  // Backends that choose tokens on their device (Transformer::samples_on_device()): when set, the
+  // token that follows the entry's last row under *sampling is written to *sampled, and no logits
+  // cross to the host. Other backends refuse such an entry.
+  const DeviceSampling* sampling = nullptr;
+  int32_t* sampled = nullptr;
 };
 
 // A chunk of a prompt (prompt_end as in BatchEntry) and a decode step, asking for the last

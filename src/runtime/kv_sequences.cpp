@@ -59,6 +59,9 @@ void KvSequences::check_entry(const BatchEntry& entry) const {
       throw_input_error("token id {} is outside the vocabulary (0..{})", entry.tokens[i], vocab_size_ - 1);
     }
   }
+  if ((entry.sampling == nullptr) != (entry.sampled == nullptr)) {
+    throw_error("a batch entry of sequence {} gives a sampling rule without a token slot or the reverse", entry.sequence);
+  }
   if (entry.logits != LogitsFor::None && entry.logits_out == nullptr) {
     throw_error("a batch entry of sequence {} asks for logits but gives no buffer", entry.sequence);
   }

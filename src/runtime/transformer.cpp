@@ -14,7 +14,7 @@ void Transformer::forward(const int32_t* tokens, int64_t n, LogitsFor which, flo
     throw_input_error("sequence of {} tokens does not fit the KV cache of {} positions", start_length + n, capacity());
   }
   const bool decode = n == 1 && start_length > 0;
-  const int64_t chunk = std::max<int64_t>(1, max_batch_tokens());
+  const int64_t chunk = std::max<int64_t>(1, prefill_chunk());
   const size_t vocab = static_cast<size_t>(config().vocab_size);
   for (int64_t start = 0; start < n; start += chunk) {
     BatchEntry entry = prefill_entry(sequence, tokens + start, std::min(chunk, n - start), start_length + n);

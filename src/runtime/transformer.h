@@ -14,25 +14,11 @@
 
 namespace deltainfer::runtime {
 
-// How a backend that samples on its device picks the next token: greedy when temperature is 0,
-// else temperature + top-k (0: all) + top-p, with kept sets that are thresholds on the logit
-// (ties stay in), drawn from a counter-based generator keyed by seed and position.
-struct DeviceSampling {
-  float temperature = 0.0f;
-  int top_k = 0;
-  float top_p = 1.0f;
-  uint64_t seed = 0;
-
-  bool operator==(const DeviceSampling& o) const {
-    return temperature == o.temperature && top_k == o.top_k && top_p == o.top_p && seed == o.seed;
-  }
-  bool operator!=(const DeviceSampling& o) const { return !(*this == o); }
-};
-
 // What a backend is built with (parsed and validated at the edge).
 struct BackendOptions {
   int64_t capacity = 0;        // most positions one sequence may hold
-  int64_t kv_pages = 0;        // pages in the shared pool; 0: enough for one sequence of `capacity`
+  int64_t kv_pages = 0;        // pages in the shared pool; 0: max_batch sequences of `capacity`
+  int max_batch = 1;           // most sequences in one forward pass (sizes the GPU's decode workspaces)
   int64_t prefill_chunk = 512; // most tokens of one forward pass (bounds activation memory)
   int threads = 0;             // CPU threads; 0: all
   attention::AttentionConfig attention;  // the default sequence's method
@@ -47,6 +33,9 @@ class Transformer {
   virtual int64_t capacity() const = 0;
   // Most tokens (rows) one forward pass takes, summed over its entries.
   virtual int64_t max_batch_tokens() const = 0;
+  // Tokens per prompt chunk of the single-sequence forward() (a multiple of Δ's γ where the
+  // backend needs chunks to start at one); at most max_batch_tokens().
+  virtual int64_t prefill_chunk() const { return max_batch_tokens(); }
 
   // A new, empty sequence attended under `method` (validated against the model; InputError when
   // this backend cannot run it).
@@ -66,8 +55,7 @@ class Transformer {
   virtual SequenceId default_sequence() const = 0;
   int64_t cached_tokens() const { return sequence_length(default_sequence()); }
   void truncate(int64_t length) { truncate_sequence(default_sequence(), length); }
-  // Runs `n` tokens after the default sequence's cached positions, in chunks of at most
-  // max_batch_tokens(). A call of one token after a prompt is a decode step; any other call is a
+  // Runs `n` tokens after the default sequence's cached positions, in chunks of prefill_chunk(). A call of one token after a prompt is a decode step; any other call is a
   // prefill. Writes vocab_size logits for the last token, or for every token (n rows).
   void forward(const int32_t* tokens, int64_t n, LogitsFor which, float* logits);
 

@@ -159,7 +159,7 @@ class GpuSequence {
 
   LayerKv layer_kv(int layer) {
     return {k_pools_[static_cast<size_t>(layer)].data(), v_pools_[static_cast<size_t>(layer)].data(), d_table_.data(),
-            num_pages_, bounds_.layer(layer)};
+            num_pages_, num_pages_, bounds_.layer(layer)};
   }
 
  private:
@@ -306,7 +306,7 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
         d_q.upload(test::to_bf16(inputs.q));
         gpu.bounds().append(layer, d_len.data(), static_cast<int>(kCapacity), nullptr);
         const LayerKv kv = gpu.layer_kv(layer);
-        attention.decode(layer, d_q.data(), d_len.data(), static_cast<int>(kCapacity), kv, d_out.data(), nullptr);
+        attention.decode(layer, d_q.data(), d_len.data(), static_cast<int>(kCapacity), 1, kv, d_out.data(), nullptr);
         std::vector<std::vector<int32_t>> sets;
         if (!inputs.decisions.empty()) {
           ASSERT_NE(kv.quest_bounds, nullptr) << "layer " << layer << " decodes with Quest on the CPU only";

@@ -25,7 +25,8 @@ int64_t check_capacity(int64_t capacity, const model::ModelConfig& config) {
 }
 
 int32_t pool_pages(const runtime::BackendOptions& options) {
-  const int64_t pages = options.kv_pages > 0 ? options.kv_pages : pages_for_positions(options.capacity);
+  const int64_t pages = options.kv_pages > 0 ? options.kv_pages
+                                             : pages_for_positions(options.capacity) * std::max(1, options.max_batch);
   if (pages > INT32_MAX) throw_input_error("a KV pool of {} pages is more than this engine addresses", pages);
   return static_cast<int32_t>(pages);
 }
@@ -36,7 +37,8 @@ CpuTransformer::CpuTransformer(const model::ModelSource& source, const runtime::
     : config_(source.config()),
       weights_(CpuWeights::load(source)),
       threads_(resolve_threads(options.threads)),
-      max_batch_tokens_(std::max<int64_t>(1, options.prefill_chunk)),
+      prefill_chunk_(std::max<int64_t>(1, options.prefill_chunk)),
+      max_batch_tokens_(prefill_chunk_ + std::max(1, options.max_batch) - 1),
       sequences_(pool_pages(options), check_capacity(options.capacity, config_), config_.vocab_size) {
   inv_freq_.resize(as_size(config_.head_dim / 2));
   rope_inverse_frequencies(config_, inv_freq_.data());
@@ -64,6 +66,9 @@ void CpuTransformer::truncate_sequence(runtime::SequenceId id, int64_t length) {
 }
 
 void CpuTransformer::forward(const runtime::BatchPlan& plan) {
+  for (const runtime::BatchEntry& entry : plan.entries) {
+    if (entry.sampling != nullptr) throw_error("the CPU backend samples on the host: ask it for logits");
+  }
   sequences_.reserve(plan, max_batch_tokens_);
   const int64_t rows = plan.total_tokens();
   embed(plan, rows);

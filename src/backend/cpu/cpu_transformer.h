@@ -21,6 +21,7 @@ class CpuTransformer final : public runtime::Transformer {
   const model::ModelConfig& config() const override { return config_; }
   int64_t capacity() const override { return sequences_.capacity(); }
   int64_t max_batch_tokens() const override { return max_batch_tokens_; }
+  int64_t prefill_chunk() const override { return prefill_chunk_; }
 
   runtime::SequenceId open_sequence(const attention::AttentionConfig& method) override;
   void close_sequence(runtime::SequenceId id) override;
@@ -53,7 +54,8 @@ class CpuTransformer final : public runtime::Transformer {
   model::ModelConfig config_;
   CpuWeights weights_;
   int threads_;
-  int64_t max_batch_tokens_;
+  int64_t prefill_chunk_;
+  int64_t max_batch_tokens_;  // a full prefill chunk beside max_batch - 1 decode steps
   runtime::KvSequences sequences_;
   std::map<runtime::SequenceId, std::unique_ptr<attention::CpuAttention>> attention_;
   runtime::SequenceId default_sequence_ = 0;

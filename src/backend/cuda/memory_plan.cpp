@@ -68,7 +68,7 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
   }
   MemoryPlan plan;
   plan.pages_per_sequence = (request.max_context + kKvPageSize - 1) / kKvPageSize;
-  plan.num_pages = plan.pages_per_sequence * request.max_batch;
+  plan.num_pages = request.kv_pages > 0 ? request.kv_pages : plan.pages_per_sequence * request.max_batch;
   plan.kv_bytes_per_token =
       2 * static_cast<size_t>(config.n_layers) * static_cast<size_t>(config.kv_dim()) * kBf16;
   plan.kv_bytes = static_cast<size_t>(plan.num_pages) * kKvPageSize * plan.kv_bytes_per_token;
