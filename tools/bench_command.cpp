@@ -29,7 +29,7 @@ struct BenchOptions {
   double peak_tflops = 800.0;   // bf16 dense GEMM measured on the device's H100 (KINDS.md)
   double peak_tbps = 3.0;       // device-to-device copy rate measured there
   bool logits_to_host = false;  // decode as before device sampling: every step copies the logits back
-  int batch = 1;                // sequences decoding together (> 1: the batched table)
+  int batch = 0;                // sequences decoding together; 0: the single-sequence table
   int64_t mixed_chunk = 0;      // batched table: a prefill chunk of this many tokens beside the decodes
 };
 
@@ -43,7 +43,8 @@ int run_bench(BenchOptions& o) {
   o.engine.backend = o.backend.kind;
   const int64_t longest = *std::max_element(o.lengths.begin(), o.lengths.end());
   o.engine.context = longest;
-  if (o.batch > 1 || o.mixed_chunk > 0) {
+  if (o.batch > 0 || o.mixed_chunk > 0) {
+    o.batch = std::max(o.batch, 1);
     o.engine.max_batch = o.batch + (o.mixed_chunk > 0 ? 1 : 0);
     engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
     return run_batch_bench(engine, o.engine.attention,
@@ -118,8 +119,8 @@ Command register_bench(CLI::App& app) {
   cmd->add_option("--peak-tflops", o->peak_tflops, "Compute ceiling for the floors")->capture_default_str();
   cmd->add_option("--peak-tbps", o->peak_tbps, "Memory ceiling for the floors")->capture_default_str();
   cmd->add_option("-t,--threads", o->engine.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch", o->batch, "Sequences decoding together (> 1: batched decode table)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o->batch, "Sequences decoding together, in one forward pass per step (the batched table)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--mixed-chunk", o->mixed_chunk,
                   "Batched table: also time steps with a prefill chunk of this many tokens beside the decodes")
       ->check(CLI::NonNegativeNumber);
