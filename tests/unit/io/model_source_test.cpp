@@ -182,10 +182,10 @@ TEST(GgufModelSource, UnsupportedTensorTypeIsNamed) {
   GgufSpec spec;
   spec.skip_tensor = "output_norm.weight";
   test::GgufWriter w = tiny_gguf(spec);
-  w.tensor("output_norm.weight", {kDModel}, io::GgmlType::Q5_0, std::vector<uint8_t>(22));
-  const std::string path = ::testing::TempDir() + "/q5.gguf";
+  w.tensor("output_norm.weight", {kDModel}, io::GgmlType::MXFP4, std::vector<uint8_t>(17));
+  const std::string path = ::testing::TempDir() + "/mxfp4.gguf";
   w.write(path);
-  EXPECT_THAT(open_error(path), HasSubstr("'output_norm.weight' has type Q5_0, which cannot be dequantized"));
+  EXPECT_THAT(open_error(path), HasSubstr("'output_norm.weight' has type MXFP4, which cannot be dequantized"));
 }
 
 TEST(GgufModelSource, Llama3RopeFreqs) {
