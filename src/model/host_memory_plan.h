@@ -3,6 +3,8 @@
 // weight is read: `inspect` prints it, and a model that would not fit can be refused before loading.
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "model/model_source.h"
 
@@ -22,5 +24,31 @@ struct ModelMemory {
 
 // Reads only the config and the tensor table.
 ModelMemory model_memory(const ModelSource& source);
+
+struct HostMemoryRequest {
+  uint64_t weight_bytes = 0;     // the weights as the backend will hold them (f32_weight_bytes today)
+  int64_t context = 0;           // KV cache capacity in tokens
+  int64_t prefill_chunk = 512;   // prompt tokens per forward chunk
+  uint64_t reserve_bytes = uint64_t{256} << 20;  // tokenizer, code, allocator slack
+};
+
+struct HostMemoryPlan {
+  uint64_t weight_bytes = 0;
+  uint64_t kv_bytes = 0;          // f32 K and V of `context` tokens, every layer
+  uint64_t activation_bytes = 0;  // one prefill chunk's activations, one head's attention scores, logits
+  uint64_t reserve_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+
+// Pure arithmetic from the config: what the CPU path will allocate for `request`. Throws
+// InputError naming `model_path`, every size, the total and `available_bytes` when the total
+// exceeds it; a context outside 1..context_length is an InputError too.
+HostMemoryPlan plan_host_memory(const ModelConfig& config, const ModelMemory& memory, const HostMemoryRequest& request,
+                                uint64_t available_bytes, const std::string& model_path);
+
+// MemAvailable from the text of /proc/meminfo, in bytes; nullopt when the line is missing.
+std::optional<uint64_t> parse_mem_available(std::string_view meminfo);
+// MemAvailable of this machine now; nullopt where /proc/meminfo cannot be read (not Linux).
+std::optional<uint64_t> host_available_bytes();
 
 }  // namespace deltainfer::model

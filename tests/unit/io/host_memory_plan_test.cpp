@@ -1,7 +1,13 @@
 // The host memory a model needs, from its config and tensor table alone.
 #include "model/host_memory_plan.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "core/error.h"
 
 namespace deltainfer::model {
 namespace {
@@ -15,6 +21,76 @@ TEST(ModelMemory, SmolLM2ShapesGiveItsPublishedParameterCount) {
   EXPECT_FALSE(memory.stored_weight_bytes.has_value());
   EXPECT_EQ(memory.kv_bytes_per_token, uint64_t{2 * 30 * 3 * 64 * 4});
   EXPECT_EQ(memory.kv_cache_bytes(4096), uint64_t{2 * 30 * 3 * 64 * 4} * 4096);
+}
+
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+
+// A synthetic model's shapes, with the request the CPU path makes today: f32 weights.
+struct PlanCase {
+  std::unique_ptr<ModelSource> source;
+  ModelMemory memory;
+  HostMemoryRequest request;
+};
+
+PlanCase f32_case(const std::string& spec, int64_t context) {
+  PlanCase c;
+  c.source = open_synthetic_model_source(spec);
+  c.memory = model_memory(*c.source);
+  c.request.weight_bytes = c.memory.f32_weight_bytes;
+  c.request.context = context;
+  return c;
+}
+
+std::string plan_error(const PlanCase& c, uint64_t available) {
+  try {
+    plan_host_memory(c.source->config(), c.memory, c.request, available, "m.gguf");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(HostMemoryPlan, SumsWeightsKvActivationsAndReserve) {
+  const PlanCase c = f32_case("synthetic:smollm2-135m", 4096);
+  ASSERT_EQ(c.request.prefill_chunk, 512);
+  const HostMemoryPlan plan = plan_host_memory(c.source->config(), c.memory, c.request, 64 * kGiB, "m.gguf");
+  EXPECT_EQ(plan.weight_bytes, c.memory.f32_weight_bytes);
+  EXPECT_EQ(plan.kv_bytes, c.memory.kv_bytes_per_token * 4096);
+  // Per chunk token: 3 x 576 (x, normed, proj) + 2 x 576 (q, attn) + 2 x 192 (k, v) + 2 x 1536 (gate,
+  // up) floats, plus 4096 scores; and one row of 49152 logits.
+  EXPECT_EQ(plan.activation_bytes, (uint64_t{512} * (5 * 576 + 2 * 192 + 2 * 1536 + 4096) + 49152) * 4);
+  EXPECT_EQ(plan.reserve_bytes, c.request.reserve_bytes);
+  EXPECT_EQ(plan.total_bytes, plan.weight_bytes + plan.kv_bytes + plan.activation_bytes + plan.reserve_bytes);
+  EXPECT_EQ(plan_error(c, plan.total_bytes), "no error");
+  EXPECT_THAT(plan_error(c, plan.total_bytes - 1), ::testing::HasSubstr("does not fit"));
+}
+
+TEST(HostMemoryPlan, RefusesWhatDoesNotFitSayingHowMuchIsNeededAndAvailable) {
+  // Llama-3.1-8B in f32: 29.92 GiB of weights, and 1 GiB of f32 KV cache at 4096 tokens.
+  const std::string error = plan_error(f32_case("synthetic:llama3-8b", 4096), 24 * kGiB);
+  EXPECT_THAT(error, ::testing::HasSubstr("m.gguf: does not fit in memory: weights 29.92 GiB + KV cache 1.00 GiB"));
+  EXPECT_THAT(error, ::testing::HasSubstr("but 24.00 GiB is available"));
+}
+
+TEST(HostMemoryPlan, RejectsAContextOutsideTheModels) {
+  PlanCase c = f32_case("synthetic:smollm2-135m", 0);
+  EXPECT_THAT(plan_error(c, 64 * kGiB), ::testing::HasSubstr("m.gguf: context 0 is outside the model's 1..8192 tokens"));
+  c.request.context = 8193;
+  EXPECT_THAT(plan_error(c, 64 * kGiB), ::testing::HasSubstr("context 8193 is outside"));
+}
+
+TEST(HostMemoryPlan, ParsesMemAvailable) {
+  const char* meminfo =
+      "MemTotal:       24576000 kB\n"
+      "MemFree:         1000000 kB\n"
+      "MemAvailable:   22000000 kB\n"
+      "Buffers:          100000 kB\n";
+  EXPECT_EQ(parse_mem_available(meminfo), uint64_t{22000000} * 1024);
+  EXPECT_EQ(parse_mem_available("MemTotal: 1 kB\n"), std::nullopt);
+  EXPECT_EQ(parse_mem_available(""), std::nullopt);
+  const std::optional<uint64_t> here = host_available_bytes();
+  ASSERT_TRUE(here.has_value());  // the tests run on Linux
+  EXPECT_GT(*here, uint64_t{0});
 }
 
 }  // namespace
