@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <string>
 
 #include "backend/cpu/cpu_transformer.h"
@@ -28,6 +29,9 @@ struct GoldenModel {
   const char* file;     // in models/
   const char* fixture;  // in tests/fixtures/model/
 };
+
+// What gtest (and so ctest's test list) prints for the parameter.
+void PrintTo(const GoldenModel& model, std::ostream* out) { *out << model.name; }
 
 const GoldenModel kModels[] = {
     {"SmolLM2", "smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2_golden.json"},
