@@ -21,13 +21,14 @@ uint64_t element_count(const std::vector<int64_t>& shape) {
 
 double gib(uint64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(uint64_t{1} << 30); }
 
-// What CpuTransformer::forward_chunk holds for a chunk of n tokens: the residual stream, the
-// normed input, q/k/v, the attention output and projection, the FFN's gate and up; plus the
-// scores of one head's n rows against the whole context and one row of logits.
-uint64_t activation_bytes(const ModelConfig& c, int64_t chunk, int64_t context) {
-  const auto n = static_cast<uint64_t>(chunk);
+// What the CPU forward pass holds for a pass of n tokens: the residual stream, the normed input,
+// q/k/v, the attention output and projection, the FFN's gate and up (CpuTransformer's scratch);
+// attention scores of n query rows against a whole sequence (an upper bound: the kernels' per-thread
+// scratch holds one query block each); and one row of logits.
+uint64_t activation_bytes(const ModelConfig& c, int64_t tokens, int64_t capacity) {
+  const auto n = static_cast<uint64_t>(tokens);
   const auto per_token = static_cast<uint64_t>(3 * c.d_model + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.ffn_dim);
-  return (n * per_token + n * static_cast<uint64_t>(context) + static_cast<uint64_t>(c.vocab_size)) * sizeof(float);
+  return (n * per_token + n * static_cast<uint64_t>(capacity) + static_cast<uint64_t>(c.vocab_size)) * sizeof(float);
 }
 
 }  // namespace
@@ -50,22 +51,22 @@ ModelMemory model_memory(const ModelSource& source) {
 
 HostMemoryPlan plan_host_memory(const ModelConfig& config, const ModelMemory& memory, const HostMemoryRequest& request,
                                 uint64_t available_bytes, const std::string& model_path) {
-  if (request.context <= 0 || request.context > config.context_length) {
-    throw_input_error("{}: context {} is outside the model's 1..{} tokens", model_path, request.context,
-                      config.context_length);
+  if (request.kv_positions <= 0 || request.capacity <= 0 || request.prefill_chunk <= 0) {
+    throw_error("host memory request without positions: kv {}, capacity {}, chunk {}", request.kv_positions,
+                request.capacity, request.prefill_chunk);
   }
-  if (request.prefill_chunk <= 0) throw_input_error("prefill chunk must be > 0 (got {})", request.prefill_chunk);
   HostMemoryPlan plan;
   plan.weight_bytes = request.weight_bytes;
-  plan.kv_bytes = memory.kv_cache_bytes(request.context);
-  plan.activation_bytes = activation_bytes(config, std::min(request.prefill_chunk, request.context), request.context);
+  plan.kv_bytes = memory.kv_cache_bytes(request.kv_positions);
+  plan.activation_bytes =
+      activation_bytes(config, std::min(request.prefill_chunk, request.capacity), request.capacity);
   plan.reserve_bytes = request.reserve_bytes;
   plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.activation_bytes + plan.reserve_bytes;
   if (plan.total_bytes > available_bytes) {
     throw_input_error(
-        "{}: does not fit in memory: weights {:.2f} GiB + KV cache {:.2f} GiB ({} tokens) + activations {:.2f} GiB "
+        "{}: does not fit in memory: weights {:.2f} GiB + KV cache {:.2f} GiB ({} positions) + activations {:.2f} GiB "
         "+ reserve {:.2f} GiB = {:.2f} GiB needed, but {:.2f} GiB is available; try a smaller --ctx-size",
-        model_path, gib(plan.weight_bytes), gib(plan.kv_bytes), request.context, gib(plan.activation_bytes),
+        model_path, gib(plan.weight_bytes), gib(plan.kv_bytes), request.kv_positions, gib(plan.activation_bytes),
         gib(plan.reserve_bytes), gib(plan.total_bytes), gib(available_bytes));
   }
   return plan;

@@ -26,23 +26,25 @@ struct ModelMemory {
 ModelMemory model_memory(const ModelSource& source);
 
 struct HostMemoryRequest {
-  uint64_t weight_bytes = 0;     // the weights as the backend will hold them (f32_weight_bytes today)
-  int64_t context = 0;           // KV cache capacity in tokens
-  int64_t prefill_chunk = 512;   // prompt tokens per forward chunk
+  uint64_t weight_bytes = 0;    // the weights as the backend will hold them (f32_weight_bytes today)
+  int64_t kv_positions = 0;     // positions the KV pool holds, all sequences together (CPU: its pages
+                                // x runtime::kKvPageTokens)
+  int64_t capacity = 0;         // most positions of one sequence: a query's scores span at most these
+  int64_t prefill_chunk = 512;  // most tokens of one forward pass
   uint64_t reserve_bytes = uint64_t{256} << 20;  // tokenizer, code, allocator slack
 };
 
 struct HostMemoryPlan {
   uint64_t weight_bytes = 0;
-  uint64_t kv_bytes = 0;          // f32 K and V of `context` tokens, every layer
-  uint64_t activation_bytes = 0;  // one prefill chunk's activations, one head's attention scores, logits
+  uint64_t kv_bytes = 0;          // f32 K and V of kv_positions, every layer
+  uint64_t activation_bytes = 0;  // one forward pass's activations and attention scores, one row of logits
   uint64_t reserve_bytes = 0;
   uint64_t total_bytes = 0;
 };
 
-// Pure arithmetic from the config: what the CPU path will allocate for `request`. Throws
-// InputError naming `model_path`, every size, the total and `available_bytes` when the total
-// exceeds it; a context outside 1..context_length is an InputError too.
+// Pure arithmetic from the config: what the CPU path will allocate for `request`. Throws InputError
+// naming `model_path`, every size, the total and `available_bytes` when the total exceeds it. A
+// request without positions or chunk is the caller's bug (Error).
 HostMemoryPlan plan_host_memory(const ModelConfig& config, const ModelMemory& memory, const HostMemoryRequest& request,
                                 uint64_t available_bytes, const std::string& model_path);
 

@@ -37,7 +37,8 @@ PlanCase f32_case(const std::string& spec, int64_t context) {
   c.source = open_synthetic_model_source(spec);
   c.memory = model_memory(*c.source);
   c.request.weight_bytes = c.memory.f32_weight_bytes;
-  c.request.context = context;
+  c.request.kv_positions = context;
+  c.request.capacity = context;
   return c;
 }
 
@@ -72,11 +73,27 @@ TEST(HostMemoryPlan, RefusesWhatDoesNotFitSayingHowMuchIsNeededAndAvailable) {
   EXPECT_THAT(error, ::testing::HasSubstr("but 24.00 GiB is available"));
 }
 
-TEST(HostMemoryPlan, RejectsAContextOutsideTheModels) {
-  PlanCase c = f32_case("synthetic:smollm2-135m", 0);
-  EXPECT_THAT(plan_error(c, 64 * kGiB), ::testing::HasSubstr("m.gguf: context 0 is outside the model's 1..8192 tokens"));
-  c.request.context = 8193;
-  EXPECT_THAT(plan_error(c, 64 * kGiB), ::testing::HasSubstr("context 8193 is outside"));
+TEST(HostMemoryPlan, KvCountsThePoolsPositionsAndScoresOneSequence) {
+  // Two sequences of 4096 positions share a pool of 8192: twice the KV, the same activations.
+  PlanCase one = f32_case("synthetic:smollm2-135m", 4096);
+  PlanCase two = f32_case("synthetic:smollm2-135m", 4096);
+  two.request.kv_positions = 8192;
+  const HostMemoryPlan a = plan_host_memory(one.source->config(), one.memory, one.request, 64 * kGiB, "m.gguf");
+  const HostMemoryPlan b = plan_host_memory(two.source->config(), two.memory, two.request, 64 * kGiB, "m.gguf");
+  EXPECT_EQ(b.kv_bytes, 2 * a.kv_bytes);
+  EXPECT_EQ(b.activation_bytes, a.activation_bytes);
+}
+
+TEST(HostMemoryPlan, ARequestWithoutPositionsIsABug) {
+  const PlanCase c = f32_case("synthetic:smollm2-135m", 0);
+  try {
+    plan_host_memory(c.source->config(), c.memory, c.request, 64 * kGiB, "m.gguf");
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    ADD_FAILURE() << "an InputError, which would blame the user: " << e.what();
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("kv 0, capacity 0"));
+  }
 }
 
 TEST(HostMemoryPlan, ParsesMemAvailable) {
