@@ -63,11 +63,15 @@ HostMemoryPlan plan_host_memory(const ModelConfig& config, const ModelMemory& me
   plan.reserve_bytes = request.reserve_bytes;
   plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.activation_bytes + plan.reserve_bytes;
   if (plan.total_bytes > available_bytes) {
+    // Only a smaller cache helps when the weights fit on their own.
+    const bool weights_fit = plan.weight_bytes + plan.activation_bytes + plan.reserve_bytes < available_bytes;
     throw_input_error(
         "{}: does not fit in memory: weights {:.2f} GiB + KV cache {:.2f} GiB ({} positions) + activations {:.2f} GiB "
-        "+ reserve {:.2f} GiB = {:.2f} GiB needed, but {:.2f} GiB is available; try a smaller --ctx-size",
+        "+ reserve {:.2f} GiB = {:.2f} GiB needed, but {:.2f} GiB is available; {}",
         model_path, gib(plan.weight_bytes), gib(plan.kv_bytes), request.kv_positions, gib(plan.activation_bytes),
-        gib(plan.reserve_bytes), gib(plan.total_bytes), gib(available_bytes));
+        gib(plan.reserve_bytes), gib(plan.total_bytes), gib(available_bytes),
+        weights_fit ? "try a smaller --ctx-size (or fewer KV pages)"
+                    : "the weights alone do not fit this machine's memory on the CPU path (f32 weights)");
   }
   return plan;
 }

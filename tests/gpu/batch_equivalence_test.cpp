@@ -34,10 +34,14 @@ using testing::small_sliding_delta;
 using testing::small_sparse_decode;
 using testing::Workload;
 
-// Alone and batched runs differ only in the rows beside a sequence's in the GEMMs (cuBLASLt may
-// pick another algorithm for another row count, so bf16 rounding differs); a wrong page table,
-// position or selection moves the logits by order 1 (relative L2 > 0.3).
-constexpr double kRelativeL2 = 3e-2;
+// Alone and batched runs differ only in the rows beside a sequence's in the GEMMs: cuBLASLt picks
+// other kernels for other row counts (split-K for one row), so bf16 outputs round differently and
+// the difference grows over 30 layers, more where a sparse decode's page choice flips on it. The
+// bound is the bf16 logit tolerance of ModelParity (GPU vs CPU); observed on the H200 (2026-12-01): at most
+// 0.038 (dense, 7 tokens) and 0.069 (Tidal, a page choice moved), 0.010-0.012 for sliding+Δ
+// with DELTA, 0 for two sequences. A wrong page table, position or selection set moves the logits
+// by order 1 (relative L2 > 0.3).
+constexpr double kRelativeL2 = 8e-2;
 // A greedy disagreement is a near-tie when the alone run's top two logits are this close.
 constexpr double kNearTie = 0.15;
 constexpr int64_t kChunk = 256;  // a multiple of every γ below

@@ -98,28 +98,37 @@ inline BatchedRuns run_batched(runtime::Transformer& model, const std::vector<Wo
   BatchedRuns runs;
   runs.sequences.resize(work.size());
   for (int step = 0; std::any_of(live.begin(), live.end(), [](const Live& l) { return !l.finished; }); ++step) {
+    // As a scheduler would: every running decode first, then prompt chunks while the pass has
+    // room for them (a chunk that does not fit waits for a later step).
     runtime::BatchPlan plan;
     std::vector<size_t> members;
-    for (size_t s = 0; s < work.size(); ++s) {
-      Live& l = live[s];
-      if (l.finished || work[s].join_step > step) continue;
-      if (l.id < 0) {
-        l.id = model.open_sequence(work[s].method);
-        l.buffer.resize(vocab);
+    int64_t room = model.max_batch_tokens();
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t s = 0; s < work.size(); ++s) {
+        Live& l = live[s];
+        const int64_t n = static_cast<int64_t>(work[s].prompt.size());
+        if (l.finished || work[s].join_step > step || (l.prompt_done < n) != (pass == 1)) continue;
+        if (l.id < 0) {
+          l.id = model.open_sequence(work[s].method);
+          l.buffer.resize(vocab);
+        }
+        if (pass == 1) {
+          const int64_t count = std::min(chunk, n - l.prompt_done);
+          if (count > room) continue;
+          plan.entries.push_back(
+              runtime::prefill_entry(l.id, work[s].prompt.data() + l.prompt_done, count, n, l.buffer.data()));
+          l.prompt_done += count;
+          room -= count;
+        } else {
+          const int32_t* token = &alone[s].greedy[static_cast<size_t>(l.decodes_done)];
+          plan.entries.push_back(runtime::decode_entry(l.id, token, l.buffer.data()));
+          ++l.decodes_done;
+          --room;
+        }
+        members.push_back(s);
       }
-      const int64_t n = static_cast<int64_t>(work[s].prompt.size());
-      if (l.prompt_done < n) {
-        const int64_t count = std::min(chunk, n - l.prompt_done);
-        plan.entries.push_back(
-            runtime::prefill_entry(l.id, work[s].prompt.data() + l.prompt_done, count, n, l.buffer.data()));
-        l.prompt_done += count;
-      } else {
-        const int32_t* token = &alone[s].greedy[static_cast<size_t>(l.decodes_done)];
-        plan.entries.push_back(runtime::decode_entry(l.id, token, l.buffer.data()));
-        ++l.decodes_done;
-      }
-      members.push_back(s);
     }
+    if (plan.entries.empty()) continue;
     const auto is_decode = [](const runtime::BatchEntry& e) { return e.decode; };
     runs.mixed_steps += std::any_of(plan.entries.begin(), plan.entries.end(), is_decode) &&
                         !std::all_of(plan.entries.begin(), plan.entries.end(), is_decode);

@@ -378,7 +378,7 @@ class CudaTransformer final : public runtime::Transformer {
   // Embedding, every layer, nothing after: the residual stream of the step's rows is in x_.
   void run_layers(const runtime::StepLayout& layout) {
     cudaStream_t s = stream_.get();
-    step_.upload(layout.slots(), s);
+    step_.upload(s);
     embedding_gather(step_.tokens(), weights_.token_embd.data(), x_.data(), static_cast<int>(layout.rows()),
                      config_.d_model, config_.vocab_size, s);
     int64_t longest = 1;

@@ -18,16 +18,18 @@ void StepBuffers::stage(const runtime::StepLayout& layout) {
     throw_error("a step of {} rows and {} slots (page stride {}) exceeds the planned {} rows and {} slots (stride {})",
                 layout.rows(), layout.slots(), layout.page_stride, max_rows_, max_slots_, page_stride_);
   }
+  rows_ = layout.rows();
+  slots_ = layout.slots();
   int32_t* host = staging_->data();
   std::copy(layout.tokens.begin(), layout.tokens.end(), host);
-  std::copy(layout.positions.begin(), layout.positions.end(), host + max_rows_);
-  std::copy(layout.row_slot.begin(), layout.row_slot.end(), host + 2 * max_rows_);
-  std::copy(layout.kv_lens.begin(), layout.kv_lens.end(), host + 3 * max_rows_);
-  std::copy(layout.page_tables.begin(), layout.page_tables.end(), host + 3 * max_rows_ + max_slots_);
+  std::copy(layout.positions.begin(), layout.positions.end(), host + rows_);
+  std::copy(layout.row_slot.begin(), layout.row_slot.end(), host + 2 * rows_);
+  std::copy(layout.kv_lens.begin(), layout.kv_lens.end(), host + 3 * rows_);
+  std::copy(layout.page_tables.begin(), layout.page_tables.end(), host + 3 * rows_ + slots_);
 }
 
-void StepBuffers::upload(int slots, cudaStream_t stream) {
-  const int64_t count = 3 * max_rows_ + max_slots_ + int64_t{slots} * page_stride_;
+void StepBuffers::upload(cudaStream_t stream) {
+  const int64_t count = 3 * rows_ + slots_ + int64_t{slots_} * page_stride_;
   CUDA_CHECK(cudaMemcpyAsync(device_.data(), staging_->data(), static_cast<size_t>(count) * sizeof(int32_t),
                              cudaMemcpyHostToDevice, stream));
 }
