@@ -4,12 +4,16 @@
 #include <cmath>
 
 #include "attention/delta_correction.h"
+#include "attention/vertical_slash.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/delta_correct.h"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
 namespace {
+
+static_assert(kSparseQueryBlock == attention::kVerticalSlashQueryBlock,
+              "the CPU twin must cut vslash chunks into the GPU kernel's query blocks");
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 

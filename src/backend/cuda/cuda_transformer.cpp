@@ -341,7 +341,7 @@ class CudaTransformer final : public runtime::Transformer {
     rope.k_pool = k_pools_[as_size(i)].data();
     rope.v_pool = v_pools_[as_size(i)].data();
     rope.inv_freq = inv_freq_.data();
-    rope.style = config_.rope_style;
+    rope.interleaved = config_.rope_style == model::RopeStyle::Interleaved;
     rope_append_kv(rope, s);
     attention(i);
     gemm_.run(attn_.data(), w.wo.data(), x_.data(), rows, d, q_dim, /*accumulate=*/true, s);
