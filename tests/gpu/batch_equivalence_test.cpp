@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <cuda_runtime_api.h>
+
 #include "attention/attention_config.h"
 #include "backend/cuda/cuda_transformer.h"
 #include "engine/sampler.h"
@@ -165,6 +167,38 @@ TEST(GpuBatchEquivalence, DeviceGreedyInABatchEqualsHostArgmax) {
     }
   }
   EXPECT_EQ(checked, 4 * 4 + 4 * 2 + 4 * 3);
+}
+
+// A second method's workspaces are allocated when its first sequence opens and freed when its last
+// one closes; the default method's stay. vslash+Δ at 64K positions holds its estimator's buffers.
+TEST(GpuBatchEquivalence, AMethodsWorkspacesLeaveWithItsLastSequence) {
+  const std::string path = model_fixtures::model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
+  const auto source = model::open_model_source(path);
+  const auto model = open_gpu_model(*source, 65536, 2);
+  AttentionConfig vslash;
+  vslash.prefill.kind = attention::PrefillKind::VerticalSlash;
+  vslash.prefill.delta = true;
+  const auto free_bytes = [] {
+    size_t free = 0, total = 0;
+    EXPECT_EQ(cudaMemGetInfo(&free, &total), cudaSuccess);
+    return static_cast<double>(free);
+  };
+  const double before = free_bytes();
+  const runtime::SequenceId a = model->open_sequence(vslash), b = model->open_sequence(vslash);
+  const double with_two = free_bytes();
+  EXPECT_GT(before - with_two, 1e6) << "the vslash workspaces were not allocated";
+  model->close_sequence(a);
+  EXPECT_EQ(free_bytes(), with_two) << "freed while a sequence still uses the method";
+  model->close_sequence(b);
+  EXPECT_NEAR(free_bytes(), before, 2.0 * (1 << 20)) << "the method's workspaces outlived its sequences";
+  const runtime::SequenceId c = model->open_sequence(vslash);  // and it comes back
+  const std::vector<int32_t> prompt(300, 42);
+  std::vector<float> logits(static_cast<size_t>(source->config().vocab_size));
+  model->forward(runtime::BatchPlan{{prefill_entry(c, prompt.data(), 256, 300, nullptr)}});
+  model->forward(runtime::BatchPlan{{prefill_entry(c, prompt.data() + 256, 44, 300, logits.data())}});
+  EXPECT_TRUE(std::all_of(logits.begin(), logits.end(), [](float x) { return std::isfinite(x); }));
+  model->close_sequence(c);
 }
 
 }  // namespace

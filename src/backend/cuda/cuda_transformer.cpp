@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -85,6 +86,7 @@ class CudaTransformer final : public runtime::Transformer {
     // count them against the memory that was free before.
     const size_t free_bytes = free_device_bytes();
     methods_.push_back(std::make_unique<CudaAttention>(options.attention, config_, capacity_, chunk_, max_batch_));
+    method_users_.push_back(0);
     request.attention_bytes = methods_.front()->device_bytes();
     plan_ = plan_memory(config_, request, free_bytes);
     weights_ = CudaWeights::load(source, stream_.get());
@@ -93,6 +95,7 @@ class CudaTransformer final : public runtime::Transformer {
                          static_cast<int>(pool_pages_));
     default_sequence_ = sequences_.open(options.attention);
     method_of_[default_sequence_] = 0;
+    method_users_[0] = 1;
   }
 
   const model::ModelConfig& config() const override { return config_; }
@@ -109,13 +112,16 @@ class CudaTransformer final : public runtime::Transformer {
     const int index = method_index(method);
     const runtime::SequenceId id = sequences_.open(method);
     method_of_[id] = index;
+    ++method_users_[as_size(index)];
     return id;
   }
 
   void close_sequence(runtime::SequenceId id) override {
     if (id == default_sequence_) throw_error("the default sequence of the CUDA backend cannot be closed");
     sequences_.close(id);
+    const int index = method_of_.at(id);
     method_of_.erase(id);
+    if (--method_users_[as_size(index)] == 0 && index != 0) release_method(index);
   }
 
   int64_t sequence_length(runtime::SequenceId id) const override { return sequences_.at(id).length; }
@@ -188,21 +194,42 @@ class CudaTransformer final : public runtime::Transformer {
     method.validate(config_.n_layers);
   }
 
-  // The CudaAttention of `method`: one per distinct method (its decode selection and workspaces
-  // serve one group of sequences per step). A new method's workspaces are allocated here.
+  // The CudaAttention of `method`: one per distinct method in use (its decode selection and
+  // workspaces serve one group of sequences per step). A new method's workspaces are allocated
+  // here, beside the memory plan, and freed when its last sequence closes (the default method's
+  // stay: they are part of the plan).
   int method_index(const attention::AttentionConfig& method) {
     const std::string key = attention::describe(method);
+    size_t free_slot = methods_.size();
     for (size_t i = 0; i < methods_.size(); ++i) {
-      if (attention::describe(methods_[i]->config()) == key) return static_cast<int>(i);
+      if (methods_[i] == nullptr) {
+        free_slot = std::min(free_slot, i);
+      } else if (attention::describe(methods_[i]->config()) == key) {
+        return static_cast<int>(i);
+      }
     }
+    std::unique_ptr<CudaAttention> created;
     try {
-      methods_.push_back(std::make_unique<CudaAttention>(method, config_, capacity_, chunk_, max_batch_));
+      created = std::make_unique<CudaAttention>(method, config_, capacity_, chunk_, max_batch_);
     } catch (const InputError&) {
       throw;
     } catch (const Error& e) {
       throw_input_error("the workspaces of attention method \"{}\" do not fit in GPU memory: {}", key, e.what());
     }
-    return static_cast<int>(methods_.size() - 1);
+    if (free_slot == methods_.size()) {
+      methods_.push_back(nullptr);
+      method_users_.push_back(0);
+    }
+    methods_[free_slot] = std::move(created);
+    return static_cast<int>(free_slot);
+  }
+
+  // Frees a method no sequence uses any more, and the decode graphs captured with it.
+  void release_method(int index) {
+    for (auto graph = graphs_.begin(); graph != graphs_.end();) {
+      graph = std::get<0>(graph->first) == index ? graphs_.erase(graph) : std::next(graph);
+    }
+    methods_[as_size(index)].reset();
   }
 
   void check_plan(const runtime::BatchPlan& plan) const {
@@ -536,7 +563,8 @@ class CudaTransformer final : public runtime::Transformer {
   runtime::KvSequences sequences_;
   runtime::SequenceId default_sequence_ = 0;
   std::map<runtime::SequenceId, int> method_of_;
-  std::vector<std::unique_ptr<CudaAttention>> methods_;
+  std::vector<std::unique_ptr<CudaAttention>> methods_;  // null where a released method was
+  std::vector<int> method_users_;                        // open sequences per method
   MemoryPlan plan_;
   CudaStream stream_;
   Gemm gemm_;
