@@ -63,6 +63,8 @@ std::vector<Workload> workloads(int32_t vocab) {
       {prompt(1500), small_sparse_decode(attention::DecodeKind::Tidal), 2, kSteps},
       {prompt(2600), AttentionConfig{}, 4, kSteps - 4},
       {prompt(64), sliding_delta_with_delta_decode(), 9, kSteps},
+      {prompt(700), small_sparse_decode(attention::DecodeKind::Quest), 1, kSteps},  // two Quest sequences:
+      {prompt(1100), small_sparse_decode(attention::DecodeKind::Quest), 3, kSteps},  // one batched selection
   };
 }
 

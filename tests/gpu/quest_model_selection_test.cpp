@@ -117,12 +117,16 @@ class GpuSequence {
       v_pools_.emplace_back(hosts_.back().v.size());
       k_pools.push_back(k_pools_.back().data());
     }
-    bounds_ = QuestBounds(config.decode, model, k_pools, d_table_.data(), num_pages_);
+    bounds_ = QuestBounds(model, k_pools, num_pages_, num_pages_);
+    bounds_.ensure_layers(config.decode);
   }
 
   const test::PagedCacheHost& host(int layer) const { return hosts_[static_cast<size_t>(layer)]; }
   const int32_t* pages() const { return table_.data(); }
   QuestBounds& bounds() { return bounds_; }
+  const int32_t* device_pages() const { return d_table_.data(); }
+  int num_pages() const { return num_pages_; }
+  static constexpr int64_t kSequence = 0;  // the one sequence the bounds track here
 
   // A new sequence: the pools are poisoned again and the bounds forget everything.
   void restart() {
@@ -130,7 +134,7 @@ class GpuSequence {
       std::fill(host.k.begin(), host.k.end(), NAN);
       std::fill(host.v.begin(), host.v.end(), NAN);
     }
-    bounds_.truncate(0);
+    bounds_.forget(kSequence);
   }
 
   // Copies the CPU cache's positions [from, to) of `layer` into the host mirror, rounded to bf16.
@@ -298,13 +302,14 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
       const int64_t pos = cpu.cached_tokens();
       cpu.forward(&token, 1, runtime::LogitsFor::LastToken, logits.data());  // the observer fills step_inputs
       gpu.upload();
-      if (step == 0) gpu.bounds().rebuild_stale(pos, nullptr);  // what the engine does after a prefill
+      if (step == 0) gpu.bounds().rebuild_stale(GpuSequence::kSequence, gpu.pages(), pos, nullptr);  // after a prefill
       const int kv_len = static_cast<int>(pos + 1);
       d_len.upload({kv_len});
       for (int layer = 0; layer < model.n_layers; ++layer) {
         const LayerStep& inputs = step_inputs[static_cast<size_t>(layer)];
         d_q.upload(test::to_bf16(inputs.q));
-        gpu.bounds().append(layer, d_len.data(), static_cast<int>(kCapacity), nullptr);
+        gpu.bounds().append(layer, gpu.device_pages(), gpu.num_pages(), d_len.data(), static_cast<int>(kCapacity), 1,
+                            nullptr);
         const LayerKv kv = gpu.layer_kv(layer);
         attention.decode(layer, d_q.data(), d_len.data(), static_cast<int>(kCapacity), 1, kv, d_out.data(), nullptr);
         std::vector<std::vector<int32_t>> sets;
@@ -330,7 +335,7 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
         EXPECT_LT(error, kOutputTolerance) << "pos " << pos << " layer " << layer;
         worst_output = std::max(worst_output, error);
       }
-      gpu.bounds().appended(pos + 1);
+      gpu.bounds().appended(GpuSequence::kSequence, pos + 1);
     }
     std::cout << "prompt of " << ids.size() << " tokens, " << kSteps << " steps: " << tally.differing << " of "
               << tally.decisions << " Quest KV-head page sets differ from the CPU's; swapped pages' CPU score gap "

@@ -71,10 +71,13 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
                                                 vslash_params(config_.prefill, capacity));
   }
   if (config_.decode.kind == attention::DecodeKind::Quest) {
-    quest_ = std::make_unique<QuestSelector>(config_.decode, model, capacity);
-    sparse_ws_ = DeviceBuffer<unsigned char>(plan_sparse_decode(1, model.n_heads, model.n_kv_heads, model.head_dim,
-                                                                quest_->set_capacity(), model.n_kv_heads, sms_)
-                                                 .workspace_bytes);
+    quest_ = std::make_unique<QuestSelector>(config_.decode, model, capacity, max_batch_);
+    const int set_capacity = quest_->set_capacity();
+    sparse_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int) {
+      return plan_sparse_decode(batch, model.n_heads, model.n_kv_heads, model.head_dim, set_capacity, model.n_kv_heads,
+                                sms_)
+          .workspace_bytes;
+    }));
   }
   const int64_t q_elems = int64_t{model.n_heads} * model.head_dim;
   if (config_.prefill.delta) {
@@ -254,7 +257,7 @@ void CudaAttention::decode(int layer, const __nv_bfloat16* q, const int32_t* kv_
     case attention::LayerRole::Sparse:
       if (quest_ != nullptr) {
         const QuestCache cache = quest_cache_of(model_, kv.k_pool, kv.quest_bounds, kv.page_table,
-                                                kv.page_table_stride, kv_lens, max_kv_len);
+                                                kv.page_table_stride, kv_lens, max_kv_len, batch);
         sparse_decode_over_set(q, batch, kv, quest_->select(q, cache, stream), out, stream);
         return;
       }

@@ -41,8 +41,7 @@ class CudaAttention {
                 int64_t max_chunk, int max_batch = 1);
 
   const attention::AttentionConfig& config() const { return config_; }
-  // Quest keeps per-sequence key bounds beside the pool: it decodes one sequence per call.
-  int max_decode_batch() const { return quest_ != nullptr ? 1 : max_batch_; }
+  int max_decode_batch() const { return max_batch_; }
 
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
   int64_t required_chunk_alignment() const;

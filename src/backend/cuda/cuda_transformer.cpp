@@ -91,8 +91,9 @@ class CudaTransformer final : public runtime::Transformer {
     plan_ = plan_memory(config_, request, free_bytes);
     weights_ = CudaWeights::load(source, stream_.get());
     allocate_state();
-    quest_ = QuestBounds(options.attention.decode, config_, k_pool_pointers(), quest_table_.data(),
-                         static_cast<int>(pool_pages_));
+    quest_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(pool_pages_),
+                         static_cast<int>(pages_per_sequence_));
+    quest_.ensure_layers(options.attention.decode);  // counted in the plan (quest_layers)
     default_sequence_ = sequences_.open(options.attention);
     method_of_[default_sequence_] = 0;
     method_users_[0] = 1;
@@ -105,10 +106,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   runtime::SequenceId open_sequence(const attention::AttentionConfig& method) override {
     check_method(method);
-    if (decodes_with_quest(method)) {
-      throw_input_error("Quest decode on the CUDA backend runs on the default sequence only (its key bounds are kept "
-                        "for one sequence); serve it with --decode quest, one sequence at a time");
-    }
+    if (decodes_with_quest(method)) ensure_quest_layers(method);
     const int index = method_index(method);
     const runtime::SequenceId id = sequences_.open(method);
     method_of_[id] = index;
@@ -119,6 +117,7 @@ class CudaTransformer final : public runtime::Transformer {
   void close_sequence(runtime::SequenceId id) override {
     if (id == default_sequence_) throw_error("the default sequence of the CUDA backend cannot be closed");
     sequences_.close(id);
+    quest_.forget(id);
     const int index = method_of_.at(id);
     method_of_.erase(id);
     if (--method_users_[as_size(index)] == 0 && index != 0) release_method(index);
@@ -128,7 +127,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   void truncate_sequence(runtime::SequenceId id, int64_t length) override {
     sequences_.truncate(id, length);
-    if (id == default_sequence_) quest_.truncate(length);
+    quest_.truncate(id, length);
   }
 
   runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
@@ -139,13 +138,10 @@ class CudaTransformer final : public runtime::Transformer {
   void forward(const runtime::BatchPlan& plan) override {
     check_plan(plan);
     sequences_.reserve(plan, max_rows_);
-    const bool has_default = std::any_of(plan.entries.begin(), plan.entries.end(),
-                                         [&](const runtime::BatchEntry& e) { return e.sequence == default_sequence_; });
-    if (has_default) sync_quest_table();
     const runtime::StepLayout layout = layout_step(
         plan, sequences_, pages_per_sequence_, [this](runtime::SequenceId id) { return method_of_.at(id); });
     step_.stage(layout);
-    if (has_default) quest_.rebuild_stale(sequences_.at(default_sequence_).length, stream_.get());
+    rebuild_quest_bounds(plan, /*after_step=*/false);
     DecodeOutputs outputs;
     if (graphable(plan, layout, outputs)) {
       run_graphed_decode(layout, outputs);
@@ -155,7 +151,7 @@ class CudaTransformer final : public runtime::Transformer {
     CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     sequences_.commit(plan);
     hand_back_decode_outputs(plan, layout);
-    if (has_default) refresh_quest_bounds(plan);
+    rebuild_quest_bounds(plan, /*after_step=*/true);
   }
 
   // The default sequence's tokens, then the token that follows under `sampling`, chosen on the
@@ -251,26 +247,29 @@ class CudaTransformer final : public runtime::Transformer {
     }
   }
 
-  // After a step of the default sequence: a decode step folded its key into the bounds inside the
-  // step; a prefill chunk's keys are folded in now.
-  void refresh_quest_bounds(const runtime::BatchPlan& plan) {
-    const int64_t length = sequences_.at(default_sequence_).length;
+  // Quest sequences' key bounds: before a step, whatever a truncation left stale is rebuilt; after
+  // it, a decode step has folded its key in inside the step, a prefill chunk's keys are folded in now.
+  void rebuild_quest_bounds(const runtime::BatchPlan& plan, bool after_step) {
     for (const runtime::BatchEntry& entry : plan.entries) {
-      if (entry.sequence != default_sequence_) continue;
-      if (entry.decode) {
-        quest_.appended(length);
+      if (!decodes_with_quest(methods_[as_size(method_of_.at(entry.sequence))]->config())) continue;
+      const runtime::Sequence& sequence = sequences_.at(entry.sequence);
+      if (after_step && entry.decode) {
+        quest_.appended(entry.sequence, sequence.length);
       } else {
-        quest_.rebuild_stale(length, stream_.get());
+        quest_.rebuild_stale(entry.sequence, sequence.pages.data(), sequence.length, stream_.get());
       }
     }
   }
 
-  // Quest's bounds follow the default sequence's own page table.
-  void sync_quest_table() {
-    const std::vector<int32_t>& pages = sequences_.at(default_sequence_).pages;
-    if (pages.size() == quest_table_pages_) return;
-    CUDA_CHECK(cudaMemcpy(quest_table_.data(), pages.data(), pages.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
-    quest_table_pages_ = pages.size();
+  void ensure_quest_layers(const attention::AttentionConfig& method) {
+    try {
+      quest_.ensure_layers(method.decode);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      throw_input_error("Quest's key bounds for \"{}\" do not fit in GPU memory: {}", attention::describe(method),
+                        e.what());
+    }
   }
 
   void allocate_state() {
@@ -279,7 +278,6 @@ class CudaTransformer final : public runtime::Transformer {
       k_pools_.emplace_back(per_layer_pool);
       v_pools_.emplace_back(per_layer_pool);
     }
-    quest_table_ = DeviceBuffer<int32_t>(as_size(pages_per_sequence_));
     step_ = StepBuffers(max_rows_, max_batch_, pages_per_sequence_);
 
     std::vector<float> inv_freq(as_size(config_.head_dim / 2));
@@ -390,8 +388,11 @@ class CudaTransformer final : public runtime::Transformer {
     for (const runtime::DecodeGroup& group : layout.decode_groups) {
       CudaAttention& method = *methods_[as_size(group.method)];
       const int32_t* kv_lens = step_.kv_lens() + group.first_slot;
-      // The layer's new key is in the pool: Quest folds it into its page's bounds before selecting.
-      if (decodes_with_quest(method.config())) quest_.append(i, kv_lens, static_cast<int>(bucket), s);
+      // The layer's new keys are in the pool: Quest folds them into their pages' bounds before selecting.
+      if (decodes_with_quest(method.config())) {
+        quest_.append(i, step_.page_table(group.first_slot), static_cast<int>(pages_per_sequence_), kv_lens,
+                      static_cast<int>(bucket), group.slots, s);
+      }
       method.decode(i, q_.data() + group.first_slot * q_dim, kv_lens, static_cast<int>(bucket), group.slots,
                     layer_kv(i, group.first_slot), attn_.data() + group.first_slot * q_dim, s);
     }
@@ -571,8 +572,6 @@ class CudaTransformer final : public runtime::Transformer {
 
   CudaWeights weights_;
   std::vector<DeviceBuffer<bf16>> k_pools_, v_pools_;
-  DeviceBuffer<int32_t> quest_table_;
-  size_t quest_table_pages_ = 0;  // entries of quest_table_ that mirror the default sequence's pages
   QuestBounds quest_;
   StepBuffers step_;
   DeviceBuffer<float> inv_freq_;
