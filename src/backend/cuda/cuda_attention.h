@@ -42,6 +42,8 @@ class CudaAttention {
 
   const attention::AttentionConfig& config() const { return config_; }
   int max_decode_batch() const { return max_batch_; }
+  // Whether decoding needs key bounds beside the pool (QuestBounds), kept current by the transformer.
+  bool keeps_key_bounds() const { return quest_ != nullptr; }
 
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
   int64_t required_chunk_alignment() const;

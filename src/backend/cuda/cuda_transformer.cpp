@@ -45,10 +45,6 @@ int64_t aligned_chunk(int64_t requested, int64_t capacity, int64_t alignment) {
   return std::max(alignment, chunk / alignment * alignment);
 }
 
-bool decodes_with_quest(const attention::AttentionConfig& method) {
-  return method.decode.kind == attention::DecodeKind::Quest;
-}
-
 // What a decode step hands back for its rows: logits, a token chosen on the device, or both. A
 // graph is captured per (method, slots, context bucket, outputs).
 struct DecodeOutputs {
@@ -91,9 +87,9 @@ class CudaTransformer final : public runtime::Transformer {
     plan_ = plan_memory(config_, request, free_bytes);
     weights_ = CudaWeights::load(source, stream_.get());
     allocate_state();
-    quest_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(pool_pages_),
+    key_bounds_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(pool_pages_),
                          static_cast<int>(pages_per_sequence_));
-    quest_.ensure_layers(options.attention.decode);  // counted in the plan (quest_layers)
+    key_bounds_.ensure_layers(options.attention.decode);  // counted in the plan (quest_layers)
     default_sequence_ = sequences_.open(options.attention);
     method_of_[default_sequence_] = 0;
     method_users_[0] = 1;
@@ -106,7 +102,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   runtime::SequenceId open_sequence(const attention::AttentionConfig& method) override {
     check_method(method);
-    if (decodes_with_quest(method)) ensure_quest_layers(method);
+    ensure_key_bounds(method);
     const int index = method_index(method);
     const runtime::SequenceId id = sequences_.open(method);
     method_of_[id] = index;
@@ -117,7 +113,7 @@ class CudaTransformer final : public runtime::Transformer {
   void close_sequence(runtime::SequenceId id) override {
     if (id == default_sequence_) throw_error("the default sequence of the CUDA backend cannot be closed");
     sequences_.close(id);
-    quest_.forget(id);
+    key_bounds_.forget(id);
     const int index = method_of_.at(id);
     method_of_.erase(id);
     if (--method_users_[as_size(index)] == 0 && index != 0) release_method(index);
@@ -127,7 +123,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   void truncate_sequence(runtime::SequenceId id, int64_t length) override {
     sequences_.truncate(id, length);
-    quest_.truncate(id, length);
+    key_bounds_.truncate(id, length);
   }
 
   runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
@@ -247,28 +243,29 @@ class CudaTransformer final : public runtime::Transformer {
     }
   }
 
-  // Quest sequences' key bounds: before a step, whatever a truncation left stale is rebuilt; after
-  // it, a decode step has folded its key in inside the step, a prefill chunk's keys are folded in now.
+  // Key bounds of the sequences whose method keeps them (Quest): before a step, whatever a
+  // truncation left stale is rebuilt; after it, a decode step has folded its key in inside the
+  // step, a prefill chunk's keys are folded in now.
   void rebuild_quest_bounds(const runtime::BatchPlan& plan, bool after_step) {
     for (const runtime::BatchEntry& entry : plan.entries) {
-      if (!decodes_with_quest(methods_[as_size(method_of_.at(entry.sequence))]->config())) continue;
+      if (!methods_[as_size(method_of_.at(entry.sequence))]->keeps_key_bounds()) continue;
       const runtime::Sequence& sequence = sequences_.at(entry.sequence);
       if (after_step && entry.decode) {
-        quest_.appended(entry.sequence, sequence.length);
+        key_bounds_.appended(entry.sequence, sequence.length);
       } else {
-        quest_.rebuild_stale(entry.sequence, sequence.pages.data(), sequence.length, stream_.get());
+        key_bounds_.rebuild_stale(entry.sequence, sequence.pages.data(), sequence.length, stream_.get());
       }
     }
   }
 
-  void ensure_quest_layers(const attention::AttentionConfig& method) {
+  // Key bounds beside the pool for the layers where `method` needs them (none for most methods).
+  void ensure_key_bounds(const attention::AttentionConfig& method) {
     try {
-      quest_.ensure_layers(method.decode);
+      key_bounds_.ensure_layers(method.decode);
     } catch (const InputError&) {
       throw;
     } catch (const Error& e) {
-      throw_input_error("Quest's key bounds for \"{}\" do not fit in GPU memory: {}", attention::describe(method),
-                        e.what());
+      throw_input_error("the key bounds of \"{}\" do not fit in GPU memory: {}", attention::describe(method), e.what());
     }
   }
 
@@ -378,7 +375,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   LayerKv layer_kv(int i, int slot) {
     return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), step_.page_table(slot),
-            static_cast<int>(pages_per_sequence_), static_cast<int>(pool_pages_), quest_.layer(i)};
+            static_cast<int>(pages_per_sequence_), static_cast<int>(pool_pages_), key_bounds_.layer(i)};
   }
 
   // Layer i's attention for every decode group (one batched call each) and prefill chunk.
@@ -389,8 +386,8 @@ class CudaTransformer final : public runtime::Transformer {
       CudaAttention& method = *methods_[as_size(group.method)];
       const int32_t* kv_lens = step_.kv_lens() + group.first_slot;
       // The layer's new keys are in the pool: Quest folds them into their pages' bounds before selecting.
-      if (decodes_with_quest(method.config())) {
-        quest_.append(i, step_.page_table(group.first_slot), static_cast<int>(pages_per_sequence_), kv_lens,
+      if (method.keeps_key_bounds()) {
+        key_bounds_.append(i, step_.page_table(group.first_slot), static_cast<int>(pages_per_sequence_), kv_lens,
                       static_cast<int>(bucket), group.slots, s);
       }
       method.decode(i, q_.data() + group.first_slot * q_dim, kv_lens, static_cast<int>(bucket), group.slots,
@@ -572,7 +569,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   CudaWeights weights_;
   std::vector<DeviceBuffer<bf16>> k_pools_, v_pools_;
-  QuestBounds quest_;
+  QuestBounds key_bounds_;  // beside the pools, for methods that keep them (Quest)
   StepBuffers step_;
   DeviceBuffer<float> inv_freq_;
   DeviceBuffer<float> x_;
