@@ -22,7 +22,7 @@ int resolve_threads(int requested) {
 CpuTransformer::CpuTransformer(const model::ModelSource& source, const attention::AttentionConfig& attention,
                                const CpuTransformerOptions& options)
     : config_(source.config()),
-      weights_(CpuWeights::load(source)),
+      weights_(CpuWeights::load(source, weight_storage_from_env(), resolve_threads(options.threads))),
       capacity_(options.capacity),
       prefill_chunk_(std::max<int64_t>(1, options.prefill_chunk)) {
   if (capacity_ <= 0 || capacity_ > config_.context_length) {
@@ -87,9 +87,9 @@ void CpuTransformer::attention_block(int layer, int64_t n, int64_t prompt_end, b
   s_.proj.resize(as_size(n * d));
 
   rmsnorm(s_.x.data(), w.attn_norm.data(), s_.normed.data(), n, d, config_.rms_eps);
-  matmul(s_.normed.data(), w.wq, w.bq.empty() ? nullptr : w.bq.data(), s_.q.data(), n);
-  matmul(s_.normed.data(), w.wk, w.bk.empty() ? nullptr : w.bk.data(), s_.k.data(), n);
-  matmul(s_.normed.data(), w.wv, w.bv.empty() ? nullptr : w.bv.data(), s_.v.data(), n);
+  matmul(s_.normed.data(), w.wq, w.bq.empty() ? nullptr : w.bq.data(), s_.q.data(), n, weights_.threads);
+  matmul(s_.normed.data(), w.wk, w.bk.empty() ? nullptr : w.bk.data(), s_.k.data(), n, weights_.threads);
+  matmul(s_.normed.data(), w.wv, w.bv.empty() ? nullptr : w.bv.data(), s_.v.data(), n, weights_.threads);
   if (config_.qk_norm) {
     rmsnorm(s_.q.data(), w.q_norm.data(), s_.q.data(), n * config_.n_heads, config_.head_dim, config_.rms_eps);
     rmsnorm(s_.k.data(), w.k_norm.data(), s_.k.data(), n * config_.n_kv_heads, config_.head_dim, config_.rms_eps);
@@ -105,7 +105,7 @@ void CpuTransformer::attention_block(int layer, int64_t n, int64_t prompt_end, b
   } else {
     attention_->prefill(layer, s_.q.data(), n, cached_, prompt_end, kv, s_.attn.data());
   }
-  matmul(s_.attn.data(), w.wo, nullptr, s_.proj.data(), n);
+  matmul(s_.attn.data(), w.wo, nullptr, s_.proj.data(), n, weights_.threads);
   add_in_place(s_.x.data(), s_.proj.data(), n * d);
 }
 
@@ -129,10 +129,10 @@ void CpuTransformer::feed_forward_block(int layer, int64_t n) {
   s_.gate.resize(as_size(n * ffn));
   s_.up.resize(as_size(n * ffn));
   rmsnorm(s_.x.data(), w.ffn_norm.data(), s_.normed.data(), n, d, config_.rms_eps);
-  matmul(s_.normed.data(), w.w_gate, nullptr, s_.gate.data(), n);
-  matmul(s_.normed.data(), w.w_up, nullptr, s_.up.data(), n);
+  matmul(s_.normed.data(), w.w_gate, nullptr, s_.gate.data(), n, weights_.threads);
+  matmul(s_.normed.data(), w.w_up, nullptr, s_.up.data(), n, weights_.threads);
   swiglu(s_.gate.data(), s_.up.data(), n * ffn);
-  matmul(s_.gate.data(), w.w_down, nullptr, s_.proj.data(), n);
+  matmul(s_.gate.data(), w.w_down, nullptr, s_.proj.data(), n, weights_.threads);
   add_in_place(s_.x.data(), s_.proj.data(), n * d);
 }
 
@@ -140,7 +140,7 @@ void CpuTransformer::compute_logits(const float* hidden, int64_t rows, float* lo
   const int64_t d = config_.d_model;
   std::vector<float> normed(as_size(rows * d));
   rmsnorm(hidden, weights_.output_norm.data(), normed.data(), rows, d, config_.rms_eps);
-  matmul(normed.data(), weights_.output, nullptr, logits, rows);
+  matmul(normed.data(), weights_.output, nullptr, logits, rows, weights_.threads);
 }
 
 }  // namespace deltainfer::backend::cpu

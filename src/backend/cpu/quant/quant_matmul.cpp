@@ -28,14 +28,20 @@ QuantizedActivations quantize_activations(const float* x, int64_t n, int64_t in,
   q.row_bytes = format == ActivationFormat::Q8K ? in / kSuperBlock * static_cast<int64_t>(sizeof(Q8KBlock))
                                                 : in / kBlock * static_cast<int64_t>(sizeof(Q8Block));
   q.bytes.resize(static_cast<size_t>(n * q.row_bytes));
-  pool.run(n, [&](int64_t r) {
+  auto quantize_row = [&](int64_t r) {
     void* dst = q.bytes.data() + r * q.row_bytes;
     if (format == ActivationFormat::Q8K) {
       quantize_row_q8k(x + r * in, static_cast<Q8KBlock*>(dst), in);
     } else {
       quantize_row_q8(x + r * in, static_cast<Q8Block*>(dst), in);
     }
-  });
+  };
+  // A few rows cost less than waking the pool for them.
+  if (n < 4 * pool.threads()) {
+    for (int64_t r = 0; r < n; ++r) quantize_row(r);
+  } else {
+    pool.run(n, quantize_row);
+  }
   return q;
 }
 
@@ -49,6 +55,7 @@ void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bi
   const RowDot dot = dot_kernel(weight.type, isa);
   ThreadPool& pool = ThreadPool::shared(threads);
   const int64_t in = weight.cols, out = weight.rows, n_blocks = weight.blocks_per_row();
+  const int64_t row_bytes = weight.row_bytes();
   const QuantizedActivations xq = quantize_activations(x, n, in, activation_format(weight.type), pool);
   const int64_t output_tiles = (out + kOutputTile - 1) / kOutputTile;
   const int64_t input_tiles = (n + kInputTile - 1) / kInputTile;
@@ -59,7 +66,8 @@ void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bi
       const void* activations = xq.row(r);
       float* y_row = y + r * out;
       for (int64_t o = o_begin; o < o_end; ++o) {
-        y_row[o] = dot(weight.row(o), activations, n_blocks) + (bias != nullptr ? bias[o] : 0.0f);
+        const uint8_t* weight_row = weight.blocks.data() + o * row_bytes;
+        y_row[o] = dot(weight_row, activations, n_blocks) + (bias != nullptr ? bias[o] : 0.0f);
       }
     }
   });

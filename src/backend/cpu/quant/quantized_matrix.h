@@ -16,7 +16,6 @@ struct QuantizedMatrix {
 
   int64_t blocks_per_row() const { return cols / io::ggml_type_traits(type).block_size; }
   int64_t row_bytes() const { return blocks_per_row() * io::ggml_type_traits(type).type_size; }
-  const uint8_t* row(int64_t r) const { return blocks.data() + r * row_bytes(); }
 };
 
 }  // namespace deltainfer::backend::cpu::quant
