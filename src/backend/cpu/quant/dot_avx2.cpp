@@ -63,62 +63,75 @@ DI_AVX2 inline __m256i fifth_bits(const uint8_t* qh) {
   return _mm256_and_si256(bits_to_byte_mask(load_u32(qh)), _mm256_set1_epi8(0x10));
 }
 
-DI_AVX2 float dot_q4_0(const uint8_t* w, const void* act, int64_t n_blocks) {
-  const auto* x = static_cast<const Q8Block*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n_blocks; ++b, w += kQ4_0Bytes) {
-    const __m256i q = _mm256_sub_epi8(unpack_nibbles(w + 2), _mm256_set1_epi8(8));
-    const __m256 sums = _mm256_cvtepi32_ps(dot_signed(q, load32(x[b].qs)));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(w) * x[b].d), sums, acc);
+// The 32-element types differ only in how a block's 32 values are unpacked: signed values
+// (Q4_0, Q5_0, Q8_0) or unsigned values plus a per-block offset m (Q4_1, Q5_1).
+struct Q4_0 {
+  static constexpr int kBytes = kQ4_0Bytes;
+  static constexpr bool kHasMin = false;
+  DI_AVX2 static __m256i values(const uint8_t* w) { return _mm256_sub_epi8(unpack_nibbles(w + 2), _mm256_set1_epi8(8)); }
+};
+struct Q4_1 {
+  static constexpr int kBytes = kQ4_1Bytes;
+  static constexpr bool kHasMin = true;
+  DI_AVX2 static __m256i values(const uint8_t* w) { return unpack_nibbles(w + 4); }
+};
+struct Q5_0 {
+  static constexpr int kBytes = kQ5_0Bytes;
+  static constexpr bool kHasMin = false;
+  DI_AVX2 static __m256i values(const uint8_t* w) {
+    return _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(w + 6), fifth_bits(w + 2)), _mm256_set1_epi8(16));
   }
-  return horizontal_sum(acc);
+};
+struct Q5_1 {
+  static constexpr int kBytes = kQ5_1Bytes;
+  static constexpr bool kHasMin = true;
+  DI_AVX2 static __m256i values(const uint8_t* w) { return _mm256_or_si256(unpack_nibbles(w + 8), fifth_bits(w + 4)); }
+};
+struct Q8_0 {
+  static constexpr int kBytes = kQ8_0Bytes;
+  static constexpr bool kHasMin = false;
+  DI_AVX2 static __m256i values(const uint8_t* w) { return load32(w + 2); }
+};
+
+// One weight row against kRows activation rows: each weight block is unpacked once and used
+// kRows times (prefill), which is where the multi-row variant gains over kRows single dots.
+template <typename Type, int kRows>
+DI_AVX2 void dot_rows(const uint8_t* w, const Q8Block* const* x, int64_t n_blocks, float* out) {
+  __m256 acc[kRows];
+  float offsets[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    offsets[r] = 0.0f;
+  }
+  for (int64_t b = 0; b < n_blocks; ++b, w += Type::kBytes) {
+    const __m256i q = Type::values(w);
+    // maddubs multiplies unsigned by signed bytes: signed weights lend their sign to the activations.
+    const __m256i q_unsigned = Type::kHasMin ? q : _mm256_sign_epi8(q, q);
+    const float d = load_f16(w);
+    for (int r = 0; r < kRows; ++r) {
+      const Q8Block& block = x[r][b];
+      const __m256i y = Type::kHasMin ? load32(block.qs) : _mm256_sign_epi8(load32(block.qs), q);
+      const __m256 sums = _mm256_cvtepi32_ps(dot_unsigned_signed(q_unsigned, y));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * block.d), sums, acc[r]);
+      if (Type::kHasMin) offsets[r] += load_f16(w + 2) * block.sum;
+    }
+  }
+  for (int r = 0; r < kRows; ++r) out[r] = horizontal_sum(acc[r]) + offsets[r];
 }
 
-DI_AVX2 float dot_q4_1(const uint8_t* w, const void* act, int64_t n_blocks) {
-  const auto* x = static_cast<const Q8Block*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  float offsets = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b, w += kQ4_1Bytes) {
-    const __m256 sums = _mm256_cvtepi32_ps(dot_unsigned_signed(unpack_nibbles(w + 4), load32(x[b].qs)));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(w) * x[b].d), sums, acc);
-    offsets += load_f16(w + 2) * x[b].sum;
-  }
-  return horizontal_sum(acc) + offsets;
+template <typename Type>
+DI_AVX2 float dot_one(const uint8_t* w, const void* act, int64_t n_blocks) {
+  const Q8Block* x[1] = {static_cast<const Q8Block*>(act)};
+  float result;
+  dot_rows<Type, 1>(w, x, n_blocks, &result);
+  return result;
 }
 
-DI_AVX2 float dot_q5_0(const uint8_t* w, const void* act, int64_t n_blocks) {
-  const auto* x = static_cast<const Q8Block*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n_blocks; ++b, w += kQ5_0Bytes) {
-    const __m256i unsigned_q = _mm256_or_si256(unpack_nibbles(w + 6), fifth_bits(w + 2));
-    const __m256i q = _mm256_sub_epi8(unsigned_q, _mm256_set1_epi8(16));
-    const __m256 sums = _mm256_cvtepi32_ps(dot_signed(q, load32(x[b].qs)));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(w) * x[b].d), sums, acc);
-  }
-  return horizontal_sum(acc);
-}
-
-DI_AVX2 float dot_q5_1(const uint8_t* w, const void* act, int64_t n_blocks) {
-  const auto* x = static_cast<const Q8Block*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  float offsets = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b, w += kQ5_1Bytes) {
-    const __m256i q = _mm256_or_si256(unpack_nibbles(w + 8), fifth_bits(w + 4));
-    const __m256 sums = _mm256_cvtepi32_ps(dot_unsigned_signed(q, load32(x[b].qs)));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(w) * x[b].d), sums, acc);
-    offsets += load_f16(w + 2) * x[b].sum;
-  }
-  return horizontal_sum(acc) + offsets;
-}
-
-DI_AVX2 float dot_q8_0(const uint8_t* w, const void* act, int64_t n_blocks) {
-  const auto* x = static_cast<const Q8Block*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n_blocks; ++b, w += kQ8_0Bytes) {
-    const __m256 sums = _mm256_cvtepi32_ps(dot_signed(load32(w + 2), load32(x[b].qs)));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(w) * x[b].d), sums, acc);
-  }
-  return horizontal_sum(acc);
+template <typename Type>
+DI_AVX2 void dot_four(const uint8_t* w, const void* const* act, int64_t n_blocks, float* out) {
+  const Q8Block* x[4];
+  for (int r = 0; r < 4; ++r) x[r] = static_cast<const Q8Block*>(act[r]);
+  dot_rows<Type, 4>(w, x, n_blocks, out);
 }
 
 // Σ over the 4 groups of 64 of scale(sub-block) * Σ q * y, for Q4_K (qh null) and Q5_K.
@@ -228,14 +241,25 @@ DI_AVX2 float dot_q6_k(const uint8_t* w, const void* act, int64_t n_blocks) {
 
 RowDot avx2_dot(io::GgmlType type) {
   switch (type) {
-    case io::GgmlType::Q4_0: return dot_q4_0;
-    case io::GgmlType::Q4_1: return dot_q4_1;
-    case io::GgmlType::Q5_0: return dot_q5_0;
-    case io::GgmlType::Q5_1: return dot_q5_1;
-    case io::GgmlType::Q8_0: return dot_q8_0;
+    case io::GgmlType::Q4_0: return dot_one<Q4_0>;
+    case io::GgmlType::Q4_1: return dot_one<Q4_1>;
+    case io::GgmlType::Q5_0: return dot_one<Q5_0>;
+    case io::GgmlType::Q5_1: return dot_one<Q5_1>;
+    case io::GgmlType::Q8_0: return dot_one<Q8_0>;
     case io::GgmlType::Q4_K: return dot_q4_k;
     case io::GgmlType::Q5_K: return dot_q5_k;
     case io::GgmlType::Q6_K: return dot_q6_k;
+    default: return nullptr;
+  }
+}
+
+RowDot4 avx2_dot4(io::GgmlType type) {
+  switch (type) {
+    case io::GgmlType::Q4_0: return dot_four<Q4_0>;
+    case io::GgmlType::Q4_1: return dot_four<Q4_1>;
+    case io::GgmlType::Q5_0: return dot_four<Q5_0>;
+    case io::GgmlType::Q5_1: return dot_four<Q5_1>;
+    case io::GgmlType::Q8_0: return dot_four<Q8_0>;
     default: return nullptr;
   }
 }
@@ -246,6 +270,7 @@ RowDot avx2_dot(io::GgmlType type) {
 
 namespace deltainfer::backend::cpu::quant {
 RowDot avx2_dot(io::GgmlType) { return nullptr; }
+RowDot4 avx2_dot4(io::GgmlType) { return nullptr; }
 }  // namespace deltainfer::backend::cpu::quant
 
 #endif

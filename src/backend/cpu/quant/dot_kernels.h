@@ -14,6 +14,10 @@ namespace deltainfer::backend::cpu::quant {
 // types) or Q8KBlock (k-quants) covering the same elements.
 using RowDot = float (*)(const uint8_t* weight_row, const void* activations, int64_t n_blocks);
 
+// The same for four activation rows at once (out[r] = dot(weight_row, activations[r])), where an
+// instruction set has it: the weight blocks are unpacked once for the four.
+using RowDot4 = void (*)(const uint8_t* weight_row, const void* const* activations, int64_t n_blocks, float* out);
+
 enum class ActivationFormat { Q8, Q8K };
 enum class Isa { Scalar, Avx2 };
 
@@ -24,13 +28,14 @@ ActivationFormat activation_format(io::GgmlType type);  // type must have a kern
 // The variants of each instruction set (defined in dot_<isa>.cpp); nullptr for a type without one.
 RowDot scalar_dot(io::GgmlType type);
 RowDot avx2_dot(io::GgmlType type);
+RowDot4 avx2_dot4(io::GgmlType type);
 
 // The instruction sets this CPU runs, best last; always starts with Scalar.
 const std::vector<Isa>& supported_isas();
 const char* isa_name(Isa isa);
 // The kernel of `type` for `isa` (falls back to scalar where the ISA has no variant of the type).
 RowDot dot_kernel(io::GgmlType type, Isa isa);
-// The kernel of `type` for the best instruction set of this CPU.
-RowDot best_dot_kernel(io::GgmlType type);
+// The four-row kernel of `type` for `isa`, or nullptr (then callers use dot_kernel four times).
+RowDot4 dot4_kernel(io::GgmlType type, Isa isa);
 
 }  // namespace deltainfer::backend::cpu::quant

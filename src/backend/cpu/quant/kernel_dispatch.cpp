@@ -40,6 +40,6 @@ RowDot dot_kernel(io::GgmlType type, Isa isa) {
   return simd != nullptr ? simd : scalar_dot(type);
 }
 
-RowDot best_dot_kernel(io::GgmlType type) { return dot_kernel(type, supported_isas().back()); }
+RowDot4 dot4_kernel(io::GgmlType type, Isa isa) { return isa == Isa::Avx2 ? avx2_dot4(type) : nullptr; }
 
 }  // namespace deltainfer::backend::cpu::quant

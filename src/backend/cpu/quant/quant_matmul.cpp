@@ -53,6 +53,7 @@ void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bi
     throw_error("no quantized matmul kernel for type {}", io::ggml_type_name(weight.type));
   }
   const RowDot dot = dot_kernel(weight.type, isa);
+  const RowDot4 dot4 = dot4_kernel(weight.type, isa);
   ThreadPool& pool = ThreadPool::shared(threads);
   const int64_t in = weight.cols, out = weight.rows, n_blocks = weight.blocks_per_row();
   const int64_t row_bytes = weight.row_bytes();
@@ -62,12 +63,22 @@ void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bi
   pool.run(output_tiles * input_tiles, [&](int64_t tile) {
     const int64_t o_begin = tile % output_tiles * kOutputTile, o_end = std::min(out, o_begin + kOutputTile);
     const int64_t r_begin = tile / output_tiles * kInputTile, r_end = std::min(n, r_begin + kInputTile);
-    for (int64_t r = r_begin; r < r_end; ++r) {
+    int64_t r = r_begin;
+    if (dot4 != nullptr) {
+      for (; r + 4 <= r_end; r += 4) {
+        const void* activations[4] = {xq.row(r), xq.row(r + 1), xq.row(r + 2), xq.row(r + 3)};
+        for (int64_t o = o_begin; o < o_end; ++o) {
+          float products[4];
+          dot4(weight.blocks.data() + o * row_bytes, activations, n_blocks, products);
+          for (int64_t k = 0; k < 4; ++k) y[(r + k) * out + o] = products[k] + (bias != nullptr ? bias[o] : 0.0f);
+        }
+      }
+    }
+    for (; r < r_end; ++r) {
       const void* activations = xq.row(r);
-      float* y_row = y + r * out;
       for (int64_t o = o_begin; o < o_end; ++o) {
         const uint8_t* weight_row = weight.blocks.data() + o * row_bytes;
-        y_row[o] = dot(weight_row, activations, n_blocks) + (bias != nullptr ? bias[o] : 0.0f);
+        y[r * out + o] = dot(weight_row, activations, n_blocks) + (bias != nullptr ? bias[o] : 0.0f);
       }
     }
   });
