@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "backend/cpu/quant/panel_matmul.h"
 #include "backend/cpu/quant/quant_matmul.h"
 
 namespace deltainfer::backend::cpu {
@@ -25,7 +26,11 @@ void matmul(const float* x, const float* weight, const float* bias, float* y, in
 
 void matmul(const float* x, const Weight& weight, const float* bias, float* y, int64_t n, int threads) {
   if (weight.is_quantized()) {
-    quant::quant_matmul(x, *weight.quantized, bias, y, n, threads);
+    if (n >= quant::kPanelMinRows && quant::panel_matmul_supports(weight.quantized->type)) {
+      quant::panel_matmul(x, *weight.quantized, bias, y, n, threads);
+    } else {
+      quant::quant_matmul(x, *weight.quantized, bias, y, n, threads);
+    }
   } else {
     matmul(x, weight.f32(), bias, y, n, weight.cols, weight.rows);
   }

@@ -12,6 +12,7 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/quant/block_layouts.h"
+#include "backend/cpu/quant/panel_matmul.h"
 #include "io/dequantize.h"
 #include "random_blocks.h"
 
@@ -220,6 +221,32 @@ TEST(QuantMatmul, OpsMatmulDispatchesOnTheWeightStorage) {
   matmul(x.data(), dense, nullptr, yf.data(), n);
   EXPECT_LT(relative_error(yq, yf), 0.02);
   EXPECT_GT(relative_error(yq, yf), 0.0);  // the quantized path really ran (8-bit activations)
+}
+
+// A batch of kPanelMinRows rows or more goes through f32 panels: the f32 result (up to GEMM
+// blocking order), not the 8-bit one. The Q4_0 case has 4.2M weights: two 16 MiB panels.
+TEST(QuantMatmul, PanelMatmulEqualsF32MatmulOnDequantizedWeights) {
+  std::mt19937 rng(5);
+  const int64_t in = 256, n = kPanelMinRows + 3;
+  for (GgmlType type : kTypes) {
+    if (!panel_matmul_supports(type)) continue;
+    SCOPED_TRACE(io::ggml_type_name(type));
+    const int64_t out = type == GgmlType::Q4_0 ? 16400 : 70;
+    const QuantizedMatrix w = random_matrix(type, out, in, rng);
+    const std::vector<float> dense = dequantized(w);
+    const std::vector<float> x = random_normal(n * in, rng);
+    const std::vector<float> bias = random_normal(out, rng);
+    std::vector<float> panel(static_cast<size_t>(n * out)), expected(panel.size()), eight_bit(panel.size());
+    Weight weight;
+    weight.rows = out;
+    weight.cols = in;
+    weight.quantized = w;
+    matmul(x.data(), weight, bias.data(), panel.data(), n, 2);
+    matmul(x.data(), dense.data(), bias.data(), expected.data(), n, in, out);
+    quant_matmul(x.data(), w, bias.data(), eight_bit.data(), n, 2);
+    EXPECT_LT(relative_error(panel, expected), 1e-6);
+    EXPECT_GT(relative_error(eight_bit, expected), 1e-4);  // so the first check tells the paths apart
+  }
 }
 
 }  // namespace
