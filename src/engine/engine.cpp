@@ -28,7 +28,12 @@ void check_host_memory(const model::ModelSource& source, const runtime::BackendO
   if (!available) return;  // not Linux: nothing to measure against
   const model::ModelMemory memory = model::model_memory(source);
   model::HostMemoryRequest request;
-  request.weight_bytes = memory.f32_weight_bytes;
+  // Native storage keeps the file's blocks (and the embedding table in f32 for the row lookup).
+  const model::ModelConfig& c = source.config();
+  const uint64_t embedding_f32 = uint64_t(c.vocab_size) * uint64_t(c.d_model) * sizeof(float);
+  const bool native = backend::cpu::weight_storage_from_env() == backend::cpu::WeightStorage::Native;
+  request.weight_bytes = native && memory.stored_weight_bytes ? *memory.stored_weight_bytes + embedding_f32
+                                                              : memory.f32_weight_bytes;
   request.capacity = options.capacity;
   request.prefill_chunk = options.prefill_chunk;
   const int64_t pages =

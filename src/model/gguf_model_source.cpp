@@ -86,6 +86,11 @@ class GgufModelSource : public ModelSource {
     io::dequantize(tensor.type, file_.tensor_data(tensor), dst, n);
   }
 
+  std::optional<RawTensor> raw_tensor(const std::string& name) const override {
+    const io::GgufTensorInfo& tensor = require(name);
+    return RawTensor{tensor.type, tensor.shape(), file_.tensor_data(tensor)};
+  }
+
   std::map<std::string, int64_t> tensor_type_counts() const override {
     std::map<std::string, int64_t> counts;
     for (const io::GgufTensorInfo& tensor : file_.tensors()) ++counts[io::ggml_type_name(tensor.type)];

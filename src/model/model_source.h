@@ -18,10 +18,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "io/ggml_type.h"
 #include "model/model_config.h"
 
 namespace deltainfer::io {
@@ -29,6 +31,13 @@ class GgufFile;
 }
 
 namespace deltainfer::model {
+
+// A tensor in its storage type: shape as tensor_shape() gives it, data of ggml_nbytes(type, n) bytes.
+struct RawTensor {
+  io::GgmlType type;
+  std::vector<int64_t> shape;
+  const uint8_t* data;
+};
 
 class ModelSource {
  public:
@@ -43,6 +52,13 @@ class ModelSource {
   virtual std::vector<int64_t> tensor_shape(const std::string& name) const = 0;
   // Dequantizes the whole tensor into dst (n must equal the element count, else InputError).
   virtual void read_f32(const std::string& name, float* dst, int64_t n) const = 0;
+  // The tensor's bytes as stored (valid while the source lives) and their ggml type, for backends
+  // that compute on quantized blocks directly; nullopt when the format has no such view (HF,
+  // synthetic). Throws InputError like tensor_shape when the tensor is absent.
+  virtual std::optional<RawTensor> raw_tensor(const std::string& name) const {
+    (void)tensor_shape(name);
+    return std::nullopt;
+  }
   // Storage type name -> number of tensors of that type (for `inspect`), e.g. {"Q4_1": 211}.
   virtual std::map<std::string, int64_t> tensor_type_counts() const = 0;
 

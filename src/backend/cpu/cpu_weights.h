@@ -1,27 +1,38 @@
 #pragma once
-// The model's weights dequantized to f32 for the CPU backend, in canonical layout (model_source.h).
+// The model's weights for the CPU backend, in canonical layout (model_source.h). Norms, biases and
+// the embedding table are f32; each matrix is a Weight: kept in its GGUF type when that type has a
+// quantized kernel and native storage is chosen, else dequantized to f32.
 #include <vector>
 
+#include "backend/cpu/weight.h"
 #include "model/model_source.h"
 
 namespace deltainfer::backend::cpu {
 
+// F32: every matrix dequantized (the reference path). Native: matrices keep their GGUF type where
+// a quantized kernel exists. The environment variable DELTAINFER_CPU_WEIGHTS=f32|native picks
+// (default f32).
+enum class WeightStorage { F32, Native };
+WeightStorage weight_storage_from_env();
+
 struct LayerWeights {
-  std::vector<float> attn_norm, wq, wk, wv, wo;
+  std::vector<float> attn_norm;
+  Weight wq, wk, wv, wo;
   std::vector<float> bq, bk, bv;          // empty unless config.qkv_bias
   std::vector<float> q_norm, k_norm;      // empty unless config.qk_norm
-  std::vector<float> ffn_norm, w_gate, w_up, w_down;
+  std::vector<float> ffn_norm;
+  Weight w_gate, w_up, w_down;
 };
 
 struct CpuWeights {
-  std::vector<float> token_embd;   // [vocab, d_model]
+  std::vector<float> token_embd;   // [vocab, d_model], f32 for the embedding lookup
   std::vector<float> output_norm;  // [d_model]
-  std::vector<float> output;       // [vocab, d_model]; empty when tied to token_embd
+  Weight output;                   // [vocab, d_model]; token_embd's values or blocks when tied
   std::vector<LayerWeights> layers;
+  int threads = 0;  // threads the quantized matmuls use; 0: one per hardware thread
 
-  const float* output_matrix() const { return output.empty() ? token_embd.data() : output.data(); }
-
-  static CpuWeights load(const model::ModelSource& source);
+  static CpuWeights load(const model::ModelSource& source, WeightStorage storage = weight_storage_from_env(),
+                         int threads = 0);
 };
 
 }  // namespace deltainfer::backend::cpu

@@ -4,6 +4,9 @@
 
 #include <cmath>
 
+#include "backend/cpu/quant/panel_matmul.h"
+#include "backend/cpu/quant/quant_matmul.h"
+
 namespace deltainfer::backend::cpu {
 
 void matmul(const float* x, const float* weight, const float* bias, float* y, int64_t n, int64_t in,
@@ -18,6 +21,18 @@ void matmul(const float* x, const float* weight, const float* bias, float* y, in
   }
   if (bias != nullptr) {
     for (int64_t row = 0; row < n; ++row) add_in_place(y + row * out, bias, out);
+  }
+}
+
+void matmul(const float* x, const Weight& weight, const float* bias, float* y, int64_t n, int threads) {
+  if (weight.is_quantized()) {
+    if (n >= quant::kPanelMinRows && quant::panel_matmul_supports(weight.quantized->type)) {
+      quant::panel_matmul(x, *weight.quantized, bias, y, n, threads);
+    } else {
+      quant::quant_matmul(x, *weight.quantized, bias, y, n, threads);
+    }
+  } else {
+    matmul(x, weight.f32(), bias, y, n, weight.cols, weight.rows);
   }
 }
 

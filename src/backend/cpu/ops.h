@@ -3,6 +3,7 @@
 // [out, in] and maps x -> W x. These are also the CPU twins the CUDA kernels are tested against.
 #include <cstdint>
 
+#include "backend/cpu/weight.h"
 #include "model/model_config.h"
 
 namespace deltainfer::backend::cpu {
@@ -10,6 +11,12 @@ namespace deltainfer::backend::cpu {
 // y[n, out] = x[n, in] · W[out, in]^T (+ bias[out] when bias != nullptr). Uses BLAS.
 void matmul(const float* x, const float* weight, const float* bias, float* y, int64_t n, int64_t in,
             int64_t out);
+
+// The same for a model weight, f32 or quantized: a few rows of x against a quantized weight are
+// quantized to 8 bits on the fly (quant/quant_matmul.h), a batch of kPanelMinRows or more goes
+// through dequantized f32 panels (quant/panel_matmul.h).
+// threads: 0 for one per hardware thread (used by the quantized path; BLAS keeps its own).
+void matmul(const float* x, const Weight& weight, const float* bias, float* y, int64_t n, int threads = 0);
 
 // Each of the n rows of length dim: y = x / rms(x) * gain.
 void rmsnorm(const float* x, const float* gain, float* y, int64_t n, int64_t dim, float eps);

@@ -1,0 +1,276 @@
+// AVX2 dot products. Compiled with function-level target attributes, so the build needs no -march
+// flag; kernel_dispatch.cpp only hands them out on a CPU that reports AVX2, FMA and F16C. Per block they
+// form the same integer sums as dot_scalar.cpp (8-bit products summed in 16 then 32 bits, which
+// cannot overflow for these value ranges) and accumulate the f32 block terms in 8 lanes.
+#include "backend/cpu/quant/dot_kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "backend/cpu/quant/block_layouts.h"
+
+#define DI_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace deltainfer::backend::cpu::quant {
+namespace {
+
+// The hardware conversion (F16C comes with every AVX2 CPU; the dispatcher checks it anyway).
+DI_AVX2 inline float load_f16(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, sizeof bits);
+  return _cvtsh_ss(bits);
+}
+
+DI_AVX2 inline float horizontal_sum(__m256 v) {
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+  sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+  return _mm_cvtss_f32(sum);
+}
+
+// 16 bytes of nibbles -> 32 bytes: the low nibbles (elements 0..15), then the high (16..31).
+DI_AVX2 inline __m256i unpack_nibbles(const uint8_t* nibbles) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nibbles));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// Byte i is 0xFF where bit i of `bits` is set, else 0.
+DI_AVX2 inline __m256i bits_to_byte_mask(uint32_t bits) {
+  const __m256i byte_of_bit = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                               2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), byte_of_bit);
+  const __m256i bit_of_byte = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit_of_byte), bit_of_byte);
+}
+
+// 8 int32 partial sums of unsigned bytes u times signed bytes s.
+DI_AVX2 inline __m256i dot_unsigned_signed(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// 8 int32 partial sums of signed bytes a times signed bytes b (maddubs wants one side unsigned:
+// move a's sign onto b).
+DI_AVX2 inline __m256i dot_signed(__m256i a, __m256i b) {
+  return dot_unsigned_signed(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+DI_AVX2 inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+DI_AVX2 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// The fifth bits of a Q5 block as 0x10 per byte.
+DI_AVX2 inline __m256i fifth_bits(const uint8_t* qh) {
+  return _mm256_and_si256(bits_to_byte_mask(load_u32(qh)), _mm256_set1_epi8(0x10));
+}
+
+// The 32-element types differ only in how a block's 32 values are unpacked: signed values
+// (Q4_0, Q5_0, Q8_0) or unsigned values plus a per-block offset m (Q4_1, Q5_1).
+struct Q4_0 {
+  static constexpr int kBytes = kQ4_0Bytes;
+  static constexpr bool kHasMin = false;
+  DI_AVX2 static __m256i values(const uint8_t* w) { return _mm256_sub_epi8(unpack_nibbles(w + 2), _mm256_set1_epi8(8)); }
+};
+struct Q4_1 {
+  static constexpr int kBytes = kQ4_1Bytes;
+  static constexpr bool kHasMin = true;
+  DI_AVX2 static __m256i values(const uint8_t* w) { return unpack_nibbles(w + 4); }
+};
+struct Q5_0 {
+  static constexpr int kBytes = kQ5_0Bytes;
+  static constexpr bool kHasMin = false;
+  DI_AVX2 static __m256i values(const uint8_t* w) {
+    return _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(w + 6), fifth_bits(w + 2)), _mm256_set1_epi8(16));
+  }
+};
+struct Q5_1 {
+  static constexpr int kBytes = kQ5_1Bytes;
+  static constexpr bool kHasMin = true;
+  DI_AVX2 static __m256i values(const uint8_t* w) { return _mm256_or_si256(unpack_nibbles(w + 8), fifth_bits(w + 4)); }
+};
+struct Q8_0 {
+  static constexpr int kBytes = kQ8_0Bytes;
+  static constexpr bool kHasMin = false;
+  DI_AVX2 static __m256i values(const uint8_t* w) { return load32(w + 2); }
+};
+
+// One weight row against kRows activation rows: each weight block is unpacked once and used
+// kRows times (prefill), which is where the multi-row variant gains over kRows single dots.
+template <typename Type, int kRows>
+DI_AVX2 void dot_rows(const uint8_t* w, const Q8Block* const* x, int64_t n_blocks, float* out) {
+  __m256 acc[kRows];
+  float offsets[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    offsets[r] = 0.0f;
+  }
+  for (int64_t b = 0; b < n_blocks; ++b, w += Type::kBytes) {
+    const __m256i q = Type::values(w);
+    // maddubs multiplies unsigned by signed bytes: signed weights lend their sign to the activations.
+    const __m256i q_unsigned = Type::kHasMin ? q : _mm256_sign_epi8(q, q);
+    const float d = load_f16(w);
+    for (int r = 0; r < kRows; ++r) {
+      const Q8Block& block = x[r][b];
+      const __m256i y = Type::kHasMin ? load32(block.qs) : _mm256_sign_epi8(load32(block.qs), q);
+      const __m256 sums = _mm256_cvtepi32_ps(dot_unsigned_signed(q_unsigned, y));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * block.d), sums, acc[r]);
+      if (Type::kHasMin) offsets[r] += load_f16(w + 2) * block.sum;
+    }
+  }
+  for (int r = 0; r < kRows; ++r) out[r] = horizontal_sum(acc[r]) + offsets[r];
+}
+
+template <typename Type>
+DI_AVX2 float dot_one(const uint8_t* w, const void* act, int64_t n_blocks) {
+  const Q8Block* x[1] = {static_cast<const Q8Block*>(act)};
+  float result;
+  dot_rows<Type, 1>(w, x, n_blocks, &result);
+  return result;
+}
+
+template <typename Type>
+DI_AVX2 void dot_four(const uint8_t* w, const void* const* act, int64_t n_blocks, float* out) {
+  const Q8Block* x[4];
+  for (int r = 0; r < 4; ++r) x[r] = static_cast<const Q8Block*>(act[r]);
+  dot_rows<Type, 4>(w, x, n_blocks, out);
+}
+
+// Σ over the 4 groups of 64 of scale(sub-block) * Σ q * y, for Q4_K (qh null) and Q5_K.
+DI_AVX2 inline __m256i k_scaled_sums(const uint8_t* nibbles, const uint8_t* qh, const uint8_t scales[8],
+                                     const int8_t* y) {
+  const __m256i low_mask = _mm256_set1_epi8(0x0F);
+  const __m256i one = _mm256_set1_epi8(1);
+  const __m256i high_bits = qh != nullptr ? load32(qh) : _mm256_setzero_si256();
+  __m256i sum = _mm256_setzero_si256();
+  for (int g = 0; g < 4; ++g) {
+    const __m256i q = load32(nibbles + 32 * g);
+    __m256i lo = _mm256_and_si256(q, low_mask);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low_mask);
+    if (qh != nullptr) {
+      const __m256i bit_lo = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * g), one);
+      const __m256i bit_hi = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * g + 1), one);
+      lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
+      hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
+    }
+    const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(y + 64 * g)),
+                                           _mm256_set1_epi16(scales[2 * g]));
+    const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(y + 64 * g + 32)),
+                                           _mm256_set1_epi16(scales[2 * g + 1]));
+    sum = _mm256_add_epi32(sum, _mm256_add_epi32(p_lo, p_hi));
+  }
+  return sum;
+}
+
+// Σ min(sub-block) * Σ y over the sub-block, from the activation's 16-element sums.
+inline int k_min_terms(const uint8_t mins[8], const int16_t* bsums) {
+  int sum = 0;
+  for (int j = 0; j < 8; ++j) sum += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+  return sum;
+}
+
+DI_AVX2 float dot_k_4or5bit(const uint8_t* w, const void* act, int64_t n_blocks, int block_bytes, bool five_bit) {
+  const auto* x = static_cast<const Q8KBlock*>(act);
+  __m256 acc = _mm256_setzero_ps();
+  float min_total = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b, w += block_bytes) {
+    uint8_t scales[8];
+    uint8_t mins[8];
+    unpack_k_scales(w + 4, scales, mins);
+    const uint8_t* qh = five_bit ? w + 16 : nullptr;
+    const uint8_t* nibbles = five_bit ? w + 48 : w + 16;
+    const __m256 sums = _mm256_cvtepi32_ps(k_scaled_sums(nibbles, qh, scales, x[b].qs));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(w) * x[b].d), sums, acc);
+    min_total += load_f16(w + 2) * x[b].d * static_cast<float>(k_min_terms(mins, x[b].bsums));
+  }
+  return horizontal_sum(acc) - min_total;
+}
+
+DI_AVX2 float dot_q4_k(const uint8_t* w, const void* act, int64_t n_blocks) {
+  return dot_k_4or5bit(w, act, n_blocks, kQ4_KBytes, false);
+}
+
+DI_AVX2 float dot_q5_k(const uint8_t* w, const void* act, int64_t n_blocks) {
+  return dot_k_4or5bit(w, act, n_blocks, kQ5_KBytes, true);
+}
+
+// Σ scale * q * y over a Q6_K super-block with q unsigned (0..63); the -32 offset is applied by
+// the caller through the activation's 16-element sums.
+DI_AVX2 inline __m256i q6_k_scaled_sums(const uint8_t* w, const int8_t* y) {
+  const __m256i low_mask = _mm256_set1_epi8(0x0F);
+  const auto* scales = reinterpret_cast<const int8_t*>(w + 192);
+  __m256i sum = _mm256_setzero_si256();
+  for (int half = 0; half < 2; ++half) {
+    const __m256i ql0 = load32(w + 64 * half);
+    const __m256i ql1 = load32(w + 64 * half + 32);
+    const __m256i qh = load32(w + 128 + 32 * half);
+    const __m256i q[4] = {
+        _mm256_or_si256(_mm256_and_si256(ql0, low_mask),
+                        _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4)),
+        _mm256_or_si256(_mm256_and_si256(ql1, low_mask),
+                        _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask),
+                        _mm256_and_si256(qh, _mm256_set1_epi8(0x30))),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask),
+                        _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0))), 2)),
+    };
+    for (int k = 0; k < 4; ++k) {
+      const int8_t* sc = scales + 8 * half + 2 * k;
+      const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+      const __m256i products = _mm256_maddubs_epi16(q[k], load32(y + 128 * half + 32 * k));
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scale));
+    }
+  }
+  return sum;
+}
+
+DI_AVX2 float dot_q6_k(const uint8_t* w, const void* act, int64_t n_blocks) {
+  const auto* x = static_cast<const Q8KBlock*>(act);
+  __m256 acc = _mm256_setzero_ps();
+  float offset_total = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b, w += kQ6_KBytes) {
+    const float d = load_f16(w + 208) * x[b].d;
+    const auto* scales = reinterpret_cast<const int8_t*>(w + 192);
+    int offset = 0;
+    for (int g = 0; g < 16; ++g) offset += scales[g] * x[b].bsums[g];
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(q6_k_scaled_sums(w, x[b].qs)), acc);
+    offset_total += d * static_cast<float>(32 * offset);
+  }
+  return horizontal_sum(acc) - offset_total;
+}
+
+}  // namespace
+
+RowDot avx2_dot(io::GgmlType type) {
+  switch (type) {
+    case io::GgmlType::Q4_0: return dot_one<Q4_0>;
+    case io::GgmlType::Q4_1: return dot_one<Q4_1>;
+    case io::GgmlType::Q5_0: return dot_one<Q5_0>;
+    case io::GgmlType::Q5_1: return dot_one<Q5_1>;
+    case io::GgmlType::Q8_0: return dot_one<Q8_0>;
+    case io::GgmlType::Q4_K: return dot_q4_k;
+    case io::GgmlType::Q5_K: return dot_q5_k;
+    case io::GgmlType::Q6_K: return dot_q6_k;
+    default: return nullptr;
+  }
+}
+
+RowDot4 avx2_dot4(io::GgmlType type) {
+  switch (type) {
+    case io::GgmlType::Q4_0: return dot_four<Q4_0>;
+    case io::GgmlType::Q4_1: return dot_four<Q4_1>;
+    case io::GgmlType::Q5_0: return dot_four<Q5_0>;
+    case io::GgmlType::Q5_1: return dot_four<Q5_1>;
+    case io::GgmlType::Q8_0: return dot_four<Q8_0>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace deltainfer::backend::cpu::quant
+
+#else  // not x86: no AVX2 variants
+
+namespace deltainfer::backend::cpu::quant {
+RowDot avx2_dot(io::GgmlType) { return nullptr; }
+RowDot4 avx2_dot4(io::GgmlType) { return nullptr; }
+}  // namespace deltainfer::backend::cpu::quant
+
+#endif

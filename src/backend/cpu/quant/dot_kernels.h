@@ -1,0 +1,41 @@
+#pragma once
+// Dot products of one quantized weight row with one quantized activation row, per weight type
+// and instruction set. The instruction set is picked once, at run time, for the CPU at hand
+// (kernel_dispatch.cpp); every SIMD variant computes the same integer block sums as the scalar
+// reference and differs from it only in the order of the f32 accumulation.
+#include <cstdint>
+#include <vector>
+
+#include "io/ggml_type.h"
+
+namespace deltainfer::backend::cpu::quant {
+
+// weight_row: n_blocks blocks of the weight type; activations: n_blocks Q8Block (32-element
+// types) or Q8KBlock (k-quants) covering the same elements.
+using RowDot = float (*)(const uint8_t* weight_row, const void* activations, int64_t n_blocks);
+
+// The same for four activation rows at once (out[r] = dot(weight_row, activations[r])), where an
+// instruction set has it: the weight blocks are unpacked once for the four.
+using RowDot4 = void (*)(const uint8_t* weight_row, const void* const* activations, int64_t n_blocks, float* out);
+
+enum class ActivationFormat { Q8, Q8K };
+enum class Isa { Scalar, Avx2 };
+
+// Types with a quantized kernel: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+bool has_quantized_kernel(io::GgmlType type);
+ActivationFormat activation_format(io::GgmlType type);  // type must have a kernel
+
+// The variants of each instruction set (defined in dot_<isa>.cpp); nullptr for a type without one.
+RowDot scalar_dot(io::GgmlType type);
+RowDot avx2_dot(io::GgmlType type);
+RowDot4 avx2_dot4(io::GgmlType type);
+
+// The instruction sets this CPU runs, best last; always starts with Scalar.
+const std::vector<Isa>& supported_isas();
+const char* isa_name(Isa isa);
+// The kernel of `type` for `isa` (falls back to scalar where the ISA has no variant of the type).
+RowDot dot_kernel(io::GgmlType type, Isa isa);
+// The four-row kernel of `type` for `isa`, or nullptr (then callers use dot_kernel four times).
+RowDot4 dot4_kernel(io::GgmlType type, Isa isa);
+
+}  // namespace deltainfer::backend::cpu::quant

@@ -1,0 +1,45 @@
+// The one place that decides which instruction set the quantized kernels use on this CPU.
+#include "backend/cpu/quant/dot_kernels.h"
+
+namespace deltainfer::backend::cpu::quant {
+namespace {
+
+std::vector<Isa> detect_isas() {
+  std::vector<Isa> isas{Isa::Scalar};
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    isas.push_back(Isa::Avx2);
+  }
+#endif
+  return isas;
+}
+
+}  // namespace
+
+bool has_quantized_kernel(io::GgmlType type) { return scalar_dot(type) != nullptr; }
+
+ActivationFormat activation_format(io::GgmlType type) {
+  switch (type) {
+    case io::GgmlType::Q4_K:
+    case io::GgmlType::Q5_K:
+    case io::GgmlType::Q6_K: return ActivationFormat::Q8K;
+    default: return ActivationFormat::Q8;
+  }
+}
+
+const std::vector<Isa>& supported_isas() {
+  static const std::vector<Isa> isas = detect_isas();
+  return isas;
+}
+
+const char* isa_name(Isa isa) { return isa == Isa::Avx2 ? "avx2" : "scalar"; }
+
+RowDot dot_kernel(io::GgmlType type, Isa isa) {
+  const RowDot simd = isa == Isa::Avx2 ? avx2_dot(type) : nullptr;
+  return simd != nullptr ? simd : scalar_dot(type);
+}
+
+RowDot4 dot4_kernel(io::GgmlType type, Isa isa) { return isa == Isa::Avx2 ? avx2_dot4(type) : nullptr; }
+
+}  // namespace deltainfer::backend::cpu::quant
