@@ -66,7 +66,16 @@ SchedulerOptions options(int64_t max_batch, int64_t step_tokens = 128, int64_t m
 // What engine::generate (the CLI's path, on the default sequence) gives each request alone.
 std::vector<GenerationResult> generate_alone(FakeTransformer& model, const tokenizer::Tokenizer& tok,
                                              const std::vector<CompletionRequest>& requests) {
-  const std::vector<GenerationResult> alone = generate_alone(model, tok, requests);
+  std::vector<GenerationResult> alone;
+  for (const CompletionRequest& r : requests) {
+    model.truncate(0);
+    GenerationRequest g;
+    g.prompt = r.prompt;
+    g.max_tokens = r.max_tokens;
+    g.sampling = r.sampling;
+    g.stop_strings = r.stop_strings;
+    alone.push_back(generate(model, tok, g));
+  }
   model.truncate(0);
   return alone;
 }
