@@ -51,6 +51,8 @@ int64_t kv_pages(const ServeOptions& o, const model::ModelConfig& model, int64_t
   const double bytes = o.kv_memory_gb * double(int64_t{1} << 30);
   const int64_t pages = static_cast<int64_t>(bytes / static_cast<double>(bytes_per_page(model, o.backend.kind)));
   const int64_t one_sequence = pages_for_positions(context);
+  // The CUDA backend holds one sequence for now (and refuses a larger pool).
+  if (o.backend.kind == engine::BackendKind::Cuda) return one_sequence;
   if (pages < one_sequence) {
     fmt::print(stderr, "serve: --kv-memory {} GB holds {} pages, less than one sequence of {} tokens; using {} pages\n",
                o.kv_memory_gb, pages, context, one_sequence);

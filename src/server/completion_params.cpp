@@ -122,8 +122,11 @@ CompletionParams parse_completion(const nlohmann::json& body, Endpoint endpoint,
   }
   std::optional<int64_t> max_tokens = optional_integer(body, "max_completion_tokens", 1, INT64_MAX);
   if (!max_tokens) max_tokens = optional_integer(body, "max_tokens", 1, INT64_MAX);
-  // Without a limit a completion may fill the context (its KV pages are reserved for that).
-  request.max_tokens = max_tokens.value_or(model.capacity - prompt_tokens);
+  // OpenAI's defaults: 16 tokens for a completion; a chat answer may fill the context (its KV
+  // pages are reserved for that).
+  constexpr int64_t kCompletionDefaultTokens = 16;
+  request.max_tokens = max_tokens.value_or(endpoint == Endpoint::Chat ? model.capacity - prompt_tokens
+                                                                      : kCompletionDefaultTokens);
   read_sampling(body, model, request.sampling);
   request.stop_strings = string_or_strings(body, "stop", kMaxStopStrings);
   request.stop_at_eos = !optional_bool(body, "ignore_eos").value_or(false);
