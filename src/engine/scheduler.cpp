@@ -93,8 +93,9 @@ Scheduler::~Scheduler() {
 }
 
 int64_t Scheduler::pages_needed(const CompletionRequest& request) const {
-  const int64_t positions =
-      std::min(static_cast<int64_t>(request.prompt.size()) + request.max_tokens, model_.capacity());
+  const int64_t prompt = static_cast<int64_t>(request.prompt.size());
+  const int64_t room = model_.capacity() - prompt;  // >= 0: submit checked the prompt first
+  const int64_t positions = prompt + std::min(request.max_tokens, room);
   return pages_for_positions(positions);
 }
 

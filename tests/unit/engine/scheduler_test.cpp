@@ -287,3 +287,33 @@ TEST(Scheduler, PerRequestMethodsShareABatchAndBadOnesFail) {
 
 }  // namespace
 }  // namespace deltainfer::engine
+
+namespace deltainfer::engine {
+namespace {
+
+TEST(Scheduler, UnlimitedMaxTokensRunsToAFullContextLikeGenerate) {
+  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+  FakeTransformer model(256, 4, 128);
+  CompletionRequest r;
+  r.prompt.assign(200, 'q');
+  r.max_tokens = INT64_MAX;  // reserves the rest of the context, no more
+  r.stop_at_eos = false;
+  r.sampling.temperature = 0;
+  GenerationRequest g;
+  g.prompt = r.prompt;
+  g.max_tokens = r.max_tokens;
+  g.sampling = r.sampling;
+  g.stop_at_eos = false;
+  const GenerationResult alone = generate(model, tok, g);
+  model.truncate(0);
+  ASSERT_EQ(alone.stop_reason, StopReason::ContextFull);
+  Scheduler scheduler(model, tok, {}, options(2));
+  auto future = submit(scheduler, r);
+  const Finished got = wait(future);
+  EXPECT_EQ(got.outcome.finish, FinishReason::Length);
+  EXPECT_EQ(got.outcome.tokens, alone.tokens);
+  EXPECT_EQ(scheduler.stats().kv.used_pages, 0);
+}
+
+}  // namespace
+}  // namespace deltainfer::engine
