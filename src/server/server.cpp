@@ -41,6 +41,62 @@ json default_error(const httplib::Request& req, int status, size_t max_body) {
   return error_body(fmt::format("HTTP {}", status), status >= 500 ? "server_error" : "invalid_request_error", "", "");
 }
 
+bool completed(const engine::CompletionOutcome& outcome) {
+  return outcome.finish == engine::FinishReason::Stopped || outcome.finish == engine::FinishReason::Length;
+}
+
+// Why a completion did not complete, as the error a client gets.
+ApiError not_completed(const engine::CompletionOutcome& outcome) {
+  if (outcome.finish == engine::FinishReason::Cancelled) {
+    return ApiError(503, "the request was cancelled (the server is shutting down)", "server_error", "", "cancelled");
+  }
+  return ApiError(500, fmt::format("the engine failed: {}", outcome.error), "server_error", "", "engine_error");
+}
+
+// The server-sent events of one streamed completion, update by update.
+class StreamEvents {
+ public:
+  StreamEvents(ResponseHeader header, bool include_usage) : header_(std::move(header)), include_usage_(include_usage) {}
+
+  // What to write for `update` (may be empty): the chat role first, then text chunks, then the
+  // finish reason (or the error), the usage when asked, and [DONE]; a comment when silent long.
+  std::string next(const CompletionChannel::Update& update) {
+    std::string out;
+    if (header_.endpoint == Endpoint::Chat && !started_) {
+      out += server_sent_event(chunk_json(header_, "", /*first=*/true, nullptr));
+      started_ = true;
+    }
+    if (!update.text.empty()) out += server_sent_event(chunk_json(header_, update.text, false, nullptr));
+    if (update.outcome) {
+      out += final_events(*update.outcome);
+    } else if (out.empty() && Clock::now() - last_event_ > kStreamKeepAlive) {
+      out = ": keep-alive\n\n";
+    }
+    if (!out.empty()) last_event_ = Clock::now();
+    return out;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  std::string final_events(const engine::CompletionOutcome& outcome) const {
+    std::string out;
+    if (completed(outcome)) {
+      out += server_sent_event(chunk_json(header_, "", false, &outcome.finish));
+      if (include_usage_) out += server_sent_event(usage_chunk_json(header_, outcome));
+    } else {
+      out += server_sent_event(error_body(not_completed(outcome)));
+    }
+    out += kStreamEnd;
+    return out;
+  }
+
+  ResponseHeader header_;
+  bool include_usage_;
+  bool started_ = false;
+  Clock::time_point last_event_ = Clock::now();
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -171,17 +227,6 @@ struct Server::Impl {
     }
   }
 
-  static ApiError not_completed(const engine::CompletionOutcome& outcome) {
-    if (outcome.finish == engine::FinishReason::Cancelled) {
-      return ApiError(503, "the request was cancelled (the server is shutting down)", "server_error", "", "cancelled");
-    }
-    return ApiError(500, fmt::format("the engine failed: {}", outcome.error), "server_error", "", "engine_error");
-  }
-
-  static bool completed(const engine::CompletionOutcome& outcome) {
-    return outcome.finish == engine::FinishReason::Stopped || outcome.finish == engine::FinishReason::Length;
-  }
-
   void completion(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
     if (draining) throw ApiError(503, "the server is shutting down", "server_error", "", "shutting_down");
     const json body = parse_object(req.body);
@@ -204,37 +249,13 @@ struct Server::Impl {
   void stream(httplib::Response& res, const ResponseHeader& header, const std::shared_ptr<CompletionChannel>& channel,
               engine::RequestId id, bool include_usage, std::shared_ptr<void> in_flight_token) {
     res.set_header("Cache-Control", "no-cache");
-    struct State {
-      bool started = false;
-      std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
-    };
-    auto state = std::make_shared<State>();
+    auto events = std::make_shared<StreamEvents>(header, include_usage);
     res.set_chunked_content_provider(
         "text/event-stream",
-        [header, channel, include_usage, state, in_flight_token](size_t, httplib::DataSink& sink) {
+        [channel, events, in_flight_token](size_t, httplib::DataSink& sink) {
           const CompletionChannel::Update update = channel->wait(kStreamPoll);
-          std::string out;
-          if (header.endpoint == Endpoint::Chat && !state->started) {
-            out += server_sent_event(chunk_json(header, "", /*first=*/true, nullptr));  // the assistant's role
-            state->started = true;
-          }
-          if (!update.text.empty()) out += server_sent_event(chunk_json(header, update.text, false, nullptr));
-          if (update.outcome) {
-            const engine::CompletionOutcome& outcome = *update.outcome;
-            if (completed(outcome)) {
-              out += server_sent_event(chunk_json(header, "", false, &outcome.finish));
-              if (include_usage) out += server_sent_event(usage_chunk_json(header, outcome));
-            } else {
-              out += server_sent_event(error_body(not_completed(outcome)));
-            }
-            out += kStreamEnd;
-          } else if (out.empty() && std::chrono::steady_clock::now() - state->last_write > kStreamKeepAlive) {
-            out = ": keep-alive\n\n";
-          }
-          if (!out.empty()) {
-            if (!sink.write(out.data(), out.size())) return false;
-            state->last_write = std::chrono::steady_clock::now();
-          }
+          const std::string out = events->next(update);
+          if (!out.empty() && !sink.write(out.data(), out.size())) return false;
           if (update.outcome) sink.done();
           return true;
         },
