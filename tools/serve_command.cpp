@@ -51,8 +51,6 @@ int64_t kv_pages(const ServeOptions& o, const model::ModelConfig& model, int64_t
   const double bytes = o.kv_memory_gb * double(int64_t{1} << 30);
   const int64_t pages = static_cast<int64_t>(bytes / static_cast<double>(bytes_per_page(model, o.backend.kind)));
   const int64_t one_sequence = pages_for_positions(context);
-  // The CUDA backend holds one sequence for now (and refuses a larger pool).
-  if (o.backend.kind == engine::BackendKind::Cuda) return one_sequence;
   if (pages < one_sequence) {
     fmt::print(stderr, "serve: --kv-memory {} GB holds {} pages, less than one sequence of {} tokens; using {} pages\n",
                o.kv_memory_gb, pages, context, one_sequence);
@@ -107,6 +105,7 @@ int run_serve(ServeOptions& o) {
   o.engine.attention = o.attention.to_config();
   o.engine.kv_pages = kv_pages(o, model_config, context);
   o.engine.prefill_chunk = o.scheduler.step_tokens;
+  o.engine.max_batch = static_cast<int>(o.scheduler.max_batch);
   engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
   engine::Scheduler scheduler(engine.transformer(), engine.tokenizer(), o.engine.attention, o.scheduler);
 
@@ -150,7 +149,7 @@ Command register_serve(CLI::App& app) {
   cmd->add_option("--port", o->http.port, "Port (0: any free port, printed on stderr)")->capture_default_str()
       ->check(CLI::Range(0, 65535));
   cmd->add_option("--max-batch", o->scheduler.max_batch, "Sequences decoded together")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--max-queue", o->scheduler.max_queue, "Requests waiting for admission (more: 429)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--step-tokens", o->scheduler.step_tokens, "Tokens of one forward pass (decodes + prefill chunks)")

@@ -50,6 +50,7 @@ struct Scheduler::Active {
   int64_t pages = 0;                  // reserved for its whole run
   runtime::SequenceId sequence = -1;  // -1: none open
   int64_t prompt_done = 0;            // prompt tokens run so far
+  int64_t chunk_alignment = 1;        // prompt chunks start on multiples of it (Δ's γ)
   bool decoding = false;              // the prompt is done; next_token is its next input
   int32_t next_token = 0;
   std::unique_ptr<Sampler> sampler;
@@ -280,6 +281,10 @@ bool Scheduler::open_sequence(Active& active, std::string& error) {
     error = e.what();
     return false;
   }
+  // A Δ prefill's chunks start on multiples of γ (the CUDA backend requires it); a γ larger than
+  // the backend's chunk cannot be required, and is not.
+  const attention::AttentionConfig& method = batched_ ? active.request.method.value_or(default_method_) : default_method_;
+  if (method.prefill.delta && method.prefill.gamma <= model_.prefill_chunk()) active.chunk_alignment = method.prefill.gamma;
   active.sampler = std::make_unique<Sampler>(active.request.sampling);
   active.stream = std::make_unique<TextStream>(active.request.stop_strings);
   active.logits.resize(static_cast<size_t>(model_.config().vocab_size));
@@ -296,18 +301,23 @@ Scheduler::Step Scheduler::build_step() {
     step.members.push_back(active.get());
     --budget;
   }
-  // Prompts are read in admission order: the oldest finishes its prompt first.
+  // Prompts are read in admission order (the oldest finishes its prompt first), at most one
+  // backend prefill chunk per pass; a chunk that is not the prompt's last ends on a multiple of
+  // the sequence's chunk alignment, so the next one starts on it.
+  int64_t room = std::min(budget, model_.prefill_chunk());
   for (auto& active : running_) {
-    if (budget <= 0) break;
     if (active->done || active->decoding) continue;
     const std::vector<int32_t>& prompt = active->request.prompt;
     const int64_t total = static_cast<int64_t>(prompt.size());
-    const int64_t count = std::min(budget, total - active->prompt_done);
-    const bool last = active->prompt_done + count == total;
+    const int64_t remaining = total - active->prompt_done;
+    int64_t count = std::min(room, remaining);
+    if (count < remaining) count -= count % active->chunk_alignment;
+    if (count <= 0) break;
+    const bool last = count == remaining;
     step.plan.entries.push_back(runtime::prefill_entry(active->sequence, prompt.data() + active->prompt_done, count,
                                                        total, last ? active->logits.data() : nullptr));
     step.members.push_back(active.get());
-    budget -= count;
+    room -= count;
   }
   return step;
 }

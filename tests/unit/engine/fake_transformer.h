@@ -66,6 +66,14 @@ class FakeTransformer final : public runtime::Transformer {
 
   void forward(const runtime::BatchPlan& plan) override {
     wait_at_gate();
+    // Like the CUDA backend: a Δ prefill chunk starts on a multiple of γ.
+    for (const runtime::BatchEntry& entry : plan.entries) {
+      const runtime::Sequence& sequence = sequences_.at(entry.sequence);
+      const attention::PrefillConfig& prefill = sequence.method.prefill;
+      if (!entry.decode && prefill.delta && sequence.length % prefill.gamma != 0) {
+        throw_input_error("a prefill chunk starts at {}, not a multiple of γ {} (n {} seq {})", sequence.length, prefill.gamma, entry.n_tokens, entry.sequence);
+      }
+    }
     sequences_.reserve(plan, max_batch_tokens_);
     PlanRecord record;
     for (const runtime::BatchEntry& entry : plan.entries) {

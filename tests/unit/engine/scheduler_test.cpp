@@ -320,3 +320,38 @@ TEST(Scheduler, UnlimitedMaxTokensRunsToAFullContextLikeGenerate) {
 
 }  // namespace
 }  // namespace deltainfer::engine
+
+namespace deltainfer::engine {
+namespace {
+
+TEST(Scheduler, DeltaPromptChunksStartOnMultiplesOfGamma) {
+  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+  FakeTransformer model(4096, 200, 100);  // refuses a Δ chunk that does not start on a multiple of γ
+  Scheduler scheduler(model, tok, {}, options(4, 100));
+  std::vector<std::future<Finished>> futures;
+  CompletionRequest decoding;
+  decoding.prompt = {'a', 'b'};
+  decoding.max_tokens = 300;
+  decoding.stop_at_eos = false;
+  for (int i = 0; i < 3; ++i) futures.push_back(submit(scheduler, decoding));
+  CompletionRequest delta;
+  delta.prompt.assign(1000, 'z');
+  delta.max_tokens = 3;
+  delta.method = attention::AttentionConfig{};
+  delta.method->prefill.kind = attention::PrefillKind::Sliding;
+  delta.method->prefill.delta = true;
+  delta.method->prefill.gamma = 16;
+  delta.method->prefill.dense_tail = 16;
+  delta.method->window = 64;
+  delta.method->sink = 4;
+  futures.push_back(submit(scheduler, delta));
+  // The passes have room for 97 prompt tokens beside three decodes: 96 are read, then 96 more.
+  for (auto& future : futures) {
+    const Finished got = wait(future);
+    EXPECT_NE(got.outcome.finish, FinishReason::Failed) << got.outcome.error;
+  }
+  EXPECT_EQ(scheduler.stats().kv.used_pages, 0);
+}
+
+}  // namespace
+}  // namespace deltainfer::engine
