@@ -8,8 +8,8 @@
 // same tokens alone or batched. A sequence's pages are freed when it finishes, fails or is
 // cancelled.
 //
-// A backend that serves a single sequence (open_sequence throws InputError: the CUDA backend
-// today) is run one request at a time on its default sequence, under the backend's method.
+// A backend that serves a single sequence (open_sequence throws InputError; the CUDA backend did
+// before it batched) is run one request at a time on its default sequence, under its method.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>

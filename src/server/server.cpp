@@ -26,6 +26,8 @@ constexpr const char* kJson = "application/json";
 // to a client that has gone fails, which cancels its request even before its first token.
 constexpr auto kStreamKeepAlive = std::chrono::seconds(2);
 constexpr auto kStreamPoll = std::chrono::milliseconds(100);
+constexpr time_t kKeepAliveSeconds = 15;
+constexpr size_t kKeepAliveRequests = 1000;
 
 bool needs_api_key(const std::string& path) {
   return path.rfind("/v1/", 0) == 0 || path == "/tokenize" || path == "/detokenize";
@@ -155,6 +157,10 @@ struct Server::Impl {
 
   void install_routes() {
     http.set_payload_max_length(options.max_body_bytes);
+    // Longer than clients keep idle connections (httpx, under the openai client: 5 s), so a client
+    // never sends a request on a connection the server is closing at that moment.
+    http.set_keep_alive_timeout(kKeepAliveSeconds);
+    http.set_keep_alive_max_count(kKeepAliveRequests);
     const int threads = options.http_threads;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {

@@ -97,4 +97,5 @@ def server():
 def client(server):
     from openai import OpenAI
 
-    return OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    with OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300) as openai_client:
+        yield openai_client

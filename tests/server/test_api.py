@@ -69,7 +69,8 @@ def test_stream_ends_with_done(server):
     body = {"model": MODEL_NAME, "prompt": "Hello", "max_tokens": 3, "stream": True}
     with requests.post(server.url + "/v1/completions", json=body, stream=True, timeout=60) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
-        events = [line for line in response.iter_lines(decode_unicode=True) if line]
+        # SSE comments (": keep-alive", sent while a stream is silent) are not events.
+        events = [line for line in response.iter_lines(decode_unicode=True) if line and not line.startswith(":")]
     assert events[-1] == "data: [DONE]"
     assert all(e.startswith("data: ") for e in events)
 
