@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README):
 #   make demo  - set up, build, fetch the default model, generate with it
-#   make test  - set up, build (warnings as errors), run the CPU tests (unit + model)
+#   make test  - set up, build (warnings as errors), run the CPU tests (unit + model) and the server tests (pytest)
 PRESET ?= cpu
 BUILD_DIR = build/$(PRESET)
 PROMPT ?= The capital of France is
@@ -25,6 +25,7 @@ test: setup model
 	cmake --preset ci
 	cmake --build --preset ci -j$$(nproc)
 	ctest --preset ci -j$$(nproc)
+	DELTAINFER_BINARY=build/ci/bin/deltainfer python3 -m pytest tests/server -q
 
 test-asan: setup
 	cmake --preset asan

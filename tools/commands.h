@@ -16,5 +16,6 @@ Command register_inspect(CLI::App& app);
 Command register_bench(CLI::App& app);
 Command register_eval(CLI::App& app);
 Command register_methods(CLI::App& app);
+Command register_serve(CLI::App& app);
 
 }  // namespace deltainfer::cli

@@ -1,0 +1,104 @@
+"""A bounded load test, clients that leave mid-stream, and a graceful SIGTERM."""
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from conftest import MODEL_NAME, ServerProcess
+
+CLIENTS = 32
+REQUESTS = 160
+DEADLINE_S = 180
+
+
+def resident_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def one_request(url, index):
+    """'ok', 'cancelled' (left mid-stream on purpose) or an explicit error status."""
+    rng = random.Random(index)
+    body = {"model": MODEL_NAME, "prompt": f"Request {index}: " + "lorem " * rng.randint(0, 8),
+            "max_tokens": rng.randint(2, 8), "temperature": rng.choice([0, 0.8]), "seed": index}
+    mode = rng.choice(["plain", "stream", "cancel"])
+    if mode == "plain":
+        response = requests.post(url + "/v1/completions", json=body, timeout=120)
+        if response.status_code != 200:
+            assert "error" in response.json()
+            return str(response.status_code)
+        assert response.json()["usage"]["completion_tokens"] > 0
+        return "ok"
+    body.update(stream=True, max_tokens=body["max_tokens"] * (20 if mode == "cancel" else 1), ignore_eos=True)
+    with requests.post(url + "/v1/completions", json=body, stream=True, timeout=120) as response:
+        if response.status_code != 200:
+            assert "error" in response.json()
+            return str(response.status_code)
+        events = response.iter_lines(decode_unicode=True)
+        for line in events:
+            if mode == "cancel" and line.startswith("data: {"):
+                return "cancelled"  # closing the connection cancels the sequence
+            if line == "data: [DONE]":
+                return "ok"
+            if line.startswith("data: ") and "error" in json.loads(line[6:]):
+                return "stream-error"
+    return "no [DONE]"
+
+
+def test_load_every_request_ends_and_pages_return(server):
+    start = time.monotonic()
+    warm = [one_request(server.url, i) for i in range(4)]
+    assert set(warm) <= {"ok", "cancelled"}
+    rss_after_warmup = resident_kib(server.process.pid)
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        outcomes = list(pool.map(lambda i: one_request(server.url, i), range(100, 100 + REQUESTS)))
+    elapsed = time.monotonic() - start
+    counts = {o: outcomes.count(o) for o in set(outcomes)}
+    assert set(counts) <= {"ok", "cancelled", "429"}, counts  # every one completed or was told why not
+    assert counts.get("ok", 0) > REQUESTS // 3, counts
+    assert counts.get("cancelled", 0) > 0, counts
+    assert elapsed < DEADLINE_S, elapsed
+    metrics = server.wait_idle()
+    assert metrics["deltainfer_kv_pages_used"] == 0
+    assert metrics["deltainfer_running_sequences"] == 0
+    assert metrics["deltainfer_queue_length"] == 0
+    assert metrics['deltainfer_completions_total{reason="cancelled"}'] >= 1
+    growth_mib = (resident_kib(server.process.pid) - rss_after_warmup) / 1024
+    assert growth_mib < 64, f"resident memory grew {growth_mib:.0f} MiB under load"
+
+
+def test_client_leaving_mid_stream_cancels_its_sequence(server):
+    before = server.metrics()
+    body = {"model": MODEL_NAME, "prompt": "Count:", "max_tokens": 1500, "stream": True, "ignore_eos": True}
+    with requests.post(server.url + "/v1/completions", json=body, stream=True, timeout=60) as response:
+        lines = response.iter_lines()
+        while not next(lines).startswith(b"data: {"):
+            pass
+        assert server.metrics()["deltainfer_kv_pages_used"] > 0
+    metrics = server.wait_idle(timeout_s=20)
+    assert metrics["deltainfer_running_sequences"] == 0, "the sequence was cancelled long before 1500 tokens"
+    assert metrics["deltainfer_kv_pages_used"] == 0
+    cancelled = 'deltainfer_completions_total{reason="cancelled"}'
+    assert metrics[cancelled] == before.get(cancelled, 0) + 1
+
+
+def test_sigterm_finishes_running_streams_then_exits_zero():
+    process = ServerProcess()
+    body = {"model": MODEL_NAME, "prompt": "Once upon a time", "max_tokens": 24, "stream": True, "ignore_eos": True,
+            "stream_options": {"include_usage": True}}
+    with requests.post(process.url + "/v1/completions", json=body, stream=True, timeout=60) as response:
+        lines = response.iter_lines(decode_unicode=True)
+        first = next(line for line in lines if line.startswith("data: {"))
+        process.process.send_signal(15)
+        rest = [line for line in lines if line]
+    chunks = [json.loads(line[6:]) for line in [first] + rest if line.startswith("data: {")]
+    assert rest[-1] == "data: [DONE]"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["usage"]["completion_tokens"] == 24  # nothing was cut short
+    assert process.process.wait(timeout=60) == 0
+    assert any("finishing the running requests" in line for line in process.log)
