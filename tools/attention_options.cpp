@@ -3,6 +3,7 @@
 #include <fstream>
 #include <map>
 
+#include "attention/method_registry.h"
 #include "backend/cpu/cpu_transformer.h"
 #include "core/error.h"
 
@@ -13,16 +14,18 @@ using attention::DecodeKind;
 using attention::DeltaVariant;
 using attention::HeadAggregation;
 
-constexpr const char* kPrefillForms = "expected dense, sliding or vslash, optionally followed by +delta";
+std::string prefill_forms() {
+  return "expected one of " + attention::prefill_method_names() + ", optionally followed by +delta";
+}
 
 void add_prefill_options(CLI::App& command, AttentionOptions& o) {
   attention::PrefillConfig& p = o.config.prefill;
-  command.add_option("--prefill", o.prefill, "Prefill attention: dense, sliding or vslash, +delta for Δ correction")
+  command.add_option("--prefill", o.prefill, "Prefill attention (`deltainfer methods` lists them), +delta for Δ")
       ->capture_default_str()
-      ->option_text("dense|sliding|vslash[+delta]")
+      ->option_text(attention::prefill_method_names("|") + "[+delta]")
       ->check([](const std::string& text) {
         attention::PrefillConfig unused;
-        return attention::parse_prefill_method(text, unused) ? std::string() : std::string(kPrefillForms);
+        return attention::parse_prefill_method(text, unused) ? std::string() : prefill_forms();
       });
   command.add_option("--window", o.config.window, "Sliding window of sliding prefill / streaming decode (tokens)")
       ->capture_default_str();
@@ -44,14 +47,11 @@ void add_prefill_options(CLI::App& command, AttentionOptions& o) {
 
 void add_decode_options(CLI::App& command, AttentionOptions& o) {
   attention::DecodeConfig& d = o.config.decode;
-  const std::map<std::string, DecodeKind> kinds{{"dense", DecodeKind::Dense},
-                                                {"delta", DecodeKind::Delta},
-                                                {"streaming", DecodeKind::Streaming},
-                                                {"quest", DecodeKind::Quest},
-                                                {"tidal", DecodeKind::Tidal}};
-  command.add_option("--decode", d.kind, "Decode attention: dense, delta, streaming, quest or tidal")
+  std::map<std::string, DecodeKind> kinds;
+  for (const attention::DecodeMethodInfo& method : attention::decode_methods()) kinds[method.name] = method.kind;
+  command.add_option("--decode", d.kind, "Decode attention (`deltainfer methods` lists them)")
       ->transform(CLI::CheckedTransformer(kinds, CLI::ignore_case))
-      ->option_text("dense|delta|streaming|quest|tidal");
+      ->option_text(attention::decode_method_names("|"));
   command.add_option("--budget", d.budget, "delta / tidal / quest: tokens attended by sparse layers")
       ->capture_default_str();
   command.add_option("--recency", d.recency, "delta: most recent tokens always kept")->capture_default_str();
@@ -78,13 +78,15 @@ void AttentionOptions::add_to(CLI::App& command) {
 
 attention::AttentionConfig AttentionOptions::to_config() const {
   attention::AttentionConfig result = config;
-  if (!attention::parse_prefill_method(prefill, result.prefill)) throw_input_error("--prefill {}: {}", prefill, kPrefillForms);
+  if (!attention::parse_prefill_method(prefill, result.prefill)) {
+    throw_input_error("--prefill {}: {}", prefill, prefill_forms());
+  }
   result.instrument = !fidelity_path.empty();
   result.validate();
   return result;
 }
 
-void AttentionOptions::write_fidelity(model::Transformer& transformer) const {
+void AttentionOptions::write_fidelity(runtime::Transformer& transformer) const {
   if (fidelity_path.empty()) return;
   auto* cpu = dynamic_cast<backend::cpu::CpuTransformer*>(&transformer);
   if (cpu == nullptr) throw_input_error("--fidelity {}: only --backend cpu reports attention fidelity", fidelity_path);

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "attention/attention_config.h"
-#include "model/transformer.h"
+#include "runtime/transformer.h"
 
 namespace deltainfer::cli {
 
@@ -22,7 +22,7 @@ struct AttentionOptions {
   attention::AttentionConfig to_config() const;
   // Writes the fidelity report of the model's attention to --fidelity (nothing without the flag).
   // InputError when the backend keeps no report (only the CPU backend does) or the file fails.
-  void write_fidelity(model::Transformer& transformer) const;
+  void write_fidelity(runtime::Transformer& transformer) const;
 };
 
 }  // namespace deltainfer::cli

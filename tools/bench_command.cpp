@@ -11,6 +11,8 @@
 
 #include "attention_options.h"
 #include "backend_options.h"
+#include "batch_bench.h"
+#include "bench_costs.h"
 #include "commands.h"
 #include "core/error.h"
 #include "engine/engine.h"
@@ -27,26 +29,9 @@ struct BenchOptions {
   double peak_tflops = 800.0;   // bf16 dense GEMM measured on the device's H100 (KINDS.md)
   double peak_tbps = 3.0;       // device-to-device copy rate measured there
   bool logits_to_host = false;  // decode as before device sampling: every step copies the logits back
+  int batch = 0;                // sequences decoding together; 0: the single-sequence table
+  int64_t mixed_chunk = 0;      // batched table: a prefill chunk of this many tokens beside the decodes
 };
-
-struct ModelCosts {
-  double weight_bytes = 0;        // bf16, every matrix read once per decode step
-  double flops_per_token = 0;     // linear layers, 2 per multiply-add
-  double kv_bytes_per_token = 0;  // all layers, K and V, bf16
-  double attention_flops_per_pair = 0;  // per (query, key) pair over all layers
-};
-
-ModelCosts model_costs(const model::ModelConfig& c) {
-  const double d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.ffn_dim, layers = c.n_layers;
-  const double per_layer = d * q + 2 * d * kv + q * d + 3 * d * ffn;
-  const double params = per_layer * layers + d * c.vocab_size * (c.tied_embeddings ? 1 : 2);
-  ModelCosts costs;
-  costs.weight_bytes = 2.0 * (per_layer * layers + d * c.vocab_size);
-  costs.flops_per_token = 2.0 * (params - (c.tied_embeddings ? 0 : d * c.vocab_size));
-  costs.kv_bytes_per_token = 2.0 * 2.0 * kv * layers;
-  costs.attention_flops_per_pair = 4.0 * c.n_heads * c.head_dim * layers;
-  return costs;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -58,8 +43,15 @@ int run_bench(BenchOptions& o) {
   o.engine.backend = o.backend.kind;
   const int64_t longest = *std::max_element(o.lengths.begin(), o.lengths.end());
   o.engine.context = longest;
+  if (o.batch > 0 || o.mixed_chunk > 0) {
+    o.batch = std::max(o.batch, 1);
+    o.engine.max_batch = o.batch + (o.mixed_chunk > 0 ? 1 : 0);
+    engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
+    return run_batch_bench(engine, o.engine.attention,
+                           BatchBenchOptions{o.batch, o.mixed_chunk, o.lengths, o.decode_tokens, o.peak_tbps});
+  }
   engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
-  model::Transformer& model = engine.transformer();
+  runtime::Transformer& model = engine.transformer();
   const model::ModelConfig& c = model.config();
   const ModelCosts costs = model_costs(c);
   std::mt19937 rng(1234);
@@ -81,7 +73,7 @@ int run_bench(BenchOptions& o) {
     for (int32_t& t : tokens) t = token(rng);
     model.truncate(0);
     const auto prefill_start = std::chrono::steady_clock::now();
-    model.forward(tokens.data(), prompt, model::LogitsFor::LastToken, logits.data());
+    model.forward(tokens.data(), prompt, runtime::LogitsFor::LastToken, logits.data());
     const double prefill_s = seconds_since(prefill_start);
 
     std::vector<double> step_ms;
@@ -89,9 +81,9 @@ int run_bench(BenchOptions& o) {
     for (int64_t i = 0; i < o.decode_tokens; ++i) {
       const auto step_start = std::chrono::steady_clock::now();
       if (on_device) {
-        (void)model.forward_and_sample(&next, 1, model::DeviceSampling{});
+        (void)model.forward_and_sample(&next, 1, runtime::DeviceSampling{});
       } else {
-        model.forward(&next, 1, model::LogitsFor::LastToken, logits.data());
+        model.forward(&next, 1, runtime::LogitsFor::LastToken, logits.data());
       }
       step_ms.push_back(1e3 * seconds_since(step_start));
       next = token(rng);
@@ -127,6 +119,11 @@ Command register_bench(CLI::App& app) {
   cmd->add_option("--peak-tflops", o->peak_tflops, "Compute ceiling for the floors")->capture_default_str();
   cmd->add_option("--peak-tbps", o->peak_tbps, "Memory ceiling for the floors")->capture_default_str();
   cmd->add_option("-t,--threads", o->engine.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", o->batch, "Sequences decoding together, in one forward pass per step (the batched table)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--mixed-chunk", o->mixed_chunk,
+                  "Batched table: also time steps with a prefill chunk of this many tokens beside the decodes")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--logits-to-host", o->logits_to_host,
                 "Decode steps copy the logits to the host even where the backend samples on its device");
   o->backend.add_to(*cmd);

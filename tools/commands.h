@@ -15,5 +15,6 @@ Command register_generate(CLI::App& app);
 Command register_inspect(CLI::App& app);
 Command register_bench(CLI::App& app);
 Command register_eval(CLI::App& app);
+Command register_methods(CLI::App& app);
 
 }  // namespace deltainfer::cli

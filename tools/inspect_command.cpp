@@ -1,10 +1,13 @@
-// `deltainfer inspect PATH`: what a model file holds, before any weight is loaded.
+// `deltainfer inspect PATH`: what a model file holds, from its metadata and tensor table only (no
+// weight is read or dequantized, so a file with a tensor type we cannot load still inspects).
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "commands.h"
+#include "model/host_memory_plan.h"
 #include "model/model_source.h"
 #include "tokenizer/tokenizer.h"
 
@@ -13,6 +16,26 @@ namespace {
 
 const char* rope_style_name(model::RopeStyle style) {
   return style == model::RopeStyle::Interleaved ? "interleaved" : "half-split";
+}
+
+constexpr int64_t kReferenceContext = 4096;  // a context every model here supports, for comparison
+
+std::string bytes_text(uint64_t bytes) {
+  const auto value = static_cast<double>(bytes);
+  if (bytes >= (uint64_t{1} << 30)) return fmt::format("{:.2f} GiB", value / (1 << 30));
+  if (bytes >= (uint64_t{1} << 20)) return fmt::format("{:.1f} MiB", value / (1 << 20));
+  return fmt::format("{:.1f} KiB", value / (1 << 10));
+}
+
+void print_memory(const model::ModelSource& source) {
+  const model::ModelMemory memory = model::model_memory(source);
+  const model::ModelConfig& c = source.config();
+  fmt::print("weights:         {}{} as f32 (CPU path)\n",
+             memory.stored_weight_bytes ? bytes_text(*memory.stored_weight_bytes) + " stored, " : "",
+             bytes_text(memory.f32_weight_bytes));
+  fmt::print("kv cache (f32):  {}/token; {} at {} tokens (model context), {} at {}\n",
+             bytes_text(memory.kv_bytes_per_token), bytes_text(memory.kv_cache_bytes(c.context_length)),
+             c.context_length, bytes_text(memory.kv_cache_bytes(kReferenceContext)), kReferenceContext);
 }
 
 int run_inspect(const std::string& path) {
@@ -41,9 +64,13 @@ int run_inspect(const std::string& path) {
     types += fmt::format("{}{} x{}", types.empty() ? "" : ", ", type, count);
   }
   fmt::print("tensor types:    {}\n", types);
+  print_memory(*source);
   const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(path);
   fmt::print("tokenizer:       {} tokens, bos {}, eos {}\n", tok.vocab_size(),
              tok.bos_id() ? std::to_string(*tok.bos_id()) : "none", tok.eos_id() ? std::to_string(*tok.eos_id()) : "none");
+  fmt::print("chat template:   {}\n", tok.chat_template().empty()
+                                          ? std::string("none")
+                                          : fmt::format("yes ({})", tokenizer::chat_format_name(tok.chat_format())));
   return 0;
 }
 

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   CLI::App app{"deltainfer: long-context LLM inference with sparse attention (Δ prefill, DELTA decode)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "deltainfer 0.1.0");
-  const std::vector<cli::Command> commands = {cli::register_generate(app), cli::register_inspect(app), cli::register_bench(app), cli::register_eval(app)};
+  const std::vector<cli::Command> commands = {cli::register_generate(app), cli::register_inspect(app), cli::register_bench(app), cli::register_eval(app),
+                                              cli::register_methods(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,5 +1,7 @@
 #include "attention/attention_config.h"
 
+#include "attention/method_registry.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -80,17 +82,9 @@ bool parse_prefill_method(std::string_view text, PrefillConfig& prefill) {
       break;
     }
   }
-  PrefillKind kind;
-  if (text == "dense") {
-    kind = PrefillKind::Dense;
-  } else if (text == "sliding") {
-    kind = PrefillKind::Sliding;
-  } else if (text == "vslash") {
-    kind = PrefillKind::VerticalSlash;
-  } else {
-    return false;
-  }
-  prefill.kind = kind;
+  const std::optional<PrefillKind> kind = find_prefill_method(text);
+  if (!kind) return false;
+  prefill.kind = *kind;
   prefill.delta = delta;
   return true;
 }
@@ -112,14 +106,7 @@ bool is_dense(const AttentionConfig& config) {
          config.decode.kind == DecodeKind::Dense;
 }
 
-const char* prefill_kind_name(PrefillKind kind) {
-  switch (kind) {
-    case PrefillKind::Dense: return "dense";
-    case PrefillKind::Sliding: return "sliding";
-    case PrefillKind::VerticalSlash: return "vslash";
-  }
-  return "unknown";
-}
+const char* prefill_kind_name(PrefillKind kind) { return prefill_method(kind).name; }
 
 const char* delta_variant_name(DeltaVariant variant) {
   switch (variant) {
@@ -130,16 +117,7 @@ const char* delta_variant_name(DeltaVariant variant) {
   return "unknown";
 }
 
-const char* decode_kind_name(DecodeKind kind) {
-  switch (kind) {
-    case DecodeKind::Dense: return "dense";
-    case DecodeKind::Delta: return "delta";
-    case DecodeKind::Streaming: return "streaming";
-    case DecodeKind::Quest: return "quest";
-    case DecodeKind::Tidal: return "tidal";
-  }
-  return "unknown";
-}
+const char* decode_kind_name(DecodeKind kind) { return decode_method(kind).name; }
 
 const char* head_aggregation_name(HeadAggregation aggregation) {
   return aggregation == HeadAggregation::Max ? "max" : "sum";

@@ -41,6 +41,21 @@ int64_t softmax_row(float* scores, int64_t row_pos, const std::vector<KeyRange>&
   return admitted;
 }
 
+// Calls body(begin, end, first_column) for each run of consecutive keys of `ranges` that stays
+// inside one KV page, in range order; first_column counts the keys of the runs before it.
+template <typename Body>
+void for_each_page_run(const std::vector<KeyRange>& ranges, Body&& body) {
+  int64_t column = 0;
+  for (const KeyRange& range : ranges) {
+    for (int64_t begin = range.begin; begin < range.end;) {
+      const int64_t end = page_run_end(begin, range.end);
+      body(begin, end, column);
+      column += end - begin;
+      begin = end;
+    }
+  }
+}
+
 }  // namespace
 
 int64_t range_length(const std::vector<KeyRange>& ranges) {
@@ -67,7 +82,7 @@ int64_t attend(const HeadShape& shape, const KvView& kv, int head, const QueryRo
                const std::vector<KeyRange>& ranges, KeyRule rule, const OutputRows& out, KernelScratch& scratch,
                float* probabilities) {
   const int64_t d = shape.head_dim, columns = range_length(ranges);
-  const int64_t kv_offset = int64_t{shape.kv_head_of(head)} * kv.capacity * d;
+  const int kv_head = shape.kv_head_of(head);
   if (columns == 0) {
     for (int64_t t = 0; t < rows.count; ++t) std::fill(out.out + t * out.stride, out.out + t * out.stride + d, 0.0f);
     return 0;
@@ -75,24 +90,21 @@ int64_t attend(const HeadShape& shape, const KvView& kv, int head, const QueryRo
   scratch.scores.resize(static_cast<size_t>(rows.count * columns));
   float* scores = scratch.scores.data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  int64_t column = 0;
-  for (const KeyRange& range : ranges) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, as_blas(rows.count), as_blas(range.end - range.begin),
-                as_blas(d), scale, rows.q, as_blas(rows.stride), kv.k + kv_offset + range.begin * d, as_blas(d), 0.0f,
-                scores + column, as_blas(columns));
-    column += range.end - range.begin;
-  }
+  // Keys are read in runs that stay inside one KV page (one row-major matrix each).
+  for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, as_blas(rows.count), as_blas(end - begin), as_blas(d), scale,
+                rows.q, as_blas(rows.stride), kv.key(kv_head, begin), as_blas(d), 0.0f, scores + column,
+                as_blas(columns));
+  });
   int64_t admitted = 0;
   for (int64_t t = 0; t < rows.count; ++t) {
     admitted += softmax_row(scores + t * columns, rows.first_pos + t, ranges, rule);
   }
-  column = 0;
-  for (const KeyRange& range : ranges) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, as_blas(rows.count), as_blas(d),
-                as_blas(range.end - range.begin), 1.0f, scores + column, as_blas(columns),
-                kv.v + kv_offset + range.begin * d, as_blas(d), column == 0 ? 0.0f : 1.0f, out.out, as_blas(out.stride));
-    column += range.end - range.begin;
-  }
+  for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, as_blas(rows.count), as_blas(d), as_blas(end - begin), 1.0f,
+                scores + column, as_blas(columns), kv.value(kv_head, begin), as_blas(d), column == 0 ? 0.0f : 1.0f,
+                out.out, as_blas(out.stride));
+  });
   if (probabilities != nullptr) {
     std::memcpy(probabilities, scores, static_cast<size_t>(rows.count * columns) * sizeof(float));
   }

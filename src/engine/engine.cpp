@@ -4,6 +4,8 @@
 
 #include "backend/cpu/cpu_transformer.h"
 #include "core/error.h"
+#include "core/kv_page.h"
+#include "model/host_memory_plan.h"
 
 namespace deltainfer::engine {
 namespace {
@@ -19,6 +21,22 @@ int64_t resolve_context(const EngineConfig& config, const model::ModelConfig& mo
   return config.context > 0 ? config.context : std::min(model.context_length, kDefaultContextCap);
 }
 
+// The CPU path's weights, KV pool and activations against the memory available now: refused with
+// every size named before anything is loaded, rather than killed by the kernel halfway.
+void check_host_memory(const model::ModelSource& source, const runtime::BackendOptions& options) {
+  const std::optional<uint64_t> available = model::host_available_bytes();
+  if (!available) return;  // not Linux: nothing to measure against
+  const model::ModelMemory memory = model::model_memory(source);
+  model::HostMemoryRequest request;
+  request.weight_bytes = memory.f32_weight_bytes;
+  request.capacity = options.capacity;
+  request.prefill_chunk = options.prefill_chunk;
+  const int64_t pages =
+      options.kv_pages > 0 ? options.kv_pages : pages_for_positions(options.capacity) * std::max(1, options.max_batch);
+  request.kv_positions = pages * kKvPageTokens;
+  model::plan_host_memory(source.config(), memory, request, *available, source.path());
+}
+
 }  // namespace
 
 Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_factory) {
@@ -29,15 +47,21 @@ Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_f
   }
   const int64_t capacity = resolve_context(config, engine.source_->config());
   config.attention.validate(engine.source_->config().n_layers);
+  if (config.kv_pages < 0) throw_input_error("KV pages must be >= 0 (got {})", config.kv_pages);
+  runtime::BackendOptions options;
+  options.capacity = capacity;
+  options.kv_pages = config.kv_pages;
+  if (config.max_batch < 1) throw_input_error("the batch must hold at least one sequence (got {})", config.max_batch);
+  options.max_batch = config.max_batch;
+  options.prefill_chunk = config.prefill_chunk;
+  options.threads = config.threads;
+  options.attention = config.attention;
   if (config.backend == BackendKind::Cuda) {
     if (!cuda_factory) throw_input_error("this build of deltainfer has no CUDA backend (configure with the cuda preset)");
-    engine.transformer_ = cuda_factory(*engine.source_, config, capacity);
+    engine.transformer_ = cuda_factory(*engine.source_, options);
   } else {
-    backend::cpu::CpuTransformerOptions options;
-    options.capacity = capacity;
-    options.prefill_chunk = config.prefill_chunk;
-    options.threads = config.threads;
-    engine.transformer_ = std::make_unique<backend::cpu::CpuTransformer>(*engine.source_, config.attention, options);
+    check_host_memory(*engine.source_, options);
+    engine.transformer_ = std::make_unique<backend::cpu::CpuTransformer>(*engine.source_, options);
   }
   return engine;
 }

@@ -8,7 +8,7 @@
 #include "attention/attention_config.h"
 #include "engine/generator.h"
 #include "model/model_source.h"
-#include "model/transformer.h"
+#include "runtime/transformer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace deltainfer::engine {
@@ -21,12 +21,14 @@ struct EngineConfig {
   int64_t context = 0;        // KV positions; 0: the model's trained context, capped at 8192
   int64_t prefill_chunk = 512;
   int threads = 0;            // CPU threads; 0: all
+  int64_t kv_pages = 0;       // KV pages shared by all sequences; 0: max_batch sequences of `context`
+  int max_batch = 1;          // most sequences in one forward pass
   attention::AttentionConfig attention;
 };
 
 // Builds the transformer of a non-CPU backend; set by the CLI when it is built with that backend.
-using TransformerFactory = std::function<std::unique_ptr<model::Transformer>(
-    const model::ModelSource&, const EngineConfig&, int64_t capacity)>;
+using TransformerFactory =
+    std::function<std::unique_ptr<runtime::Transformer>(const model::ModelSource&, const runtime::BackendOptions&)>;
 
 class Engine {
  public:
@@ -36,7 +38,7 @@ class Engine {
   const model::ModelSource& source() const { return *source_; }
   // Throws InputError for synthetic models, which have no vocabulary.
   const tokenizer::Tokenizer& tokenizer() const;
-  model::Transformer& transformer() { return *transformer_; }
+  runtime::Transformer& transformer() { return *transformer_; }
 
   // Starts a new sequence (clears the KV cache) and generates.
   GenerationResult generate(const GenerationRequest& request, const TextCallback& on_text = {});
@@ -46,7 +48,7 @@ class Engine {
 
   std::unique_ptr<model::ModelSource> source_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
-  std::unique_ptr<model::Transformer> transformer_;
+  std::unique_ptr<runtime::Transformer> transformer_;
 };
 
 }  // namespace deltainfer::engine

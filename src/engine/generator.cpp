@@ -36,7 +36,7 @@ double GenerationTimings::decode_tokens_per_second() const {
   return decode_seconds > 0 ? static_cast<double>(generated_tokens - 1) / decode_seconds : 0.0;
 }
 
-GenerationResult generate(model::Transformer& model, const tokenizer::Tokenizer& tokenizer,
+GenerationResult generate(runtime::Transformer& model, const tokenizer::Tokenizer& tokenizer,
                           const GenerationRequest& request, const TextCallback& on_text) {
   if (request.prompt.empty()) throw_input_error("the prompt is empty (no tokens to start from)");
   if (request.max_tokens < 0) throw_input_error("max-tokens must be >= 0 (got {})", request.max_tokens);
@@ -57,11 +57,11 @@ GenerationResult generate(model::Transformer& model, const tokenizer::Tokenizer&
 
   // The token that follows `tokens`: chosen on the model's device when the backend can (no logits
   // cross to the host), else sampled here from the logits.
-  const model::DeviceSampling device_sampling{request.sampling.temperature, request.sampling.top_k,
+  const runtime::DeviceSampling device_sampling{request.sampling.temperature, request.sampling.top_k,
                                               request.sampling.top_p, request.sampling.seed};
   auto feed = [&](const int32_t* tokens, int64_t n) {
     if (model.samples_on_device()) return model.forward_and_sample(tokens, n, device_sampling);
-    model.forward(tokens, n, model::LogitsFor::LastToken, logits.data());
+    model.forward(tokens, n, runtime::LogitsFor::LastToken, logits.data());
     return sampler.sample(logits.data(), vocab);
   };
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
-#include "model/transformer.h"
+#include "runtime/transformer.h"
 
 namespace deltainfer::tokenizer {
 class Tokenizer;
@@ -47,7 +47,7 @@ struct GenerationResult {
 using TextCallback = std::function<void(std::string_view)>;
 
 // The model's cache must be empty (cached_tokens() == 0) or hold a prefix the caller truncated to.
-GenerationResult generate(model::Transformer& model, const tokenizer::Tokenizer& tokenizer,
+GenerationResult generate(runtime::Transformer& model, const tokenizer::Tokenizer& tokenizer,
                           const GenerationRequest& request, const TextCallback& on_text = {});
 
 }  // namespace deltainfer::engine

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "attention/layer_schedule.h"
+#include "attention/method_registry.h"
 #include "core/error.h"
 
 namespace deltainfer::eval {
@@ -35,12 +37,9 @@ int64_t parse_length(const MethodSpec& spec, const std::string& key, const std::
 }
 
 DecodeKind parse_decode_kind(const MethodSpec& spec, const std::string& value) {
-  for (DecodeKind kind : {DecodeKind::Dense, DecodeKind::Delta, DecodeKind::Streaming, DecodeKind::Quest,
-                          DecodeKind::Tidal}) {
-    if (value == attention::decode_kind_name(kind)) return kind;
-  }
-  throw_input_error("--methods: in '{}', decode={} is not one of dense, delta, streaming, quest, tidal", spec.label,
-                    value);
+  if (const std::optional<DecodeKind> kind = attention::find_decode_method(value)) return *kind;
+  throw_input_error("--methods: in '{}', decode={} is not one of {}", spec.label, value,
+                    attention::decode_method_names());
 }
 
 attention::DeltaVariant parse_variant(const MethodSpec& spec, const std::string& value) {
@@ -72,20 +71,15 @@ attention::HeadAggregation parse_aggregation(const MethodSpec& spec, const std::
 AttentionConfig base_config(const MethodSpec& spec) {
   AttentionConfig c;
   const std::string& n = spec.name;
-  if (attention::parse_prefill_method(n, c.prefill)) return c;  // dense, sliding[+delta], vslash[+delta]
-  if (n == "delta") {
-    c.decode.kind = DecodeKind::Delta;
-  } else if (n == "tidal") {
-    c.decode.kind = DecodeKind::Tidal;
-  } else if (n == "quest") {
-    c.decode.kind = DecodeKind::Quest;
-  } else if (n == "streaming") {
-    c.prefill.kind = PrefillKind::Sliding;
-    c.decode.kind = DecodeKind::Streaming;
-  } else {
-    throw_input_error("--methods: unknown method '{}' (known: dense, sliding, sliding+delta, vslash, vslash+delta, "
-                      "delta, tidal, quest, streaming)", n);
+  if (attention::parse_prefill_method(n, c.prefill)) return c;  // a prefill method, optionally +delta
+  const std::optional<DecodeKind> decode = attention::find_decode_method(n);
+  if (!decode) {
+    throw_input_error("--methods: unknown method '{}' (known: a prefill method {} with an optional +delta, or a "
+                      "decode method {})", n, attention::prefill_method_names("|"), attention::decode_method_names("|"));
   }
+  c.decode.kind = *decode;
+  // StreamingLLM is one policy in both phases: the same sink and window in prefill.
+  if (*decode == DecodeKind::Streaming) c.prefill.kind = PrefillKind::Sliding;
   return c;
 }
 

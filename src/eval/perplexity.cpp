@@ -9,16 +9,16 @@
 namespace deltainfer::eval {
 namespace {
 
-int32_t vocab_of(const model::Transformer& model) { return static_cast<int32_t>(model.config().vocab_size); }
+int32_t vocab_of(const runtime::Transformer& model) { return static_cast<int32_t>(model.config().vocab_size); }
 
 // Feeds tokens[begin, end) in one forward call and scores each fed token's successor that lies in
 // [score_from, tokens.size()), writing nlls[j - 1] for j = i + 1.
-void score_chunk(model::Transformer& model, const std::vector<int32_t>& tokens, size_t begin, size_t end,
+void score_chunk(runtime::Transformer& model, const std::vector<int32_t>& tokens, size_t begin, size_t end,
                  size_t score_from, std::vector<float>& logits, std::vector<double>& nlls) {
   const int32_t vocab = vocab_of(model);
   const auto n = static_cast<int64_t>(end - begin);
   logits.resize(static_cast<size_t>(n) * static_cast<size_t>(vocab));
-  model.forward(tokens.data() + begin, n, model::LogitsFor::AllTokens, logits.data());
+  model.forward(tokens.data() + begin, n, runtime::LogitsFor::AllTokens, logits.data());
   for (size_t i = begin; i < end; ++i) {
     const size_t next = i + 1;
     if (next < score_from || next >= tokens.size()) continue;
@@ -36,7 +36,7 @@ double negative_log_likelihood(const float* logits, int32_t vocab_size, int32_t 
   return std::log(sum) + static_cast<double>(max_logit) - static_cast<double>(logits[target]);
 }
 
-std::vector<double> token_nlls(model::Transformer& model, const std::vector<int32_t>& tokens, int64_t chunk,
+std::vector<double> token_nlls(runtime::Transformer& model, const std::vector<int32_t>& tokens, int64_t chunk,
                                int64_t decode_tail) {
   if (tokens.size() < 2) throw_input_error("perplexity needs at least 2 tokens (got {})", tokens.size());
   if (static_cast<int64_t>(tokens.size()) > model.capacity()) {
@@ -56,7 +56,7 @@ std::vector<double> token_nlls(model::Transformer& model, const std::vector<int3
   return nlls;
 }
 
-std::vector<double> short_context_nlls(model::Transformer& model, const std::vector<int32_t>& tokens,
+std::vector<double> short_context_nlls(runtime::Transformer& model, const std::vector<int32_t>& tokens,
                                        int64_t short_context, int64_t stride) {
   if (tokens.size() < 2) throw_input_error("perplexity needs at least 2 tokens (got {})", tokens.size());
   if (short_context < 1 || stride < 1) throw_input_error("LongPPL: short context and stride must be >= 1");

@@ -21,7 +21,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/transformer.h"
+#include "runtime/transformer.h"
 
 namespace deltainfer::eval {
 
@@ -29,12 +29,12 @@ namespace deltainfer::eval {
 // tokens are prefilled in chunks of `chunk`; the last decode_tail tokens are fed one at a time,
 // so that decode-time attention policies (DELTA, Quest, StreamingLLM) take part. Starts a new
 // sequence.
-std::vector<double> token_nlls(model::Transformer& model, const std::vector<int32_t>& tokens, int64_t chunk,
+std::vector<double> token_nlls(runtime::Transformer& model, const std::vector<int32_t>& tokens, int64_t chunk,
                                int64_t decode_tail);
 
 // −log p(tokens[i] | the K + 1 to K + stride tokens before it) for i in [1, n), as above;
 // tokens i <= K + stride see their whole prefix.
-std::vector<double> short_context_nlls(model::Transformer& model, const std::vector<int32_t>& tokens,
+std::vector<double> short_context_nlls(runtime::Transformer& model, const std::vector<int32_t>& tokens,
                                        int64_t short_context, int64_t stride);
 
 struct LongPplSelection {

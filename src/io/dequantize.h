@@ -1,6 +1,7 @@
 #pragma once
 // ggml storage types -> float, bit-exact with ggml's reference dequantize_row_* (ggml-quants.c):
-// F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K.
+// F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS.
+// The per-block code is in dequantize_{legacy,kquants,iquants}.cpp.
 #include <cstdint>
 
 #include "io/ggml_type.h"

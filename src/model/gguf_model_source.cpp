@@ -63,8 +63,9 @@ class GgufModelSource : public ModelSource {
       read_rope_freqs();  // needs a validated head_dim
       config_.validate(file_.path());
     }
+    // Tensor types are not checked here: opening (and `inspect`) reads only the metadata and the
+    // tensor table; a type that cannot be dequantized is refused when the tensor is read.
     check_tensor_shapes(*this);
-    check_tensor_types();
   }
 
   const ModelConfig& config() const override { return config_; }
@@ -182,13 +183,6 @@ class GgufModelSource : public ModelSource {
       }
     }
     config_.rope_scaling = scaling;
-  }
-
-  void check_tensor_types() const {
-    for (const auto& entry : expected_tensor_shapes(config_)) {
-      const io::GgufTensorInfo& tensor = require(entry.first);
-      if (!io::can_dequantize(tensor.type)) throw_unsupported_type(tensor);
-    }
   }
 
   io::GgufFile file_;

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/ggml_type.h"
@@ -68,6 +69,11 @@ class ModelSource {
   // generates their weights on the device with synthetic_weight_value() instead of reading them.
   virtual bool is_synthetic() const { return false; }
 };
+
+// The architecture's tensor table: every canonical tensor the config implies (its flags add the
+// Qwen2 biases and the Qwen3 q/k norms), with its expected shape. The loaders check files against
+// it, synthetic models are made from it, and the memory plans count weights from it.
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensor_shapes(const ModelConfig& config);
 
 // Opens `synthetic:llama3-8b`, `synthetic:qwen2.5-7b` or `synthetic:smollm2-135m`: the real
 // model's shapes with deterministic random weights, for speed measurements without the weights.

@@ -16,9 +16,6 @@ std::unique_ptr<ModelSource> open_hf_model_source(const std::string& dir);
 // "llama" | "qwen2" | "qwen3"; anything else is an InputError naming `source`.
 Architecture parse_architecture(const std::string& name, const std::string& source);
 
-// Every canonical tensor the config implies, with its expected shape (model_source.h).
-std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensor_shapes(const ModelConfig& config);
-
 // Throws InputError naming source.path() for a missing or mis-shaped tensor.
 void check_tensor_shapes(const ModelSource& source);
 

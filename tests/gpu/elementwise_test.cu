@@ -100,7 +100,7 @@ TEST(Elementwise, RopeAppendMatchesCpuAndFillsOnlyItsSlots) {
     a.k_pool = k_pool.data();
     a.v_pool = v_pool.data();
     a.inv_freq = d_inv.data();
-    a.style = rc.style;
+    a.interleaved = rc.style == model::RopeStyle::Interleaved;
     rope_append_kv(a, nullptr);
     const std::vector<float> q_out = test::to_float(d_qkv.download());
     const std::vector<float> k_cache = test::to_float(k_pool.download());

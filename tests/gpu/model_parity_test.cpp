@@ -24,18 +24,18 @@ using model_fixtures::model_path;
 using model_fixtures::short_prompts;
 using model_fixtures::small_quest_config;
 
-std::vector<int32_t> greedy(model::Transformer& model, const std::vector<int32_t>& prompt, int count,
+std::vector<int32_t> greedy(runtime::Transformer& model, const std::vector<int32_t>& prompt, int count,
                             std::vector<float>* first_logits) {
   const int32_t vocab = model.config().vocab_size;
   std::vector<float> logits(static_cast<size_t>(vocab));
   model.truncate(0);
-  model.forward(prompt.data(), static_cast<int64_t>(prompt.size()), model::LogitsFor::LastToken, logits.data());
+  model.forward(prompt.data(), static_cast<int64_t>(prompt.size()), runtime::LogitsFor::LastToken, logits.data());
   if (first_logits != nullptr) *first_logits = logits;
   std::vector<int32_t> tokens;
   for (int i = 0; i < count; ++i) {
     int32_t token = engine::argmax(logits.data(), vocab);
     tokens.push_back(token);
-    model.forward(&token, 1, model::LogitsFor::LastToken, logits.data());
+    model.forward(&token, 1, runtime::LogitsFor::LastToken, logits.data());
   }
   return tokens;
 }
@@ -49,20 +49,17 @@ constexpr double kBf16LogitTolerance = 8e-2;
 struct Backends {
   Backends(const std::string& path, const attention::AttentionConfig& attention)
       : source(model::open_model_source(path)), tok(tokenizer::Tokenizer::load(path)) {
-    engine::EngineConfig config;
-    config.model_path = path;
-    config.prefill_chunk = 64;
-    config.attention = attention;
-    backend::cpu::CpuTransformerOptions cpu_options;
-    cpu_options.capacity = 512;
-    cpu_options.prefill_chunk = 64;
-    cpu = std::make_unique<backend::cpu::CpuTransformer>(*source, attention, cpu_options);
-    gpu = cuda::make_cuda_transformer(*source, config, 512);
+    runtime::BackendOptions options;
+    options.capacity = 512;
+    options.prefill_chunk = 64;
+    options.attention = attention;
+    cpu = std::make_unique<backend::cpu::CpuTransformer>(*source, options);
+    gpu = cuda::make_cuda_transformer(*source, options);
   }
   std::unique_ptr<model::ModelSource> source;
   tokenizer::Tokenizer tok;
-  std::unique_ptr<model::Transformer> cpu;
-  std::unique_ptr<model::Transformer> gpu;
+  std::unique_ptr<runtime::Transformer> cpu;
+  std::unique_ptr<runtime::Transformer> gpu;
 };
 
 // Small window, stride and budget so that the short prompts really run sparse: sliding+Δ prefill
@@ -99,16 +96,16 @@ void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfi
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
   const Backends both(path, attention);
   const tokenizer::Tokenizer& tok = both.tok;
-  model::Transformer& cpu = *both.cpu;
-  model::Transformer* gpu = both.gpu.get();
+  runtime::Transformer& cpu = *both.cpu;
+  runtime::Transformer* gpu = both.gpu.get();
   const int32_t vocab = both.source->config().vocab_size;
   std::vector<float> cpu_logits(static_cast<size_t>(vocab)), gpu_logits(cpu_logits.size());
   for (const std::string& prompt : prompts) {
     const std::vector<int32_t> ids = tok.encode(prompt, /*parse_special=*/true);
     cpu.truncate(0);
     gpu->truncate(0);
-    cpu.forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::LastToken, cpu_logits.data());
-    gpu->forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::LastToken, gpu_logits.data());
+    cpu.forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, cpu_logits.data());
+    gpu->forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, gpu_logits.data());
     double worst = 0;
     int agree = 0;
     for (int step = 0; step < count; ++step) {
@@ -120,8 +117,8 @@ void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfi
       worst = std::max(worst, std::sqrt(diff / norm));
       int32_t token = engine::argmax(cpu_logits.data(), vocab);
       agree += token == engine::argmax(gpu_logits.data(), vocab);
-      cpu.forward(&token, 1, model::LogitsFor::LastToken, cpu_logits.data());
-      gpu->forward(&token, 1, model::LogitsFor::LastToken, gpu_logits.data());
+      cpu.forward(&token, 1, runtime::LogitsFor::LastToken, cpu_logits.data());
+      gpu->forward(&token, 1, runtime::LogitsFor::LastToken, gpu_logits.data());
     }
     std::cout << "prompt " << prompt.substr(0, 24) << ": teacher-forced " << count
               << " steps, worst logits rel L2 " << worst << ", argmax agrees at " << agree << "/" << count << "\n";
@@ -136,8 +133,8 @@ void expect_parity(const attention::AttentionConfig& attention, int count,
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
   const Backends both(path, attention);
   const tokenizer::Tokenizer& tok = both.tok;
-  model::Transformer& cpu = *both.cpu;
-  model::Transformer* gpu = both.gpu.get();
+  runtime::Transformer& cpu = *both.cpu;
+  runtime::Transformer* gpu = both.gpu.get();
   for (const std::string& prompt : prompts) {
     const std::vector<int32_t> ids = tok.encode(prompt, /*parse_special=*/true);
     std::vector<float> cpu_logits, gpu_logits;

@@ -80,12 +80,11 @@ std::vector<double> rounding_errors(const attention::HeadShape& shape, const att
                                     const float* group_q) {
   const int d = shape.head_dim;
   const int64_t pages = (kv.length + kQuestPage - 1) / kQuestPage;
-  const float* keys = kv.k + int64_t{kv_head} * kv.capacity * d;
   std::vector<double> errors(static_cast<size_t>(pages), 0.0);
   for (int64_t p = 0; p < pages; ++p) {
     std::vector<double> extent(static_cast<size_t>(d), 0.0);
     for (int64_t t = p * kQuestPage; t < std::min(kv.length, (p + 1) * kQuestPage); ++t) {
-      for (int i = 0; i < d; ++i) extent[static_cast<size_t>(i)] = std::max(extent[static_cast<size_t>(i)], std::fabs(double{keys[t * d + i]}));
+      for (int i = 0; i < d; ++i) extent[static_cast<size_t>(i)] = std::max(extent[static_cast<size_t>(i)], std::fabs(double{kv.key(kv_head, t)[i]}));
     }
     for (int g = 0; g < shape.group_size(); ++g) {
       double sum = 0.0;
@@ -118,12 +117,16 @@ class GpuSequence {
       v_pools_.emplace_back(hosts_.back().v.size());
       k_pools.push_back(k_pools_.back().data());
     }
-    bounds_ = QuestBounds(config.decode, model, k_pools, d_table_.data(), num_pages_);
+    bounds_ = QuestBounds(model, k_pools, num_pages_, num_pages_);
+    bounds_.ensure_layers(config.decode);
   }
 
   const test::PagedCacheHost& host(int layer) const { return hosts_[static_cast<size_t>(layer)]; }
   const int32_t* pages() const { return table_.data(); }
   QuestBounds& bounds() { return bounds_; }
+  const int32_t* device_pages() const { return d_table_.data(); }
+  int num_pages() const { return num_pages_; }
+  static constexpr int64_t kSequence = 0;  // the one sequence the bounds track here
 
   // A new sequence: the pools are poisoned again and the bounds forget everything.
   void restart() {
@@ -131,7 +134,7 @@ class GpuSequence {
       std::fill(host.k.begin(), host.k.end(), NAN);
       std::fill(host.v.begin(), host.v.end(), NAN);
     }
-    bounds_.truncate(0);
+    bounds_.forget(kSequence);
   }
 
   // Copies the CPU cache's positions [from, to) of `layer` into the host mirror, rounded to bf16.
@@ -141,10 +144,11 @@ class GpuSequence {
     for (int h = 0; h < model_.n_kv_heads; ++h) {
       for (int64_t t = from; t < to; ++t) {
         const size_t dst = host.index(table_[static_cast<size_t>(t / kKvPageSize)], h, static_cast<int>(t % kKvPageSize));
-        const size_t src = static_cast<size_t>((int64_t{h} * kv.capacity + t) * d);
+        const float* key = kv.key(h, t);
+        const float* value = kv.value(h, t);
         for (int i = 0; i < d; ++i) {
-          host.k[dst + static_cast<size_t>(i)] = test::round_bf16(kv.k[src + static_cast<size_t>(i)]);
-          host.v[dst + static_cast<size_t>(i)] = test::round_bf16(kv.v[src + static_cast<size_t>(i)]);
+          host.k[dst + static_cast<size_t>(i)] = test::round_bf16(key[i]);
+          host.v[dst + static_cast<size_t>(i)] = test::round_bf16(value[i]);
         }
       }
     }
@@ -159,7 +163,7 @@ class GpuSequence {
 
   LayerKv layer_kv(int layer) {
     return {k_pools_[static_cast<size_t>(layer)].data(), v_pools_[static_cast<size_t>(layer)].data(), d_table_.data(),
-            num_pages_, bounds_.layer(layer)};
+            num_pages_, num_pages_, bounds_.layer(layer)};
   }
 
  private:
@@ -252,10 +256,11 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
   const int group = shape.group_size();
   const int k_pages = static_cast<int>(config.decode.budget / kQuestPage);
 
-  backend::cpu::CpuTransformerOptions options;
+  runtime::BackendOptions options;
   options.capacity = kCapacity;
   options.prefill_chunk = 64;
-  backend::cpu::CpuTransformer cpu(*source, config, options);
+  options.attention = config;
+  backend::cpu::CpuTransformer cpu(*source, options);
   std::mt19937_64 rng(test::fresh_seed("quest model selection"));
   GpuSequence gpu(model, config, rng);
   CudaAttention attention(config, model, kCapacity, 64);
@@ -289,23 +294,24 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
     cpu.truncate(0);
     gpu.restart();
     std::fill(written.begin(), written.end(), 0);
-    cpu.forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::LastToken, logits.data());
+    cpu.forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, logits.data());
     Tally tally;
     double worst_output = 0.0;
     for (int step = 0; step < kSteps; ++step) {
       const int32_t token = engine::argmax(logits.data(), vocab);
       const int64_t pos = cpu.cached_tokens();
-      cpu.forward(&token, 1, model::LogitsFor::LastToken, logits.data());  // the observer fills step_inputs
+      cpu.forward(&token, 1, runtime::LogitsFor::LastToken, logits.data());  // the observer fills step_inputs
       gpu.upload();
-      if (step == 0) gpu.bounds().rebuild_stale(pos, nullptr);  // what the engine does after a prefill
+      if (step == 0) gpu.bounds().rebuild_stale(GpuSequence::kSequence, gpu.pages(), pos, nullptr);  // after a prefill
       const int kv_len = static_cast<int>(pos + 1);
       d_len.upload({kv_len});
       for (int layer = 0; layer < model.n_layers; ++layer) {
         const LayerStep& inputs = step_inputs[static_cast<size_t>(layer)];
         d_q.upload(test::to_bf16(inputs.q));
-        gpu.bounds().append(layer, d_len.data(), static_cast<int>(kCapacity), nullptr);
+        gpu.bounds().append(layer, gpu.device_pages(), gpu.num_pages(), d_len.data(), static_cast<int>(kCapacity), 1,
+                            nullptr);
         const LayerKv kv = gpu.layer_kv(layer);
-        attention.decode(layer, d_q.data(), d_len.data(), static_cast<int>(kCapacity), kv, d_out.data(), nullptr);
+        attention.decode(layer, d_q.data(), d_len.data(), static_cast<int>(kCapacity), 1, kv, d_out.data(), nullptr);
         std::vector<std::vector<int32_t>> sets;
         if (!inputs.decisions.empty()) {
           ASSERT_NE(kv.quest_bounds, nullptr) << "layer " << layer << " decodes with Quest on the CPU only";
@@ -329,7 +335,7 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
         EXPECT_LT(error, kOutputTolerance) << "pos " << pos << " layer " << layer;
         worst_output = std::max(worst_output, error);
       }
-      gpu.bounds().appended(pos + 1);
+      gpu.bounds().appended(GpuSequence::kSequence, pos + 1);
     }
     std::cout << "prompt of " << ids.size() << " tokens, " << kSteps << " steps: " << tally.differing << " of "
               << tally.decisions << " Quest KV-head page sets differ from the CPU's; swapped pages' CPU score gap "

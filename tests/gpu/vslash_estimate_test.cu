@@ -52,23 +52,27 @@ std::vector<T> download(const T* device, size_t count) {
   return host;
 }
 
-// The problem's keys as the CPU KV cache lays them out: f32 [n_kv_heads][kv_len][head_dim].
+// The problem's keys as the CPU KV pool lays them out: f32 [pages][n_kv_heads][kKvPageTokens][head_dim],
+// pages in order.
 struct CpuKv {
   std::vector<float> k, v;
+  std::vector<int32_t> pages;
   attention::KvView view;
   explicit CpuKv(const PagedProblem& p) {
     const ProblemShape& s = p.shape;
-    const size_t d = static_cast<size_t>(s.head_dim), len = static_cast<size_t>(s.kv_len);
-    k.resize(static_cast<size_t>(s.n_kv_heads) * len * d);
+    const size_t d = static_cast<size_t>(s.head_dim);
+    pages.resize(static_cast<size_t>(pages_for_positions(s.kv_len)));
+    for (size_t i = 0; i < pages.size(); ++i) pages[i] = static_cast<int32_t>(i);
+    k.resize(pages.size() * static_cast<size_t>(s.n_kv_heads * kKvPageTokens) * d);
     v.resize(k.size());
+    view = {k.data(), v.data(), pages.data(), s.n_kv_heads, s.head_dim, s.kv_len};
     for (int h = 0; h < s.n_kv_heads; ++h) {
       for (int j = 0; j < s.kv_len; ++j) {
-        const size_t dst = (static_cast<size_t>(h) * len + static_cast<size_t>(j)) * d;
+        const size_t dst = static_cast<size_t>(view.offset(h, j));
         std::copy_n(&p.k[p.key_offset(j, h)], d, &k[dst]);
         std::copy_n(&p.v[p.key_offset(j, h)], d, &v[dst]);
       }
     }
-    view = {k.data(), v.data(), s.kv_len, s.kv_len};
   }
 };
 

@@ -43,12 +43,13 @@ attention::AttentionConfig config_of(const nlohmann::json& method) {
 
 std::vector<double> prefill_cosines(const model::ModelSource& source, const attention::AttentionConfig& config,
                                     const std::vector<int32_t>& ids) {
-  backend::cpu::CpuTransformerOptions options;
+  runtime::BackendOptions options;
   options.capacity = static_cast<int64_t>(ids.size()) + 1;
   options.prefill_chunk = 300;  // several chunks: the report must not depend on the chunking
-  backend::cpu::CpuTransformer model(source, config, options);
+  options.attention = config;
+  backend::cpu::CpuTransformer model(source, options);
   std::vector<float> logits(static_cast<size_t>(source.config().vocab_size));
-  model.forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::LastToken, logits.data());
+  model.forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, logits.data());
   const nlohmann::json report = model.attention().fidelity().to_json();  // what `--fidelity` writes
   std::vector<double> cosines;
   for (const nlohmann::json& layer : report["prefill"]) {

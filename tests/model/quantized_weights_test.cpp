@@ -23,9 +23,9 @@ constexpr double kMaxLogitDiff = 1.5;
 
 std::unique_ptr<backend::cpu::CpuTransformer> make_model(const model::ModelSource& source, const char* storage) {
   ::setenv("DELTAINFER_CPU_WEIGHTS", storage, 1);
-  backend::cpu::CpuTransformerOptions options;
+  runtime::BackendOptions options;
   options.capacity = 512;
-  auto model = std::make_unique<backend::cpu::CpuTransformer>(source, attention::AttentionConfig{}, options);
+  auto model = std::make_unique<backend::cpu::CpuTransformer>(source, options);
   ::unsetenv("DELTAINFER_CPU_WEIGHTS");
   return model;
 }
@@ -39,12 +39,12 @@ Generation generate(backend::cpu::CpuTransformer& model, const std::vector<int32
   Generation r;
   r.prompt_logits.resize(static_cast<size_t>(vocab));
   model.truncate(0);
-  model.forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::LastToken, r.prompt_logits.data());
+  model.forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, r.prompt_logits.data());
   std::vector<float> logits = r.prompt_logits;
   for (size_t i = 0; i < kGreedyTokens; ++i) {
     int32_t token = engine::argmax(logits.data(), vocab);
     r.greedy.push_back(token);
-    model.forward(&token, 1, model::LogitsFor::LastToken, logits.data());
+    model.forward(&token, 1, runtime::LogitsFor::LastToken, logits.data());
   }
   return r;
 }
@@ -57,7 +57,7 @@ double worst_choice_gap(backend::cpu::CpuTransformer& f32, const std::vector<int
   ids.insert(ids.end(), chosen.begin(), chosen.end() - 1);
   std::vector<float> logits(ids.size() * static_cast<size_t>(vocab));
   f32.truncate(0);
-  f32.forward(ids.data(), static_cast<int64_t>(ids.size()), model::LogitsFor::AllTokens, logits.data());
+  f32.forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::AllTokens, logits.data());
   double worst = 0.0;
   for (size_t i = 0; i < chosen.size(); ++i) {
     const float* row = logits.data() + (prompt.size() - 1 + i) * static_cast<size_t>(vocab);

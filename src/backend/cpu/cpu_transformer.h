@@ -1,57 +1,66 @@
 #pragma once
 // The Llama-family forward pass on the CPU in f32: one readable path from token ids to logits.
-// Attention goes through the attention policy (attention/), everything else through ops.h.
+// A forward pass runs a batch (runtime/batch_plan.h): the rows of every entry go through the same
+// norms and matrix products; attention runs per entry under its sequence's own policy
+// (attention/), over that sequence's pages of the shared KV pool.
+#include <map>
 #include <memory>
 #include <vector>
 
-#include "attention/attention_config.h"
 #include "attention/cpu_attention.h"
 #include "backend/cpu/cpu_weights.h"
-#include "model/transformer.h"
+#include "runtime/kv_sequences.h"
+#include "runtime/transformer.h"
 
 namespace deltainfer::backend::cpu {
 
-struct CpuTransformerOptions {
-  int64_t capacity = 0;        // KV positions to allocate (prompt + generated tokens)
-  int64_t prefill_chunk = 512; // prompt tokens per forward chunk (bounds activation memory)
-  int threads = 0;             // 0: all hardware threads
-};
-
-class CpuTransformer final : public model::Transformer {
+class CpuTransformer final : public runtime::Transformer {
  public:
-  CpuTransformer(const model::ModelSource& source, const attention::AttentionConfig& attention,
-                 const CpuTransformerOptions& options);
+  CpuTransformer(const model::ModelSource& source, const runtime::BackendOptions& options);
 
   const model::ModelConfig& config() const override { return config_; }
-  int64_t capacity() const override { return capacity_; }
-  int64_t cached_tokens() const override { return cached_; }
-  void forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) override;
-  void truncate(int64_t n_tokens) override;
+  int64_t capacity() const override { return sequences_.capacity(); }
+  int64_t max_batch_tokens() const override { return max_batch_tokens_; }
+  int64_t prefill_chunk() const override { return prefill_chunk_; }
 
-  attention::CpuAttention& attention() { return *attention_; }
+  runtime::SequenceId open_sequence(const attention::AttentionConfig& method) override;
+  void close_sequence(runtime::SequenceId id) override;
+  int64_t sequence_length(runtime::SequenceId id) const override { return sequences_.at(id).length; }
+  void truncate_sequence(runtime::SequenceId id, int64_t length) override;
+  runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
+  runtime::SequenceId default_sequence() const override { return default_sequence_; }
+
+  using runtime::Transformer::forward;
+  void forward(const runtime::BatchPlan& plan) override;
+
+  // The attention policy of a sequence (its fidelity report, its decode selection).
+  attention::CpuAttention& attention(runtime::SequenceId id) { return *attention_.at(id); }
+  attention::CpuAttention& attention() { return attention(default_sequence_); }
 
  private:
   struct Scratch {
     std::vector<float> x, normed, q, k, v, attn, proj, gate, up;
   };
 
-  // prompt_end: one past the last token of this forward call; a call of one token after a
-  // prompt is a decode step, any other call a prefill (of one or more chunks).
-  void forward_chunk(const int32_t* tokens, int64_t n, int64_t prompt_end, bool is_decode, model::LogitsFor which,
-                     float* logits);
-  void attention_block(int layer, int64_t n, int64_t prompt_end, bool is_decode);
+  void embed(const runtime::BatchPlan& plan, int64_t rows);
+  void attention_block(int layer, const runtime::BatchPlan& plan, int64_t rows);
+  // Rotates the entry's q and k rows and writes its keys and values into its pages.
+  void rope_and_append_kv(int layer, const runtime::BatchEntry& entry, int64_t first_row);
+  void attend(int layer, const runtime::BatchEntry& entry, int64_t first_row);
   void feed_forward_block(int layer, int64_t n);
-  void append_kv(int layer, int64_t n);
+  void write_logits(const runtime::BatchPlan& plan);
   void compute_logits(const float* hidden, int64_t rows, float* logits);
 
   model::ModelConfig config_;
   CpuWeights weights_;
-  std::unique_ptr<attention::CpuAttention> attention_;
-  int64_t capacity_;
+  int threads_;
   int64_t prefill_chunk_;
-  int64_t cached_ = 0;
+  int64_t max_batch_tokens_;  // a full prefill chunk beside max_batch - 1 decode steps
+  runtime::KvSequences sequences_;
+  std::map<runtime::SequenceId, std::unique_ptr<attention::CpuAttention>> attention_;
+  runtime::SequenceId default_sequence_ = 0;
   std::vector<float> inv_freq_;
-  std::vector<std::vector<float>> k_cache_, v_cache_;  // per layer [n_kv_heads][capacity][head_dim]
+  std::vector<std::vector<float>> k_pool_, v_pool_;  // per layer [pages][n_kv_heads][kKvPageTokens][head_dim]
   Scratch s_;
 };
 

@@ -4,12 +4,16 @@
 #include <cmath>
 
 #include "attention/delta_correction.h"
+#include "attention/vertical_slash.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/delta_correct.h"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
 namespace {
+
+static_assert(kSparseQueryBlock == attention::kVerticalSlashQueryBlock,
+              "the CPU twin must cut vslash chunks into the GPU kernel's query blocks");
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 
@@ -34,13 +38,29 @@ DeltaMode delta_mode(attention::DeltaVariant variant) {
 
 }  // namespace
 
+// Each decode workspace must hold what its plan asks for at every batch size up to max_batch and
+// every context bucket up to the capacity (the split count, and so the partials, depend on both).
+template <typename BytesFor>
+size_t largest_plan(int max_batch, int64_t capacity, BytesFor&& bytes_for) {
+  size_t largest = 0;
+  for (int batch = 1; batch <= max_batch; ++batch) {
+    for (int64_t bucket = 256;; bucket *= 2) {
+      const int len = static_cast<int>(std::min<int64_t>(bucket, capacity));
+      largest = std::max(largest, bytes_for(batch, len));
+      if (len == capacity) break;
+    }
+  }
+  return largest;
+}
+
 CudaAttention::CudaAttention(const attention::AttentionConfig& config, const model::ModelConfig& model,
-                             int64_t capacity, int64_t max_chunk)
+                             int64_t capacity, int64_t max_chunk, int max_batch)
     : config_(config),
       schedule_(config.decode, model.n_layers),
       model_(model),
       scale_(1.0f / std::sqrt(static_cast<float>(model.head_dim))),
-      sms_(current_device_sm_count()) {
+      sms_(current_device_sm_count()),
+      max_batch_(std::max(1, max_batch)) {
   config_.validate(model.n_layers);
   if (config_.prefill.kind == attention::PrefillKind::VerticalSlash) {
     if (config_.prefill.block != kSparseKeyBlock) {
@@ -51,10 +71,13 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
                                                 vslash_params(config_.prefill, capacity));
   }
   if (config_.decode.kind == attention::DecodeKind::Quest) {
-    quest_ = std::make_unique<QuestSelector>(config_.decode, model, capacity);
-    sparse_ws_ = DeviceBuffer<unsigned char>(plan_sparse_decode(1, model.n_heads, model.n_kv_heads, model.head_dim,
-                                                                quest_->set_capacity(), model.n_kv_heads, sms_)
-                                                 .workspace_bytes);
+    quest_ = std::make_unique<QuestSelector>(config_.decode, model, capacity, max_batch_);
+    const int set_capacity = quest_->set_capacity();
+    sparse_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int) {
+      return plan_sparse_decode(batch, model.n_heads, model.n_kv_heads, model.head_dim, set_capacity, model.n_kv_heads,
+                                sms_)
+          .workspace_bytes;
+    }));
   }
   const int64_t q_elems = int64_t{model.n_heads} * model.head_dim;
   if (config_.prefill.delta) {
@@ -65,17 +88,14 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
     corrected_ = DeviceBuffer<__nv_bfloat16>(as_size(max_chunk * q_elems));
   }
 
-  const int max_len = static_cast<int>(capacity);
-  size_t dense_bytes = 0;
-  for (int64_t bucket = 256;; bucket *= 2) {
-    const int len = static_cast<int>(std::min<int64_t>(bucket, capacity));
-    dense_bytes = std::max(dense_bytes,
-                           plan_decode_attention(1, model.n_heads, model.n_kv_heads, model.head_dim, len, sms_)
-                               .workspace_bytes);
-    if (len == max_len) break;
-  }
-  dense_ws_ = DeviceBuffer<unsigned char>(dense_bytes);
+  plan_decode_workspaces(capacity);
+}
 
+void CudaAttention::plan_decode_workspaces(int64_t capacity) {
+  const model::ModelConfig& m = model_;
+  dense_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int len) {
+    return plan_decode_attention(batch, m.n_heads, m.n_kv_heads, m.head_dim, len, sms_).workspace_bytes;
+  }));
   const attention::DecodeConfig& d = config_.decode;
   if (!uses_selection(d.kind)) return;
   select_.budget = static_cast<int>(d.budget);
@@ -84,15 +104,17 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
   select_.head_reduce = d.aggregation == attention::HeadAggregation::Max ? HeadReduce::kMax : HeadReduce::kSum;
   set_capacity_ = d.kind == attention::DecodeKind::Streaming ? static_cast<int>(config_.sink + config_.window)
                                                              : token_set_capacity(select_);
-  set_indices_ = DeviceBuffer<int32_t>(as_size(set_capacity_));
-  set_counts_ = DeviceBuffer<int32_t>(1);
-  lse_ = DeviceBuffer<float>(as_size(model.n_heads));
+  set_indices_ = DeviceBuffer<int32_t>(as_size(int64_t{max_batch_} * set_capacity_));
+  set_counts_ = DeviceBuffer<int32_t>(as_size(max_batch_));
+  lse_ = DeviceBuffer<float>(as_size(int64_t{max_batch_} * m.n_heads));
   if (d.kind != attention::DecodeKind::Streaming) {
-    select_ws_ = DeviceBuffer<unsigned char>(
-        plan_delta_select(1, model.n_heads, model.n_kv_heads, model.head_dim, max_len, select_, sms_).workspace_bytes);
+    select_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int len) {
+      return plan_delta_select(batch, m.n_heads, m.n_kv_heads, m.head_dim, len, select_, sms_).workspace_bytes;
+    }));
   }
-  sparse_ws_ = DeviceBuffer<unsigned char>(
-      plan_sparse_decode(1, model.n_heads, model.n_kv_heads, model.head_dim, set_capacity_, 1, sms_).workspace_bytes);
+  sparse_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int) {
+    return plan_sparse_decode(batch, m.n_heads, m.n_kv_heads, m.head_dim, set_capacity_, 1, sms_).workspace_bytes;
+  }));
 }
 
 size_t CudaAttention::device_bytes() const {
@@ -119,7 +141,7 @@ void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_
   args.n_kv_heads = model_.n_kv_heads;
   args.head_dim = model_.head_dim;
   args.softmax_scale = scale_;
-  args.kv = {kv.k_pool, kv.v_pool, kv.page_table, kv.num_pages, static_cast<int>(first_pos + n)};
+  args.kv = {kv.k_pool, kv.v_pool, kv.page_table, kv.num_pages, static_cast<int>(first_pos + n)};  // row 0 of the table
   args.out = out;
   BlockSparseLists lists;
   if (vslash_ != nullptr) lists = vslash_->build_lists(args, stream);
@@ -193,16 +215,16 @@ void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, const BlockS
   }
 }
 
-DecodeAttentionArgs CudaAttention::dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
-                                                     const LayerKv& kv, __nv_bfloat16* out) const {
+DecodeAttentionArgs CudaAttention::dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len,
+                                                     int batch, const LayerKv& kv, __nv_bfloat16* out) const {
   DecodeAttentionArgs args;
   args.q = q;
   args.k_pool = kv.k_pool;
   args.v_pool = kv.v_pool;
   args.page_table = kv.page_table;
-  args.page_table_stride = kv.num_pages;
-  args.kv_lens = kv_len;
-  args.batch = 1;
+  args.page_table_stride = kv.page_table_stride;
+  args.kv_lens = kv_lens;
+  args.batch = batch;
   args.n_heads = model_.n_heads;
   args.n_kv_heads = model_.n_kv_heads;
   args.head_dim = model_.head_dim;
@@ -212,13 +234,16 @@ DecodeAttentionArgs CudaAttention::dense_decode_args(const __nv_bfloat16* q, con
   return args;
 }
 
-void CudaAttention::decode(int layer, const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
+void CudaAttention::decode(int layer, const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch,
                            const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream) {
+  if (batch < 1 || batch > max_decode_batch()) {
+    throw_error("decode of {} sequences with workspaces planned for {}", batch, max_decode_batch());
+  }
   const TokenSet set{set_indices_.data(), set_counts_.data(), set_capacity_, 1};
   if (config_.decode.kind == attention::DecodeKind::Streaming && layer == 0) {
-    streaming_select(kv_len, 1, static_cast<int>(config_.sink), static_cast<int>(config_.window), set, stream);
+    streaming_select(kv_lens, batch, static_cast<int>(config_.sink), static_cast<int>(config_.window), set, stream);
   }
-  DecodeAttentionArgs dense = dense_decode_args(q, kv_len, max_kv_len, kv, out);
+  DecodeAttentionArgs dense = dense_decode_args(q, kv_lens, max_kv_len, batch, kv, out);
   switch (schedule_.role(layer)) {
     case attention::LayerRole::Full:
       dense.workspace = dense_ws_.data();
@@ -231,26 +256,26 @@ void CudaAttention::decode(int layer, const __nv_bfloat16* q, const int32_t* kv_
       return;
     case attention::LayerRole::Sparse:
       if (quest_ != nullptr) {
-        const QuestCache cache =
-            quest_cache_of(model_, kv.k_pool, kv.quest_bounds, kv.page_table, kv.num_pages, kv_len, max_kv_len);
-        sparse_decode_over_set(q, kv, quest_->select(q, cache, stream), out, stream);
+        const QuestCache cache = quest_cache_of(model_, kv.k_pool, kv.quest_bounds, kv.page_table,
+                                                kv.page_table_stride, kv_lens, max_kv_len, batch);
+        sparse_decode_over_set(q, batch, kv, quest_->select(q, cache, stream), out, stream);
         return;
       }
-      sparse_decode_over_set(q, kv, set, out, stream);
+      sparse_decode_over_set(q, batch, kv, set, out, stream);
       return;
   }
 }
 
-void CudaAttention::sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, const TokenSet& set,
+void CudaAttention::sparse_decode_over_set(const __nv_bfloat16* q, int batch, const LayerKv& kv, const TokenSet& set,
                                            __nv_bfloat16* out, cudaStream_t stream) {
   SparseDecodeArgs args;
   args.q = q;
   args.k_pool = kv.k_pool;
   args.v_pool = kv.v_pool;
   args.page_table = kv.page_table;
-  args.page_table_stride = kv.num_pages;
+  args.page_table_stride = kv.page_table_stride;
   args.set = set;
-  args.batch = 1;
+  args.batch = batch;
   args.n_heads = model_.n_heads;
   args.n_kv_heads = model_.n_kv_heads;
   args.head_dim = model_.head_dim;

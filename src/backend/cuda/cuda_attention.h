@@ -21,21 +21,29 @@
 
 namespace deltainfer::cuda {
 
-// One layer's paged cache of one sequence.
+// One layer's paged pools and the page tables of the sequences a call serves: row s of
+// page_table (page_table_stride entries) maps sequence s's logical pages to pool pages.
 struct LayerKv {
   const __nv_bfloat16* k_pool = nullptr;
   const __nv_bfloat16* v_pool = nullptr;
   const int32_t* page_table = nullptr;
-  int num_pages = 0;
+  int page_table_stride = 0;
+  int num_pages = 0;                      // physical pages in the pools
   __nv_bfloat16* quest_bounds = nullptr;  // Quest layers: key bounds beside the pool (quest_decode.h)
 };
 
 class CudaAttention {
  public:
+  // Decode workspaces serve batches of up to max_batch sequences of up to `capacity` positions.
   // Throws InputError for a vertical-slash --block other than the kernel's 64, or a Quest --page
   // other than 16.
   CudaAttention(const attention::AttentionConfig& config, const model::ModelConfig& model, int64_t capacity,
-                int64_t max_chunk);
+                int64_t max_chunk, int max_batch = 1);
+
+  const attention::AttentionConfig& config() const { return config_; }
+  int max_decode_batch() const { return max_batch_; }
+  // Whether decoding needs key bounds beside the pool (QuestBounds), kept current by the transformer.
+  bool keeps_key_bounds() const { return quest_ != nullptr; }
 
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
   int64_t required_chunk_alignment() const;
@@ -48,9 +56,10 @@ class CudaAttention {
   void prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,
                const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream);
 
-  // Called for layers 0..L-1 in order each step; kv_len (device) = position + 1, bounded by
-  // max_kv_len (the graph's bucket). Quest layers need kv.quest_bounds current for [0, kv_len).
-  void decode(int layer, const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len, const LayerKv& kv,
+  // One decode step of `batch` sequences (q, out: [batch][n_heads][head_dim]; kv_lens: [batch] on
+  // the device, each = position + 1, bounded by max_kv_len, the graph's bucket). Called for layers
+  // 0..L-1 in order each step. Quest layers need kv.quest_bounds current for [0, kv_len).
+  void decode(int layer, const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch, const LayerKv& kv,
               __nv_bfloat16* out, cudaStream_t stream);
 
  private:
@@ -60,16 +69,18 @@ class CudaAttention {
   void prefill_delta(const PrefillAttentionArgs& args, const BlockSparseLists* lists, __nv_bfloat16* out,
                      cudaStream_t stream);
   void prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream);
-  DecodeAttentionArgs dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_len, int max_kv_len,
+  DecodeAttentionArgs dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch,
                                         const LayerKv& kv, __nv_bfloat16* out) const;
-  void sparse_decode_over_set(const __nv_bfloat16* q, const LayerKv& kv, const TokenSet& set, __nv_bfloat16* out,
-                              cudaStream_t stream);
+  void sparse_decode_over_set(const __nv_bfloat16* q, int batch, const LayerKv& kv, const TokenSet& set,
+                              __nv_bfloat16* out, cudaStream_t stream);
+  void plan_decode_workspaces(int64_t capacity);
 
   attention::AttentionConfig config_;
   attention::LayerSchedule schedule_;
   model::ModelConfig model_;
   float scale_;
   int sms_;
+  int max_batch_;
   PageSelectConfig select_;
   int set_capacity_ = 0;
   DeviceBuffer<__nv_bfloat16> strided_q_, dense_rows_, corrected_;

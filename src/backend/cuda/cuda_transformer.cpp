@@ -2,26 +2,28 @@
 
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
-#include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
+#include <iterator>
 #include <map>
+#include <tuple>
 #include <vector>
 
 #include "backend/cpu/ops.h"
 #include "backend/cuda/cuda_attention.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_handles.h"
+#include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
 #include "backend/cuda/quest_decode.h"
 #include "backend/cuda/sampling.h"
-#include "backend/cuda/synthetic_weights.h"
+#include "backend/cuda/step_buffers.h"
 #include "core/error.h"
-#include "io/half.h"
+#include "runtime/step_layout.h"
 
 namespace deltainfer::cuda {
 namespace {
@@ -29,120 +31,6 @@ namespace {
 using bf16 = __nv_bfloat16;
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
-
-// Uploads (or generates, for synthetic models) tensors into bf16 device buffers; several tensors
-// may be stacked along their rows into one buffer (one GEMM for gate and up).
-class WeightUploader {
- public:
-  WeightUploader(const model::ModelSource& source, cudaStream_t stream) : source_(source), stream_(stream) {}
-
-  DeviceBuffer<bf16> load(std::initializer_list<std::string> names) const {
-    int64_t total = 0;
-    for (const std::string& name : names) total += element_count(name);
-    DeviceBuffer<bf16> buffer(as_size(total));
-    int64_t offset = 0;
-    for (const std::string& name : names) {
-      const int64_t count = element_count(name);
-      if (source_.is_synthetic()) {
-        const std::vector<int64_t> shape = source_.tensor_shape(name);
-        fill_synthetic_weights(buffer.data() + offset, count, model::synthetic_tensor_seed(name),
-                               model::synthetic_tensor_scale(name, shape.back()), stream_);
-      } else {
-        upload(name, count, buffer.data() + offset);
-      }
-      offset += count;
-    }
-    return buffer;
-  }
-
-  DeviceBuffer<bf16> load_if(bool present, const std::string& name) const {
-    return present ? load({name}) : DeviceBuffer<bf16>();
-  }
-
- private:
-  int64_t element_count(const std::string& name) const {
-    int64_t count = 1;
-    for (int64_t dim : source_.tensor_shape(name)) count *= dim;
-    return count;
-  }
-
-  void upload(const std::string& name, int64_t count, bf16* dst) const {
-    std::vector<float> values(as_size(count));
-    source_.read_f32(name, values.data(), count);
-    std::vector<uint16_t> bits(as_size(count));
-    for (size_t i = 0; i < bits.size(); ++i) bits[i] = io::f32_to_bf16(values[i]);
-    CUDA_CHECK(cudaMemcpy(dst, bits.data(), bits.size() * sizeof(uint16_t), cudaMemcpyHostToDevice));
-  }
-
-  const model::ModelSource& source_;
-  cudaStream_t stream_;
-};
-
-struct LayerWeights {
-  // wqkv / bqkv: q, k and v stacked for one GEMM; wq, wk, wv, bq, bk, bv only when per-head q/k
-  // norms need them apart.
-  DeviceBuffer<bf16> attn_norm, wqkv, bqkv, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, w_gate_up, w_down;
-};
-
-class CudaStream {
- public:
-  CudaStream() { CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
-  ~CudaStream() { cudaStreamDestroy(stream_); }
-  CudaStream(const CudaStream&) = delete;
-  CudaStream& operator=(const CudaStream&) = delete;
-  cudaStream_t get() const { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
-};
-
-template <typename T>
-class PinnedBuffer {
- public:
-  explicit PinnedBuffer(size_t count) {
-    void* raw = nullptr;
-    CUDA_CHECK(cudaMallocHost(&raw, count * sizeof(T)));
-    data_ = static_cast<T*>(raw);
-  }
-  ~PinnedBuffer() { cudaFreeHost(data_); }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  T* data() { return data_; }
-
- private:
-  T* data_ = nullptr;
-};
-
-class DecodeGraph {
- public:
-  DecodeGraph() = default;
-  ~DecodeGraph() {
-    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
-    if (graph_ != nullptr) cudaGraphDestroy(graph_);
-  }
-  DecodeGraph(const DecodeGraph&) = delete;
-  DecodeGraph& operator=(const DecodeGraph&) = delete;
-
-  template <typename Body>
-  void capture(cudaStream_t stream, Body&& body) {
-    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-    try {
-      body();
-    } catch (...) {
-      cudaGraph_t broken = nullptr;
-      cudaStreamEndCapture(stream, &broken);
-      if (broken != nullptr) cudaGraphDestroy(broken);
-      throw;
-    }
-    CUDA_CHECK(cudaStreamEndCapture(stream, &graph_));
-    CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
-  }
-  void launch(cudaStream_t stream) const { CUDA_CHECK(cudaGraphLaunch(exec_, stream)); }
-
- private:
-  cudaGraph_t graph_ = nullptr;
-  cudaGraphExec_t exec_ = nullptr;
-};
 
 // Decode graphs are captured per power-of-two context bucket: the split-KV plan depends on the
 // longest context the graph may see.
@@ -157,120 +45,247 @@ int64_t aligned_chunk(int64_t requested, int64_t capacity, int64_t alignment) {
   return std::max(alignment, chunk / alignment * alignment);
 }
 
-class CudaTransformer final : public model::Transformer {
+// What a decode step hands back for its rows: logits, a token chosen on the device, or both. A
+// graph is captured per (method, slots, context bucket, outputs).
+struct DecodeOutputs {
+  bool logits = false;
+  bool sampled = false;
+  runtime::DeviceSampling sampling;
+};
+
+using GraphKey = std::tuple<int, int, int64_t, bool, bool, float, int, float, uint64_t>;
+
+class CudaTransformer final : public runtime::Transformer {
  public:
-  CudaTransformer(const model::ModelSource& source, const engine::EngineConfig& engine_config, int64_t capacity)
+  CudaTransformer(const model::ModelSource& source, const runtime::BackendOptions& options)
       : config_(source.config()),
-        capacity_(capacity),
-        num_pages_((capacity + kKvPageSize - 1) / kKvPageSize) {
-    if (engine_config.attention.instrument) {
-      throw_input_error("--fidelity instrumentation runs on the CPU backend only");
-    }
-    engine_config.attention.validate(config_.n_layers);  // before the layer schedule sizes anything
+        capacity_(options.capacity),
+        max_batch_(std::max(1, options.max_batch)),
+        pages_per_sequence_(pages_for_positions(options.capacity)),
+        pool_pages_(options.kv_pages > 0 ? options.kv_pages : pages_per_sequence_ * max_batch_),
+        sequences_(checked_pool_pages(pool_pages_), options.capacity, config_.vocab_size) {
+    static_assert(kKvPageSize == kKvPageTokens, "the CUDA kernels' page is the engine's page");
+    check_method(options.attention);
     if (config_.head_dim != 64 && config_.head_dim != 128) {
       throw_input_error("the CUDA backend supports head dim 64 and 128 (this model has {})", config_.head_dim);
     }
-    const int64_t alignment = engine_config.attention.prefill.delta ? engine_config.attention.prefill.gamma : 1;
-    chunk_ = aligned_chunk(engine_config.prefill_chunk, capacity_, alignment);
+    const int64_t alignment = options.attention.prefill.delta ? options.attention.prefill.gamma : 1;
+    chunk_ = aligned_chunk(options.prefill_chunk, capacity_, alignment);
+    max_rows_ = chunk_ + max_batch_ - 1;  // a full prefill chunk beside the decode steps of the others
     MemoryRequest request;
     request.max_context = capacity_;
-    request.prefill_chunk = static_cast<int>(chunk_);
-    request.quest_layers = quest_layer_count(engine_config.attention.decode, config_.n_layers);
+    request.max_batch = max_batch_;
+    request.kv_pages = pool_pages_;
+    request.prefill_chunk = static_cast<int>(max_rows_);
+    request.quest_layers = quest_layer_count(options.attention.decode, config_.n_layers);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
     // count them against the memory that was free before.
     const size_t free_bytes = free_device_bytes();
-    attention_ = std::make_unique<CudaAttention>(engine_config.attention, config_, capacity_, chunk_);
-    request.attention_bytes = attention_->device_bytes();
+    methods_.push_back(std::make_unique<CudaAttention>(options.attention, config_, capacity_, chunk_, max_batch_));
+    method_users_.push_back(0);
+    request.attention_bytes = methods_.front()->device_bytes();
     plan_ = plan_memory(config_, request, free_bytes);
-    load_weights(source);
+    weights_ = CudaWeights::load(source, stream_.get());
     allocate_state();
-    quest_ = QuestBounds(engine_config.attention.decode, config_, k_pool_pointers(), page_table_.data(),
-                         static_cast<int>(num_pages_));
+    key_bounds_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(pool_pages_),
+                         static_cast<int>(pages_per_sequence_));
+    key_bounds_.ensure_layers(options.attention.decode);  // counted in the plan (quest_layers)
+    default_sequence_ = sequences_.open(options.attention);
+    method_of_[default_sequence_] = 0;
+    method_users_[0] = 1;
   }
 
   const model::ModelConfig& config() const override { return config_; }
   int64_t capacity() const override { return capacity_; }
-  int64_t cached_tokens() const override { return cached_; }
+  int64_t max_batch_tokens() const override { return max_rows_; }
+  int64_t prefill_chunk() const override { return chunk_; }
 
-  void truncate(int64_t n_tokens) override {
-    if (n_tokens < 0 || n_tokens > cached_) throw_error("cannot truncate the KV cache to {} of {}", n_tokens, cached_);
-    cached_ = n_tokens;
-    quest_.truncate(n_tokens);
+  runtime::SequenceId open_sequence(const attention::AttentionConfig& method) override {
+    check_method(method);
+    ensure_key_bounds(method);
+    const int index = method_index(method);
+    const runtime::SequenceId id = sequences_.open(method);
+    method_of_[id] = index;
+    ++method_users_[as_size(index)];
+    return id;
   }
 
-  void forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) override {
-    model::check_forward_tokens(config_, cached_, capacity_, tokens, n);
-    if (n == 1 && cached_ > 0) {
-      decode_step(tokens[0], logits);
-      return;
-    }
-    prefill(tokens, n, which, logits);
+  void close_sequence(runtime::SequenceId id) override {
+    if (id == default_sequence_) throw_error("the default sequence of the CUDA backend cannot be closed");
+    sequences_.close(id);
+    key_bounds_.forget(id);
+    const int index = method_of_.at(id);
+    method_of_.erase(id);
+    if (--method_users_[as_size(index)] == 0 && index != 0) release_method(index);
   }
 
+  int64_t sequence_length(runtime::SequenceId id) const override { return sequences_.at(id).length; }
+
+  void truncate_sequence(runtime::SequenceId id, int64_t length) override {
+    sequences_.truncate(id, length);
+    key_bounds_.truncate(id, length);
+  }
+
+  runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
+  runtime::SequenceId default_sequence() const override { return default_sequence_; }
   bool samples_on_device() const override { return true; }
 
-  // The next token is chosen from logits_ on the device; only its id comes back.
-  int32_t forward_and_sample(const int32_t* tokens, int64_t n, const model::DeviceSampling& sampling) override {
-    model::check_forward_tokens(config_, cached_, capacity_, tokens, n);
-    if (n == 1 && cached_ > 0) return decode_step_sampled(tokens[0], sampling);
-    prefill(tokens, n, model::LogitsFor::LastToken, nullptr);
-    const int64_t last_rows = (n - 1) % chunk_ + 1;  // rows of the last chunk, still in x_
-    project_logits(last_rows - 1, 1);
-    choose_token(sampling, positions_.data() + last_rows - 1);
-    return fetch_chosen();
+  using runtime::Transformer::forward;
+  void forward(const runtime::BatchPlan& plan) override {
+    check_plan(plan);
+    sequences_.reserve(plan, max_rows_);
+    const runtime::StepLayout layout = layout_step(
+        plan, sequences_, pages_per_sequence_, [this](runtime::SequenceId id) { return method_of_.at(id); });
+    step_.stage(layout);
+    rebuild_quest_bounds(plan, /*after_step=*/false);
+    DecodeOutputs outputs;
+    if (graphable(plan, layout, outputs)) {
+      run_graphed_decode(layout, outputs);
+    } else {
+      run_eager(plan, layout);
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    sequences_.commit(plan);
+    hand_back_decode_outputs(plan, layout);
+    rebuild_quest_bounds(plan, /*after_step=*/true);
+  }
+
+  // The default sequence's tokens, then the token that follows under `sampling`, chosen on the
+  // device: the last prefill chunk or the decode step carries the sampling rule.
+  int32_t forward_and_sample(const int32_t* tokens, int64_t n, const runtime::DeviceSampling& sampling) override {
+    if (n <= 0) throw_error("forward_and_sample() needs at least one token");
+    const int64_t start_length = sequences_.at(default_sequence_).length;
+    int32_t chosen = -1;
+    if (n == 1 && start_length > 0) {
+      runtime::BatchEntry step = runtime::decode_entry(default_sequence_, tokens);
+      step.sampling = &sampling;
+      step.sampled = &chosen;
+      forward(runtime::BatchPlan{{step}});
+      return chosen;
+    }
+    for (int64_t start = 0; start < n; start += chunk_) {
+      runtime::BatchEntry chunk =
+          runtime::prefill_entry(default_sequence_, tokens + start, std::min(chunk_, n - start), start_length + n);
+      if (start + chunk.n_tokens == n) {
+        chunk.sampling = &sampling;
+        chunk.sampled = &chosen;
+      }
+      forward(runtime::BatchPlan{{chunk}});
+    }
+    return chosen;
   }
 
  private:
-  void load_weights(const model::ModelSource& source) {
-    const WeightUploader up(source, stream_.get());
-    token_embd_ = up.load({"token_embd.weight"});
-    output_norm_ = up.load({"output_norm.weight"});
-    if (!config_.tied_embeddings) output_ = up.load({"output.weight"});
-    layers_.resize(as_size(config_.n_layers));
-    for (int i = 0; i < config_.n_layers; ++i) {
-      const std::string p = fmt::format("blk.{}.", i);
-      LayerWeights& l = layers_[as_size(i)];
-      l.attn_norm = up.load({p + "attn_norm.weight"});
-      if (fused_qkv()) {
-        l.wqkv = up.load({p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"});
-        if (config_.qkv_bias) l.bqkv = up.load({p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"});
-      } else {
-        l.wq = up.load({p + "attn_q.weight"});
-        l.wk = up.load({p + "attn_k.weight"});
-        l.wv = up.load({p + "attn_v.weight"});
-        l.bq = up.load_if(config_.qkv_bias, p + "attn_q.bias");
-        l.bk = up.load_if(config_.qkv_bias, p + "attn_k.bias");
-        l.bv = up.load_if(config_.qkv_bias, p + "attn_v.bias");
+  static int32_t checked_pool_pages(int64_t pages) {
+    if (pages <= 0 || pages > INT32_MAX) throw_input_error("a KV pool of {} pages", pages);
+    return static_cast<int32_t>(pages);
+  }
+
+  void check_method(const attention::AttentionConfig& method) const {
+    if (method.instrument) throw_input_error("--fidelity instrumentation runs on the CPU backend only");
+    method.validate(config_.n_layers);
+  }
+
+  // The CudaAttention of `method`: one per distinct method in use (its decode selection and
+  // workspaces serve one group of sequences per step). A new method's workspaces are allocated
+  // here, beside the memory plan, and freed when its last sequence closes (the default method's
+  // stay: they are part of the plan).
+  int method_index(const attention::AttentionConfig& method) {
+    const std::string key = attention::describe(method);
+    size_t free_slot = methods_.size();
+    for (size_t i = 0; i < methods_.size(); ++i) {
+      if (methods_[i] == nullptr) {
+        free_slot = std::min(free_slot, i);
+      } else if (attention::describe(methods_[i]->config()) == key) {
+        return static_cast<int>(i);
       }
-      l.wo = up.load({p + "attn_output.weight"});
-      l.q_norm = up.load_if(config_.qk_norm, p + "attn_q_norm.weight");
-      l.k_norm = up.load_if(config_.qk_norm, p + "attn_k_norm.weight");
-      l.ffn_norm = up.load({p + "ffn_norm.weight"});
-      l.w_gate_up = up.load({p + "ffn_gate.weight", p + "ffn_up.weight"});
-      l.w_down = up.load({p + "ffn_down.weight"});
     }
-    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    std::unique_ptr<CudaAttention> created;
+    try {
+      created = std::make_unique<CudaAttention>(method, config_, capacity_, chunk_, max_batch_);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      throw_input_error("the workspaces of attention method \"{}\" do not fit in GPU memory: {}", key, e.what());
+    }
+    if (free_slot == methods_.size()) {
+      methods_.push_back(nullptr);
+      method_users_.push_back(0);
+    }
+    methods_[free_slot] = std::move(created);
+    return static_cast<int>(free_slot);
+  }
+
+  // Frees a method no sequence uses any more, and the decode graphs captured with it.
+  void release_method(int index) {
+    for (auto graph = graphs_.begin(); graph != graphs_.end();) {
+      graph = std::get<0>(graph->first) == index ? graphs_.erase(graph) : std::next(graph);
+    }
+    methods_[as_size(index)].reset();
+  }
+
+  void check_plan(const runtime::BatchPlan& plan) const {
+    if (static_cast<int64_t>(plan.entries.size()) > max_batch_) {
+      throw_input_error("a batch of {} sequences exceeds the {} this backend was planned for (--max-batch)",
+                        plan.entries.size(), max_batch_);
+    }
+    for (const runtime::BatchEntry& entry : plan.entries) {
+      const int64_t first_pos = sequences_.at(entry.sequence).length;  // throws for a sequence not open
+      const CudaAttention& method = *methods_.at(static_cast<size_t>(method_of_.at(entry.sequence)));
+      const int64_t alignment = method.required_chunk_alignment();
+      if (!entry.decode && first_pos % alignment != 0) {
+        throw_input_error("a prefill chunk of sequence {} starts at position {}, not a multiple of its γ {}",
+                          entry.sequence, first_pos, alignment);
+      }
+      if (entry.sampling != nullptr && entry.sampling->temperature != 0.0f && plan.entries.size() != 1) {
+        throw_error("the device samples (temperature > 0) in batches of one entry; take the logits instead");
+      }
+    }
+  }
+
+  // Key bounds of the sequences whose method keeps them (Quest): before a step, whatever a
+  // truncation left stale is rebuilt; after it, a decode step has folded its key in inside the
+  // step, a prefill chunk's keys are folded in now.
+  void rebuild_quest_bounds(const runtime::BatchPlan& plan, bool after_step) {
+    for (const runtime::BatchEntry& entry : plan.entries) {
+      if (!methods_[as_size(method_of_.at(entry.sequence))]->keeps_key_bounds()) continue;
+      const runtime::Sequence& sequence = sequences_.at(entry.sequence);
+      if (after_step && entry.decode) {
+        key_bounds_.appended(entry.sequence, sequence.length);
+      } else {
+        key_bounds_.rebuild_stale(entry.sequence, sequence.pages.data(), sequence.length, stream_.get());
+      }
+    }
+  }
+
+  // Key bounds beside the pool for the layers where `method` needs them (none for most methods).
+  void ensure_key_bounds(const attention::AttentionConfig& method) {
+    try {
+      key_bounds_.ensure_layers(method.decode);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      throw_input_error("the key bounds of \"{}\" do not fit in GPU memory: {}", attention::describe(method), e.what());
+    }
   }
 
   void allocate_state() {
-    const size_t per_layer_pool = as_size(num_pages_) * as_size(config_.n_kv_heads) * kKvPageSize * as_size(config_.head_dim);
+    const size_t per_layer_pool = as_size(pool_pages_) * as_size(config_.n_kv_heads) * kKvPageSize * as_size(config_.head_dim);
     for (int i = 0; i < config_.n_layers; ++i) {
       k_pools_.emplace_back(per_layer_pool);
       v_pools_.emplace_back(per_layer_pool);
     }
-    std::vector<int32_t> identity(as_size(num_pages_));
-    for (size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<int32_t>(i);
-    page_table_ = to_device(identity);
+    step_ = StepBuffers(max_rows_, max_batch_, pages_per_sequence_);
 
     std::vector<float> inv_freq(as_size(config_.head_dim / 2));
     backend::cpu::rope_inverse_frequencies(config_, inv_freq.data());
     inv_freq_ = to_device(inv_freq);
 
-    const size_t rows = as_size(chunk_);
+    const size_t rows = as_size(max_rows_);
     x_ = DeviceBuffer<float>(rows * as_size(config_.d_model));
     normed_ = DeviceBuffer<bf16>(rows * as_size(config_.d_model));
     q_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim()));
-    if (fused_qkv()) {
+    if (CudaWeights::fused_qkv(config_)) {
       qkv_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim() + 2 * config_.kv_dim()));
     } else {
       k_ = DeviceBuffer<bf16>(rows * as_size(config_.kv_dim()));
@@ -279,16 +294,11 @@ class CudaTransformer final : public model::Transformer {
     attn_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim()));
     gate_up_ = DeviceBuffer<bf16>(rows * 2 * as_size(config_.ffn_dim));
     act_ = DeviceBuffer<bf16>(rows * as_size(config_.ffn_dim));
-    logit_rows_ = std::min<int64_t>(chunk_, 256);
+    logit_rows_ = std::max<int64_t>(std::min<int64_t>(max_rows_, 256), max_batch_);
     logits_ = DeviceBuffer<float>(as_size(logit_rows_) * as_size(config_.vocab_size));
-    tokens_ = DeviceBuffer<int32_t>(rows);
-    positions_ = DeviceBuffer<int32_t>(rows);
-    step_ = DeviceBuffer<int32_t>(3);
-    pinned_step_ = std::make_unique<PinnedBuffer<int32_t>>(3);
-    pinned_logits_ = std::make_unique<PinnedBuffer<float>>(as_size(config_.vocab_size));
-    chosen_ = DeviceBuffer<int32_t>(1);
-    pinned_chosen_ = std::make_unique<PinnedBuffer<int32_t>>(1);
-
+    chosen_ = DeviceBuffer<int32_t>(as_size(max_batch_));
+    pinned_chosen_ = std::make_unique<PinnedBuffer<int32_t>>(as_size(max_batch_));
+    pinned_logits_ = std::make_unique<PinnedBuffer<float>>(as_size(max_batch_) * as_size(config_.vocab_size));
   }
 
   std::vector<const bf16*> k_pool_pointers() const {
@@ -296,12 +306,6 @@ class CudaTransformer final : public model::Transformer {
     for (const DeviceBuffer<bf16>& pool : k_pools_) pools.push_back(pool.data());
     return pools;
   }
-
-  const bf16* output_matrix() const { return config_.tied_embeddings ? token_embd_.data() : output_.data(); }
-
-  // One transformer layer over `n` rows of x_ whose positions are in `positions` (device).
-  // One GEMM for q, k and v unless per-head q/k norms (Qwen3) need them in separate buffers.
-  bool fused_qkv() const { return !config_.qk_norm; }
 
   void project_qkv_apart(const LayerWeights& w, int64_t n, cudaStream_t s) {
     const int d = config_.d_model, q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
@@ -320,15 +324,17 @@ class CudaTransformer final : public model::Transformer {
     }
   }
 
+  // One transformer layer over the step's `n` rows of x_; each row's key and value go to the page
+  // of its position in its slot's page table.
   template <typename Attention>
-  void layer(int i, int64_t n, const int32_t* positions, Attention&& attention) {
+  void layer(int i, int64_t n, Attention&& attention) {
     cudaStream_t s = stream_.get();
-    const LayerWeights& w = layers_[as_size(i)];
+    const LayerWeights& w = weights_.layers[as_size(i)];
     const int d = config_.d_model, q_dim = config_.q_dim(), kv_dim = config_.kv_dim(), ffn = config_.ffn_dim;
     const int rows = static_cast<int>(n);
     rmsnorm(x_.data(), w.attn_norm.data(), normed_.data(), n, d, config_.rms_eps, s);
     RopeAppendArgs rope;
-    if (fused_qkv()) {
+    if (CudaWeights::fused_qkv(config_)) {
       const int qkv_dim = q_dim + 2 * kv_dim;
       gemm_.run(normed_.data(), w.wqkv.data(), qkv_.data(), rows, qkv_dim, d, s);
       if (config_.qkv_bias) add_bias(qkv_.data(), w.bqkv.data(), n, qkv_dim, s);
@@ -350,13 +356,14 @@ class CudaTransformer final : public model::Transformer {
     rope.n_heads = config_.n_heads;
     rope.n_kv_heads = config_.n_kv_heads;
     rope.head_dim = config_.head_dim;
-    rope.positions = positions;
-    rope.page_table = page_table_.data();
-    rope.page_table_stride = static_cast<int>(num_pages_);
+    rope.positions = step_.positions();
+    rope.token_seq = step_.row_slot();
+    rope.page_table = step_.page_table(0);
+    rope.page_table_stride = static_cast<int>(pages_per_sequence_);
     rope.k_pool = k_pools_[as_size(i)].data();
     rope.v_pool = v_pools_[as_size(i)].data();
     rope.inv_freq = inv_freq_.data();
-    rope.style = config_.rope_style;
+    rope.interleaved = config_.rope_style == model::RopeStyle::Interleaved;
     rope_append_kv(rope, s);
     attention(i);
     gemm_.run(attn_.data(), w.wo.data(), x_.data(), rows, d, q_dim, /*accumulate=*/true, s);
@@ -366,198 +373,219 @@ class CudaTransformer final : public model::Transformer {
     gemm_.run(act_.data(), w.w_down.data(), x_.data(), rows, d, ffn, /*accumulate=*/true, s);
   }
 
+  LayerKv layer_kv(int i, int slot) {
+    return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), step_.page_table(slot),
+            static_cast<int>(pages_per_sequence_), static_cast<int>(pool_pages_), key_bounds_.layer(i)};
+  }
+
+  // Layer i's attention for every decode group (one batched call each) and prefill chunk.
+  void attention_layer(int i, const runtime::StepLayout& layout, int64_t bucket) {
+    cudaStream_t s = stream_.get();
+    const int64_t q_dim = config_.q_dim();
+    for (const runtime::DecodeGroup& group : layout.decode_groups) {
+      CudaAttention& method = *methods_[as_size(group.method)];
+      const int32_t* kv_lens = step_.kv_lens() + group.first_slot;
+      // The layer's new keys are in the pool: Quest folds them into their pages' bounds before selecting.
+      if (method.keeps_key_bounds()) {
+        key_bounds_.append(i, step_.page_table(group.first_slot), static_cast<int>(pages_per_sequence_), kv_lens,
+                      static_cast<int>(bucket), group.slots, s);
+      }
+      method.decode(i, q_.data() + group.first_slot * q_dim, kv_lens, static_cast<int>(bucket), group.slots,
+                    layer_kv(i, group.first_slot), attn_.data() + group.first_slot * q_dim, s);
+    }
+    for (const runtime::PrefillItem& item : layout.prefills) {
+      methods_[as_size(item.method)]->prefill(i, q_.data() + item.first_row * q_dim, item.n_tokens, item.first_pos,
+                                              item.prompt_end, layer_kv(i, item.slot),
+                                              attn_.data() + item.first_row * q_dim, s);
+    }
+  }
+
+  // Embedding, every layer, nothing after: the residual stream of the step's rows is in x_.
+  void run_layers(const runtime::StepLayout& layout) {
+    cudaStream_t s = stream_.get();
+    step_.upload(s);
+    embedding_gather(step_.tokens(), weights_.token_embd.data(), x_.data(), static_cast<int>(layout.rows()),
+                     config_.d_model, config_.vocab_size, s);
+    int64_t longest = 1;
+    for (int slot = 0; slot < static_cast<int>(layout.decode_rows); ++slot) {
+      longest = std::max<int64_t>(longest, layout.kv_lens[as_size(slot)]);
+    }
+    const int64_t bucket = decode_bucket(longest, capacity_);
+    for (int i = 0; i < config_.n_layers; ++i) {
+      layer(i, layout.rows(), [&](int index) { attention_layer(index, layout, bucket); });
+    }
+  }
+
   // Final norm and output projection of `rows` rows of x_ starting at `first_row` into logits_.
   void project_logits(int64_t first_row, int64_t rows) {
     cudaStream_t s = stream_.get();
     const int d = config_.d_model;
-    rmsnorm(x_.data() + first_row * d, output_norm_.data(), normed_.data(), rows, d, config_.rms_eps, s);
-    gemm_.run(normed_.data(), output_matrix(), logits_.data(), static_cast<int>(rows), config_.vocab_size, d,
-              /*accumulate=*/false, s);
+    rmsnorm(x_.data() + first_row * d, weights_.output_norm.data(), normed_.data(), rows, d, config_.rms_eps, s);
+    gemm_.run(normed_.data(), weights_.output_matrix(config_), logits_.data(), static_cast<int>(rows),
+              config_.vocab_size, d, /*accumulate=*/false, s);
   }
 
-  // prompt_end: one past the last token of the whole prefill this chunk belongs to.
-  void prefill_chunk(const int32_t* tokens, int64_t n, int64_t prompt_end, bool all_logits, float* logits) {
+  // Chooses tokens for `rows` rows of logits_ into chosen_[first_slot..]; a draw is keyed by its
+  // row's position (device memory), so a replayed graph draws afresh each step.
+  void choose_tokens(const runtime::DeviceSampling& sampling, int64_t logits_row, int rows, int first_slot,
+                     const int32_t* positions) {
     cudaStream_t s = stream_.get();
-    std::vector<int32_t> positions(as_size(n));
-    for (int64_t t = 0; t < n; ++t) positions[as_size(t)] = static_cast<int32_t>(cached_ + t);
-    CUDA_CHECK(cudaMemcpyAsync(tokens_.data(), tokens, as_size(n) * sizeof(int32_t), cudaMemcpyHostToDevice, s));
-    CUDA_CHECK(cudaMemcpyAsync(positions_.data(), positions.data(), as_size(n) * sizeof(int32_t),
-                               cudaMemcpyHostToDevice, s));
-    embedding_gather(tokens_.data(), token_embd_.data(), x_.data(), static_cast<int>(n), config_.d_model,
-                     config_.vocab_size, s);
-    const int64_t first_pos = cached_;
-    for (int i = 0; i < config_.n_layers; ++i) {
-      layer(i, n, positions_.data(),
-            [&](int layer_index) { prefill_attention_layer(layer_index, n, first_pos, prompt_end); });
-    }
-    cached_ += n;
-    if (logits != nullptr) {
-      const int64_t wanted = all_logits ? n : 1;
-      const size_t vocab = as_size(config_.vocab_size);
-      for (int64_t row = n - wanted; row < n; row += logit_rows_) {
-        const int64_t rows = std::min(logit_rows_, n - row);
-        project_logits(row, rows);
-        float* dst = logits + as_size(row - (n - wanted)) * vocab;
-        CUDA_CHECK(cudaMemcpyAsync(dst, logits_.data(), as_size(rows) * vocab * sizeof(float), cudaMemcpyDeviceToHost, s));
-      }
-    }
-    CUDA_CHECK(cudaStreamSynchronize(s));
-  }
-
-  LayerKv layer_kv(int i) {
-    return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), page_table_.data(), static_cast<int>(num_pages_),
-            quest_.layer(i)};
-  }
-
-  void prefill_attention_layer(int i, int64_t n, int64_t first_pos, int64_t prompt_end) {
-    attention_->prefill(i, q_.data(), n, first_pos, prompt_end, layer_kv(i), attn_.data(), stream_.get());
-  }
-
-  // The layer's new key is in the pool: Quest folds it into its page's bounds before selecting.
-  void decode_attention_layer(int i, int64_t bucket) {
-    quest_.append(i, step_.data() + 2, static_cast<int>(bucket), stream_.get());
-    attention_->decode(i, q_.data(), step_.data() + 2, static_cast<int>(bucket), layer_kv(i), attn_.data(),
-                       stream_.get());
-  }
-
-  void prefill(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) {
-    const size_t vocab = as_size(config_.vocab_size);
-    for (int64_t start = 0; start < n; start += chunk_) {
-      const int64_t count = std::min(chunk_, n - start);
-      const bool all = which == model::LogitsFor::AllTokens;
-      float* chunk_logits = all ? logits + as_size(start) * vocab : (start + count == n ? logits : nullptr);
-      prefill_chunk(tokens + start, count, cached_ + n - start, all, chunk_logits);
-    }
-    quest_.rebuild_stale(cached_, stream_.get());
-  }
-
-  // Argmax or sampling over logits_ row 0 into chosen_; the draw is keyed by the position at
-  // `position` (device memory), so a replayed graph draws afresh each step.
-  void choose_token(const model::DeviceSampling& sampling, const int32_t* position) {
-    cudaStream_t s = stream_.get();
+    const float* logits = logits_.data() + logits_row * config_.vocab_size;
     if (sampling.temperature == 0.0f) {
-      argmax(logits_.data(), 1, config_.vocab_size, chosen_.data(), s);
+      argmax(logits, rows, config_.vocab_size, chosen_.data() + first_slot, s);
     } else {
       SamplingConfig config;
       config.temperature = sampling.temperature;
       config.top_k = sampling.top_k;
       config.top_p = sampling.top_p;
       config.seed = sampling.seed;
-      config.philox_offset_device = position;
-      sample(logits_.data(), 1, config_.vocab_size, config, chosen_.data(), s);
+      config.philox_offset_device = positions;
+      sample(logits, rows, config_.vocab_size, config, chosen_.data() + first_slot, s);
     }
-    CUDA_CHECK(cudaMemcpyAsync(pinned_chosen_->data(), chosen_.data(), sizeof(int32_t), cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaMemcpyAsync(pinned_chosen_->data() + first_slot, chosen_.data() + first_slot,
+                               as_size(rows) * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
   }
 
-  int32_t fetch_chosen() {
-    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-    return *pinned_chosen_->data();
-  }
-
-  // Everything one decode step launches; reads token, position and kv_len from the pinned step
-  // buffer at run time, so the captured graph serves every step of its bucket.
-  void decode_body(int64_t bucket, bool logits_to_host = true) {
+  // The decode rows' outputs into the pinned buffers (slot s = row s); capturable.
+  void decode_outputs(int64_t decode_rows, const DecodeOutputs& outputs) {
+    if (decode_rows == 0 || (!outputs.logits && !outputs.sampled)) return;
     cudaStream_t s = stream_.get();
-    CUDA_CHECK(cudaMemcpyAsync(step_.data(), pinned_step_->data(), 3 * sizeof(int32_t), cudaMemcpyHostToDevice, s));
-    embedding_gather(step_.data(), token_embd_.data(), x_.data(), 1, config_.d_model, config_.vocab_size, s);
-    for (int i = 0; i < config_.n_layers; ++i) {
-      layer(i, 1, step_.data() + 1, [&](int layer_index) { decode_attention_layer(layer_index, bucket); });
+    project_logits(0, decode_rows);
+    if (outputs.logits) {
+      CUDA_CHECK(cudaMemcpyAsync(pinned_logits_->data(), logits_.data(),
+                                 as_size(decode_rows) * as_size(config_.vocab_size) * sizeof(float),
+                                 cudaMemcpyDeviceToHost, s));
     }
-    project_logits(0, 1);
-    if (!logits_to_host) return;
-    CUDA_CHECK(cudaMemcpyAsync(pinned_logits_->data(), logits_.data(), as_size(config_.vocab_size) * sizeof(float),
-                               cudaMemcpyDeviceToHost, s));
+    if (outputs.sampled) {
+      choose_tokens(outputs.sampling, 0, static_cast<int>(decode_rows), 0, step_.positions());
+    }
   }
 
-  // A decode step whose graph also chooses the next token (graphs per bucket, recaptured when the
-  // sampling settings change: they are baked into the captured launch).
-  int32_t decode_step_sampled(int32_t token, const model::DeviceSampling& sampling) {
-    if (sampling != sampled_graphs_for_) {
-      sampled_graphs_.clear();
-      sampled_graphs_for_ = sampling;
+  // A prefill chunk's logits (copied straight to the caller) or its next token (to the pinned slot).
+  void prefill_outputs(const runtime::BatchEntry& entry, const runtime::PrefillItem& item) {
+    cudaStream_t s = stream_.get();
+    if (entry.logits != runtime::LogitsFor::None) {
+      const int64_t wanted = entry.logits == runtime::LogitsFor::AllTokens ? item.n_tokens : 1;
+      const int64_t first = item.first_row + item.n_tokens - wanted;
+      const size_t vocab = as_size(config_.vocab_size);
+      for (int64_t row = first; row < first + wanted; row += logit_rows_) {
+        const int64_t rows = std::min(logit_rows_, first + wanted - row);
+        project_logits(row, rows);
+        CUDA_CHECK(cudaMemcpyAsync(entry.logits_out + as_size(row - first) * vocab, logits_.data(),
+                                   as_size(rows) * vocab * sizeof(float), cudaMemcpyDeviceToHost, s));
+      }
     }
-    const int64_t bucket = begin_decode_step(token);
-    run_decode_graph(sampled_graphs_, bucket, [&] {
-      decode_body(bucket, /*logits_to_host=*/false);
-      choose_token(sampling, step_.data() + 1);
-    });
-    const int32_t chosen = fetch_chosen();
-    end_decode_step();
-    return chosen;
+    if (entry.sampling != nullptr) {
+      const int64_t last = item.first_row + item.n_tokens - 1;
+      project_logits(last, 1);
+      choose_tokens(*entry.sampling, 0, 1, item.slot, step_.positions() + last);
+    }
   }
 
-  // Replays the bucket's graph; a bucket's first step runs `body` eagerly (the GEMM plans are
-  // chosen outside the capture) and then captures it.
-  template <typename Body>
-  void run_decode_graph(std::map<int64_t, DecodeGraph>& graphs, int64_t bucket, Body&& body) {
-    auto graph = graphs.find(bucket);
-    if (graph != graphs.end()) {
-      graph->second.launch(stream_.get());
+  DecodeOutputs decode_outputs_of(const runtime::BatchPlan& plan) const {
+    DecodeOutputs outputs;
+    for (const runtime::BatchEntry& entry : plan.entries) {
+      if (!entry.decode) continue;
+      outputs.logits = outputs.logits || entry.logits != runtime::LogitsFor::None;
+      if (entry.sampling != nullptr) {
+        outputs.sampled = true;
+        outputs.sampling = *entry.sampling;
+      }
+    }
+    return outputs;
+  }
+
+  // A pure decode step of one method whose entries all ask for the same outputs replays a graph.
+  bool graphable(const runtime::BatchPlan& plan, const runtime::StepLayout& layout, DecodeOutputs& outputs) const {
+    if (!layout.prefills.empty() || layout.decode_groups.size() != 1) return false;
+    outputs = decode_outputs_of(plan);
+    for (const runtime::BatchEntry& entry : plan.entries) {
+      if ((entry.logits != runtime::LogitsFor::None) != outputs.logits) return false;
+      if ((entry.sampling != nullptr) != outputs.sampled) return false;
+      if (entry.sampling != nullptr && *entry.sampling != outputs.sampling) return false;
+    }
+    return true;
+  }
+
+  void run_eager(const runtime::BatchPlan& plan, const runtime::StepLayout& layout) {
+    run_layers(layout);
+    decode_outputs(layout.decode_rows, decode_outputs_of(plan));
+    for (const runtime::PrefillItem& item : layout.prefills) prefill_outputs(plan.entries[item.entry], item);
+  }
+
+  // Replays the step's graph; a key's first step runs eagerly (the GEMM plans are chosen outside
+  // the capture) and then captures it.
+  void run_graphed_decode(const runtime::StepLayout& layout, const DecodeOutputs& outputs) {
+    int64_t longest = 1;
+    for (int32_t len : layout.kv_lens) longest = std::max<int64_t>(longest, len);
+    const runtime::DeviceSampling& d = outputs.sampling;
+    const GraphKey key{layout.decode_groups.front().method, layout.slots(), decode_bucket(longest, capacity_),
+                       outputs.logits, outputs.sampled, d.temperature, d.top_k, d.top_p, d.seed};
+    const auto body = [&] {
+      run_layers(layout);
+      decode_outputs(layout.decode_rows, outputs);
+    };
+    const auto found = graphs_.find(key);
+    if (found != graphs_.end()) {
+      found->second.launch(stream_.get());
       return;
     }
     body();
     CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-    graphs[bucket].capture(stream_.get(), body);
+    if (graphs_.size() >= kMaxGraphs) graphs_.clear();
+    graphs_[key].capture(stream_.get(), body);
   }
 
-  // Host side of a decode step: the step buffer, the bucket, bounds left stale by a truncation.
-  int64_t begin_decode_step(int32_t token) {
-    int32_t* step = pinned_step_->data();
-    step[0] = token;
-    step[1] = static_cast<int32_t>(cached_);
-    step[2] = static_cast<int32_t>(cached_ + 1);
-    quest_.rebuild_stale(cached_, stream_.get());  // only after a truncation: a prefill left them current
-    return decode_bucket(cached_ + 1, capacity_);
+  void hand_back_decode_outputs(const runtime::BatchPlan& plan, const runtime::StepLayout& layout) const {
+    const size_t vocab = as_size(config_.vocab_size);
+    for (size_t e = 0; e < plan.entries.size(); ++e) {
+      const runtime::BatchEntry& entry = plan.entries[e];
+      const size_t slot = as_size(layout.entry_slot[e]);
+      if (entry.decode && entry.logits != runtime::LogitsFor::None) {
+        std::memcpy(entry.logits_out, pinned_logits_->data() + slot * vocab, vocab * sizeof(float));
+      }
+      if (entry.sampled != nullptr) *entry.sampled = pinned_chosen_->data()[slot];
+    }
   }
 
-  void end_decode_step() {
-    ++cached_;
-    quest_.appended(cached_);
-  }
-
-  void decode_step(int32_t token, float* logits) {
-    const int64_t bucket = begin_decode_step(token);
-    run_decode_graph(graphs_, bucket, [&] { decode_body(bucket); });
-    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-    end_decode_step();
-    if (logits != nullptr) std::memcpy(logits, pinned_logits_->data(), as_size(config_.vocab_size) * sizeof(float));
-  }
+  static constexpr size_t kMaxGraphs = 256;  // beyond this the cache starts over (each holds no buffers)
 
   model::ModelConfig config_;
   int64_t capacity_;
+  int max_batch_;
+  int64_t pages_per_sequence_;
+  int64_t pool_pages_;
   int64_t chunk_ = 1;
-  int64_t num_pages_;
-  int64_t cached_ = 0;
+  int64_t max_rows_ = 1;
   int64_t logit_rows_ = 1;
+  runtime::KvSequences sequences_;
+  runtime::SequenceId default_sequence_ = 0;
+  std::map<runtime::SequenceId, int> method_of_;
+  std::vector<std::unique_ptr<CudaAttention>> methods_;  // null where a released method was
+  std::vector<int> method_users_;                        // open sequences per method
   MemoryPlan plan_;
   CudaStream stream_;
   Gemm gemm_;
 
-  DeviceBuffer<bf16> token_embd_, output_norm_, output_;
-  std::vector<LayerWeights> layers_;
+  CudaWeights weights_;
   std::vector<DeviceBuffer<bf16>> k_pools_, v_pools_;
-  DeviceBuffer<int32_t> page_table_;
+  QuestBounds key_bounds_;  // beside the pools, for methods that keep them (Quest)
+  StepBuffers step_;
   DeviceBuffer<float> inv_freq_;
   DeviceBuffer<float> x_;
   DeviceBuffer<bf16> normed_, qkv_, q_, k_, v_, attn_, gate_up_, act_;
   DeviceBuffer<float> logits_;
-  DeviceBuffer<int32_t> tokens_, positions_, step_;
-  QuestBounds quest_;
-  std::unique_ptr<CudaAttention> attention_;
-  std::unique_ptr<PinnedBuffer<int32_t>> pinned_step_;
-  std::unique_ptr<PinnedBuffer<float>> pinned_logits_;
   DeviceBuffer<int32_t> chosen_;
   std::unique_ptr<PinnedBuffer<int32_t>> pinned_chosen_;
-  std::map<int64_t, DecodeGraph> graphs_;
-  std::map<int64_t, DecodeGraph> sampled_graphs_;  // decode steps that also choose the next token
-  model::DeviceSampling sampled_graphs_for_;
+  std::unique_ptr<PinnedBuffer<float>> pinned_logits_;
+  std::map<GraphKey, DecodeGraph> graphs_;
 };
 
 }  // namespace
 
-std::unique_ptr<model::Transformer> make_cuda_transformer(const model::ModelSource& source,
-                                                          const engine::EngineConfig& config, int64_t capacity) {
-  return std::make_unique<CudaTransformer>(source, config, capacity);
+std::unique_ptr<runtime::Transformer> make_cuda_transformer(const model::ModelSource& source,
+                                                          const runtime::BackendOptions& options) {
+  return std::make_unique<CudaTransformer>(source, options);
 }
 
 }  // namespace deltainfer::cuda

@@ -8,7 +8,6 @@
 
 #include <cstdint>
 
-#include "model/model_config.h"
 
 namespace deltainfer::cuda {
 
@@ -38,7 +37,7 @@ struct RopeAppendArgs {
   __nv_bfloat16* k_pool = nullptr;  // [num_pages][n_kv_heads][kKvPageSize][head_dim]
   __nv_bfloat16* v_pool = nullptr;
   const float* inv_freq = nullptr;  // [head_dim / 2], from backend::cpu::rope_inverse_frequencies
-  model::RopeStyle style = model::RopeStyle::HalfSplit;
+  bool interleaved = false;         // RoPE pairs (2i, 2i+1); else (i, i + head_dim/2) (model::RopeStyle)
 };
 
 // Rotates q (in place or into q_out) and k into the KV cache slot of its position (keys are cached after RoPE);

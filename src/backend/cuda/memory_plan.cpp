@@ -11,6 +11,7 @@
 #include "backend/cuda/decode_attention.h"
 #include "backend/cuda/delta_decode.h"
 #include "core/error.h"
+#include "model/model_source.h"
 
 namespace deltainfer::cuda {
 namespace {
@@ -27,17 +28,15 @@ size_t quest_bytes_per_page(const model::ModelConfig& c, int quest_layers) {
 
 double gib(size_t bytes) { return static_cast<double>(bytes) / static_cast<double>(size_t{1} << 30); }
 
+// Every tensor of the architecture's table in bf16.
 size_t weight_bytes(const model::ModelConfig& c) {
-  const size_t d = static_cast<size_t>(c.d_model);
-  const size_t q = static_cast<size_t>(c.q_dim());
-  const size_t kv = static_cast<size_t>(c.kv_dim());
-  const size_t ffn = static_cast<size_t>(c.ffn_dim);
-  size_t layer = d * q + 2 * d * kv + q * d + 3 * d * ffn + 2 * d;  // attention, MLP, two norms
-  if (c.qkv_bias) layer += q + 2 * kv;
-  if (c.qk_norm) layer += 2 * static_cast<size_t>(c.head_dim);
-  size_t total = layer * static_cast<size_t>(c.n_layers) + static_cast<size_t>(c.vocab_size) * d + d;
-  if (!c.tied_embeddings) total += static_cast<size_t>(c.vocab_size) * d;
-  return total * kBf16;
+  size_t elements = 0;
+  for (const auto& [name, shape] : model::expected_tensor_shapes(c)) {
+    size_t count = 1;
+    for (int64_t dim : shape) count *= static_cast<size_t>(dim);
+    elements += count;
+  }
+  return elements * kBf16;
 }
 
 size_t workspace_bytes(const model::ModelConfig& c, const MemoryRequest& r) {
@@ -68,7 +67,7 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
   }
   MemoryPlan plan;
   plan.pages_per_sequence = (request.max_context + kKvPageSize - 1) / kKvPageSize;
-  plan.num_pages = plan.pages_per_sequence * request.max_batch;
+  plan.num_pages = request.kv_pages > 0 ? request.kv_pages : plan.pages_per_sequence * request.max_batch;
   plan.kv_bytes_per_token =
       2 * static_cast<size_t>(config.n_layers) * static_cast<size_t>(config.kv_dim()) * kBf16;
   plan.kv_bytes = static_cast<size_t>(plan.num_pages) * kKvPageSize * plan.kv_bytes_per_token;

@@ -15,6 +15,7 @@ namespace deltainfer::cuda {
 struct MemoryRequest {
   int64_t max_context = 0;  // tokens per sequence (prompt + generation)
   int max_batch = 1;        // sequences decoded together
+  int64_t kv_pages = 0;     // pages of the shared KV pool; 0: max_batch sequences of max_context
   int prefill_chunk = 2048;  // tokens per prefill step
   int quest_layers = 0;      // layers keeping Quest key bounds beside their pools (1/16 of their KV)
   size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes)

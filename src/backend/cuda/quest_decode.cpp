@@ -40,14 +40,15 @@ int quest_layer_count(const attention::DecodeConfig& decode, int n_layers) {
 }
 
 QuestCache quest_cache_of(const model::ModelConfig& model, const __nv_bfloat16* k_pool, __nv_bfloat16* bounds,
-                          const int32_t* page_table, int num_pages, const int32_t* kv_len, int max_kv_len) {
+                          const int32_t* page_table, int page_table_stride, const int32_t* kv_lens, int max_kv_len,
+                          int batch) {
   QuestCache cache;
   cache.k_pool = k_pool;
   cache.bounds = bounds;
   cache.page_table = page_table;
-  cache.page_table_stride = num_pages;
-  cache.kv_lens = kv_len;
-  cache.batch = 1;
+  cache.page_table_stride = page_table_stride;
+  cache.kv_lens = kv_lens;
+  cache.batch = batch;
   cache.n_kv_heads = model.n_kv_heads;
   cache.head_dim = model.head_dim;
   cache.max_kv_len = max_kv_len;
@@ -56,22 +57,19 @@ QuestCache quest_cache_of(const model::ModelConfig& model, const __nv_bfloat16* 
 
 // ---- QuestBounds ----
 
-QuestBounds::QuestBounds(const attention::DecodeConfig& decode, const model::ModelConfig& model,
-                         std::vector<const __nv_bfloat16*> k_pools, const int32_t* page_table, int num_pages)
-    : model_(model),
-      k_pools_(std::move(k_pools)),
-      bounds_(k_pools_.size()),
-      page_table_(page_table),
-      num_pages_(num_pages) {
+QuestBounds::QuestBounds(const model::ModelConfig& model, std::vector<const __nv_bfloat16*> k_pools, int pool_pages,
+                         int table_pages)
+    : model_(model), k_pools_(std::move(k_pools)), bounds_(k_pools_.size()), pool_pages_(pool_pages),
+      table_(static_cast<size_t>(table_pages)), rebuild_len_(1) {}
+
+void QuestBounds::ensure_layers(const attention::DecodeConfig& decode) {
   const attention::LayerSchedule schedule(decode, static_cast<int>(k_pools_.size()));
-  const size_t elements = quest_bounds_elements(num_pages, model.n_kv_heads, model.head_dim);
-  bool any = false;
+  const size_t elements = quest_bounds_elements(pool_pages_, model_.n_kv_heads, model_.head_dim);
   for (int layer = 0; layer < schedule.n_layers(); ++layer) {
-    if (!decodes_with_quest(decode, schedule, layer)) continue;
+    if (!decodes_with_quest(decode, schedule, layer) || bounds_[static_cast<size_t>(layer)].size() != 0) continue;
     bounds_[static_cast<size_t>(layer)] = DeviceBuffer<__nv_bfloat16>(elements);
-    any = true;
+    current_.clear();  // a new layer's bounds are current for no sequence yet
   }
-  if (any) rebuild_len_ = DeviceBuffer<int32_t>(1);
 }
 
 __nv_bfloat16* QuestBounds::layer(int i) {
@@ -79,51 +77,68 @@ __nv_bfloat16* QuestBounds::layer(int i) {
   return bounds_[static_cast<size_t>(i)].data();  // nullptr when empty
 }
 
-void QuestBounds::truncate(int64_t n_tokens) {
-  current_ = std::min(current_, n_tokens / kQuestPage * kQuestPage);
+void QuestBounds::truncate(int64_t sequence, int64_t n_tokens) {
+  const auto found = current_.find(sequence);
+  if (found != current_.end()) found->second = std::min(found->second, n_tokens / kQuestPage * kQuestPage);
 }
 
-void QuestBounds::rebuild_stale(int64_t kv_len, cudaStream_t stream) {
-  if (rebuild_len_.size() == 0 || current_ >= kv_len) {
-    current_ = kv_len;
+void QuestBounds::forget(int64_t sequence) { current_.erase(sequence); }
+
+void QuestBounds::rebuild_stale(int64_t sequence, const int32_t* pages, int64_t kv_len, cudaStream_t stream) {
+  const bool any = std::any_of(bounds_.begin(), bounds_.end(), [](const auto& b) { return b.size() != 0; });
+  int64_t& current = current_[sequence];
+  if (!any || current >= kv_len) {
+    current = kv_len;
     return;
   }
-  // The build kernel covers [0, len) of the page table it is given: start it at the pool page that
+  // The build kernel covers [0, len) of the page table it is given: start it at the page that
   // holds the first stale key, so a prefill chunk only reads the keys it may have changed.
-  const int first_pool_page = static_cast<int>(current_ / kKvPageSize);
-  const int32_t len = static_cast<int32_t>(kv_len - int64_t{first_pool_page} * kKvPageSize);
+  const int64_t first_page = current / kKvPageSize;
+  const int64_t table_pages = (kv_len + kKvPageSize - 1) / kKvPageSize;
+  if (table_pages > static_cast<int64_t>(table_.size())) {
+    throw_error("Quest bounds: a sequence of {} pages, the table holds {}", table_pages, table_.size());
+  }
+  const int32_t len = static_cast<int32_t>(kv_len - first_page * kKvPageSize);
+  CUDA_CHECK(cudaMemcpyAsync(table_.data(), pages + first_page,
+                             static_cast<size_t>(table_pages - first_page) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                             stream));
   CUDA_CHECK(cudaMemcpyAsync(rebuild_len_.data(), &len, sizeof(len), cudaMemcpyHostToDevice, stream));
   for (size_t i = 0; i < bounds_.size(); ++i) {
     if (bounds_[i].size() == 0) continue;
-    quest_build_bounds(quest_cache_of(model_, k_pools_[i], bounds_[i].data(), page_table_ + first_pool_page,
-                                      num_pages_ - first_pool_page, rebuild_len_.data(), len),
+    quest_build_bounds(quest_cache_of(model_, k_pools_[i], bounds_[i].data(), table_.data(),
+                                      static_cast<int>(table_pages - first_page), rebuild_len_.data(), len),
                        stream);
   }
-  // `len` is pageable and on this stack; this runs only after a prefill (which synchronizes
-  // anyway) or a truncation, so waiting here costs nothing that matters.
+  // `pages` and `len` are pageable and on the caller's stack: this runs only after a prefill
+  // (which synchronizes anyway) or a truncation, so waiting here costs nothing that matters.
   CUDA_CHECK(cudaStreamSynchronize(stream));
-  current_ = kv_len;
+  current = kv_len;
 }
 
-void QuestBounds::append(int i, const int32_t* kv_len, int max_kv_len, cudaStream_t stream) {
+void QuestBounds::append(int i, const int32_t* page_table, int page_table_stride, const int32_t* kv_lens,
+                         int max_kv_len, int batch, cudaStream_t stream) {
   __nv_bfloat16* bounds = layer(i);
   if (bounds == nullptr) return;
-  quest_append_bounds(
-      quest_cache_of(model_, k_pools_[static_cast<size_t>(i)], bounds, page_table_, num_pages_, kv_len, max_kv_len),
-      stream);
+  quest_append_bounds(quest_cache_of(model_, k_pools_[static_cast<size_t>(i)], bounds, page_table, page_table_stride,
+                                     kv_lens, max_kv_len, batch),
+                      stream);
 }
 
 // ---- QuestSelector ----
 
 QuestSelector::QuestSelector(const attention::DecodeConfig& decode, const model::ModelConfig& model,
-                             int64_t capacity)
+                             int64_t capacity, int max_batch)
     : select_(quest_select_config(decode)), n_heads_(model.n_heads), set_capacity_(token_set_capacity(select_)) {
-  const size_t sets = static_cast<size_t>(model.n_kv_heads);
+  const size_t sets = static_cast<size_t>(max_batch) * static_cast<size_t>(model.n_kv_heads);
   set_indices_ = DeviceBuffer<int32_t>(sets * static_cast<size_t>(set_capacity_));
   set_counts_ = DeviceBuffer<int32_t>(sets);
-  select_ws_ = DeviceBuffer<unsigned char>(
-      plan_quest_select(1, model.n_heads, model.n_kv_heads, model.head_dim, static_cast<int>(capacity), select_)
-          .workspace_bytes);
+  size_t workspace = 0;
+  for (int batch = 1; batch <= max_batch; ++batch) {
+    workspace = std::max(workspace, plan_quest_select(batch, model.n_heads, model.n_kv_heads, model.head_dim,
+                                                      static_cast<int>(capacity), select_)
+                                        .workspace_bytes);
+  }
+  select_ws_ = DeviceBuffer<unsigned char>(workspace);
 }
 
 size_t QuestSelector::device_bytes() const {

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "attention/attention_config.h"
@@ -25,50 +26,65 @@ namespace deltainfer::cuda {
 // Layers that decode with Quest under `decode` (none unless it is Quest).
 int quest_layer_count(const attention::DecodeConfig& decode, int n_layers);
 
-// One sequence's view of a layer's pool and bounds; kv_len (device) bounded by max_kv_len.
+// One call's view of a layer's pool and bounds: `batch` sequences, row s of page_table
+// (page_table_stride entries) and kv_lens[s] (device), bounded by max_kv_len.
 QuestCache quest_cache_of(const model::ModelConfig& model, const __nv_bfloat16* k_pool, __nv_bfloat16* bounds,
-                          const int32_t* page_table, int num_pages, const int32_t* kv_len, int max_kv_len);
+                          const int32_t* page_table, int page_table_stride, const int32_t* kv_lens, int max_kv_len,
+                          int batch = 1);
 
+// The key bounds of the shared pool: per layer, per pool page (so every sequence's pages have
+// theirs), and per sequence how far they are current.
 class QuestBounds {
  public:
   QuestBounds() = default;  // no Quest layers: every call is a no-op
-  // k_pools: every layer's K pool of num_pages pages, all behind `page_table` (one sequence).
-  QuestBounds(const attention::DecodeConfig& decode, const model::ModelConfig& model,
-              std::vector<const __nv_bfloat16*> k_pools, const int32_t* page_table, int num_pages);
+  // k_pools: every layer's K pool of pool_pages pages; table_pages: the longest page table of one
+  // sequence (the rebuilds copy it to the device).
+  QuestBounds(const model::ModelConfig& model, std::vector<const __nv_bfloat16*> k_pools, int pool_pages,
+              int table_pages);
 
+  // Bounds for every layer where `decode` runs Quest (allocated on first need: Error when the
+  // device has no room).
+  void ensure_layers(const attention::DecodeConfig& decode);
   // The layer's bounds, nullptr where it has none.
   __nv_bfloat16* layer(int i);
 
-  // The cache was cut to n_tokens: the page then holding its last token has bounds of dropped keys.
-  void truncate(int64_t n_tokens);
-  // Outside any graph capture: rebuilds the bounds of every page with keys written since they were
-  // last current (a prefill, or what a truncation left stale), so they are current for [0, kv_len).
-  void rebuild_stale(int64_t kv_len, cudaStream_t stream);
-  // Inside the decode graph, after layer i's key at position kv_len - 1 is in the pool: folds it in.
-  void append(int i, const int32_t* kv_len, int max_kv_len, cudaStream_t stream);
+  // The sequence was cut to n_tokens: the page then holding its last token has bounds of dropped keys.
+  void truncate(int64_t sequence, int64_t n_tokens);
+  // The sequence is gone (its pages may hold another's keys next).
+  void forget(int64_t sequence);
+  // Outside any graph capture: rebuilds the bounds of the sequence's pages (host page table) that
+  // hold keys written since they were last current (a prefill, or what a truncation left stale), so
+  // they are current for [0, kv_len).
+  void rebuild_stale(int64_t sequence, const int32_t* pages, int64_t kv_len, cudaStream_t stream);
+  // Inside the decode graph, after layer i's keys at positions kv_lens[s] - 1 of `batch` sequences
+  // are in the pool: folds them in.
+  void append(int i, const int32_t* page_table, int page_table_stride, const int32_t* kv_lens, int max_kv_len,
+              int batch, cudaStream_t stream);
   // Host bookkeeping after a decode step that appended in every Quest layer.
-  void appended(int64_t kv_len) { current_ = kv_len; }
+  void appended(int64_t sequence, int64_t kv_len) { current_[sequence] = kv_len; }
 
  private:
   model::ModelConfig model_;
   std::vector<const __nv_bfloat16*> k_pools_;
-  std::vector<DeviceBuffer<__nv_bfloat16>> bounds_;  // per layer; empty below --full-layers
-  const int32_t* page_table_ = nullptr;
-  int num_pages_ = 0;
-  int64_t current_ = 0;  // the bounds are exact for the keys [0, current_)
+  std::vector<DeviceBuffer<__nv_bfloat16>> bounds_;  // per layer; empty where no method runs Quest
+  int pool_pages_ = 0;
+  std::map<int64_t, int64_t> current_;  // per sequence: its bounds are exact for the keys [0, current)
+  DeviceBuffer<int32_t> table_;         // the page table of the sequence being rebuilt
   DeviceBuffer<int32_t> rebuild_len_;
 };
 
 class QuestSelector {
  public:
-  // Throws InputError unless decode.page is 16, the bounds' granularity.
-  QuestSelector(const attention::DecodeConfig& decode, const model::ModelConfig& model, int64_t capacity);
+  // Throws InputError unless decode.page is 16, the bounds' granularity. Sets for up to max_batch
+  // sequences of up to `capacity` positions.
+  QuestSelector(const attention::DecodeConfig& decode, const model::ModelConfig& model, int64_t capacity,
+                int max_batch = 1);
 
   int set_capacity() const { return set_capacity_; }  // entries per KV head's set
   size_t device_bytes() const;  // what the constructor allocated
 
-  // Selects each KV head's pages for one token's q ([n_heads][head_dim]); cache.bounds must be
-  // current for [0, kv_len). The returned sets (ours) stay valid until the next call.
+  // Selects each KV head's pages for each sequence's q ([batch][n_heads][head_dim]); cache.bounds
+  // must be current for [0, kv_len). The returned sets (ours) stay valid until the next call.
   TokenSet select(const __nv_bfloat16* q, const QuestCache& cache, cudaStream_t stream);
 
  private:

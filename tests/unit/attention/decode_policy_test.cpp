@@ -193,7 +193,7 @@ TEST(DecodePolicy, QuestPageScoreBoundsEveryKeyInThePage) {
     for (int64_t j = 0; j < 250; ++j) {
       for (int g = 0; g < 3; ++g) {
         double dot = 0;
-        for (int c = 0; c < 16; ++c) dot += double{group_q[g * 16 + c]} * layer.k[static_cast<size_t>((kv_head * layer.capacity + j) * 16 + c)];
+        for (int c = 0; c < 16; ++c) dot += double{group_q[g * 16 + c]} * layer.key(kv_head, j)[c];
         EXPECT_GE(scores[static_cast<size_t>(j / page)] + 1e-9, dot) << "key " << j;
       }
     }

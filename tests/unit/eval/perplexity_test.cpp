@@ -13,7 +13,7 @@ namespace {
 // A stand-in model whose prediction of the next token depends on the whole cached context: the
 // logit of token v is cos(v * (1 + hash of all tokens so far)). Any mistake in how chunks, the
 // decode tail or the short-context windows feed the cache changes the scores.
-class ContextHashModel : public model::Transformer {
+class ContextHashModel : public runtime::Transformer {
  public:
   ContextHashModel() {
     config_.vocab_size = 11;
@@ -21,14 +21,24 @@ class ContextHashModel : public model::Transformer {
   }
   const model::ModelConfig& config() const override { return config_; }
   int64_t capacity() const override { return 1000; }
-  int64_t cached_tokens() const override { return static_cast<int64_t>(cache_.size()); }
-  void truncate(int64_t n) override { cache_.resize(static_cast<size_t>(n)); }
-  void forward(const int32_t* tokens, int64_t n, model::LogitsFor which, float* logits) override {
-    for (int64_t i = 0; i < n; ++i) {
-      cache_.push_back(tokens[i]);
-      if (which == model::LogitsFor::LastToken && i + 1 < n) continue;
-      float* row = which == model::LogitsFor::AllTokens ? logits + i * config_.vocab_size : logits;
-      for (int v = 0; v < config_.vocab_size; ++v) row[v] = static_cast<float>(std::cos(v * (1.0 + hash_of(cache_))));
+  int64_t max_batch_tokens() const override { return 1000; }
+  runtime::SequenceId open_sequence(const attention::AttentionConfig&) override { return 1; }
+  void close_sequence(runtime::SequenceId) override {}
+  int64_t sequence_length(runtime::SequenceId) const override { return static_cast<int64_t>(cache_.size()); }
+  void truncate_sequence(runtime::SequenceId, int64_t n) override { cache_.resize(static_cast<size_t>(n)); }
+  runtime::KvUsage kv_usage() const override { return {}; }
+  runtime::SequenceId default_sequence() const override { return 0; }
+  using runtime::Transformer::forward;
+  void forward(const runtime::BatchPlan& plan) override {
+    for (const runtime::BatchEntry& entry : plan.entries) {
+      for (int64_t i = 0; i < entry.n_tokens; ++i) {
+        cache_.push_back(entry.tokens[i]);
+        if (entry.logits == runtime::LogitsFor::None) continue;
+        if (entry.logits == runtime::LogitsFor::LastToken && i + 1 < entry.n_tokens) continue;
+        float* row = entry.logits == runtime::LogitsFor::AllTokens ? entry.logits_out + i * config_.vocab_size
+                                                                   : entry.logits_out;
+        for (int v = 0; v < config_.vocab_size; ++v) row[v] = static_cast<float>(std::cos(v * (1.0 + hash_of(cache_))));
+      }
     }
   }
   // What forward() predicts after `context`: used to compute expected scores directly.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/error.h"
@@ -39,7 +40,9 @@ TEST_P(DequantFixtures, MatchesGgufPythonBitExactly) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, DequantFixtures,
                          ::testing::Values("dequant_f32", "dequant_f16", "dequant_bf16", "dequant_q4_0", "dequant_q4_1",
-                                           "dequant_q8_0", "dequant_q4_k", "dequant_q5_k", "dequant_q6_k"));
+                                           "dequant_q5_0", "dequant_q5_1", "dequant_q8_0", "dequant_q2_k", "dequant_q3_k",
+                                           "dequant_q4_k", "dequant_q5_k", "dequant_q6_k", "dequant_q8_k",
+                                           "dequant_iq4_nl", "dequant_iq4_xs"));
 
 TEST(Dequantize, RowsMatchWholeTensor) {
   const test::DequantFixture fixture = load_dequant_fixture("dequant_q4_k");
@@ -123,17 +126,56 @@ TEST(Dequantize, Q6_KLayout) {
   EXPECT_EQ(y[32], 32.0f);
 }
 
-TEST(Dequantize, UnsupportedTypeIsNamed) {
+TEST(Dequantize, Q5_0FifthBitComesFromQh) {
+  // d = 1.0 (f16 0x3C00); bit j of the u32 qh is the fifth bit of element j (0..31).
   uint8_t block[22] = {};
+  put_f16(block, 0x3C00);
+  const uint32_t qh = (1u << 0) | (1u << 17);  // elements 0 and 17
+  std::memcpy(block + 2, &qh, 4);
+  block[6] = 0x21;  // element 0: low nibble 1 | 16 -> 17 - 16 = 1; element 16: 2 - 16 = -14
+  block[7] = 0x30;  // element 1: 0 - 16 = -16; element 17: 3 | 16 -> 19 - 16 = 3
   float y[32];
+  dequantize(GgmlType::Q5_0, block, y, 32);
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_EQ(y[16], -14.0f);
+  EXPECT_EQ(y[1], -16.0f);
+  EXPECT_EQ(y[17], 3.0f);
+}
+
+TEST(Dequantize, Iq4NlIndexesTheCodebook) {
+  // d = 0.5 (f16 0x3800); nibble 0 -> -127, 15 -> 113, 8 -> 1.
+  uint8_t block[18] = {};
+  put_f16(block, 0x3800);
+  block[2] = 0xF0;
+  block[3] = 0x08;
+  float y[32];
+  dequantize(GgmlType::IQ4_NL, block, y, 32);
+  EXPECT_EQ(y[0], -63.5f);
+  EXPECT_EQ(y[16], 56.5f);
+  EXPECT_EQ(y[1], 0.5f);
+  EXPECT_EQ(y[17], -63.5f);
+}
+
+TEST(Dequantize, EveryListedTypeIsSupported) {
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                        GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                        GgmlType::Q6_K, GgmlType::Q8_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
+    EXPECT_TRUE(can_dequantize(type)) << ggml_type_name(type);
+    EXPECT_THAT(dequantizable_type_names(), ::testing::HasSubstr(ggml_type_name(type)));
+  }
+}
+
+TEST(Dequantize, UnsupportedTypeIsNamed) {
+  uint8_t block[66] = {};
+  float y[256];
   try {
-    dequantize(GgmlType::Q5_0, block, y, 32);
+    dequantize(GgmlType::IQ2_XXS, block, y, 256);
     FAIL();
   } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("Q5_0"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("IQ2_XXS"));
   }
   EXPECT_FALSE(can_dequantize(GgmlType::IQ2_XXS));
-  EXPECT_TRUE(can_dequantize(GgmlType::Q6_K));
+  EXPECT_FALSE(can_dequantize(GgmlType::Q8_1));
   EXPECT_THROW(dequantize(GgmlType::Q4_0, block, y, 31), InputError);
 }
 

@@ -7,9 +7,11 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "model/host_memory_plan.h"
 #include "unit/io/gguf_writer.h"
 #include "unit/io/safetensors_writer.h"
 
@@ -178,14 +180,45 @@ TEST(GgufModelSource, Errors) {
   EXPECT_THAT(open_error(missing_key), HasSubstr("missing metadata key 'llama.block_count'"));
 }
 
-TEST(GgufModelSource, UnsupportedTensorTypeIsNamed) {
+std::string read_error(const ModelSource& source, const std::string& name, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  try {
+    source.read_f32(name, out.data(), n);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Opening reads only the metadata and the tensor table (what `inspect` needs): a tensor of a type
+// we cannot dequantize is refused when it is read, with the tensor and the type named.
+TEST(GgufModelSource, UnsupportedTensorTypeFailsOnlyWhenRead) {
   GgufSpec spec;
   spec.skip_tensor = "output_norm.weight";
   test::GgufWriter w = tiny_gguf(spec);
-  w.tensor("output_norm.weight", {kDModel}, io::GgmlType::Q5_0, std::vector<uint8_t>(22));
-  const std::string path = ::testing::TempDir() + "/q5.gguf";
+  w.tensor("output_norm.weight", {kDModel}, io::GgmlType::MXFP4, std::vector<uint8_t>(17));
+  w.tensor("extra.weight", {256, 2}, io::GgmlType::IQ2_XXS, std::vector<uint8_t>(2 * 66));
+  const std::string path = ::testing::TempDir() + "/unsupported_types.gguf";
   w.write(path);
-  EXPECT_THAT(open_error(path), HasSubstr("'output_norm.weight' has type Q5_0, which cannot be dequantized"));
+
+  const auto source = open_model_source(path);
+  const std::map<std::string, int64_t> counts = source->tensor_type_counts();
+  EXPECT_EQ(counts.at("MXFP4"), 1);
+  EXPECT_EQ(counts.at("IQ2_XXS"), 1);
+  EXPECT_THAT(read_error(*source, "output_norm.weight", kDModel),
+              HasSubstr("tensor 'output_norm.weight' has type MXFP4, which cannot be dequantized"));
+  EXPECT_THAT(read_error(*source, "extra.weight", 512),
+              HasSubstr("tensor 'extra.weight' has type IQ2_XXS, which cannot be dequantized"));
+  EXPECT_EQ(read_error(*source, "blk.0.attn_norm.weight", kDModel), "no error");
+
+  // The stored size counts every tensor in its own type; the f32 size only the canonical ones.
+  int64_t canonical_elements = 0;
+  for (const TinyTensor& t : tiny_tensors(true, false, false)) canonical_elements += numel(t.shape);
+  const ModelMemory memory = model_memory(*source);
+  ASSERT_TRUE(memory.stored_weight_bytes.has_value());
+  EXPECT_EQ(*memory.stored_weight_bytes, static_cast<uint64_t>((canonical_elements - kDModel) * 4 + 17 + 2 * 66));
+  EXPECT_EQ(memory.f32_weight_bytes, static_cast<uint64_t>(canonical_elements * 4));
+  EXPECT_EQ(memory.kv_bytes_per_token, static_cast<uint64_t>(2 * kLayers * kKvHeads * kHeadDim * 4));
 }
 
 TEST(GgufModelSource, Llama3RopeFreqs) {

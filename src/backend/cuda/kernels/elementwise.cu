@@ -65,7 +65,7 @@ __global__ void rope_append_kernel(const RopeAppendArgs a) {
   const int page = a.page_table[static_cast<size_t>(seq) * a.page_table_stride + position / kKvPageSize];
   const int slot = position % kKvPageSize;
   const int half = a.head_dim / 2;
-  const bool interleaved = a.style == model::RopeStyle::Interleaved;
+  const bool interleaved = a.interleaved;
   const int q_pairs = a.n_heads * half;
   const int k_pairs = a.n_kv_heads * half;
   for (int idx = static_cast<int>(threadIdx.x); idx < q_pairs + k_pairs; idx += static_cast<int>(blockDim.x)) {

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "attention/vertical_slash.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/page_topk.h"
 #include "backend/cuda/vslash_estimate.h"
@@ -37,8 +36,6 @@ constexpr int kListThreads = 128;
 constexpr int kScanThreads = 1024;
 constexpr int kFlatThreads = 256;
 static_assert(kKeyTile == kPrefillPageSize, "a score tile must be one cache page");
-static_assert(kSparseQueryBlock == attention::kVerticalSlashQueryBlock,
-              "the CPU twin must cut vslash chunks into the GPU kernel's query blocks");
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

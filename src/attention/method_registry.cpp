@@ -1,0 +1,94 @@
+#include "attention/method_registry.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace deltainfer::attention {
+
+const std::vector<PrefillMethodInfo>& prefill_methods() {
+  static const std::vector<PrefillMethodInfo> methods = {
+      {PrefillKind::Dense, "dense", "exact causal attention", ""},
+      {PrefillKind::Sliding, "sliding", "sliding window + attention sink; with +delta, Δ correction from dense rows",
+       "--window, --sink; +delta: --gamma, --dense-tail, --delta-variant"},
+      {PrefillKind::VerticalSlash, "vslash",
+       "vertical-slash block-sparse (MInference), estimated from the last queries; with +delta, Δ correction",
+       "--vertical, --slash, --estimate-queries, --block; +delta: --gamma, --dense-tail, --delta-variant"},
+  };
+  return methods;
+}
+
+const std::vector<DecodeMethodInfo>& decode_methods() {
+  static const std::vector<DecodeMethodInfo> methods = {
+      {DecodeKind::Dense, "dense", "exact attention over the whole cache", ""},
+      {DecodeKind::Delta, "delta",
+       "DELTA: dense first layers; Δ-layers attend densely and select one token set for all heads "
+       "(+ recency window) that the layers above attend to",
+       "--budget, --page, --recency, --full-layers, --delta-layers, --head-aggregation"},
+      {DecodeKind::Streaming, "streaming", "StreamingLLM: attention sink + recent window in every layer",
+       "--sink, --window"},
+      {DecodeKind::Quest, "quest", "Quest: per KV head, the pages whose key bounds promise the largest scores",
+       "--budget, --page (16 on the GPU), --full-layers"},
+      {DecodeKind::Tidal, "tidal", "TidalDecode: DELTA's selection without the recency window",
+       "--budget, --page, --full-layers, --delta-layers, --head-aggregation"},
+  };
+  return methods;
+}
+
+const PrefillMethodInfo& prefill_method(PrefillKind kind) {
+  for (const PrefillMethodInfo& method : prefill_methods()) {
+    if (method.kind == kind) return method;
+  }
+  throw_error("prefill kind {} has no registry row", static_cast<int>(kind));
+}
+
+const DecodeMethodInfo& decode_method(DecodeKind kind) {
+  for (const DecodeMethodInfo& method : decode_methods()) {
+    if (method.kind == kind) return method;
+  }
+  throw_error("decode kind {} has no registry row", static_cast<int>(kind));
+}
+
+std::optional<PrefillKind> find_prefill_method(std::string_view name) {
+  for (const PrefillMethodInfo& method : prefill_methods()) {
+    if (name == method.name) return method.kind;
+  }
+  return std::nullopt;
+}
+
+std::optional<DecodeKind> find_decode_method(std::string_view name) {
+  for (const DecodeMethodInfo& method : decode_methods()) {
+    if (name == method.name) return method.kind;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+template <typename Methods>
+std::string names_of(const Methods& methods, std::string_view separator) {
+  std::string names;
+  for (const auto& method : methods) {
+    if (!names.empty()) names += separator;
+    names += method.name;
+  }
+  return names;
+}
+
+}  // namespace
+
+std::string prefill_method_names(std::string_view separator) { return names_of(prefill_methods(), separator); }
+std::string decode_method_names(std::string_view separator) { return names_of(decode_methods(), separator); }
+
+std::string methods_markdown_table() {
+  std::string table = "| method | phase | what it attends to | knobs |\n|---|---|---|---|\n";
+  for (const PrefillMethodInfo& m : prefill_methods()) {
+    table += fmt::format("| `{}` | prefill | {} | {} |\n", m.name, m.description, m.parameters);
+  }
+  for (const DecodeMethodInfo& m : decode_methods()) {
+    table += fmt::format("| `{}` | decode | {} | {} |\n", m.name, m.description, m.parameters);
+  }
+  return table;
+}
+
+}  // namespace deltainfer::attention

@@ -1,0 +1,38 @@
+#include "runtime/transformer.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace deltainfer::runtime {
+
+void Transformer::forward(const int32_t* tokens, int64_t n, LogitsFor which, float* logits) {
+  if (n <= 0) throw_error("forward() needs at least one token");
+  const SequenceId sequence = default_sequence();
+  const int64_t start_length = sequence_length(sequence);
+  if (start_length + n > capacity()) {
+    throw_input_error("sequence of {} tokens does not fit the KV cache of {} positions", start_length + n, capacity());
+  }
+  const bool decode = n == 1 && start_length > 0;
+  const int64_t chunk = std::max<int64_t>(1, prefill_chunk());
+  const size_t vocab = static_cast<size_t>(config().vocab_size);
+  for (int64_t start = 0; start < n; start += chunk) {
+    BatchEntry entry = prefill_entry(sequence, tokens + start, std::min(chunk, n - start), start_length + n);
+    entry.decode = decode;
+    const bool last_chunk = start + entry.n_tokens == n;
+    if (logits != nullptr && which == LogitsFor::AllTokens) {
+      entry.logits = LogitsFor::AllTokens;
+      entry.logits_out = logits + static_cast<size_t>(start) * vocab;
+    } else if (logits != nullptr && which == LogitsFor::LastToken && last_chunk) {
+      entry.logits = LogitsFor::LastToken;
+      entry.logits_out = logits;
+    }
+    forward(BatchPlan{{entry}});
+  }
+}
+
+int32_t Transformer::forward_and_sample(const int32_t*, int64_t, const DeviceSampling&) {
+  throw_error("this backend does not sample on a device; use forward() and a host sampler");
+}
+
+}  // namespace deltainfer::runtime

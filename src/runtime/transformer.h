@@ -1,0 +1,69 @@
+#pragma once
+// Transformer: one Llama-family decoder and the KV pages of every sequence it serves, run by a
+// backend (backend/cpu, backend/cuda). forward(BatchPlan) is the one way to run the model: a batch
+// is any mix of prefill chunks and decode steps of different sequences, each with its own
+// attention method. Single-sequence use (the CLI's generate, eval, bench) is a batch of one on the
+// default sequence, through the non-virtual helpers below.
+#include <cstdint>
+#include <memory>
+
+#include "attention/attention_config.h"
+#include "model/model_config.h"
+#include "runtime/batch_plan.h"
+#include "runtime/kv_sequences.h"
+
+namespace deltainfer::runtime {
+
+// What a backend is built with (parsed and validated at the edge).
+struct BackendOptions {
+  int64_t capacity = 0;        // most positions one sequence may hold
+  int64_t kv_pages = 0;        // pages in the shared pool; 0: max_batch sequences of `capacity`
+  int max_batch = 1;           // most sequences in one forward pass (sizes the GPU's decode workspaces)
+  int64_t prefill_chunk = 512; // most tokens of one forward pass (bounds activation memory)
+  int threads = 0;             // CPU threads; 0: all
+  attention::AttentionConfig attention;  // the default sequence's method
+};
+
+class Transformer {
+ public:
+  virtual ~Transformer() = default;
+
+  virtual const model::ModelConfig& config() const = 0;
+  // Most positions one sequence may hold.
+  virtual int64_t capacity() const = 0;
+  // Most tokens (rows) one forward pass takes, summed over its entries.
+  virtual int64_t max_batch_tokens() const = 0;
+  // Tokens per prompt chunk of the single-sequence forward() (a multiple of Δ's γ where the
+  // backend needs chunks to start at one); at most max_batch_tokens().
+  virtual int64_t prefill_chunk() const { return max_batch_tokens(); }
+
+  // A new, empty sequence attended under `method` (validated against the model; InputError when
+  // this backend cannot run it).
+  virtual SequenceId open_sequence(const attention::AttentionConfig& method) = 0;
+  // Frees the sequence's pages and state.
+  virtual void close_sequence(SequenceId id) = 0;
+  virtual int64_t sequence_length(SequenceId id) const = 0;
+  // Forgets every position >= length of the sequence (0 starts it anew).
+  virtual void truncate_sequence(SequenceId id, int64_t length) = 0;
+  virtual KvUsage kv_usage() const = 0;
+
+  // Runs the batch: checks it and gets every page it needs first (InputError, nothing run, when
+  // it does not fit), then appends each entry's keys and values and writes the logits asked for.
+  virtual void forward(const BatchPlan& plan) = 0;
+
+  // ---- single sequence: the default sequence, opened with the backend's method ----
+  virtual SequenceId default_sequence() const = 0;
+  int64_t cached_tokens() const { return sequence_length(default_sequence()); }
+  void truncate(int64_t length) { truncate_sequence(default_sequence(), length); }
+  // Runs `n` tokens after the default sequence's cached positions, in chunks of prefill_chunk(). A call of one token after a prompt is a decode step; any other call is a
+  // prefill. Writes vocab_size logits for the last token, or for every token (n rows).
+  void forward(const int32_t* tokens, int64_t n, LogitsFor which, float* logits);
+
+  // Backends that choose the next token on their device (no logits copied to the host) say so
+  // here and implement forward_and_sample on the default sequence: forward() of the tokens, then
+  // the token that follows them under `sampling`. The others throw from it.
+  virtual bool samples_on_device() const { return false; }
+  virtual int32_t forward_and_sample(const int32_t* tokens, int64_t n, const DeviceSampling& sampling);
+};
+
+}  // namespace deltainfer::runtime

@@ -1,0 +1,207 @@
+// The batched forward pass on the GPU: sequences of different lengths and attention methods in one
+// batch (prefill chunks beside decode steps, sequences joining and leaving between steps) give each
+// sequence the logits it gets alone, within bf16 error, and the same greedy tokens for 32 steps
+// except at near-ties (reported). Alone and batched runs are fed the same tokens (the alone run's
+// greedy continuation), so a near-tie cannot make them diverge.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "attention/attention_config.h"
+#include "backend/cuda/cuda_transformer.h"
+#include "engine/sampler.h"
+#include "gpu/model_fixtures.h"
+#include "model/model_source.h"
+#include "support/batch_driver.h"
+
+namespace deltainfer {
+namespace {
+
+using attention::AttentionConfig;
+using runtime::decode_entry;
+using runtime::prefill_entry;
+using testing::BatchedRuns;
+using testing::random_prompt;
+using testing::SequenceRun;
+using testing::small_sliding_delta;
+using testing::small_sparse_decode;
+using testing::Workload;
+
+// Alone and batched runs differ only in the rows beside a sequence's in the GEMMs: cuBLASLt picks
+// other kernels for other row counts (split-K for one row), so bf16 outputs round differently and
+// the difference grows over 30 layers, more where a sparse decode's page choice flips on it. The
+// bound is the bf16 logit tolerance of ModelParity (GPU vs CPU); observed on the H200 (2026-12-01): at most
+// 0.038 (dense, 7 tokens) and 0.069 (Tidal, a page choice moved), 0.010-0.012 for sliding+Δ
+// with DELTA, 0 for two sequences. A wrong page table, position or selection set moves the logits
+// by order 1 (relative L2 > 0.3).
+constexpr double kRelativeL2 = 8e-2;
+// A greedy disagreement is a near-tie when the alone run's top two logits are this close.
+constexpr double kNearTie = 0.15;
+constexpr int64_t kChunk = 256;  // a multiple of every γ below
+constexpr int kSteps = 32;
+
+AttentionConfig sliding_delta_with_delta_decode() {
+  return small_sparse_decode(attention::DecodeKind::Delta, small_sliding_delta());
+}
+
+std::vector<Workload> workloads(int32_t vocab) {
+  std::mt19937 rng(std::random_device{}());
+  const auto prompt = [&](int64_t n) { return random_prompt(rng, n, vocab); };
+  return {
+      {prompt(7), AttentionConfig{}, 0, kSteps},
+      {prompt(300), sliding_delta_with_delta_decode(), 0, kSteps},
+      {prompt(900), small_sparse_decode(attention::DecodeKind::Streaming), 1, kSteps - 8},
+      {prompt(1500), small_sparse_decode(attention::DecodeKind::Tidal), 2, kSteps},
+      {prompt(2600), AttentionConfig{}, 4, kSteps - 4},
+      {prompt(64), sliding_delta_with_delta_decode(), 9, kSteps},
+      {prompt(700), small_sparse_decode(attention::DecodeKind::Quest), 1, kSteps},  // two Quest sequences:
+      {prompt(1100), small_sparse_decode(attention::DecodeKind::Quest), 3, kSteps},  // one batched selection
+  };
+}
+
+double relative_l2(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff += (double{got[i]} - want[i]) * (double{got[i]} - want[i]);
+    norm += double{want[i]} * want[i];
+  }
+  return std::sqrt(diff / norm);
+}
+
+double top_two_gap(const std::vector<float>& logits) {
+  std::vector<float> sorted = logits;
+  std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+  return double{sorted[0]} - sorted[1];
+}
+
+std::unique_ptr<runtime::Transformer> open_gpu_model(const model::ModelSource& source, int64_t capacity,
+                                                     int max_batch) {
+  runtime::BackendOptions options;
+  options.capacity = capacity;
+  options.max_batch = max_batch;
+  options.prefill_chunk = kChunk;
+  return cuda::make_cuda_transformer(source, options);
+}
+
+TEST(GpuBatchEquivalence, MixedBatchGivesEachSequenceItsAloneLogits) {
+  const std::string path = model_fixtures::model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
+  const auto source = model::open_model_source(path);
+  const auto model = open_gpu_model(*source, 4096, 8);
+  const std::vector<Workload> work = workloads(source->config().vocab_size);
+  std::vector<SequenceRun> alone;
+  for (const Workload& w : work) alone.push_back(run_alone(*model, w, kChunk));
+  ASSERT_EQ(model->kv_usage().used_pages, 0);
+  const BatchedRuns batched = run_batched(*model, work, alone, kChunk);
+  EXPECT_GT(batched.mixed_steps, 0);
+  EXPECT_EQ(model->kv_usage().used_pages, 0) << "finished sequences returned their pages";
+
+  const size_t vocab = static_cast<size_t>(source->config().vocab_size);
+  for (size_t s = 0; s < work.size(); ++s) {
+    ASSERT_EQ(batched.sequences[s].logits.size(), alone[s].logits.size()) << "sequence " << s;
+    double worst = 0;
+    int agree = 0, near_ties = 0;
+    for (size_t i = 0; i < alone[s].logits.size(); ++i) {
+      worst = std::max(worst, relative_l2(batched.sequences[s].logits[i], alone[s].logits[i]));
+      if (i >= alone[s].greedy.size()) continue;
+      const int32_t got = engine::argmax(batched.sequences[s].logits[i].data(), static_cast<int32_t>(vocab));
+      if (got == alone[s].greedy[i]) {
+        ++agree;
+      } else if (top_two_gap(alone[s].logits[i]) < kNearTie) {
+        ++near_ties;
+      } else {
+        ADD_FAILURE() << "sequence " << s << " step " << i << ": batched greedy " << got << ", alone "
+                      << alone[s].greedy[i] << ", top-two gap " << top_two_gap(alone[s].logits[i]);
+      }
+    }
+    std::cout << "sequence " << s << " (" << work[s].prompt.size() << " tokens, "
+              << attention::describe(work[s].method) << "): worst logits rel L2 " << worst << ", greedy agrees at "
+              << agree << "/" << alone[s].greedy.size() << ", near-ties " << near_ties << "\n";
+    EXPECT_LT(worst, kRelativeL2) << "sequence " << s;
+  }
+}
+
+// Tokens chosen on the device for a batch (greedy, inside the decode graph) are the argmax of the
+// very logits the host gets for the same rows, step after step, as the batch grows and shrinks.
+TEST(GpuBatchEquivalence, DeviceGreedyInABatchEqualsHostArgmax) {
+  const std::string path = model_fixtures::model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
+  const auto source = model::open_model_source(path);
+  const auto model = open_gpu_model(*source, 1024, 4);
+  const int32_t vocab = source->config().vocab_size;
+  const std::vector<Workload> work = workloads(vocab);
+  std::vector<runtime::SequenceId> ids;
+  std::vector<std::vector<float>> logits(4, std::vector<float>(static_cast<size_t>(vocab)));
+  std::vector<int32_t> next(4);
+  for (size_t s = 0; s < 4; ++s) {
+    ids.push_back(model->open_sequence(sliding_delta_with_delta_decode()));  // one method: graph-captured steps
+    const std::vector<int32_t>& p = work[s].prompt;
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(p.size()), kChunk);
+    model->forward(runtime::BatchPlan{{prefill_entry(ids[s], p.data(), n, n, logits[s].data())}});
+    next[s] = engine::argmax(logits[s].data(), vocab);
+  }
+  const runtime::DeviceSampling greedy;
+  int checked = 0;
+  for (int step = 0; step < 12; ++step) {
+    const size_t members = step < 4 ? 4 : step < 8 ? 2 : 3;  // the batch shrinks and grows (graph per size)
+    runtime::BatchPlan plan;
+    std::vector<int32_t> fed = next, chosen(4, -1);
+    for (size_t s = 0; s < members; ++s) {
+      runtime::BatchEntry entry = decode_entry(ids[s], &fed[s], logits[s].data());
+      entry.sampling = &greedy;
+      entry.sampled = &chosen[s];
+      plan.entries.push_back(entry);
+    }
+    model->forward(plan);
+    for (size_t s = 0; s < members; ++s) {
+      EXPECT_EQ(chosen[s], engine::argmax(logits[s].data(), vocab)) << "step " << step << ", sequence " << s;
+      next[s] = chosen[s];
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 4 * 4 + 4 * 2 + 4 * 3);
+}
+
+// A second method's workspaces are allocated when its first sequence opens and freed when its last
+// one closes; the default method's stay. vslash+Δ at 64K positions holds its estimator's buffers.
+TEST(GpuBatchEquivalence, AMethodsWorkspacesLeaveWithItsLastSequence) {
+  const std::string path = model_fixtures::model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
+  const auto source = model::open_model_source(path);
+  const auto model = open_gpu_model(*source, 65536, 2);
+  AttentionConfig vslash;
+  vslash.prefill.kind = attention::PrefillKind::VerticalSlash;
+  vslash.prefill.delta = true;
+  const auto free_bytes = [] {
+    size_t free = 0, total = 0;
+    EXPECT_EQ(cudaMemGetInfo(&free, &total), cudaSuccess);
+    return static_cast<double>(free);
+  };
+  const double before = free_bytes();
+  const runtime::SequenceId a = model->open_sequence(vslash), b = model->open_sequence(vslash);
+  const double with_two = free_bytes();
+  EXPECT_GT(before - with_two, 1e6) << "the vslash workspaces were not allocated";
+  model->close_sequence(a);
+  EXPECT_EQ(free_bytes(), with_two) << "freed while a sequence still uses the method";
+  model->close_sequence(b);
+  EXPECT_NEAR(free_bytes(), before, 2.0 * (1 << 20)) << "the method's workspaces outlived its sequences";
+  const runtime::SequenceId c = model->open_sequence(vslash);  // and it comes back
+  const std::vector<int32_t> prompt(300, 42);
+  std::vector<float> logits(static_cast<size_t>(source->config().vocab_size));
+  model->forward(runtime::BatchPlan{{prefill_entry(c, prompt.data(), 256, 300, nullptr)}});
+  model->forward(runtime::BatchPlan{{prefill_entry(c, prompt.data() + 256, 44, 300, logits.data())}});
+  EXPECT_TRUE(std::all_of(logits.begin(), logits.end(), [](float x) { return std::isfinite(x); }));
+  model->close_sequence(c);
+}
+
+}  // namespace
+}  // namespace deltainfer
