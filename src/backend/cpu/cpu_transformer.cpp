@@ -35,7 +35,7 @@ int32_t pool_pages(const runtime::BackendOptions& options) {
 
 CpuTransformer::CpuTransformer(const model::ModelSource& source, const runtime::BackendOptions& options)
     : config_(source.config()),
-      weights_(CpuWeights::load(source, weight_storage_from_env(), resolve_threads(options.threads))),
+      weights_(CpuWeights::load(source)),
       threads_(resolve_threads(options.threads)),
       prefill_chunk_(std::max<int64_t>(1, options.prefill_chunk)),
       max_batch_tokens_(prefill_chunk_ + std::max(1, options.max_batch) - 1),
@@ -102,9 +102,9 @@ void CpuTransformer::attention_block(int layer, const runtime::BatchPlan& plan, 
   s_.proj.resize(as_size(n * d));
 
   rmsnorm(s_.x.data(), w.attn_norm.data(), s_.normed.data(), n, d, config_.rms_eps);
-  matmul(s_.normed.data(), w.wq, w.bq.empty() ? nullptr : w.bq.data(), s_.q.data(), n, weights_.threads);
-  matmul(s_.normed.data(), w.wk, w.bk.empty() ? nullptr : w.bk.data(), s_.k.data(), n, weights_.threads);
-  matmul(s_.normed.data(), w.wv, w.bv.empty() ? nullptr : w.bv.data(), s_.v.data(), n, weights_.threads);
+  matmul(s_.normed.data(), w.wq, w.bq.empty() ? nullptr : w.bq.data(), s_.q.data(), n, threads_);
+  matmul(s_.normed.data(), w.wk, w.bk.empty() ? nullptr : w.bk.data(), s_.k.data(), n, threads_);
+  matmul(s_.normed.data(), w.wv, w.bv.empty() ? nullptr : w.bv.data(), s_.v.data(), n, threads_);
   if (config_.qk_norm) {
     rmsnorm(s_.q.data(), w.q_norm.data(), s_.q.data(), n * config_.n_heads, config_.head_dim, config_.rms_eps);
     rmsnorm(s_.k.data(), w.k_norm.data(), s_.k.data(), n * config_.n_kv_heads, config_.head_dim, config_.rms_eps);
@@ -115,7 +115,7 @@ void CpuTransformer::attention_block(int layer, const runtime::BatchPlan& plan, 
     attend(layer, entry, first_row);
     first_row += entry.n_tokens;
   }
-  matmul(s_.attn.data(), w.wo, nullptr, s_.proj.data(), n, weights_.threads);
+  matmul(s_.attn.data(), w.wo, nullptr, s_.proj.data(), n, threads_);
   add_in_place(s_.x.data(), s_.proj.data(), n * d);
 }
 
@@ -162,10 +162,10 @@ void CpuTransformer::feed_forward_block(int layer, int64_t n) {
   s_.gate.resize(as_size(n * ffn));
   s_.up.resize(as_size(n * ffn));
   rmsnorm(s_.x.data(), w.ffn_norm.data(), s_.normed.data(), n, d, config_.rms_eps);
-  matmul(s_.normed.data(), w.w_gate, nullptr, s_.gate.data(), n, weights_.threads);
-  matmul(s_.normed.data(), w.w_up, nullptr, s_.up.data(), n, weights_.threads);
+  matmul(s_.normed.data(), w.w_gate, nullptr, s_.gate.data(), n, threads_);
+  matmul(s_.normed.data(), w.w_up, nullptr, s_.up.data(), n, threads_);
   swiglu(s_.gate.data(), s_.up.data(), n * ffn);
-  matmul(s_.gate.data(), w.w_down, nullptr, s_.proj.data(), n, weights_.threads);
+  matmul(s_.gate.data(), w.w_down, nullptr, s_.proj.data(), n, threads_);
   add_in_place(s_.x.data(), s_.proj.data(), n * d);
 }
 
@@ -184,7 +184,7 @@ void CpuTransformer::compute_logits(const float* hidden, int64_t rows, float* lo
   const int64_t d = config_.d_model;
   std::vector<float> normed(as_size(rows * d));
   rmsnorm(hidden, weights_.output_norm.data(), normed.data(), rows, d, config_.rms_eps);
-  matmul(normed.data(), weights_.output, nullptr, logits, rows, weights_.threads);
+  matmul(normed.data(), weights_.output, nullptr, logits, rows, threads_);
 }
 
 }  // namespace deltainfer::backend::cpu

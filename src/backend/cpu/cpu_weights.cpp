@@ -92,11 +92,10 @@ WeightStorage weight_storage_from_env() {
   throw_input_error("DELTAINFER_CPU_WEIGHTS is '{}'; expected 'f32' or 'native'", value);
 }
 
-CpuWeights CpuWeights::load(const model::ModelSource& source, WeightStorage storage, int threads) {
+CpuWeights CpuWeights::load(const model::ModelSource& source, WeightStorage storage) {
   const model::ModelConfig& c = source.config();
   TensorReader reader(source, storage);
   CpuWeights w;
-  w.threads = threads;
   w.token_embd = reader.read("token_embd.weight", {c.vocab_size, c.d_model});
   w.output_norm = reader.read("output_norm.weight", {c.d_model});
   w.output = reader.read_matrix(c.tied_embeddings ? "token_embd.weight" : "output.weight", c.vocab_size, c.d_model);

@@ -29,10 +29,8 @@ struct CpuWeights {
   std::vector<float> output_norm;  // [d_model]
   Weight output;                   // [vocab, d_model]; token_embd's values or blocks when tied
   std::vector<LayerWeights> layers;
-  int threads = 0;  // threads the quantized matmuls use; 0: one per hardware thread
 
-  static CpuWeights load(const model::ModelSource& source, WeightStorage storage = weight_storage_from_env(),
-                         int threads = 0);
+  static CpuWeights load(const model::ModelSource& source, WeightStorage storage = weight_storage_from_env());
 };
 
 }  // namespace deltainfer::backend::cpu
