@@ -91,7 +91,9 @@ def test_sigterm_finishes_running_streams_then_exits_zero():
     process = ServerProcess()
     body = {"model": MODEL_NAME, "prompt": "Once upon a time", "max_tokens": 24, "stream": True, "ignore_eos": True,
             "stream_options": {"include_usage": True}}
-    with requests.post(process.url + "/v1/completions", json=body, stream=True, timeout=60) as response:
+    # Connection: close, or the server would also wait for this idle connection (keep-alive, 15 s).
+    with requests.post(process.url + "/v1/completions", json=body, stream=True, timeout=60,
+                       headers={"Connection": "close"}) as response:
         lines = response.iter_lines(decode_unicode=True)
         first = next(line for line in lines if line.startswith("data: {"))
         process.process.send_signal(15)
