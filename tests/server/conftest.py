@@ -1,10 +1,12 @@
 """Fixtures that run a real `deltainfer serve` on 127.0.0.1 (a free port) with SmolLM2.
 
 The binary is $DELTAINFER_BINARY or build/ci/bin/deltainfer; the model is models/ of the
-repository (scripts/fetch-model). Without either the tests skip.
+repository (scripts/fetch-model). Without either the tests skip. $DELTAINFER_SERVE_ARGS adds
+arguments to every server (e.g. "--backend cuda": scripts/gpu-serve-check).
 """
 import os
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -30,7 +32,7 @@ class ServerProcess:
         if not MODEL.exists():
             pytest.skip(f"{MODEL} is absent (scripts/fetch-model)")
         args = [str(BINARY), "serve", "-m", str(MODEL), "--port", "0", "--threads", "2", "--kv-memory", "0.25", "--max-context", "2048",
-                *extra_args]
+                *shlex.split(os.environ.get("DELTAINFER_SERVE_ARGS", "")), *extra_args]
         self.process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
         self.log = []
         self.url = self._wait_for_port()
