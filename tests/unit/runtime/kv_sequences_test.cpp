@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <iostream>
 #include <random>
 
 #include "core/error.h"
@@ -74,8 +75,11 @@ TEST(KvSequences, RejectsBadEntries) {
 // close at any point, a finish a close after decoding): the pages in use always equal the pages
 // the open sequences hold, and all come back at the end.
 TEST(KvSequences, RandomJoinFinishCancelNeverLeaksPages) {
-  std::mt19937 rng(std::random_device{}());
-  constexpr int32_t kPages = 40;
+  const unsigned seed = std::random_device{}();
+  std::cout << "[ seed ] " << seed << "\n";
+  std::mt19937 rng(seed);
+  // A pool that two or three growing sequences fill, so that refusals happen in every run.
+  constexpr int32_t kPages = 12;
   KvSequences sequences(kPages, 16 * kKvPageTokens, kVocab);
   std::vector<SequenceId> open;
   const std::vector<int32_t> tokens(3 * kKvPageTokens, 7);
