@@ -82,8 +82,16 @@ TEST(BatchEquivalence, MixedBatchGivesEachSequenceItsAloneLogits) {
       EXPECT_LE(relative_difference(batched.sequences[s].logits[i], alone[s].logits[i]), kRelativeTolerance)
           << "sequence " << s << " (" << attention::describe(work[s].method) << "), logits row " << i;
       if (i + 1 < alone[s].logits.size()) {
-        EXPECT_EQ(engine::argmax(batched.sequences[s].logits[i].data(), vocab), alone[s].greedy[i])
-            << "sequence " << s << " greedy token " << i;
+        // The same greedy token, unless the alone run's top two logits are closer than the
+        // round-off the logits may differ by (a near-tie, which the tolerance above allows).
+        const std::vector<float>& want = alone[s].logits[i];
+        const int32_t got = engine::argmax(batched.sequences[s].logits[i].data(), vocab);
+        const float scale = *std::max_element(want.begin(), want.end(), [](float a, float b) {
+          return std::fabs(a) < std::fabs(b);
+        });
+        const bool near_tie = want[static_cast<size_t>(alone[s].greedy[i])] - want[static_cast<size_t>(got)] <=
+                              2 * kRelativeTolerance * std::fabs(scale);
+        EXPECT_TRUE(got == alone[s].greedy[i] || near_tie) << "sequence " << s << " greedy token " << i;
       }
     }
   }
