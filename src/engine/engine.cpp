@@ -36,9 +36,7 @@ void check_host_memory(const model::ModelSource& source, const runtime::BackendO
                                                               : memory.f32_weight_bytes;
   request.capacity = options.capacity;
   request.prefill_chunk = options.prefill_chunk;
-  const int64_t pages =
-      options.kv_pages > 0 ? options.kv_pages : pages_for_positions(options.capacity) * std::max(1, options.max_batch);
-  request.kv_positions = pages * kKvPageTokens;
+  request.kv_positions = runtime::requested_pool_pages(options) * kKvPageTokens;
   model::plan_host_memory(source.config(), memory, request, *available, source.path());
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "attention/attention_config.h"
+#include "core/kv_page.h"
 #include "model/model_config.h"
 #include "runtime/batch_plan.h"
 #include "runtime/kv_sequences.h"
@@ -23,6 +24,12 @@ struct BackendOptions {
   int threads = 0;             // CPU threads; 0: all
   attention::AttentionConfig attention;  // the default sequence's method
 };
+
+// Pages of the shared KV pool `options` asks for: kv_pages, or max_batch sequences of capacity.
+inline int64_t requested_pool_pages(const BackendOptions& options) {
+  return options.kv_pages > 0 ? options.kv_pages
+                              : pages_for_positions(options.capacity) * (options.max_batch > 1 ? options.max_batch : 1);
+}
 
 class Transformer {
  public:

@@ -25,8 +25,7 @@ int64_t check_capacity(int64_t capacity, const model::ModelConfig& config) {
 }
 
 int32_t pool_pages(const runtime::BackendOptions& options) {
-  const int64_t pages = options.kv_pages > 0 ? options.kv_pages
-                                             : pages_for_positions(options.capacity) * std::max(1, options.max_batch);
+  const int64_t pages = runtime::requested_pool_pages(options);
   if (pages > INT32_MAX) throw_input_error("a KV pool of {} pages is more than this engine addresses", pages);
   return static_cast<int32_t>(pages);
 }
