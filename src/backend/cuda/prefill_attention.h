@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace deltainfer::cuda {
 
@@ -50,5 +51,47 @@ enum class PrefillKernel { kAuto, kSm80, kSm90 };
 // and Error when a launch fails.
 void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
                        PrefillKernel kernel = PrefillKernel::kAuto);
+
+// Varlen prefill: the chunks of several sequences in one launch (the batch-first engine's
+// prefill step). Chunk c's queries are the contiguous rows [q_row, q_row + n_q) of one packed
+// q / out ([rows][n_heads][head_dim]; lse [rows][n_heads]) at positions first_pos, first_pos + 1,
+// ..., and attend causally to keys [0, position] of their own sequence: kv_len keys in the
+// pages of its page-table row, page_tables + page_row * page_table_stride. window > 0 makes it
+// sliding window + sink (as sliding_prefill_attention). Slots past a chunk's kv_len in its last
+// page are never read into a result (they may hold NaN). Chunks may come in any order and
+// share no rows; a chunk with n_q == 0 is skipped.
+struct VarlenChunk {
+  int q_row = 0;
+  int n_q = 0;
+  int first_pos = 0;
+  int kv_len = 0;
+  int page_row = 0;
+};
+
+struct VarlenPrefillArgs {
+  const __nv_bfloat16* q = nullptr;
+  __nv_bfloat16* out = nullptr;
+  float* lse = nullptr;  // optional
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;  // 64 or 128
+  float softmax_scale = 0.0f;
+  const __nv_bfloat16* k_pool = nullptr;
+  const __nv_bfloat16* v_pool = nullptr;
+  int num_pages = 0;
+  const int32_t* page_tables = nullptr;
+  int page_table_stride = 0;  // int32 entries per page-table row
+  int window = 0;             // 0: dense causal
+  int sink = 0;
+};
+
+// Chunks per launch on Hopper (their table travels in the kernel's parameters); more are split
+// over several launches. Devices without wgmma run one launch per chunk.
+inline constexpr int kMaxVarlenChunks = 64;
+
+// Throws InputError for unsupported shapes or chunks outside their sequence, Error when a
+// launch fails; returns without synchronizing. Capturable in a CUDA graph.
+void varlen_prefill_attention(const VarlenPrefillArgs& args, const std::vector<VarlenChunk>& chunks,
+                              cudaStream_t stream);
 
 }  // namespace deltainfer::cuda

@@ -40,6 +40,26 @@ struct Params {
   int gamma;
 };
 
+// The chunk table of a varlen launch (count 0: a single-sequence launch). Chunk c owns the
+// launch's query blocks [block_begin, next chunk's block_begin) and holds its blocks' values of
+// the Params fields that differ per sequence.
+inline constexpr int kMaxChunks = 64;  // == kMaxVarlenChunks
+
+struct ChunkEntry {
+  int q_row;
+  int n_q;
+  int first_pos;
+  int kv_len;
+  int page_row;
+  int block_begin;
+};
+
+struct ChunkTable {
+  int count;
+  int page_table_stride;
+  ChunkEntry chunk[kMaxChunks];
+};
+
 __device__ __forceinline__ int query_position(const Params& p, int row) {
   return p.q_pos != nullptr ? p.q_pos[row] : p.first_pos + row;
 }

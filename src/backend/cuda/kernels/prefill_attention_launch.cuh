@@ -25,4 +25,9 @@ cudaError_t launch_sm90(const Params& p, int head_dim, int num_pages, cudaStream
 cudaError_t launch_sm90_sliding(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
 cudaError_t launch_sm90_blocks(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
 
+// Dense (p.window == 0) or sliding over the chunks of `table`, whose query blocks it owns in
+// order; p holds the packed q/out/lse and the page tables' base.
+cudaError_t launch_sm90_varlen(const Params& p, const ChunkTable& table, int n_blocks, int head_dim,
+                               int num_pages, cudaStream_t stream);
+
 }  // namespace deltainfer::cuda::prefill

@@ -78,6 +78,8 @@ enum class Mode { kDense, kSliding, kBlocks };
 struct BlockInfo {
   int head;
   int kv_head;
+  int q_row;  // row of the packed q where this block's sequence starts (varlen; else 0)
+  bool zero_v_tail;  // varlen: consumers zero the last page's slots past kv_len (no tail map)
   int row0;
   int rows;
   int first;  // position of the block's first and last query
@@ -91,12 +93,14 @@ struct BlockInfo {
   int n_blocks;
 };
 
+// p: the block's own sequence (a varlen launch has resolved its chunk into p already).
 template <Mode M>
-__device__ __forceinline__ BlockInfo block_info(const Params& p) {
+__device__ __forceinline__ BlockInfo block_info(const Params& p, int qblock, int q_row, bool varlen) {
   BlockInfo b{};
   b.head = blockIdx.x;
   b.kv_head = b.head / p.group;
-  const int qblock = static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y);  // long first
+  b.q_row = q_row;
+  b.zero_v_tail = varlen && p.kv_len % kPageSize != 0;
   b.row0 = qblock * kBlockM;
   b.rows = min(kBlockM, p.n_q - b.row0);
   b.first = query_position(p, b.row0);
@@ -193,10 +197,10 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
   for (int wg = 0; wg < q_warpgroups; ++wg) {
     for (int h = 0; h < L::kHalves; ++h) {
       tma_load_3d(base + L::kQ + wg * L::kQWarpgroup + h * kBoxBytes, tm_q, bars + 8 * kQFull,
-                  h * 64, b.head, b.row0 + wg * 64);
+                  h * 64, b.head, b.q_row + b.row0 + wg * 64);
     }
   }
-  const bool tail = p.kv_len % kPageSize != 0;
+  const bool tail = !b.zero_v_tail && p.kv_len % kPageSize != 0;
   for (int it = 0; it < b.n_iter; ++it) {
     const int stage = it % kStages;
     const uint32_t parity = ((it / kStages) & 1) ^ 1;
@@ -226,6 +230,35 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
       }
     }
   }
+}
+
+// Varlen: one tensor map cannot give every chunk's last page its own extent, so after the V
+// tile arrives each consumer warpgroup zeroes that page's slots past kv_len (0 * NaN would
+// poison P V). Both warpgroups write the same zeros; the producer refills the stage only after
+// both have released it.
+template <int D>
+__device__ __forceinline__ void zero_v_tail(uint32_t v_smem, const Tile& t, const BlockInfo& b,
+                                            int kv_len, int tid, int warpgroup) {
+  using L = Layout<D>;
+  const int valid = kv_len % kPageSize;
+  int slot = -1;
+#pragma unroll
+  for (int pg = 0; pg < kPagesPerTile; ++pg) {
+    if (t.page[pg] == b.seq_pages - 1) slot = pg;
+  }
+  if (slot < 0) return;
+  // 16-byte pieces of the rows [valid, 64) of the slot in every column half; a swizzled row is
+  // still one whole 128-byte line.
+  const int pieces = (kPageSize - valid) * 8 * L::kHalves;
+  for (int i = tid; i < pieces; i += 128) {
+    const int half = i / ((kPageSize - valid) * 8);
+    const int rest = i % ((kPageSize - valid) * 8);
+    const uint32_t addr = v_smem + half * L::kKvHalf + slot * kBoxBytes +
+                          static_cast<uint32_t>(valid + rest / 8) * 128 + (rest % 8) * 16;
+    asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(addr), "r"(0) : "memory");
+  }
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + warpgroup) : "memory");
 }
 
 template <int D>
@@ -341,6 +374,7 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, floa
 
     // Only the pages that exist were loaded; the missing one's keys have P = 0 and are skipped.
     mbar_wait(bars + 8 * (kVFull + stage), parity);
+    if (b.zero_v_tail) zero_v_tail<D>(v_smem, t, b, p.kv_len, tid, warpgroup);
     wgmma_fence();
     if (t.page[1] >= 0) {
 #pragma unroll
@@ -364,16 +398,37 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, floa
   }
 }
 
-template <int D, Mode M>
+// kVarlen is compile-time so that the single-sequence kernels carry none of the chunk lookup.
+template <int D, Mode M, bool kVarlen>
 __global__ void __launch_bounds__(kThreads, 1)
     prefill_sm90_kernel(const __grid_constant__ CUtensorMap tm_q,
                         const __grid_constant__ CUtensorMap tm_k,
                         const __grid_constant__ CUtensorMap tm_v,
-                        const __grid_constant__ CUtensorMap tm_v_tail, const Params p) {
+                        const __grid_constant__ CUtensorMap tm_v_tail, const Params launch,
+                        const __grid_constant__ ChunkTable table) {
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const uint32_t bars = base + Layout<D>::kBarriers;
-  const BlockInfo b = block_info<M>(p);
+  // A varlen block finds its chunk and sees the launch as that sequence's own prefill.
+  Params p = launch;
+  int qblock = static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y);  // long first
+  int q_row = 0;
+  if constexpr (kVarlen) {
+    int c = 0;
+    while (c + 1 < table.count && static_cast<int>(blockIdx.y) >= table.chunk[c + 1].block_begin) ++c;
+    const ChunkEntry& chunk = table.chunk[c];
+    const int n_qblocks = (chunk.n_q + kBlockM - 1) / kBlockM;
+    qblock = n_qblocks - 1 - (static_cast<int>(blockIdx.y) - chunk.block_begin);  // long first
+    q_row = chunk.q_row;
+    p.q_pos = nullptr;
+    p.n_q = chunk.n_q;
+    p.first_pos = chunk.first_pos;
+    p.kv_len = chunk.kv_len;
+    p.page_table = launch.page_table + static_cast<int64_t>(chunk.page_row) * table.page_table_stride;
+    p.out = launch.out + static_cast<int64_t>(chunk.q_row) * launch.n_heads * D;
+    p.lse = launch.lse != nullptr ? launch.lse + static_cast<int64_t>(chunk.q_row) * launch.n_heads : nullptr;
+  }
+  const BlockInfo b = block_info<M>(p, qblock, q_row, kVarlen);
   const int warpgroup = threadIdx.x / 128;
   if (threadIdx.x == 0) {
     for (int i = 0; i < kBarrierCount; ++i) {
@@ -427,14 +482,18 @@ bool encode_map(CUtensorMap* map, const void* base, uint64_t inner, uint64_t mid
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int D, Mode M>
-cudaError_t launch_sm90_d(const Params& p, int num_pages, cudaStream_t stream) {
+// Single-sequence launches: grid (heads, query blocks); varlen: (heads, blocks of all chunks).
+template <int D, Mode M, bool kVarlen = false>
+cudaError_t launch_sm90_d(const Params& p, int num_pages, cudaStream_t stream,
+                          const ChunkTable* varlen = nullptr, int varlen_blocks = 0,
+                          int varlen_rows = 0) {
   CUtensorMap tm_q, tm_k, tm_v, tm_v_tail;
   const uint64_t row_bytes = D * 2;
   const uint64_t page_heads = static_cast<uint64_t>(num_pages) * p.n_kv_heads;
   const uint64_t tail = static_cast<uint64_t>(p.kv_len % kPageSize);
   const bool ok =
-      encode_map(&tm_q, p.q, D, p.n_heads, p.n_q, row_bytes, row_bytes * p.n_heads, 1, 64) &&
+      encode_map(&tm_q, p.q, D, p.n_heads, varlen != nullptr ? varlen_rows : p.n_q, row_bytes,
+                 row_bytes * p.n_heads, 1, 64) &&
       encode_map(&tm_k, p.k_pool, D, kPageSize, page_heads, row_bytes, row_bytes * kPageSize, 64,
                  1) &&
       encode_map(&tm_v, p.v_pool, D, kPageSize, page_heads, row_bytes, row_bytes * kPageSize, 64,
@@ -443,16 +502,31 @@ cudaError_t launch_sm90_d(const Params& p, int num_pages, cudaStream_t stream) {
                  row_bytes * kPageSize, 64, 1);
   if (!ok) return cudaErrorInvalidValue;
   constexpr int kSmem = Layout<D>::kBytes;
-  cudaError_t err = cudaFuncSetAttribute(prefill_sm90_kernel<D, M>,
+  cudaError_t err = cudaFuncSetAttribute(prefill_sm90_kernel<D, M, kVarlen>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(p.n_heads),
-                  static_cast<unsigned>((p.n_q + kBlockM - 1) / kBlockM));
-  prefill_sm90_kernel<D, M><<<grid, kThreads, kSmem, stream>>>(tm_q, tm_k, tm_v, tm_v_tail, p);
+  static const ChunkTable kNoChunks{};
+  const int blocks = varlen != nullptr ? varlen_blocks : (p.n_q + kBlockM - 1) / kBlockM;
+  const dim3 grid(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(blocks));
+  prefill_sm90_kernel<D, M, kVarlen><<<grid, kThreads, kSmem, stream>>>(tm_q, tm_k, tm_v, tm_v_tail, p,
+                                                               varlen != nullptr ? *varlen : kNoChunks);
   return cudaGetLastError();
 }
 
 }  // namespace
+
+cudaError_t launch_sm90_varlen(const Params& p, const ChunkTable& table, int n_blocks, int head_dim,
+                               int num_pages, cudaStream_t stream) {
+  int total_rows = 0;  // the packed q's extent for the Q tensor map
+  for (int c = 0; c < table.count; ++c) total_rows = max(total_rows, table.chunk[c].q_row + table.chunk[c].n_q);
+  if (p.window > 0) {
+    return head_dim == 64
+               ? launch_sm90_d<64, Mode::kSliding, true>(p, num_pages, stream, &table, n_blocks, total_rows)
+               : launch_sm90_d<128, Mode::kSliding, true>(p, num_pages, stream, &table, n_blocks, total_rows);
+  }
+  return head_dim == 64 ? launch_sm90_d<64, Mode::kDense, true>(p, num_pages, stream, &table, n_blocks, total_rows)
+                        : launch_sm90_d<128, Mode::kDense, true>(p, num_pages, stream, &table, n_blocks, total_rows);
+}
 
 cudaError_t launch_sm90(const Params& p, int head_dim, int num_pages, cudaStream_t stream) {
   return head_dim == 64 ? launch_sm90_d<64, Mode::kDense>(p, num_pages, stream)

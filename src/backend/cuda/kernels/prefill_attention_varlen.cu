@@ -1,0 +1,107 @@
+// Host entry of varlen prefill attention: checks every chunk against its sequence, orders the
+// chunks longest first, and launches the Hopper kernel over up to kMaxVarlenChunks chunks at a
+// time (one launch per chunk on devices without wgmma).
+#include <algorithm>
+#include <vector>
+
+#include "backend/cuda/kernels/prefill_attention_launch.cuh"
+#include "backend/cuda/prefill_attention.h"
+#include "backend/cuda/sparse_prefill.h"
+#include "core/error.h"
+
+namespace deltainfer::cuda {
+namespace {
+
+static_assert(kMaxVarlenChunks == prefill::kMaxChunks, "the kernel's chunk table holds one launch");
+
+constexpr int kQueryBlock = 128;  // rows per CTA of the Hopper kernel
+
+void validate_chunk(const VarlenPrefillArgs& a, const VarlenChunk& c, size_t index) {
+  const int64_t pages = (int64_t{c.kv_len} + kPrefillPageSize - 1) / kPrefillPageSize;
+  if (c.n_q < 0 || c.first_pos < 0 || c.q_row < 0 || c.page_row < 0 || c.kv_len < 1 ||
+      int64_t{c.first_pos} + c.n_q > c.kv_len || pages > a.page_table_stride) {
+    throw_input_error(
+        "varlen prefill: chunk {} (rows {}+{}, positions from {}, kv_len {}, page row {}) does not fit "
+        "its sequence (page-table rows hold {} pages)",
+        index, c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, a.page_table_stride);
+  }
+}
+
+PrefillAttentionArgs chunk_args(const VarlenPrefillArgs& a, const VarlenChunk& c) {
+  PrefillAttentionArgs args;
+  args.q = a.q + static_cast<int64_t>(c.q_row) * a.n_heads * a.head_dim;
+  args.first_pos = c.first_pos;
+  args.n_q = c.n_q;
+  args.n_heads = a.n_heads;
+  args.n_kv_heads = a.n_kv_heads;
+  args.head_dim = a.head_dim;
+  args.softmax_scale = a.softmax_scale;
+  args.kv = PagedKvView{a.k_pool, a.v_pool, a.page_tables + static_cast<int64_t>(c.page_row) * a.page_table_stride,
+                        a.num_pages, c.kv_len};
+  args.out = a.out + static_cast<int64_t>(c.q_row) * a.n_heads * a.head_dim;
+  args.lse = a.lse != nullptr ? a.lse + static_cast<int64_t>(c.q_row) * a.n_heads : nullptr;
+  return args;
+}
+
+void launch_each(const VarlenPrefillArgs& a, const std::vector<VarlenChunk>& chunks, cudaStream_t stream) {
+  for (const VarlenChunk& c : chunks) {
+    if (a.window > 0) {
+      sliding_prefill_attention(chunk_args(a, c), a.window, a.sink, stream);
+    } else {
+      prefill_attention(chunk_args(a, c), stream);
+    }
+  }
+}
+
+// One Hopper launch over chunks[begin, end).
+void launch_table(const VarlenPrefillArgs& a, const prefill::Params& base, const std::vector<VarlenChunk>& chunks,
+                  size_t begin, size_t end, cudaStream_t stream) {
+  prefill::ChunkTable table{};
+  table.page_table_stride = a.page_table_stride;
+  int blocks = 0;
+  for (size_t i = begin; i < end; ++i) {
+    const VarlenChunk& c = chunks[i];
+    table.chunk[table.count++] = {c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, blocks};
+    blocks += (c.n_q + kQueryBlock - 1) / kQueryBlock;
+  }
+  const cudaError_t err = prefill::launch_sm90_varlen(base, table, blocks, a.head_dim, a.num_pages, stream);
+  if (err != cudaSuccess) throw_error("varlen prefill: launch failed: {}", cudaGetErrorString(err));
+}
+
+}  // namespace
+
+void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<VarlenChunk>& chunks,
+                              cudaStream_t stream) {
+  if (a.page_tables == nullptr || a.page_table_stride < 1 || a.window < 0 || a.sink < 0) {
+    throw_input_error("varlen prefill: null page tables, page-table stride {}, window {} or sink {}",
+                      a.page_table_stride, a.window, a.sink);
+  }
+  std::vector<VarlenChunk> active;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    validate_chunk(a, chunks[i], i);
+    if (chunks[i].n_q > 0) active.push_back(chunks[i]);
+  }
+  if (active.empty()) return;
+  // Shapes and pointers are checked once, on the first chunk's view.
+  prefill::validate(chunk_args(a, active.front()));
+  if (!prefill::device_has_wgmma()) {
+    launch_each(a, active, stream);
+    return;
+  }
+  // Longest first: a chunk's last query block visits the most key tiles.
+  std::stable_sort(active.begin(), active.end(), [](const VarlenChunk& x, const VarlenChunk& y) {
+    return x.first_pos + x.n_q > y.first_pos + y.n_q;
+  });
+  prefill::Params base = prefill::make_params(chunk_args(a, active.front()));
+  base.q = a.q;
+  base.out = a.out;
+  base.lse = a.lse;
+  base.page_table = a.page_tables;
+  base.window = a.window;
+  base.sink = a.sink;
+  for (size_t begin = 0; begin < active.size(); begin += kMaxVarlenChunks) {
+    launch_table(a, base, active, begin, std::min(active.size(), begin + kMaxVarlenChunks), stream);
+  }
+}
+
+}  // namespace deltainfer::cuda
