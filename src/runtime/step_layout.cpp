@@ -72,4 +72,30 @@ StepLayout layout_step(const BatchPlan& plan, const KvSequences& sequences, int6
   return layout;
 }
 
+int decode_slot_bucket(int slots, int max_slots) {
+  if (slots < 1 || slots > max_slots) throw_error("a decode step of {} slots (at most {})", slots, max_slots);
+  int bucket = 1;
+  while (bucket < slots && bucket < 8) bucket *= 2;
+  if (bucket < slots) bucket = (slots + 7) / 8 * 8;
+  return std::min(bucket, max_slots);
+}
+
+void pad_decode_slots(StepLayout& layout, int slots, int32_t scratch_page) {
+  if (!layout.prefills.empty() || layout.decode_groups.size() != 1 || slots < layout.slots()) {
+    throw_error("only a pure decode step of one method pads ({} slots to {})", layout.slots(), slots);
+  }
+  while (layout.slots() < slots) {
+    const int slot = layout.slots();
+    layout.tokens.push_back(0);
+    layout.positions.push_back(0);
+    layout.row_slot.push_back(slot);
+    std::vector<int32_t> row(static_cast<size_t>(layout.page_stride), 0);
+    row.front() = scratch_page;
+    layout.page_tables.insert(layout.page_tables.end(), row.begin(), row.end());
+    layout.kv_lens.push_back(1);
+    ++layout.decode_groups.front().slots;
+  }
+  layout.decode_rows = layout.rows();
+}
+
 }  // namespace deltainfer::runtime

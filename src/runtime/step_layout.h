@@ -50,4 +50,15 @@ struct StepLayout {
 StepLayout layout_step(const BatchPlan& plan, const KvSequences& sequences, int64_t page_stride,
                        const std::function<int(SequenceId)>& method_of);
 
+// The slot count a decode step of `slots` sequences is padded to, so that one captured graph
+// serves every batch size of its bucket: powers of two up to 8, then multiples of 8, never past
+// max_slots (for a max batch of 64: 11 buckets instead of 64 sizes).
+int decode_slot_bucket(int slots, int max_slots);
+
+// Pads a pure decode step of one method to `slots` slots with idle rows: token 0 at position 0
+// of a sequence of one key whose only page is `scratch_page` (a page of the pool that no
+// sequence owns, so their KV append and attention touch nobody's keys). Their outputs are never
+// handed back: entry_slot and entry_first_row keep naming only the plan's entries.
+void pad_decode_slots(StepLayout& layout, int slots, int32_t scratch_page);
+
 }  // namespace deltainfer::runtime

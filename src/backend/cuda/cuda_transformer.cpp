@@ -62,7 +62,7 @@ class CudaTransformer final : public runtime::Transformer {
         capacity_(options.capacity),
         max_batch_(std::max(1, options.max_batch)),
         pages_per_sequence_(pages_for_positions(options.capacity)),
-        pool_pages_(options.kv_pages > 0 ? options.kv_pages : pages_per_sequence_ * max_batch_),
+        pool_pages_(runtime::requested_pool_pages(options)),
         sequences_(checked_pool_pages(pool_pages_), options.capacity, config_.vocab_size) {
     static_assert(kKvPageSize == kKvPageTokens, "the CUDA kernels' page is the engine's page");
     check_method(options.attention);
@@ -75,7 +75,7 @@ class CudaTransformer final : public runtime::Transformer {
     MemoryRequest request;
     request.max_context = capacity_;
     request.max_batch = max_batch_;
-    request.kv_pages = pool_pages_;
+    request.kv_pages = device_pages();
     request.prefill_chunk = static_cast<int>(max_rows_);
     request.quest_layers = quest_layer_count(options.attention.decode, config_.n_layers);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
@@ -87,7 +87,7 @@ class CudaTransformer final : public runtime::Transformer {
     plan_ = plan_memory(config_, request, free_bytes);
     weights_ = CudaWeights::load(source, stream_.get());
     allocate_state();
-    key_bounds_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(pool_pages_),
+    key_bounds_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(device_pages()),
                          static_cast<int>(pages_per_sequence_));
     key_bounds_.ensure_layers(options.attention.decode);  // counted in the plan (quest_layers)
     default_sequence_ = sequences_.open(options.attention);
@@ -134,12 +134,15 @@ class CudaTransformer final : public runtime::Transformer {
   void forward(const runtime::BatchPlan& plan) override {
     check_plan(plan);
     sequences_.reserve(plan, max_rows_);
-    const runtime::StepLayout layout = layout_step(
+    runtime::StepLayout layout = layout_step(
         plan, sequences_, pages_per_sequence_, [this](runtime::SequenceId id) { return method_of_.at(id); });
+    DecodeOutputs outputs;
+    const bool graphed = graphable(plan, layout, outputs);
+    // A graphed step runs at its batch-size bucket: one graph serves every size of the bucket.
+    if (graphed) pad_decode_slots(layout, runtime::decode_slot_bucket(layout.slots(), max_batch_), scratch_page());
     step_.stage(layout);
     rebuild_quest_bounds(plan, /*after_step=*/false);
-    DecodeOutputs outputs;
-    if (graphable(plan, layout, outputs)) {
+    if (graphed) {
       run_graphed_decode(layout, outputs);
     } else {
       run_eager(plan, layout);
@@ -176,8 +179,13 @@ class CudaTransformer final : public runtime::Transformer {
   }
 
  private:
+  // The pool on the device holds one page more than the sequences share: the scratch page that
+  // a decode step's padding slots read and write (runtime::pad_decode_slots).
+  int64_t device_pages() const { return pool_pages_ + 1; }
+  int32_t scratch_page() const { return static_cast<int32_t>(pool_pages_); }
+
   static int32_t checked_pool_pages(int64_t pages) {
-    if (pages <= 0 || pages > INT32_MAX) throw_input_error("a KV pool of {} pages", pages);
+    if (pages <= 0 || pages >= INT32_MAX) throw_input_error("a KV pool of {} pages", pages);
     return static_cast<int32_t>(pages);
   }
 
@@ -270,7 +278,7 @@ class CudaTransformer final : public runtime::Transformer {
   }
 
   void allocate_state() {
-    const size_t per_layer_pool = as_size(pool_pages_) * as_size(config_.n_kv_heads) * kKvPageSize * as_size(config_.head_dim);
+    const size_t per_layer_pool = as_size(device_pages()) * as_size(config_.n_kv_heads) * kKvPageSize * as_size(config_.head_dim);
     for (int i = 0; i < config_.n_layers; ++i) {
       k_pools_.emplace_back(per_layer_pool);
       v_pools_.emplace_back(per_layer_pool);
@@ -375,7 +383,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   LayerKv layer_kv(int i, int slot) {
     return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), step_.page_table(slot),
-            static_cast<int>(pages_per_sequence_), static_cast<int>(pool_pages_), key_bounds_.layer(i)};
+            static_cast<int>(pages_per_sequence_), static_cast<int>(device_pages()), key_bounds_.layer(i)};
   }
 
   // Layer i's attention for every decode group (one batched call each) and prefill chunk.
@@ -406,14 +414,19 @@ class CudaTransformer final : public runtime::Transformer {
     step_.upload(s);
     embedding_gather(step_.tokens(), weights_.token_embd.data(), x_.data(), static_cast<int>(layout.rows()),
                      config_.d_model, config_.vocab_size, s);
+    const int64_t bucket = context_bucket(layout);
+    for (int i = 0; i < config_.n_layers; ++i) {
+      layer(i, layout.rows(), [&](int index) { attention_layer(index, layout, bucket); });
+    }
+  }
+
+  // The split-KV decode kernels' shape: the bucket of the step's longest decode sequence.
+  int64_t context_bucket(const runtime::StepLayout& layout) const {
     int64_t longest = 1;
     for (int slot = 0; slot < static_cast<int>(layout.decode_rows); ++slot) {
       longest = std::max<int64_t>(longest, layout.kv_lens[as_size(slot)]);
     }
-    const int64_t bucket = decode_bucket(longest, capacity_);
-    for (int i = 0; i < config_.n_layers; ++i) {
-      layer(i, layout.rows(), [&](int index) { attention_layer(index, layout, bucket); });
-    }
+    return decode_bucket(longest, capacity_);
   }
 
   // Final norm and output projection of `rows` rows of x_ starting at `first_row` into logits_.
@@ -516,10 +529,8 @@ class CudaTransformer final : public runtime::Transformer {
   // Replays the step's graph; a key's first step runs eagerly (the GEMM plans are chosen outside
   // the capture) and then captures it.
   void run_graphed_decode(const runtime::StepLayout& layout, const DecodeOutputs& outputs) {
-    int64_t longest = 1;
-    for (int32_t len : layout.kv_lens) longest = std::max<int64_t>(longest, len);
     const runtime::DeviceSampling& d = outputs.sampling;
-    const GraphKey key{layout.decode_groups.front().method, layout.slots(), decode_bucket(longest, capacity_),
+    const GraphKey key{layout.decode_groups.front().method, layout.slots(), context_bucket(layout),
                        outputs.logits, outputs.sampled, d.temperature, d.top_k, d.top_p, d.seed};
     const auto body = [&] {
       run_layers(layout);

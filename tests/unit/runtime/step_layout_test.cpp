@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "core/error.h"
 
 namespace deltainfer::runtime {
@@ -53,6 +55,58 @@ TEST(StepLayout, RefusesAPageTableWiderThanItsStride) {
   const BatchPlan plan{{prefill_entry(a, prompt.data(), 200, 0)}};
   sequences.reserve(plan, 1000);
   EXPECT_THROW(layout_step(plan, sequences, 2, [](SequenceId) { return 0; }), Error);
+}
+
+TEST(StepLayout, DecodeSlotBucketsArePowersOfTwoThenMultiplesOfEight) {
+  EXPECT_EQ(decode_slot_bucket(1, 64), 1);
+  EXPECT_EQ(decode_slot_bucket(3, 64), 4);
+  EXPECT_EQ(decode_slot_bucket(5, 64), 8);
+  EXPECT_EQ(decode_slot_bucket(9, 64), 16);
+  EXPECT_EQ(decode_slot_bucket(17, 64), 24);
+  EXPECT_EQ(decode_slot_bucket(64, 64), 64);
+  EXPECT_EQ(decode_slot_bucket(5, 6), 6);  // never past the planned batch
+  std::set<int> buckets;
+  for (int slots = 1; slots <= 64; ++slots) {
+    const int bucket = decode_slot_bucket(slots, 64);
+    EXPECT_GE(bucket, slots);
+    buckets.insert(bucket);
+  }
+  EXPECT_EQ(buckets.size(), 11u);
+  EXPECT_THROW(decode_slot_bucket(0, 64), Error);
+  EXPECT_THROW(decode_slot_bucket(65, 64), Error);
+}
+
+TEST(StepLayout, PaddedDecodeSlotsReadOnlyTheScratchPage) {
+  KvSequences sequences(20, 1000, 100);
+  const SequenceId a = sequences.open({}), b = sequences.open({});
+  const std::vector<int32_t> prompt(70, 1);
+  const BatchPlan prefill{{prefill_entry(a, prompt.data(), 70, 0), prefill_entry(b, prompt.data(), 3, 0)}};
+  sequences.reserve(prefill, 1000);
+  sequences.commit(prefill);
+  const int32_t ta = 7, tb = 8;
+  const BatchPlan plan{{decode_entry(a, &ta), decode_entry(b, &tb)}};
+  sequences.reserve(plan, 1000);
+  StepLayout layout = layout_step(plan, sequences, 3, [](SequenceId) { return 0; });
+  const StepLayout before = layout;
+  pad_decode_slots(layout, 4, 19);
+
+  ASSERT_EQ(layout.slots(), 4);
+  EXPECT_EQ(layout.decode_rows, 4);
+  EXPECT_EQ(layout.decode_groups.front().slots, 4);
+  EXPECT_EQ(layout.tokens, (std::vector<int32_t>{7, 8, 0, 0}));
+  EXPECT_EQ(layout.positions, (std::vector<int32_t>{70, 3, 0, 0}));
+  EXPECT_EQ(layout.row_slot, (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(layout.kv_lens, (std::vector<int32_t>{71, 4, 1, 1}));
+  EXPECT_EQ(std::vector<int32_t>(layout.page_tables.begin(), layout.page_tables.begin() + 6),
+            std::vector<int32_t>(before.page_tables.begin(), before.page_tables.end()));
+  EXPECT_EQ(std::vector<int32_t>(layout.page_tables.begin() + 6, layout.page_tables.end()),
+            (std::vector<int32_t>{19, 0, 0, 19, 0, 0}));
+  EXPECT_EQ(layout.entry_slot, before.entry_slot);
+  EXPECT_EQ(layout.entry_first_row, before.entry_first_row);
+
+  StepLayout with_prefill = layout_step(BatchPlan{{prefill_entry(a, prompt.data(), 1, 0)}}, sequences, 3,
+                                        [](SequenceId) { return 0; });
+  EXPECT_THROW(pad_decode_slots(with_prefill, 2, 19), Error);
 }
 
 }  // namespace
