@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <iterator>
 #include <map>
@@ -19,6 +20,7 @@
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
+#include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/quest_decode.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_buffers.h"
@@ -401,11 +403,36 @@ class CudaTransformer final : public runtime::Transformer {
       method.decode(i, q_.data() + group.first_slot * q_dim, kv_lens, static_cast<int>(bucket), group.slots,
                     layer_kv(i, group.first_slot), attn_.data() + group.first_slot * q_dim, s);
     }
+    std::vector<VarlenChunk> dense_chunks;
     for (const runtime::PrefillItem& item : layout.prefills) {
+      if (methods_[as_size(item.method)]->config().prefill.kind == attention::PrefillKind::Dense) {
+        dense_chunks.push_back({static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
+                                static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
+                                item.slot});
+        continue;
+      }
       methods_[as_size(item.method)]->prefill(i, q_.data() + item.first_row * q_dim, item.n_tokens, item.first_pos,
                                               item.prompt_end, layer_kv(i, item.slot),
                                               attn_.data() + item.first_row * q_dim, s);
     }
+    if (!dense_chunks.empty()) dense_prefill(i, dense_chunks);
+  }
+
+  // The chunks of every sequence whose prefill is dense, in one varlen launch.
+  void dense_prefill(int i, const std::vector<VarlenChunk>& chunks) {
+    VarlenPrefillArgs args;
+    args.q = q_.data();
+    args.out = attn_.data();
+    args.n_heads = config_.n_heads;
+    args.n_kv_heads = config_.n_kv_heads;
+    args.head_dim = config_.head_dim;
+    args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
+    args.k_pool = k_pools_[as_size(i)].data();
+    args.v_pool = v_pools_[as_size(i)].data();
+    args.num_pages = static_cast<int>(device_pages());
+    args.page_tables = step_.page_table(0);
+    args.page_table_stride = static_cast<int>(pages_per_sequence_);
+    varlen_prefill_attention(args, chunks, stream_.get());
   }
 
   // Embedding, every layer, nothing after: the residual stream of the step's rows is in x_.
