@@ -1,9 +1,10 @@
-// The whole model on the GPU against the CPU path on SmolLM2: greedy tokens must agree, and the
-// logits must stay close. The model is found at $DELTAINFER_MODEL or models/ (the device machine
+// The whole model on the GPU against the CPU path on SmolLM2 and Qwen2.5-Coder-0.5B: greedy tokens
+// must agree (up to a near-tie, shown), and the logits must stay close. The model is found at $DELTAINFER_MODEL or models/ (the device machine
 // gets it carried in two parts by scripts/gpu-check's caller; the test skips when it is absent).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,8 +25,9 @@ using model_fixtures::model_path;
 using model_fixtures::short_prompts;
 using model_fixtures::small_quest_config;
 
+// Greedy continuation; step_logits (optional) receives the logits each token was chosen from.
 std::vector<int32_t> greedy(runtime::Transformer& model, const std::vector<int32_t>& prompt, int count,
-                            std::vector<float>* first_logits) {
+                            std::vector<float>* first_logits, std::vector<std::vector<float>>* step_logits = nullptr) {
   const int32_t vocab = model.config().vocab_size;
   std::vector<float> logits(static_cast<size_t>(vocab));
   model.truncate(0);
@@ -35,9 +37,32 @@ std::vector<int32_t> greedy(runtime::Transformer& model, const std::vector<int32
   for (int i = 0; i < count; ++i) {
     int32_t token = engine::argmax(logits.data(), vocab);
     tokens.push_back(token);
+    if (step_logits != nullptr) step_logits->push_back(logits);
     model.forward(&token, 1, runtime::LogitsFor::LastToken, logits.data());
   }
   return tokens;
+}
+
+// Free-running greedy runs of a bf16 GPU and an f32 CPU may part at a near-tie: the CPU's logit
+// of the GPU's token is this close to its own choice's (the same bound as the GPU batch
+// equivalence test; bf16 moves SmolLM2's logits by up to ~0.1). After such a step the runs
+// continue different texts and are not compared further; any other disagreement fails.
+constexpr double kNearTie = 0.15;
+
+void expect_same_greedy_up_to_a_near_tie(const std::vector<int32_t>& got, const std::vector<int32_t>& want,
+                                         const std::vector<std::vector<float>>& want_logits,
+                                         const std::string& prompt) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (got[i] == want[i]) continue;
+    const std::vector<float>& logits = want_logits[i];
+    const double gap = logits[static_cast<size_t>(want[i])] - logits[static_cast<size_t>(got[i])];
+    std::cout << "    greedy parts at step " << i << " (CPU " << want[i] << ", GPU " << got[i]
+              << "): the CPU's logits differ by " << gap << " there ("
+              << (gap < kNearTie ? "a near-tie" : "NOT a near-tie") << ")\n";
+    EXPECT_LT(gap, kNearTie) << "prompt: " << prompt << ", step " << i;
+    return;
+  }
 }
 
 // bf16 weights and activations on the GPU vs f32 on the CPU: over 30 layers the logits differ by
@@ -91,8 +116,8 @@ attention::AttentionConfig small_sparse_config() {
 // greedy runs below can only come from a near-tie, not from a decode-path bug.
 void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfig& attention, int count,
                                                  double tolerance,
-                                                 const std::vector<std::string>& prompts = short_prompts()) {
-  const std::string path = model_path();
+                                                 const std::vector<std::string>& prompts = short_prompts(),
+                                                 const std::string& path = model_path()) {
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
   const Backends both(path, attention);
   const tokenizer::Tokenizer& tok = both.tok;
@@ -128,8 +153,7 @@ void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfi
 
 // Greedy generation of `count` tokens under `attention` on both backends, prompt by prompt.
 void expect_parity(const attention::AttentionConfig& attention, int count,
-                   const std::vector<std::string>& prompts = short_prompts()) {
-  const std::string path = model_path();
+                   const std::vector<std::string>& prompts = short_prompts(), const std::string& path = model_path()) {
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
   const Backends both(path, attention);
   const tokenizer::Tokenizer& tok = both.tok;
@@ -138,7 +162,8 @@ void expect_parity(const attention::AttentionConfig& attention, int count,
   for (const std::string& prompt : prompts) {
     const std::vector<int32_t> ids = tok.encode(prompt, /*parse_special=*/true);
     std::vector<float> cpu_logits, gpu_logits;
-    const std::vector<int32_t> want = greedy(cpu, ids, count, &cpu_logits);
+    std::vector<std::vector<float>> cpu_steps;
+    const std::vector<int32_t> want = greedy(cpu, ids, count, &cpu_logits, &cpu_steps);
     const std::vector<int32_t> got = greedy(*gpu, ids, count, &gpu_logits);
     double diff = 0, norm = 0;
     for (size_t i = 0; i < cpu_logits.size(); ++i) {
@@ -149,7 +174,7 @@ void expect_parity(const attention::AttentionConfig& attention, int count,
     std::cout << "prompt " << prompt.substr(0, 24) << ": logits rel L2 (bf16 GPU vs f32 CPU) "
               << relative << "\n";
     EXPECT_LT(relative, 3e-2);  // bf16 weights and activations vs f32 everywhere
-    EXPECT_EQ(got, want) << "prompt: " << prompt;
+    expect_same_greedy_up_to_a_near_tie(got, want, cpu_steps, prompt);
   }
 }
 
@@ -204,6 +229,39 @@ TEST(ModelParity, QuestDecodeEqualsCpuForThirtyTwoTokensOnLongContexts) {
 
 TEST(ModelParity, QuestGpuLogitsFollowCpuOnLongContextsWhenFedTheSameTokens) {
   expect_same_logits_when_fed_the_same_tokens(robust_quest_config(), 32, kBf16LogitTolerance, long_context_prompts());
+}
+
+// Qwen2.5-Coder-0.5B (Q4_K_M: Q5_0/Q8_0/Q4_K/Q6_K weights, QKV bias, 14 query / 2 KV heads of
+// 64, tied embeddings): $DELTAINFER_QWEN_MODEL or models/ (scripts/fetch-model qwen2.5-coder-0.5b;
+// scripts/stage-gpu carries it to the device in parts). Skips when absent.
+std::string qwen_model_path() {
+  if (const char* path = std::getenv("DELTAINFER_QWEN_MODEL")) return path;
+  return std::string(DELTAINFER_SOURCE_DIR) + "/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+}
+
+std::vector<std::string> coding_prompts() {
+  return {"<|im_start|>user\nWrite a Python function that reverses a string.<|im_end|>\n<|im_start|>assistant\n",
+          "def quicksort(items):\n    \"\"\"Sort a list with quicksort.\"\"\"\n",
+          "The capital of France is"};
+}
+
+TEST(QwenModelParity, GpuLogitsFollowCpuWhenFedTheSameTokens) {
+  expect_same_logits_when_fed_the_same_tokens(attention::AttentionConfig{}, 32, kBf16LogitTolerance, coding_prompts(),
+                                              qwen_model_path());
+}
+
+TEST(QwenModelParity, GpuGreedyTokensEqualCpuUpToANearTie) {
+  expect_parity(attention::AttentionConfig{}, 32, coding_prompts(), qwen_model_path());
+}
+
+TEST(QwenModelParity, SparseGpuLogitsFollowCpuWhenFedTheSameTokens) {
+  expect_same_logits_when_fed_the_same_tokens(small_sparse_config(), 32, kBf16LogitTolerance, coding_prompts(),
+                                              qwen_model_path());
+}
+
+TEST(QwenModelParity, VerticalSlashDeltaGpuLogitsFollowCpuOnLongContexts) {
+  expect_same_logits_when_fed_the_same_tokens(small_vslash_config(), 16, kBf16LogitTolerance, long_context_prompts(),
+                                              qwen_model_path());
 }
 
 }  // namespace
