@@ -1,7 +1,8 @@
 #pragma once
 // StepLayout: how one BatchPlan is laid out for a backend that runs it in a few launches. Rows:
 // the decode steps first, grouped by attention method (each group is one batched decode call),
-// then the prefill chunks (one attention call each). Every entry gets a slot: its row of the
+// then the prefill chunks (the CUDA backend runs those of dense-prefill sequences in one varlen
+// launch, the others one call each). Every entry gets a slot: its row of the
 // page table and its KV length after the step. Pure bookkeeping (no device code), so the layout
 // a GPU pass uses is tested on the CPU.
 #include <cstdint>
