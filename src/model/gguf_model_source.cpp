@@ -146,7 +146,8 @@ class GgufModelSource : public ModelSource {
     if (const io::GgufTensorInfo* embd = file_.find_tensor(embedding); embd != nullptr && embd->dims.size() == 2) {
       return checked_int(embd->dims[1], path(), (embedding + " rows").c_str());
     }
-    throw_input_error("{}: cannot tell the vocabulary size (no tokenizer.ggml.tokens, vocab_size or token_embd)", path());
+    throw_input_error("{}: cannot tell the vocabulary size (no tokenizer.ggml.tokens, vocab_size or {})", path(),
+                      embedding);
   }
 
   void read_rope_scaling(const GgufReader& meta) {
