@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "io/dequantize.h"
 #include "io/gguf.h"
+#include "model/architecture.h"
 #include "model/model_source_impl.h"
 
 namespace deltainfer::model {
@@ -21,24 +22,26 @@ std::string file_stem(const std::string& path) {
 
 class GgufReader {
  public:
-  GgufReader(const io::GgufFile& file, std::string prefix) : file_(file), prefix_(std::move(prefix)) {}
+  GgufReader(const io::GgufFile& file, const ArchitectureTable& table) : file_(file), table_(table) {}
 
   int required_int(const char* suffix) const {
-    const std::string key = prefix_ + suffix;
+    const std::string key = table_.gguf_key(suffix);
     const std::optional<int64_t> value = file_.get_int(key);
     if (!value) throw_input_error("{}: missing metadata key '{}'", file_.path(), key);
     return checked_int(*value, file_.path(), key.c_str());
   }
-  std::optional<int64_t> optional_int(const char* suffix) const { return file_.get_int(prefix_ + suffix); }
+  std::optional<int64_t> optional_int(const char* suffix) const { return file_.get_int(table_.gguf_key(suffix)); }
   float float_or(const char* suffix, float fallback) const {
-    const std::optional<double> value = file_.get_float(prefix_ + suffix);
+    const std::optional<double> value = file_.get_float(table_.gguf_key(suffix));
     return value ? static_cast<float>(*value) : fallback;
   }
-  std::optional<std::string> optional_string(const char* suffix) const { return file_.get_string(prefix_ + suffix); }
+  std::optional<std::string> optional_string(const char* suffix) const {
+    return file_.get_string(table_.gguf_key(suffix));
+  }
 
  private:
   const io::GgufFile& file_;
-  std::string prefix_;
+  const ArchitectureTable& table_;
 };
 
 // Llama 3 frequency factor of one rotary pair, as llama.cpp's converter computes rope_freqs.weight.
@@ -59,8 +62,8 @@ class GgufModelSource : public ModelSource {
   explicit GgufModelSource(const std::string& path) : file_(io::GgufFile::open(path)) {
     read_config();
     config_.validate(file_.path());
-    if (has_tensor("rope_freqs.weight")) {
-      read_rope_freqs();  // needs a validated head_dim
+    if (const char* factors = architecture_table(config_.arch).gguf_rope_factors; factors && has_tensor(factors)) {
+      read_rope_freqs(factors);  // needs a validated head_dim
       config_.validate(file_.path());
     }
     // Tensor types are not checked here: opening (and `inspect`) reads only the metadata and the
@@ -112,8 +115,9 @@ class GgufModelSource : public ModelSource {
   void read_config() {
     const std::optional<std::string> arch = file_.get_string("general.architecture");
     if (!arch) throw_input_error("{}: missing metadata key 'general.architecture'", path());
-    config_.arch = parse_architecture(*arch, path());
-    const GgufReader meta(file_, *arch + ".");
+    const ArchitectureTable& table = architecture_named(*arch, path());
+    config_.arch = table.id;
+    const GgufReader meta(file_, table);
     config_.name = file_.get_string("general.name").value_or(file_stem(path()));
     config_.n_layers = meta.required_int("block_count");
     config_.d_model = meta.required_int("embedding_length");
@@ -127,11 +131,9 @@ class GgufModelSource : public ModelSource {
     config_.context_length = meta.required_int("context_length");
     config_.rms_eps = meta.float_or("attention.layer_norm_rms_epsilon", 1e-5f);
     config_.rope_theta = meta.float_or("rope.freq_base", 10000.0f);
-    config_.rope_style = config_.arch == Architecture::Llama ? RopeStyle::Interleaved : RopeStyle::HalfSplit;
+    config_.rope_style = table.gguf_rope_style;
     config_.vocab_size = read_vocab_size(meta);
-    config_.tied_embeddings = !has_tensor("output.weight");
-    config_.qkv_bias = has_tensor("blk.0.attn_q.bias");
-    config_.qk_norm = has_tensor("blk.0.attn_q_norm.weight");
+    detect_flags(config_, [&](const ModelTensor& tensor) { return has_tensor(tensor.name); });
     read_rope_scaling(meta);
   }
 
@@ -140,10 +142,12 @@ class GgufModelSource : public ModelSource {
       return checked_int(static_cast<int64_t>(std::min<uint64_t>(*n_tokens, INT64_MAX)), path(), "vocabulary size");
     }
     if (meta.optional_int("vocab_size")) return meta.required_int("vocab_size");
-    if (const io::GgufTensorInfo* embd = file_.find_tensor("token_embd.weight"); embd != nullptr && embd->dims.size() == 2) {
-      return checked_int(embd->dims[1], path(), "token_embd.weight rows");
+    const std::string embedding = model_tensor(config_, TensorRole::TokenEmbedding).name;
+    if (const io::GgufTensorInfo* embd = file_.find_tensor(embedding); embd != nullptr && embd->dims.size() == 2) {
+      return checked_int(embd->dims[1], path(), (embedding + " rows").c_str());
     }
-    throw_input_error("{}: cannot tell the vocabulary size (no tokenizer.ggml.tokens, vocab_size or token_embd)", path());
+    throw_input_error("{}: cannot tell the vocabulary size (no tokenizer.ggml.tokens, vocab_size or {})", path(),
+                      embedding);
   }
 
   void read_rope_scaling(const GgufReader& meta) {
@@ -162,11 +166,11 @@ class GgufModelSource : public ModelSource {
 
   // llama.cpp stores Llama 3.1's frequency scaling as per-pair factors in rope_freqs.weight. We
   // recover the factor and accept the tensor only if the standard llama3 rule reproduces it.
-  void read_rope_freqs() {
-    const io::GgufTensorInfo& tensor = require("rope_freqs.weight");
+  void read_rope_freqs(const char* name) {
+    const io::GgufTensorInfo& tensor = require(name);
     const int64_t n_pairs = config_.head_dim / 2;
     if (tensor.dims.size() != 1 || tensor.dims[0] != n_pairs || tensor.type != io::GgmlType::F32) {
-      throw_input_error("{}: rope_freqs.weight must be F32 [{}] (head_dim / 2)", path(), n_pairs);
+      throw_input_error("{}: {} must be F32 [{}] (head_dim / 2)", path(), name, n_pairs);
     }
     std::vector<float> factors(static_cast<size_t>(n_pairs));
     io::dequantize(tensor.type, file_.tensor_data(tensor), factors.data(), n_pairs);
@@ -178,8 +182,8 @@ class GgufModelSource : public ModelSource {
       const float expected = llama3_factor(freq, scaling);
       const float got = factors[static_cast<size_t>(i)];
       if (!(std::fabs(got - expected) <= 1e-3f * std::fabs(expected))) {
-        throw_input_error("{}: rope_freqs.weight[{}] = {} does not follow Llama 3 frequency scaling (expected {})",
-                          path(), i, got, expected);
+        throw_input_error("{}: {}[{}] = {} does not follow Llama 3 frequency scaling (expected {})", path(), name, i,
+                          got, expected);
       }
     }
     config_.rope_scaling = scaling;

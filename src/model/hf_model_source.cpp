@@ -1,5 +1,5 @@
 // ModelSource over a Hugging Face directory: config.json for the config, safetensors (single or
-// sharded) for the tensors, whose HF names are mapped to the canonical GGUF-style names.
+// sharded) for the tensors, whose HF names the architecture's table maps to the canonical ones.
 // GCC's -Wnull-dereference misfires on nlohmann's inlined iterators (a known false positive).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
@@ -7,52 +7,18 @@
 #pragma GCC diagnostic pop
 
 #include <fstream>
+#include <map>
 #include <optional>
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/architecture.h"
 #include "model/model_source_impl.h"
 
 namespace deltainfer::model {
 namespace {
 
 using Json = nlohmann::json;
-
-// blk.{i}.<suffix> -> model.layers.{i}.<HF suffix>
-const std::map<std::string, std::string>& layer_names() {
-  static const std::map<std::string, std::string> names = {
-      {"attn_norm.weight", "input_layernorm.weight"},
-      {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},
-      {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},
-      {"attn_q.bias", "self_attn.q_proj.bias"},
-      {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"attn_output.weight", "self_attn.o_proj.weight"},
-      {"attn_q_norm.weight", "self_attn.q_norm.weight"},
-      {"attn_k_norm.weight", "self_attn.k_norm.weight"},
-      {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},
-      {"ffn_down.weight", "mlp.down_proj.weight"},
-  };
-  return names;
-}
-
-// The HF name of a canonical tensor name, or "" when there is none.
-std::string hf_tensor_name(const std::string& canonical) {
-  if (canonical == "token_embd.weight") return "model.embed_tokens.weight";
-  if (canonical == "output_norm.weight") return "model.norm.weight";
-  if (canonical == "output.weight") return "lm_head.weight";
-  if (canonical.rfind("blk.", 0) != 0) return "";
-  const size_t dot = canonical.find('.', 4);
-  if (dot == std::string::npos || dot == 4) return "";
-  const std::string layer = canonical.substr(4, dot - 4);
-  if (layer.find_first_not_of("0123456789") != std::string::npos) return "";
-  const auto it = layer_names().find(canonical.substr(dot + 1));
-  if (it == layer_names().end()) return "";
-  return "model.layers." + layer + "." + it->second;
-}
 
 class ConfigJson {
  public:
@@ -115,6 +81,7 @@ class HfModelSource : public ModelSource {
       : dir_(dir), checkpoint_(io::SafetensorsCheckpoint::open_dir(dir)) {
     read_config(ConfigJson(io::checkpoint_file(dir, "config.json")));
     config_.validate(dir_);
+    for (const ModelTensor& tensor : model_tensors(config_)) hf_names_[tensor.name] = tensor.hf_name();
     check_tensor_shapes(*this);
     check_tensor_dtypes();
   }
@@ -145,16 +112,16 @@ class HfModelSource : public ModelSource {
 
  private:
   const io::SafetensorsTensor* lookup(const std::string& canonical, const io::SafetensorsFile** file = nullptr) const {
-    if (canonical == "output.weight" && config_.tied_embeddings) return nullptr;
-    const std::string hf_name = hf_tensor_name(canonical);
-    return hf_name.empty() ? nullptr : checkpoint_.find(hf_name, file);
+    const auto it = hf_names_.find(canonical);
+    return it == hf_names_.end() ? nullptr : checkpoint_.find(it->second, file);
   }
 
   const io::SafetensorsTensor& require(const std::string& canonical, const io::SafetensorsFile** file = nullptr) const {
     const io::SafetensorsTensor* tensor = lookup(canonical, file);
     if (tensor == nullptr) {
-      const std::string hf_name = hf_tensor_name(canonical);
-      throw_input_error("{}: missing tensor '{}' (HF name '{}')", dir_, canonical, hf_name.empty() ? "?" : hf_name);
+      const auto it = hf_names_.find(canonical);
+      throw_input_error("{}: missing tensor '{}' (HF name '{}')", dir_, canonical,
+                        it == hf_names_.end() ? "?" : it->second);
     }
     return *tensor;
   }
@@ -163,7 +130,7 @@ class HfModelSource : public ModelSource {
     const Json& j = cfg.json();
     const std::string model_type = cfg.string_at(j, "model_type", "");
     if (model_type.empty()) throw_input_error("{}: missing 'model_type'", cfg.path());
-    config_.arch = parse_architecture(model_type, cfg.path());
+    config_.arch = architecture_named(model_type, cfg.path()).id;
     const size_t slash = dir_.find_last_of('/', dir_.size() > 1 ? dir_.size() - 2 : 0);
     config_.name = slash == std::string::npos ? dir_ : dir_.substr(slash + 1);
     config_.d_model = cfg.int_field("hidden_size");
@@ -176,9 +143,10 @@ class HfModelSource : public ModelSource {
     config_.context_length = cfg.int_at(j, "max_position_embeddings");
     config_.rms_eps = static_cast<float>(cfg.number_at(j, "rms_norm_eps", 1e-6));
     config_.rope_style = RopeStyle::HalfSplit;  // HF checkpoints keep q/k rows unpermuted
+    detect_flags(config_, [&](const ModelTensor& tensor) { return checkpoint_.find(tensor.hf_name()) != nullptr; });
+    // config.json says whether embeddings are tied: an untied model without lm_head.weight is refused
+    // as a missing tensor instead of silently tied.
     config_.tied_embeddings = cfg.bool_at(j, "tie_word_embeddings", false);
-    config_.qkv_bias = checkpoint_.find("model.layers.0.self_attn.q_proj.bias") != nullptr;
-    config_.qk_norm = checkpoint_.find("model.layers.0.self_attn.q_norm.weight") != nullptr;
     read_rope(cfg);
   }
 
@@ -221,6 +189,7 @@ class HfModelSource : public ModelSource {
   std::string dir_;
   io::SafetensorsCheckpoint checkpoint_;
   ModelConfig config_;
+  std::map<std::string, std::string> hf_names_;  // canonical -> HF name of every tensor the config implies
 };
 
 }  // namespace

@@ -1,17 +1,11 @@
 #include "model/model_config.h"
 
 #include "core/error.h"
+#include "model/architecture.h"
 
 namespace deltainfer::model {
 
-const char* architecture_name(Architecture arch) {
-  switch (arch) {
-    case Architecture::Llama: return "llama";
-    case Architecture::Qwen2: return "qwen2";
-    case Architecture::Qwen3: return "qwen3";
-  }
-  return "unknown";
-}
+const char* architecture_name(Architecture arch) { return architecture_table(arch).name; }
 
 void ModelConfig::validate(const std::string& source) const {
   auto require_positive = [&](int64_t value, const char* field) {

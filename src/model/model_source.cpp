@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "core/error.h"
+#include "model/architecture.h"
 #include "model/model_source_impl.h"
 
 namespace deltainfer::model {
@@ -25,50 +26,14 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 
 }  // namespace
 
-Architecture parse_architecture(const std::string& name, const std::string& source) {
-  if (name == "llama") return Architecture::Llama;
-  if (name == "qwen2") return Architecture::Qwen2;
-  if (name == "qwen3") return Architecture::Qwen3;
-  throw_input_error("{}: unsupported architecture '{}' (supported: llama, qwen2, qwen3)", source, name);
-}
-
 int checked_int(int64_t value, const std::string& source, const char* field) {
   if (value < 0 || value > INT_MAX) throw_input_error("{}: {} = {} is out of range", source, field, value);
   return static_cast<int>(value);
 }
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensor_shapes(const ModelConfig& c) {
-  const int64_t d = c.d_model;
-  const int64_t q = c.q_dim();
-  const int64_t kv = c.kv_dim();
-  const int64_t ffn = c.ffn_dim;
-  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {
-      {"token_embd.weight", {c.vocab_size, d}},
-      {"output_norm.weight", {d}},
-  };
-  if (!c.tied_embeddings) shapes.push_back({"output.weight", {c.vocab_size, d}});
-  for (int i = 0; i < c.n_layers; ++i) {
-    const std::string blk = fmt::format("blk.{}.", i);
-    auto add = [&](const char* name, std::vector<int64_t> shape) { shapes.push_back({blk + name, std::move(shape)}); };
-    add("attn_norm.weight", {d});
-    add("ffn_norm.weight", {d});
-    add("attn_q.weight", {q, d});
-    add("attn_k.weight", {kv, d});
-    add("attn_v.weight", {kv, d});
-    add("attn_output.weight", {d, q});
-    if (c.qkv_bias) {
-      add("attn_q.bias", {q});
-      add("attn_k.bias", {kv});
-      add("attn_v.bias", {kv});
-    }
-    if (c.qk_norm) {
-      add("attn_q_norm.weight", {c.head_dim});
-      add("attn_k_norm.weight", {c.head_dim});
-    }
-    add("ffn_gate.weight", {ffn, d});
-    add("ffn_up.weight", {ffn, d});
-    add("ffn_down.weight", {d, ffn});
-  }
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensor_shapes(const ModelConfig& config) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  for (ModelTensor& tensor : model_tensors(config)) shapes.emplace_back(std::move(tensor.name), std::move(tensor.shape));
   return shapes;
 }
 

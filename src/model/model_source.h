@@ -3,18 +3,9 @@
 // config.json + *.safetensors). It yields the validated ModelConfig and tensors by their canonical
 // (GGUF-style) names, dequantized on request.
 //
-// Canonical names and shapes (row-major, outermost dimension first; a matrix W maps x -> W x and
-// has shape [out_features, in_features]):
-//   token_embd.weight [vocab, d_model]          output_norm.weight [d_model]
-//   output.weight [vocab, d_model]               (absent when embeddings are tied)
-//   blk.{i}.attn_norm.weight [d_model]           blk.{i}.ffn_norm.weight [d_model]
-//   blk.{i}.attn_q.weight [q_dim, d_model]       blk.{i}.attn_q.bias [q_dim]      (Qwen2)
-//   blk.{i}.attn_k.weight [kv_dim, d_model]      blk.{i}.attn_k.bias [kv_dim]     (Qwen2)
-//   blk.{i}.attn_v.weight [kv_dim, d_model]      blk.{i}.attn_v.bias [kv_dim]     (Qwen2)
-//   blk.{i}.attn_output.weight [d_model, q_dim]
-//   blk.{i}.attn_q_norm.weight [head_dim]        blk.{i}.attn_k_norm.weight [head_dim] (Qwen3)
-//   blk.{i}.ffn_gate.weight [ffn_dim, d_model]   blk.{i}.ffn_up.weight [ffn_dim, d_model]
-//   blk.{i}.ffn_down.weight [d_model, ffn_dim]
+// Canonical names are GGUF's (token_embd.weight, blk.{i}.attn_q.weight, ...); shapes are row-major,
+// outermost dimension first, and a matrix W maps x -> W x with shape [out_features, in_features].
+// Which tensors an architecture has, under which names and shapes: model/architecture.h.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -70,9 +61,9 @@ class ModelSource {
   virtual bool is_synthetic() const { return false; }
 };
 
-// The architecture's tensor table: every canonical tensor the config implies (its flags add the
-// Qwen2 biases and the Qwen3 q/k norms), with its expected shape. The loaders check files against
-// it, synthetic models are made from it, and the memory plans count weights from it.
+// Every canonical tensor the config implies, with its expected shape: the rows of its
+// architecture's table (model/architecture.h) that its flags leave in (the Qwen2 biases, the Qwen3
+// q/k norms, the untied output matrix), for every layer.
 std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensor_shapes(const ModelConfig& config);
 
 // Opens `synthetic:llama3-8b`, `synthetic:qwen2.5-7b` or `synthetic:smollm2-135m`: the real

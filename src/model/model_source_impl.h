@@ -13,9 +13,6 @@ namespace deltainfer::model {
 std::unique_ptr<ModelSource> open_gguf_model_source(const std::string& path);
 std::unique_ptr<ModelSource> open_hf_model_source(const std::string& dir);
 
-// "llama" | "qwen2" | "qwen3"; anything else is an InputError naming `source`.
-Architecture parse_architecture(const std::string& name, const std::string& source);
-
 // Throws InputError naming source.path() for a missing or mis-shaped tensor.
 void check_tensor_shapes(const ModelSource& source);
 

@@ -21,13 +21,26 @@ class TensorReader {
  public:
   TensorReader(const model::ModelSource& source, WeightStorage storage) : source_(source), storage_(storage) {}
 
-  std::vector<float> read(const std::string& name, std::initializer_list<int64_t> expected_shape) const {
+  std::vector<float> read(const std::string& name, const std::vector<int64_t>& expected_shape) const {
     check_shape(name, expected_shape);
     int64_t count = 1;
     for (int64_t dim : expected_shape) count *= dim;
     std::vector<float> values(static_cast<size_t>(count));
     source_.read_f32(name, values.data(), count);
     return values;
+  }
+
+  // Reads the tensor into the slot its role has in `owner` (LayerWeights or CpuWeights).
+  template <typename Owner>
+  void read_into(Owner& owner, const model::ModelTensor& tensor) {
+    const WeightSlot<Owner> slot = Owner::slot(tensor.spec->role);
+    if (slot.vector != nullptr) {
+      owner.*slot.vector = read(tensor.name, tensor.shape);
+    } else if (slot.matrix != nullptr && tensor.shape.size() == 2) {
+      owner.*slot.matrix = read_matrix(tensor.name, tensor.shape[0], tensor.shape[1]);
+    } else {
+      throw_error("{}: the CPU backend has no place for tensor '{}'", source_.path(), tensor.name);
+    }
   }
 
   Weight read_matrix(const std::string& name, int64_t rows, int64_t cols) {
@@ -43,9 +56,9 @@ class TensorReader {
   }
 
  private:
-  void check_shape(const std::string& name, std::initializer_list<int64_t> expected_shape) const {
+  void check_shape(const std::string& name, const std::vector<int64_t>& expected_shape) const {
     const std::vector<int64_t> shape = source_.tensor_shape(name);
-    if (shape != std::vector<int64_t>(expected_shape)) {
+    if (shape != expected_shape) {
       throw_input_error("{}: tensor '{}' has shape [{}], expected [{}]", source_.path(), name,
                         fmt::join(shape, ", "), fmt::join(expected_shape, ", "));
     }
@@ -96,35 +109,20 @@ CpuWeights CpuWeights::load(const model::ModelSource& source, WeightStorage stor
   const model::ModelConfig& c = source.config();
   TensorReader reader(source, storage);
   CpuWeights w;
-  w.token_embd = reader.read("token_embd.weight", {c.vocab_size, c.d_model});
-  w.output_norm = reader.read("output_norm.weight", {c.d_model});
-  w.output = reader.read_matrix(c.tied_embeddings ? "token_embd.weight" : "output.weight", c.vocab_size, c.d_model);
-  if (c.tied_embeddings && !w.output.is_quantized()) {
-    w.output.values.clear();
-    w.output.borrowed = w.token_embd.data();  // the vector's buffer survives moves of CpuWeights
+  for (const model::ModelTensor& tensor : model::global_tensors(c)) reader.read_into(w, tensor);
+  if (c.tied_embeddings) {
+    const model::ModelTensor embedding = model::model_tensor(c, model::TensorRole::TokenEmbedding);
+    w.output = reader.read_matrix(embedding.name, embedding.shape.at(0), embedding.shape.at(1));
+    if (!w.output.is_quantized()) {
+      w.output.values.clear();
+      w.output.borrowed = w.token_embd.data();  // the vector's buffer survives moves of CpuWeights
+    }
   }
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int i = 0; i < c.n_layers; ++i) {
-    const std::string p = fmt::format("blk.{}.", i);
-    LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    l.attn_norm = reader.read(p + "attn_norm.weight", {c.d_model});
-    l.wq = reader.read_matrix(p + "attn_q.weight", c.q_dim(), c.d_model);
-    l.wk = reader.read_matrix(p + "attn_k.weight", c.kv_dim(), c.d_model);
-    l.wv = reader.read_matrix(p + "attn_v.weight", c.kv_dim(), c.d_model);
-    l.wo = reader.read_matrix(p + "attn_output.weight", c.d_model, c.q_dim());
-    if (c.qkv_bias) {
-      l.bq = reader.read(p + "attn_q.bias", {c.q_dim()});
-      l.bk = reader.read(p + "attn_k.bias", {c.kv_dim()});
-      l.bv = reader.read(p + "attn_v.bias", {c.kv_dim()});
+    for (const model::ModelTensor& tensor : model::layer_tensors(c, i)) {
+      reader.read_into(w.layers[static_cast<size_t>(i)], tensor);
     }
-    if (c.qk_norm) {
-      l.q_norm = reader.read(p + "attn_q_norm.weight", {c.head_dim});
-      l.k_norm = reader.read(p + "attn_k_norm.weight", {c.head_dim});
-    }
-    l.ffn_norm = reader.read(p + "ffn_norm.weight", {c.d_model});
-    l.w_gate = reader.read_matrix(p + "ffn_gate.weight", c.ffn_dim, c.d_model);
-    l.w_up = reader.read_matrix(p + "ffn_up.weight", c.ffn_dim, c.d_model);
-    l.w_down = reader.read_matrix(p + "ffn_down.weight", c.d_model, c.ffn_dim);
   }
   return w;
 }

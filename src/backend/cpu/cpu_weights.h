@@ -1,10 +1,12 @@
 #pragma once
 // The model's weights for the CPU backend, in canonical layout (model_source.h). Norms, biases and
 // the embedding table are f32; each matrix is a Weight: kept in its GGUF type when that type has a
-// quantized kernel and native storage is chosen, else dequantized to f32.
+// quantized kernel and native storage is chosen, else dequantized to f32. Which tensors there are
+// comes from the architecture's table (model/architecture.h); slot() says where each role goes.
 #include <vector>
 
 #include "backend/cpu/weight.h"
+#include "model/architecture.h"
 #include "model/model_source.h"
 
 namespace deltainfer::backend::cpu {
@@ -15,6 +17,14 @@ namespace deltainfer::backend::cpu {
 enum class WeightStorage { F32, Native };
 WeightStorage weight_storage_from_env();
 
+// Where a tensor goes in Owner: an f32 vector (norms, biases, the embedding table) or a Weight
+// (a matrix); neither when this backend has no place for the role.
+template <typename Owner>
+struct WeightSlot {
+  std::vector<float> Owner::*vector = nullptr;
+  Weight Owner::*matrix = nullptr;
+};
+
 struct LayerWeights {
   std::vector<float> attn_norm;
   Weight wq, wk, wv, wo;
@@ -22,6 +32,8 @@ struct LayerWeights {
   std::vector<float> q_norm, k_norm;      // empty unless config.qk_norm
   std::vector<float> ffn_norm;
   Weight w_gate, w_up, w_down;
+
+  static WeightSlot<LayerWeights> slot(model::TensorRole role);
 };
 
 struct CpuWeights {
@@ -30,7 +42,40 @@ struct CpuWeights {
   Weight output;                   // [vocab, d_model]; token_embd's values or blocks when tied
   std::vector<LayerWeights> layers;
 
+  static WeightSlot<CpuWeights> slot(model::TensorRole role);
   static CpuWeights load(const model::ModelSource& source, WeightStorage storage = weight_storage_from_env());
 };
+
+inline WeightSlot<LayerWeights> LayerWeights::slot(model::TensorRole role) {
+  using R = model::TensorRole;
+  using L = LayerWeights;
+  switch (role) {
+    case R::AttnNorm: return {&L::attn_norm, nullptr};
+    case R::AttnQ: return {nullptr, &L::wq};
+    case R::AttnK: return {nullptr, &L::wk};
+    case R::AttnV: return {nullptr, &L::wv};
+    case R::AttnOutput: return {nullptr, &L::wo};
+    case R::AttnQBias: return {&L::bq, nullptr};
+    case R::AttnKBias: return {&L::bk, nullptr};
+    case R::AttnVBias: return {&L::bv, nullptr};
+    case R::AttnQNorm: return {&L::q_norm, nullptr};
+    case R::AttnKNorm: return {&L::k_norm, nullptr};
+    case R::FfnNorm: return {&L::ffn_norm, nullptr};
+    case R::FfnGate: return {nullptr, &L::w_gate};
+    case R::FfnUp: return {nullptr, &L::w_up};
+    case R::FfnDown: return {nullptr, &L::w_down};
+    default: return {};
+  }
+}
+
+inline WeightSlot<CpuWeights> CpuWeights::slot(model::TensorRole role) {
+  using R = model::TensorRole;
+  switch (role) {
+    case R::TokenEmbedding: return {&CpuWeights::token_embd, nullptr};
+    case R::OutputNorm: return {&CpuWeights::output_norm, nullptr};
+    case R::Output: return {nullptr, &CpuWeights::output};
+    default: return {};
+  }
+}
 
 }  // namespace deltainfer::backend::cpu

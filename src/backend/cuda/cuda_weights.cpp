@@ -1,12 +1,14 @@
 #include "backend/cuda/cuda_weights.h"
 
-#include <fmt/format.h>
-
-#include <initializer_list>
+#include <algorithm>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/synthetic_weights.h"
+#include "core/error.h"
 #include "io/half.h"
 
 namespace deltainfer::cuda {
@@ -22,7 +24,29 @@ class WeightUploader {
  public:
   WeightUploader(const model::ModelSource& source, cudaStream_t stream) : source_(source), stream_(stream) {}
 
-  DeviceBuffer<bf16> load(std::initializer_list<std::string> names) const {
+  // Fills the buffers of `owner` (LayerWeights or CudaWeights) with `tensors`, each in the buffer its
+  // role's slot names, tensors that share a buffer stacked in their slots' order.
+  template <typename Owner>
+  void load_into(Owner& owner, const std::vector<model::ModelTensor>& tensors, bool fused_qkv) const {
+    std::vector<std::pair<DeviceBuffer<bf16> Owner::*, std::map<int, std::string>>> stacks;
+    for (const model::ModelTensor& tensor : tensors) {
+      const DeviceSlot<Owner> slot = Owner::slot(tensor.spec->role, fused_qkv);
+      if (slot.buffer == nullptr) {
+        throw_error("{}: the CUDA backend has no place for tensor '{}'", source_.path(), tensor.name);
+      }
+      auto stack = std::find_if(stacks.begin(), stacks.end(), [&](const auto& s) { return s.first == slot.buffer; });
+      if (stack == stacks.end()) stack = stacks.insert(stacks.end(), {slot.buffer, {}});
+      stack->second[slot.stack_index] = tensor.name;
+    }
+    for (const auto& [buffer, names] : stacks) {
+      std::vector<std::string> ordered;
+      for (const auto& entry : names) ordered.push_back(entry.second);
+      owner.*buffer = load(ordered);
+    }
+  }
+
+ private:
+  DeviceBuffer<bf16> load(const std::vector<std::string>& names) const {
     int64_t total = 0;
     for (const std::string& name : names) total += element_count(name);
     DeviceBuffer<bf16> buffer(as_size(total));
@@ -41,11 +65,6 @@ class WeightUploader {
     return buffer;
   }
 
-  DeviceBuffer<bf16> load_if(bool present, const std::string& name) const {
-    return present ? load({name}) : DeviceBuffer<bf16>();
-  }
-
- private:
   int64_t element_count(const std::string& name) const {
     int64_t count = 1;
     for (int64_t dim : source_.tensor_shape(name)) count *= dim;
@@ -70,31 +89,10 @@ CudaWeights CudaWeights::load(const model::ModelSource& source, cudaStream_t str
   const model::ModelConfig& config = source.config();
   CudaWeights w;
   const WeightUploader up(source, stream);
-  w.token_embd = up.load({"token_embd.weight"});
-  w.output_norm = up.load({"output_norm.weight"});
-  if (!config.tied_embeddings) w.output = up.load({"output.weight"});
+  up.load_into(w, model::global_tensors(config), fused_qkv(config));
   w.layers.resize(as_size(config.n_layers));
   for (int i = 0; i < config.n_layers; ++i) {
-    const std::string p = fmt::format("blk.{}.", i);
-    LayerWeights& l = w.layers[as_size(i)];
-    l.attn_norm = up.load({p + "attn_norm.weight"});
-    if (fused_qkv(config)) {
-      l.wqkv = up.load({p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"});
-      if (config.qkv_bias) l.bqkv = up.load({p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"});
-    } else {
-      l.wq = up.load({p + "attn_q.weight"});
-      l.wk = up.load({p + "attn_k.weight"});
-      l.wv = up.load({p + "attn_v.weight"});
-      l.bq = up.load_if(config.qkv_bias, p + "attn_q.bias");
-      l.bk = up.load_if(config.qkv_bias, p + "attn_k.bias");
-      l.bv = up.load_if(config.qkv_bias, p + "attn_v.bias");
-    }
-    l.wo = up.load({p + "attn_output.weight"});
-    l.q_norm = up.load_if(config.qk_norm, p + "attn_q_norm.weight");
-    l.k_norm = up.load_if(config.qk_norm, p + "attn_k_norm.weight");
-    l.ffn_norm = up.load({p + "ffn_norm.weight"});
-    l.w_gate_up = up.load({p + "ffn_gate.weight", p + "ffn_up.weight"});
-    l.w_down = up.load({p + "ffn_down.weight"});
+    up.load_into(w.layers[as_size(i)], model::layer_tensors(config, i), fused_qkv(config));
   }
   CUDA_CHECK(cudaStreamSynchronize(stream));
   return w;
