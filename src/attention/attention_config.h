@@ -13,7 +13,12 @@ enum class PrefillKind { Dense, Sliding, VerticalSlash };
 // rows r are replaced by their dense output. Interpolate: blend of the Δs of the strided rows around
 // i (reads a later row: not causal, ablation only).
 enum class DeltaVariant { Delta, Recompute, Interpolate };
-enum class DecodeKind { Dense, Delta, Streaming, Quest, Tidal };
+// One value per line of attention/methods/decode_methods.def, in its order.
+enum class DecodeKind {
+#define DELTAINFER_DECODE_METHOD(kind, name) kind,
+#include "attention/methods/decode_methods.def"
+#undef DELTAINFER_DECODE_METHOD
+};
 enum class HeadAggregation { Max, Sum };
 
 struct PrefillConfig {

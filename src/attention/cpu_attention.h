@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attention/attention_config.h"
+#include "attention/cpu_decode_policy.h"
 #include "attention/delta_correction.h"
 #include "attention/exact_kernel.h"
 #include "attention/fidelity.h"
@@ -38,7 +39,7 @@ class CpuAttention {
   const AttentionConfig& config() const { return config_; }
   const LayerSchedule& schedule() const { return schedule_; }
   // Keys the latest Δ-layer selected in the current decode step (DELTA / Tidal).
-  const std::vector<KeyRange>& selection() const { return selection_; }
+  const std::vector<KeyRange>& selection() const { return decode_policy_->selection(); }
   const FidelityReport& fidelity() const { return fidelity_; }
   void clear_fidelity() { fidelity_.clear(); }
 
@@ -69,7 +70,8 @@ class CpuAttention {
   void record_prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                       const float* out, int64_t attended);
 
-  std::vector<KeySet> decode_keys(int layer, const float* q, int64_t pos, const KvView& kv);
+  // Full and DeltaSelect layers attend densely; Sparse layers ask the decode method's policy.
+  std::vector<KeySet> decode_keys(const DecodeQuery& query);
   void record_decode(int layer, const float* q, int64_t pos, const KvView& kv, const std::vector<KeySet>& keys,
                      const float* out, int64_t attended);
 
@@ -79,8 +81,7 @@ class CpuAttention {
   int threads_;
   std::vector<KernelScratch> scratch_;     // one per thread
   std::vector<DeltaCarry> carry_;          // per layer
-  std::vector<KeyRange> selection_;
-  int64_t selection_pos_ = -1;
+  std::unique_ptr<CpuDecodePolicy> decode_policy_;  // the decode method's (method_registry.h)
   FidelityReport fidelity_;
   DecodeObserver decode_observer_;
 };

@@ -18,21 +18,23 @@ const std::vector<PrefillMethodInfo>& prefill_methods() {
   return methods;
 }
 
+namespace {
+
+DecodeMethodInfo registered(DecodeKind kind, const char* name, DecodeMethodInfo method) {
+  method.kind = kind;
+  method.name = name;
+  return method;
+}
+
+}  // namespace
+
 const std::vector<DecodeMethodInfo>& decode_methods() {
-  static const std::vector<DecodeMethodInfo> methods = {
-      {DecodeKind::Dense, "dense", "exact attention over the whole cache", ""},
-      {DecodeKind::Delta, "delta",
-       "DELTA: dense first layers; Δ-layers attend densely and select one token set for all heads "
-       "(+ recency window) that the layers above attend to",
-       "--budget, --page, --recency, --full-layers, --delta-layers, --head-aggregation"},
-      {DecodeKind::Streaming, "streaming", "StreamingLLM: attention sink + recent window in every layer",
-       "--sink, --window"},
-      {DecodeKind::Quest, "quest", "Quest: per KV head, the pages whose key bounds promise the largest scores",
-       "--budget, --page (16 on the GPU), --full-layers"},
-      {DecodeKind::Tidal, "tidal", "TidalDecode: DELTA's selection without the recency window",
-       "--budget, --page, --full-layers, --delta-layers, --head-aggregation"},
+  static const std::vector<DecodeMethodInfo> rows = {
+#define DELTAINFER_DECODE_METHOD(kind, name) registered(DecodeKind::kind, #name, methods::name()),
+#include "attention/methods/decode_methods.def"
+#undef DELTAINFER_DECODE_METHOD
   };
-  return methods;
+  return rows;
 }
 
 const PrefillMethodInfo& prefill_method(PrefillKind kind) {

@@ -78,8 +78,7 @@ AttentionConfig base_config(const MethodSpec& spec) {
                       "decode method {})", n, attention::prefill_method_names("|"), attention::decode_method_names("|"));
   }
   c.decode.kind = *decode;
-  // StreamingLLM is one policy in both phases: the same sink and window in prefill.
-  if (*decode == DecodeKind::Streaming) c.prefill.kind = PrefillKind::Sliding;
+  c.prefill.kind = attention::decode_method(*decode).eval_prefill;  // StreamingLLM: sliding, the same sink and window
   return c;
 }
 
@@ -129,10 +128,10 @@ double prefill_share(const AttentionConfig& c, int64_t n) {
 }
 
 double decode_share(const AttentionConfig& c, int64_t n, int n_layers) {
-  if (c.decode.kind == DecodeKind::Dense || n_layers <= 0) return 1.0;
+  if (n_layers <= 0) return 1.0;
   const attention::LayerSchedule schedule(c.decode, n_layers);
   const int64_t context = n + 1;  // the first decode token attends to the prompt and itself
-  const int64_t sparse = c.decode.kind == DecodeKind::Streaming ? c.sink + c.window : c.decode.budget;
+  const int64_t sparse = attention::decode_method(c.decode.kind).sparse_tokens(c);
   double attended = 0.0;
   for (int layer = 0; layer < n_layers; ++layer) {
     const bool dense = schedule.role(layer) != attention::LayerRole::Sparse;

@@ -19,6 +19,7 @@
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
+#include "backend/cuda/methods/cuda_decode_method.h"
 #include "backend/cuda/quest_decode.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_buffers.h"
@@ -77,7 +78,7 @@ class CudaTransformer final : public runtime::Transformer {
     request.max_batch = max_batch_;
     request.kv_pages = pool_pages_;
     request.prefill_chunk = static_cast<int>(max_rows_);
-    request.quest_layers = quest_layer_count(options.attention.decode, config_.n_layers);
+    request.quest_layers = key_bound_layer_count(options.attention.decode, config_.n_layers);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
     // count them against the memory that was free before.
     const size_t free_bytes = free_device_bytes();
