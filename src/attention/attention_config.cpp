@@ -22,9 +22,19 @@ void validate_prefill(const PrefillConfig& p) {
   require_at_least(p.block, 1, "--block");
   require_at_least(p.vertical, 0, "--vertical");
   require_at_least(p.slash, 0, "--slash");
-  if (p.delta && p.kind == PrefillKind::Dense) {
-    throw_input_error("--prefill dense+delta: Δ correction needs a sparse prefill (sliding or vslash)");
+}
+
+// Δ corrects what a sparse prefill leaves out: a method that keeps every key has nothing to correct.
+void require_sparse_under_delta(const AttentionConfig& c) {
+  if (!c.prefill.delta || prefill_method(c.prefill.kind).kept_keys(c)) return;
+  std::string sparse;
+  for (const PrefillMethodInfo& method : prefill_methods()) {
+    if (!method.kept_keys(c)) continue;
+    if (!sparse.empty()) sparse += " or ";
+    sparse += method.name;
   }
+  throw_input_error("--prefill {}+delta: Δ correction needs a sparse prefill ({})", prefill_kind_name(c.prefill.kind),
+                    sparse);
 }
 
 void validate_decode(const DecodeConfig& d) {
@@ -52,6 +62,7 @@ void AttentionConfig::validate(int n_layers) const {
   require_at_least(window, 1, "--window");
   require_at_least(sink, 0, "--sink");
   validate_prefill(prefill);
+  require_sparse_under_delta(*this);
   validate_decode(decode);
   decode_method(decode.kind).validate(*this);
   if (n_layers > 0) validate_layers(decode, n_layers);
@@ -113,11 +124,7 @@ std::string describe(const AttentionConfig& c) {
   if (p.delta) {
     prefill += fmt::format("+delta(γ={}, {}, dense tail {})", p.gamma, delta_variant_name(p.variant), p.dense_tail);
   }
-  if (p.kind == PrefillKind::Sliding) prefill += fmt::format(" window={} sink={}", c.window, c.sink);
-  if (p.kind == PrefillKind::VerticalSlash) {
-    prefill += fmt::format(" vertical={} slash={} estimate={} block={}", p.vertical, p.slash, p.estimate_queries,
-                           p.block);
-  }
+  prefill += prefill_method(p.kind).describe(c);
   const DecodeMethodInfo& method = decode_method(c.decode.kind);
   const std::string decode = fmt::format("decode {}", method.name) + method.describe(c);
   return prefill + " | " + decode;

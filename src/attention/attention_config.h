@@ -8,7 +8,12 @@
 
 namespace deltainfer::attention {
 
-enum class PrefillKind { Dense, Sliding, VerticalSlash };
+// One value per line of attention/methods/prefill_methods.def, in its order.
+enum class PrefillKind {
+#define DELTAINFER_PREFILL_METHOD(kind, name) kind,
+#include "attention/methods/prefill_methods.def"
+#undef DELTAINFER_PREFILL_METHOD
+};
 // Delta: every row i gets Δ of the strided row r = γ⌊i/γ⌋ (causal, the default). Recompute: only
 // rows r are replaced by their dense output. Interpolate: blend of the Δs of the strided rows around
 // i (reads a later row: not causal, ablation only).

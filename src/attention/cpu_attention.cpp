@@ -5,7 +5,6 @@
 
 #include "attention/method_registry.h"
 #include "attention/parallel_for.h"
-#include "attention/vertical_slash.h"
 #include "core/error.h"
 
 namespace deltainfer::attention {
@@ -40,6 +39,7 @@ CpuAttention::CpuAttention(const AttentionConfig& config, const model::ModelConf
       carry_(static_cast<size_t>(model.n_layers)),
       fidelity_(model.n_layers, describe(config)) {
   config_.validate(model.n_layers);
+  prefill_policy_ = prefill_method(config_.prefill.kind).cpu_policy(config_, shape_);
   decode_policy_ = decode_method(config_.decode.kind).cpu_policy(config_, shape_);
 }
 
@@ -57,7 +57,8 @@ void CpuAttention::prefill(int layer, const float* q, int64_t n_tokens, int64_t 
     throw_error("attention prefill: layer {} with {} tokens at {} over a KV of {} positions is out of range", layer,
                 n_tokens, first_pos, kv.length);
   }
-  int64_t attended = run_prefill(prefill_keys(q, n_tokens, first_pos, kv), q, n_tokens, first_pos, kv, out);
+  const KeysFor keys = prefill_policy_->keys(PrefillChunk{q, n_tokens, first_pos, kv}, CpuWorkers{threads_, scratch_});
+  int64_t attended = run_prefill(keys, q, n_tokens, first_pos, kv, out);
   if (config_.prefill.delta) {
     correct_with_delta(layer, q, n_tokens, first_pos, kv, out);
     const StridedRows strided = strided_rows(config_.prefill.gamma, first_pos, n_tokens);
@@ -65,36 +66,6 @@ void CpuAttention::prefill(int layer, const float* q, int64_t n_tokens, int64_t 
     attended += attend_dense_tail(q, n_tokens, first_pos, prompt_end, kv, out);
   }
   if (config_.instrument) record_prefill(layer, q, n_tokens, first_pos, kv, out, attended);
-}
-
-CpuAttention::KeysFor CpuAttention::prefill_keys(const float* q, int64_t n_tokens, int64_t first_pos,
-                                                 const KvView& kv) {
-  switch (config_.prefill.kind) {
-    case PrefillKind::Dense:
-      return [](int, int64_t, int64_t i1) { return dense_keys(i1); };
-    case PrefillKind::Sliding:
-      return [sink = config_.sink, window = config_.window](int, int64_t i0, int64_t i1) {
-        return sliding_keys(sink, window, i0, i1);
-      };
-    case PrefillKind::VerticalSlash: break;
-  }
-  const PrefillConfig& p = config_.prefill;
-  const VerticalSlashParams params{p.estimate_queries, p.block, p.vertical, p.slash};
-  const int64_t estimated = std::min(p.estimate_queries, n_tokens), stride = shape_.q_row_stride();
-  auto patterns = std::make_shared<std::vector<VerticalSlashPattern>>(static_cast<size_t>(shape_.n_heads));
-  parallel_for(shape_.n_heads, threads_, [&](int64_t head, int worker) {
-    const QueryRows last{q + (n_tokens - estimated) * stride + head * shape_.head_dim, stride,
-                         first_pos + n_tokens - estimated, estimated};
-    (*patterns)[static_cast<size_t>(head)] = estimate_vertical_slash(shape_, kv, static_cast<int>(head), last, params,
-                                                                     scratch_[static_cast<size_t>(worker)]);
-  });
-  return [patterns, block = p.block](int head, int64_t i0, int64_t i1) {
-    return KeySet{vertical_slash_ranges((*patterns)[static_cast<size_t>(head)], block, i0, i1), KeyRule{}};
-  };
-}
-
-int64_t CpuAttention::query_block_rows() const {
-  return config_.prefill.kind == PrefillKind::VerticalSlash ? kVerticalSlashQueryBlock : config_.prefill.block;
 }
 
 int64_t CpuAttention::run_prefill(const KeysFor& keys, const float* q, int64_t n_tokens, int64_t first_pos,

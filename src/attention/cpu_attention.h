@@ -10,6 +10,7 @@
 
 #include "attention/attention_config.h"
 #include "attention/cpu_decode_policy.h"
+#include "attention/cpu_prefill_policy.h"
 #include "attention/delta_correction.h"
 #include "attention/exact_kernel.h"
 #include "attention/fidelity.h"
@@ -51,17 +52,15 @@ class CpuAttention {
   void set_decode_observer(DecodeObserver observer) { decode_observer_ = std::move(observer); }
 
  private:
-  // The key set of each query head for the rows of a task.
-  using KeysFor = std::function<KeySet(int head, int64_t i0, int64_t i1)>;
+  using KeysFor = CpuPrefillPolicy::KeysFor;
 
-  KeysFor prefill_keys(const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv);
   // Runs `keys` over all heads and query blocks (query_block_rows() rows each, counted from
   // first_pos); returns the attended (row, head, key) count.
   int64_t run_prefill(const KeysFor& keys, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                       float* out);
-  // Vertical-slash: the GPU kernel's query blocks (its key sets depend on the block); any other
-  // policy's sets are exact per row, and `block` only sets the work split.
-  int64_t query_block_rows() const;
+  // The prefill method's query blocks (vertical-slash: the GPU kernel's, its key sets depend on
+  // the block; any other method's sets are exact per row, and `block` only sets the work split).
+  int64_t query_block_rows() const { return prefill_policy_->query_block_rows(); }
   void correct_with_delta(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                           float* out);
   // Dense rows for the part of the chunk in Δ's dense tail; returns the attended count.
@@ -81,7 +80,8 @@ class CpuAttention {
   int threads_;
   std::vector<KernelScratch> scratch_;     // one per thread
   std::vector<DeltaCarry> carry_;          // per layer
-  std::unique_ptr<CpuDecodePolicy> decode_policy_;  // the decode method's (method_registry.h)
+  std::unique_ptr<CpuPrefillPolicy> prefill_policy_;  // the prefill method's (method_registry.h)
+  std::unique_ptr<CpuDecodePolicy> decode_policy_;    // the decode method's
   FidelityReport fidelity_;
   DecodeObserver decode_observer_;
 };

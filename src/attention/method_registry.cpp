@@ -6,27 +6,26 @@
 
 namespace deltainfer::attention {
 
-const std::vector<PrefillMethodInfo>& prefill_methods() {
-  static const std::vector<PrefillMethodInfo> methods = {
-      {PrefillKind::Dense, "dense", "exact causal attention", ""},
-      {PrefillKind::Sliding, "sliding", "sliding window + attention sink; with +delta, Δ correction from dense rows",
-       "--window, --sink; +delta: --gamma, --dense-tail, --delta-variant"},
-      {PrefillKind::VerticalSlash, "vslash",
-       "vertical-slash block-sparse (MInference), estimated from the last queries; with +delta, Δ correction",
-       "--vertical, --slash, --estimate-queries, --block; +delta: --gamma, --dense-tail, --delta-variant"},
-  };
-  return methods;
-}
-
 namespace {
 
-DecodeMethodInfo registered(DecodeKind kind, const char* name, DecodeMethodInfo method) {
+// The .def file's kind and name over the method's own row.
+template <typename Kind, typename Info>
+Info registered(Kind kind, const char* name, Info method) {
   method.kind = kind;
   method.name = name;
   return method;
 }
 
 }  // namespace
+
+const std::vector<PrefillMethodInfo>& prefill_methods() {
+  static const std::vector<PrefillMethodInfo> rows = {
+#define DELTAINFER_PREFILL_METHOD(kind, name) registered(PrefillKind::kind, #name, methods::name##_prefill()),
+#include "attention/methods/prefill_methods.def"
+#undef DELTAINFER_PREFILL_METHOD
+  };
+  return rows;
+}
 
 const std::vector<DecodeMethodInfo>& decode_methods() {
   static const std::vector<DecodeMethodInfo> rows = {

@@ -15,7 +15,6 @@ namespace {
 
 using attention::AttentionConfig;
 using attention::DecodeKind;
-using attention::PrefillKind;
 
 int64_t parse_integer(const MethodSpec& spec, const std::string& key, const std::string& value) {
   int64_t number = 0;
@@ -116,10 +115,9 @@ double capped_pairs(int64_t n, int64_t keep) {
 }
 
 double prefill_share(const AttentionConfig& c, int64_t n) {
-  if (c.prefill.kind == PrefillKind::Dense) return 1.0;
-  const int64_t keep = c.prefill.kind == PrefillKind::Sliding ? c.sink + c.window
-                                                              : c.prefill.vertical + c.prefill.slash;
-  double pairs = capped_pairs(n, keep);
+  const std::optional<int64_t> keep = attention::prefill_method(c.prefill.kind).kept_keys(c);
+  if (!keep) return 1.0;
+  double pairs = capped_pairs(n, *keep);
   if (c.prefill.delta) {
     for (int64_t r = 0; r < n; r += c.prefill.gamma) pairs += static_cast<double>(r + 1);
     for (int64_t r = std::max<int64_t>(0, n - c.prefill.dense_tail); r < n; ++r) pairs += static_cast<double>(r + 1);

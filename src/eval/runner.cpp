@@ -112,12 +112,9 @@ std::vector<PerplexityText> prepare_perplexity(const EvalPlan& plan, const std::
 }
 
 int64_t budget_tokens(const attention::AttentionConfig& c) {
-  using attention::PrefillKind;
   const int64_t decode_tokens = attention::decode_method(c.decode.kind).sparse_tokens(c);
   if (decode_tokens > 0) return decode_tokens;
-  if (c.prefill.kind == PrefillKind::Sliding) return c.sink + c.window;
-  if (c.prefill.kind == PrefillKind::VerticalSlash) return c.prefill.vertical + c.prefill.slash;
-  return 0;
+  return attention::prefill_method(c.prefill.kind).kept_keys(c).value_or(0);
 }
 
 SampleOutcome answer(engine::Engine& engine, const PreparedSample& s, const std::string& method) {

@@ -18,11 +18,6 @@ static_assert(kSparseQueryBlock == attention::kVerticalSlashQueryBlock,
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 
-VslashParams vslash_params(const attention::PrefillConfig& p, int64_t capacity) {
-  auto clamped = [capacity](int64_t value) { return static_cast<int>(std::min(value, capacity)); };
-  return VslashParams{clamped(p.estimate_queries), clamped(p.vertical), clamped(p.slash)};
-}
-
 DeltaMode delta_mode(attention::DeltaVariant variant) {
   switch (variant) {
     case attention::DeltaVariant::Delta: return DeltaMode::kPropagate;
@@ -43,14 +38,7 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
       sms_(current_device_sm_count()),
       max_batch_(std::max(1, max_batch)) {
   config_.validate(model.n_layers);
-  if (config_.prefill.kind == attention::PrefillKind::VerticalSlash) {
-    if (config_.prefill.block != kSparseKeyBlock) {
-      throw_input_error("--block {}: the CUDA vertical-slash kernel works in key blocks of {}", config_.prefill.block,
-                        kSparseKeyBlock);
-    }
-    vslash_ = std::make_unique<VslashEstimator>(model.n_heads, model.head_dim, max_chunk, capacity,
-                                                vslash_params(config_.prefill, capacity));
-  }
+  prefill_method_ = cuda_prefill_method(config_.prefill.kind).create(CudaPrefillSetup{config_, model_, capacity, max_chunk});
   const CudaDecodeMethodInfo& method = cuda_decode_method(config_.decode.kind);
   decode_method_ = method.create(CudaDecodeSetup{config_, model_, capacity, max_batch_, sms_, scale_});
   keeps_key_bounds_ = method.keeps_key_bounds;
@@ -75,8 +63,7 @@ void CudaAttention::plan_dense_decode(int64_t capacity) {
 
 size_t CudaAttention::device_bytes() const {
   size_t bytes = strided_q_.bytes() + dense_rows_.bytes() + corrected_.bytes() + strided_pos_.bytes() +
-                 dense_ws_.bytes() + decode_method_->device_bytes();
-  if (vslash_ != nullptr) bytes += vslash_->device_bytes();
+                 dense_ws_.bytes() + prefill_method_->device_bytes() + decode_method_->device_bytes();
   return bytes;
 }
 
@@ -97,25 +84,12 @@ void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_
   args.softmax_scale = scale_;
   args.kv = {kv.k_pool, kv.v_pool, kv.page_table, kv.num_pages, static_cast<int>(first_pos + n)};  // row 0 of the table
   args.out = out;
-  BlockSparseLists lists;
-  if (vslash_ != nullptr) lists = vslash_->build_lists(args, stream);
-  const BlockSparseLists* sparse_lists = vslash_ != nullptr ? &lists : nullptr;
-  if (config_.prefill.kind == attention::PrefillKind::Dense) {
-    prefill_attention(args, stream);
-  } else if (!config_.prefill.delta) {
-    sparse_pass(args, sparse_lists, stream);
+  prefill_method_->prepare(args, stream);
+  if (!config_.prefill.delta) {
+    prefill_method_->attend(args, stream, DeltaFusion{});
   } else {
-    prefill_delta(args, sparse_lists, out, stream);
+    prefill_delta(args, out, stream);
     prefill_dense_tail(args, prompt_end, stream);
-  }
-}
-
-void CudaAttention::sparse_pass(const PrefillAttentionArgs& args, const BlockSparseLists* lists, cudaStream_t stream,
-                                const DeltaFusion& fused) {
-  if (lists != nullptr) {
-    block_sparse_prefill_attention(args, *lists, stream, fused);
-  } else {
-    sliding_prefill_attention(args, static_cast<int>(config_.window), static_cast<int>(config_.sink), stream, fused);
   }
 }
 
@@ -131,8 +105,7 @@ void CudaAttention::prefill_dense_tail(const PrefillAttentionArgs& args, int64_t
   prefill_attention(dense, stream);
 }
 
-void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, const BlockSparseLists* lists,
-                                  __nv_bfloat16* out, cudaStream_t stream) {
+void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream) {
   const int gamma = static_cast<int>(config_.prefill.gamma);
   const int row_elems = model_.n_heads * model_.head_dim;
   const int strided = strided_row_count(args.n_q, gamma);
@@ -149,10 +122,10 @@ void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, const BlockS
   const attention::DeltaVariant variant = config_.prefill.variant;
   const bool fusable = variant == attention::DeltaVariant::Delta && (gamma == 16 || gamma == 32 || gamma == 64);
   if (fusable) {  // the correction happens in the sparse kernel's epilogue (measured faster)
-    sparse_pass(args, lists, stream, DeltaFusion{dense_rows_.data(), gamma});
+    prefill_method_->attend(args, stream, DeltaFusion{dense_rows_.data(), gamma});
     return;
   }
-  sparse_pass(args, lists, stream);
+  prefill_method_->attend(args, stream, DeltaFusion{});
   DeltaCorrectArgs correct;
   correct.sparse = out;
   correct.dense_rows = dense_rows_.data();

@@ -1,9 +1,12 @@
 #pragma once
 // The attention policies (attention/attention_config.h) on the GPU: which of our kernels each
-// layer runs in prefill and decode. Decode: Full layers attend densely here, every other layer goes
-// to the decode method's CUDA implementation (methods/cuda_decode_method.h, found in its registry).
-// The CPU twin is attention::CpuAttention; the same config gives the same attended sets. Every call only launches on the stream, and the decode calls read the
-// context length from device memory, so a whole decode step can be captured in a CUDA graph.
+// layer runs in prefill and decode. Prefill: the prefill method's CUDA implementation attends a
+// chunk (methods/cuda_prefill_method.h), with Δ correction and the dense tail around it. Decode:
+// Full layers attend densely here, every other layer goes to the decode method's CUDA
+// implementation (methods/cuda_decode_method.h). Both are found in their registries by kind.
+// The CPU twin is attention::CpuAttention; the same config gives the same attended sets. Every
+// call only launches on the stream, and the decode calls read the context length from device
+// memory, so a whole decode step can be captured in a CUDA graph.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -15,9 +18,9 @@
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/methods/cuda_decode_method.h"
+#include "backend/cuda/methods/cuda_prefill_method.h"
 #include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/sparse_prefill.h"
-#include "backend/cuda/vslash_estimate.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cuda {
@@ -54,11 +57,7 @@ class CudaAttention {
               __nv_bfloat16* out, cudaStream_t stream);
 
  private:
-  // The sparse pass of the prefill policy: sliding window + sink, or block lists (vertical-slash).
-  void sparse_pass(const PrefillAttentionArgs& args, const BlockSparseLists* lists, cudaStream_t stream,
-                   const DeltaFusion& fused = {});
-  void prefill_delta(const PrefillAttentionArgs& args, const BlockSparseLists* lists, __nv_bfloat16* out,
-                     cudaStream_t stream);
+  void prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream);
   void prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream);
   void plan_dense_decode(int64_t capacity);
 
@@ -71,8 +70,8 @@ class CudaAttention {
   DeviceBuffer<__nv_bfloat16> strided_q_, dense_rows_, corrected_;
   DeviceBuffer<int32_t> strided_pos_;
   DeviceBuffer<unsigned char> dense_ws_;
-  std::unique_ptr<VslashEstimator> vslash_;          // vertical-slash prefill only
-  std::unique_ptr<CudaDecodeMethod> decode_method_;  // the decode method's layers that are not Full
+  std::unique_ptr<CudaPrefillMethod> prefill_method_;  // attends each chunk's rows
+  std::unique_ptr<CudaDecodeMethod> decode_method_;    // the decode method's layers that are not Full
   bool keeps_key_bounds_ = false;
 };
 

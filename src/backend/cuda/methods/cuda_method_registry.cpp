@@ -1,11 +1,14 @@
 #include "backend/cuda/methods/cuda_decode_method.h"
+#include "backend/cuda/methods/cuda_prefill_method.h"
 
 #include "core/error.h"
 
 namespace deltainfer::cuda {
 namespace {
 
-CudaDecodeMethodInfo registered(attention::DecodeKind kind, CudaDecodeMethodInfo method) {
+// The .def file's kind over the method's own row.
+template <typename Kind, typename Info>
+Info registered(Kind kind, Info method) {
   method.kind = kind;
   return method;
 }
@@ -26,6 +29,22 @@ const CudaDecodeMethodInfo& cuda_decode_method(attention::DecodeKind kind) {
     if (method.kind == kind) return method;
   }
   throw_error("decode kind {} has no CUDA implementation", static_cast<int>(kind));
+}
+
+const std::vector<CudaPrefillMethodInfo>& cuda_prefill_methods() {
+  static const std::vector<CudaPrefillMethodInfo> rows = {
+#define DELTAINFER_PREFILL_METHOD(kind, name) registered(attention::PrefillKind::kind, methods::name##_prefill()),
+#include "attention/methods/prefill_methods.def"
+#undef DELTAINFER_PREFILL_METHOD
+  };
+  return rows;
+}
+
+const CudaPrefillMethodInfo& cuda_prefill_method(attention::PrefillKind kind) {
+  for (const CudaPrefillMethodInfo& method : cuda_prefill_methods()) {
+    if (method.kind == kind) return method;
+  }
+  throw_error("prefill kind {} has no CUDA implementation", static_cast<int>(kind));
 }
 
 bool keeps_key_bounds(const attention::DecodeConfig& decode, const attention::LayerSchedule& schedule, int layer) {
