@@ -6,6 +6,7 @@
 
 #include "attention/attention_config.h"
 #include "attention/layer_schedule.h"
+#include "attention/method_registry.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cli {
@@ -32,13 +33,12 @@ inline ModelCosts model_costs(const model::ModelConfig& c) {
 }
 
 // KV bytes one decode step of one sequence of `length` positions reads under `method`: every key
-// in dense and Δ-selecting layers, the selected set in sparse layers (DELTA/Tidal/Quest: the
-// budget; StreamingLLM: sink + window).
+// in dense and Δ-selecting layers, the selected set in sparse layers (the method's sparse_tokens:
+// DELTA/Tidal/Quest the budget, StreamingLLM sink + window).
 inline double attended_kv_bytes(const ModelCosts& costs, const attention::AttentionConfig& method, int64_t length) {
   const attention::LayerSchedule schedule(method.decode, costs.n_layers);
   const double per_layer_token = costs.kv_bytes_per_token / costs.n_layers;
-  int64_t sparse_tokens = method.decode.budget;
-  if (method.decode.kind == attention::DecodeKind::Streaming) sparse_tokens = method.sink + method.window;
+  const int64_t sparse_tokens = attention::decode_method(method.decode.kind).sparse_tokens(method);
   double bytes = 0;
   for (int layer = 0; layer < costs.n_layers; ++layer) {
     const bool sparse = schedule.role(layer) == attention::LayerRole::Sparse;

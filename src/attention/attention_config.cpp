@@ -3,7 +3,6 @@
 #include "attention/method_registry.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -16,8 +15,6 @@ void require_at_least(int64_t value, int64_t minimum, const char* flag) {
   if (value < minimum) throw_input_error("{} must be >= {} (got {})", flag, minimum, value);
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 void validate_prefill(const PrefillConfig& p) {
   require_at_least(p.gamma, 1, "--gamma");
   require_at_least(p.dense_tail, 0, "--dense-tail");
@@ -25,13 +22,19 @@ void validate_prefill(const PrefillConfig& p) {
   require_at_least(p.block, 1, "--block");
   require_at_least(p.vertical, 0, "--vertical");
   require_at_least(p.slash, 0, "--slash");
-  if (p.delta && p.kind == PrefillKind::Dense) {
-    throw_input_error("--prefill dense+delta: Δ correction needs a sparse prefill (sliding or vslash)");
-  }
 }
 
-bool selects_pages(DecodeKind kind) {
-  return kind == DecodeKind::Delta || kind == DecodeKind::Tidal || kind == DecodeKind::Quest;
+// Δ corrects what a sparse prefill leaves out: a method that keeps every key has nothing to correct.
+void require_sparse_under_delta(const AttentionConfig& c) {
+  if (!c.prefill.delta || prefill_method(c.prefill.kind).kept_keys(c)) return;
+  std::string sparse;
+  for (const PrefillMethodInfo& method : prefill_methods()) {
+    if (!method.kept_keys(c)) continue;
+    if (!sparse.empty()) sparse += " or ";
+    sparse += method.name;
+  }
+  throw_input_error("--prefill {}+delta: Δ correction needs a sparse prefill ({})", prefill_kind_name(c.prefill.kind),
+                    sparse);
 }
 
 void validate_decode(const DecodeConfig& d) {
@@ -39,16 +42,6 @@ void validate_decode(const DecodeConfig& d) {
   require_at_least(d.budget, 1, "--budget");
   require_at_least(d.recency, 0, "--recency");
   require_at_least(d.full_layers, 0, "--full-layers");
-  if (!selects_pages(d.kind)) return;
-  const int64_t pages = d.budget / d.page;
-  if (pages < 1) throw_input_error("--budget {} is smaller than one --page of {} tokens", d.budget, d.page);
-  if (d.kind == DecodeKind::Delta) {
-    const int64_t forced = 1 + ceil_div(d.recency, d.page);  // sink page + recency pages
-    if (forced > pages) {
-      throw_input_error("--budget {} holds {} pages of {} but the sink page and --recency {} already need {}",
-                        d.budget, pages, d.page, d.recency, forced);
-    }
-  }
 }
 
 void validate_layers(const DecodeConfig& d, int n_layers) {
@@ -69,7 +62,9 @@ void AttentionConfig::validate(int n_layers) const {
   require_at_least(window, 1, "--window");
   require_at_least(sink, 0, "--sink");
   validate_prefill(prefill);
+  require_sparse_under_delta(*this);
   validate_decode(decode);
+  decode_method(decode.kind).validate(*this);
   if (n_layers > 0) validate_layers(decode, n_layers);
 }
 
@@ -129,25 +124,9 @@ std::string describe(const AttentionConfig& c) {
   if (p.delta) {
     prefill += fmt::format("+delta(γ={}, {}, dense tail {})", p.gamma, delta_variant_name(p.variant), p.dense_tail);
   }
-  if (p.kind == PrefillKind::Sliding) prefill += fmt::format(" window={} sink={}", c.window, c.sink);
-  if (p.kind == PrefillKind::VerticalSlash) {
-    prefill += fmt::format(" vertical={} slash={} estimate={} block={}", p.vertical, p.slash, p.estimate_queries,
-                           p.block);
-  }
-  const DecodeConfig& d = c.decode;
-  std::string decode = fmt::format("decode {}", decode_kind_name(d.kind));
-  switch (d.kind) {
-    case DecodeKind::Dense: break;
-    case DecodeKind::Streaming: decode += fmt::format(" window={} sink={}", c.window, c.sink); break;
-    case DecodeKind::Quest: decode += fmt::format(" budget={} page={} full={}", d.budget, d.page, d.full_layers); break;
-    case DecodeKind::Delta:
-    case DecodeKind::Tidal:
-      decode += fmt::format(" budget={} page={} full={} delta-layers={} heads={}", d.budget, d.page, d.full_layers,
-                            d.delta_layers.empty() ? std::string("default") : fmt::format("{}", fmt::join(d.delta_layers, ",")),
-                            head_aggregation_name(d.aggregation));
-      if (d.kind == DecodeKind::Delta) decode += fmt::format(" recency={}", d.recency);
-      break;
-  }
+  prefill += prefill_method(p.kind).describe(c);
+  const DecodeMethodInfo& method = decode_method(c.decode.kind);
+  const std::string decode = fmt::format("decode {}", method.name) + method.describe(c);
   return prefill + " | " + decode;
 }
 

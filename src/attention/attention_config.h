@@ -8,12 +8,22 @@
 
 namespace deltainfer::attention {
 
-enum class PrefillKind { Dense, Sliding, VerticalSlash };
+// One value per line of attention/methods/prefill_methods.def, in its order.
+enum class PrefillKind {
+#define DELTAINFER_PREFILL_METHOD(kind, name) kind,
+#include "attention/methods/prefill_methods.def"
+#undef DELTAINFER_PREFILL_METHOD
+};
 // Delta: every row i gets Δ of the strided row r = γ⌊i/γ⌋ (causal, the default). Recompute: only
 // rows r are replaced by their dense output. Interpolate: blend of the Δs of the strided rows around
 // i (reads a later row: not causal, ablation only).
 enum class DeltaVariant { Delta, Recompute, Interpolate };
-enum class DecodeKind { Dense, Delta, Streaming, Quest, Tidal };
+// One value per line of attention/methods/decode_methods.def, in its order.
+enum class DecodeKind {
+#define DELTAINFER_DECODE_METHOD(kind, name) kind,
+#include "attention/methods/decode_methods.def"
+#undef DELTAINFER_DECODE_METHOD
+};
 enum class HeadAggregation { Max, Sum };
 
 struct PrefillConfig {

@@ -3,10 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "attention/method_registry.h"
 #include "attention/parallel_for.h"
-#include "attention/quest.h"
-#include "attention/token_selection.h"
-#include "attention/vertical_slash.h"
 #include "core/error.h"
 
 namespace deltainfer::attention {
@@ -41,12 +39,13 @@ CpuAttention::CpuAttention(const AttentionConfig& config, const model::ModelConf
       carry_(static_cast<size_t>(model.n_layers)),
       fidelity_(model.n_layers, describe(config)) {
   config_.validate(model.n_layers);
+  prefill_policy_ = prefill_method(config_.prefill.kind).cpu_policy(config_, shape_);
+  decode_policy_ = decode_method(config_.decode.kind).cpu_policy(config_, shape_);
 }
 
 void CpuAttention::reset() {
   std::fill(carry_.begin(), carry_.end(), DeltaCarry{});
-  selection_.clear();
-  selection_pos_ = -1;
+  decode_policy_->reset();
 }
 
 // ---- prefill ----
@@ -58,7 +57,8 @@ void CpuAttention::prefill(int layer, const float* q, int64_t n_tokens, int64_t 
     throw_error("attention prefill: layer {} with {} tokens at {} over a KV of {} positions is out of range", layer,
                 n_tokens, first_pos, kv.length);
   }
-  int64_t attended = run_prefill(prefill_keys(q, n_tokens, first_pos, kv), q, n_tokens, first_pos, kv, out);
+  const KeysFor keys = prefill_policy_->keys(PrefillChunk{q, n_tokens, first_pos, kv}, CpuWorkers{threads_, scratch_});
+  int64_t attended = run_prefill(keys, q, n_tokens, first_pos, kv, out);
   if (config_.prefill.delta) {
     correct_with_delta(layer, q, n_tokens, first_pos, kv, out);
     const StridedRows strided = strided_rows(config_.prefill.gamma, first_pos, n_tokens);
@@ -66,36 +66,6 @@ void CpuAttention::prefill(int layer, const float* q, int64_t n_tokens, int64_t 
     attended += attend_dense_tail(q, n_tokens, first_pos, prompt_end, kv, out);
   }
   if (config_.instrument) record_prefill(layer, q, n_tokens, first_pos, kv, out, attended);
-}
-
-CpuAttention::KeysFor CpuAttention::prefill_keys(const float* q, int64_t n_tokens, int64_t first_pos,
-                                                 const KvView& kv) {
-  switch (config_.prefill.kind) {
-    case PrefillKind::Dense:
-      return [](int, int64_t, int64_t i1) { return dense_keys(i1); };
-    case PrefillKind::Sliding:
-      return [sink = config_.sink, window = config_.window](int, int64_t i0, int64_t i1) {
-        return sliding_keys(sink, window, i0, i1);
-      };
-    case PrefillKind::VerticalSlash: break;
-  }
-  const PrefillConfig& p = config_.prefill;
-  const VerticalSlashParams params{p.estimate_queries, p.block, p.vertical, p.slash};
-  const int64_t estimated = std::min(p.estimate_queries, n_tokens), stride = shape_.q_row_stride();
-  auto patterns = std::make_shared<std::vector<VerticalSlashPattern>>(static_cast<size_t>(shape_.n_heads));
-  parallel_for(shape_.n_heads, threads_, [&](int64_t head, int worker) {
-    const QueryRows last{q + (n_tokens - estimated) * stride + head * shape_.head_dim, stride,
-                         first_pos + n_tokens - estimated, estimated};
-    (*patterns)[static_cast<size_t>(head)] = estimate_vertical_slash(shape_, kv, static_cast<int>(head), last, params,
-                                                                     scratch_[static_cast<size_t>(worker)]);
-  });
-  return [patterns, block = p.block](int head, int64_t i0, int64_t i1) {
-    return KeySet{vertical_slash_ranges((*patterns)[static_cast<size_t>(head)], block, i0, i1), KeyRule{}};
-  };
-}
-
-int64_t CpuAttention::query_block_rows() const {
-  return config_.prefill.kind == PrefillKind::VerticalSlash ? kVerticalSlashQueryBlock : config_.prefill.block;
 }
 
 int64_t CpuAttention::run_prefill(const KeysFor& keys, const float* q, int64_t n_tokens, int64_t first_pos,
@@ -164,8 +134,9 @@ void CpuAttention::decode(int layer, const float* q, int64_t pos, const KvView& 
     throw_error("attention decode: layer {} at position {} over a KV of {} positions is out of range", layer, pos,
                 kv.length);
   }
+  const DecodeQuery query{layer, q, pos, kv};
   const bool selects = schedule_.role(layer) == LayerRole::DeltaSelect;
-  const std::vector<KeySet> keys = decode_keys(layer, q, pos, kv);
+  const std::vector<KeySet> keys = decode_keys(query);
   std::vector<float> probabilities(selects ? static_cast<size_t>(shape_.n_heads * (pos + 1)) : 0);
   std::vector<int64_t> attended(static_cast<size_t>(shape_.n_heads));
   parallel_for(shape_.n_heads, threads_, [&](int64_t h, int worker) {
@@ -176,45 +147,14 @@ void CpuAttention::decode(int layer, const float* q, int64_t pos, const KvView& 
                {out + offset, shape_.head_dim}, scratch_[static_cast<size_t>(worker)],
                selects ? probabilities.data() + h * (pos + 1) : nullptr);
   });
-  if (selects) {
-    const DecodeConfig& d = config_.decode;
-    const std::vector<double> scores = unified_token_scores(probabilities.data(), shape_.n_heads, pos + 1, d.aggregation);
-    const int64_t recency = d.kind == DecodeKind::Tidal ? 0 : d.recency;
-    selection_ = select_pages(scores, pos + 1, {d.budget, d.page, recency, /*keep_sink_page=*/true, false});
-    selection_pos_ = pos;
-  }
+  if (selects) decode_policy_->select(query, probabilities.data());
   if (config_.instrument) record_decode(layer, q, pos, kv, keys, out, sum(attended));
   if (decode_observer_) decode_observer_(layer, q, pos, kv, keys);
 }
 
-std::vector<KeySet> CpuAttention::decode_keys(int layer, const float* q, int64_t pos, const KvView& kv) {
-  const size_t heads = static_cast<size_t>(shape_.n_heads);
-  if (schedule_.role(layer) != LayerRole::Sparse) return std::vector<KeySet>(heads, dense_keys(pos + 1));
-  const DecodeConfig& d = config_.decode;
-  switch (d.kind) {
-    case DecodeKind::Streaming:
-      return std::vector<KeySet>(heads, sliding_keys(config_.sink, config_.window, pos, pos + 1));
-    case DecodeKind::Delta:
-    case DecodeKind::Tidal:
-      if (selection_pos_ != pos) {
-        throw_error("attention decode: sparse layer {} at position {} runs before any Δ-layer of this step", layer, pos);
-      }
-      return std::vector<KeySet>(heads, KeySet{selection_, KeyRule{}});
-    case DecodeKind::Quest: {
-      std::vector<KeySet> keys(heads);
-      const int group = shape_.group_size();
-      for (int kv_head = 0; kv_head < shape_.n_kv_heads; ++kv_head) {
-        const float* group_q = q + int64_t{kv_head} * group * shape_.head_dim;
-        const std::vector<KeyRange> ranges =
-            select_scored_pages(quest_page_scores(shape_, kv, kv_head, group_q, d.page), pos + 1,
-                                {d.budget, d.page, 0, /*keep_sink_page=*/false, /*keep_last_page=*/true});
-        for (int g = 0; g < group; ++g) keys[static_cast<size_t>(kv_head * group + g)] = KeySet{ranges, KeyRule{}};
-      }
-      return keys;
-    }
-    case DecodeKind::Dense: break;
-  }
-  return std::vector<KeySet>(heads, dense_keys(pos + 1));
+std::vector<KeySet> CpuAttention::decode_keys(const DecodeQuery& query) {
+  if (schedule_.role(query.layer) == LayerRole::Sparse) return decode_policy_->sparse_keys(query);
+  return std::vector<KeySet>(static_cast<size_t>(shape_.n_heads), dense_keys(query.pos + 1));
 }
 
 void CpuAttention::record_decode(int layer, const float* q, int64_t pos, const KvView& kv,

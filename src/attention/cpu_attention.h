@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "attention/attention_config.h"
+#include "attention/cpu_decode_policy.h"
+#include "attention/cpu_prefill_policy.h"
 #include "attention/delta_correction.h"
 #include "attention/exact_kernel.h"
 #include "attention/fidelity.h"
@@ -38,7 +40,7 @@ class CpuAttention {
   const AttentionConfig& config() const { return config_; }
   const LayerSchedule& schedule() const { return schedule_; }
   // Keys the latest Δ-layer selected in the current decode step (DELTA / Tidal).
-  const std::vector<KeyRange>& selection() const { return selection_; }
+  const std::vector<KeyRange>& selection() const { return decode_policy_->selection(); }
   const FidelityReport& fidelity() const { return fidelity_; }
   void clear_fidelity() { fidelity_.clear(); }
 
@@ -50,17 +52,15 @@ class CpuAttention {
   void set_decode_observer(DecodeObserver observer) { decode_observer_ = std::move(observer); }
 
  private:
-  // The key set of each query head for the rows of a task.
-  using KeysFor = std::function<KeySet(int head, int64_t i0, int64_t i1)>;
+  using KeysFor = CpuPrefillPolicy::KeysFor;
 
-  KeysFor prefill_keys(const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv);
   // Runs `keys` over all heads and query blocks (query_block_rows() rows each, counted from
   // first_pos); returns the attended (row, head, key) count.
   int64_t run_prefill(const KeysFor& keys, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                       float* out);
-  // Vertical-slash: the GPU kernel's query blocks (its key sets depend on the block); any other
-  // policy's sets are exact per row, and `block` only sets the work split.
-  int64_t query_block_rows() const;
+  // The prefill method's query blocks (vertical-slash: the GPU kernel's, its key sets depend on
+  // the block; any other method's sets are exact per row, and `block` only sets the work split).
+  int64_t query_block_rows() const { return prefill_policy_->query_block_rows(); }
   void correct_with_delta(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                           float* out);
   // Dense rows for the part of the chunk in Δ's dense tail; returns the attended count.
@@ -69,7 +69,8 @@ class CpuAttention {
   void record_prefill(int layer, const float* q, int64_t n_tokens, int64_t first_pos, const KvView& kv,
                       const float* out, int64_t attended);
 
-  std::vector<KeySet> decode_keys(int layer, const float* q, int64_t pos, const KvView& kv);
+  // Full and DeltaSelect layers attend densely; Sparse layers ask the decode method's policy.
+  std::vector<KeySet> decode_keys(const DecodeQuery& query);
   void record_decode(int layer, const float* q, int64_t pos, const KvView& kv, const std::vector<KeySet>& keys,
                      const float* out, int64_t attended);
 
@@ -79,8 +80,8 @@ class CpuAttention {
   int threads_;
   std::vector<KernelScratch> scratch_;     // one per thread
   std::vector<DeltaCarry> carry_;          // per layer
-  std::vector<KeyRange> selection_;
-  int64_t selection_pos_ = -1;
+  std::unique_ptr<CpuPrefillPolicy> prefill_policy_;  // the prefill method's (method_registry.h)
+  std::unique_ptr<CpuDecodePolicy> decode_policy_;    // the decode method's
   FidelityReport fidelity_;
   DecodeObserver decode_observer_;
 };

@@ -2,27 +2,16 @@
 
 #include <algorithm>
 
+#include "attention/method_registry.h"
+#include "core/error.h"
+
 namespace deltainfer::attention {
 
 LayerSchedule::LayerSchedule(const DecodeConfig& decode, int n_layers)
-    : roles_(static_cast<size_t>(std::max(n_layers, 0)), LayerRole::Full) {
-  switch (decode.kind) {
-    case DecodeKind::Dense:
-      return;
-    case DecodeKind::Streaming:
-      std::fill(roles_.begin(), roles_.end(), LayerRole::Sparse);
-      return;
-    case DecodeKind::Quest:
-      for (int layer = decode.full_layers; layer < n_layers; ++layer) roles_[static_cast<size_t>(layer)] = LayerRole::Sparse;
-      return;
-    case DecodeKind::Delta:
-    case DecodeKind::Tidal: {
-      const std::vector<int> selecting = resolved_delta_layers(decode, n_layers);
-      if (selecting.empty()) return;
-      for (int layer = selecting.front(); layer < n_layers; ++layer) roles_[static_cast<size_t>(layer)] = LayerRole::Sparse;
-      for (int layer : selecting) roles_[static_cast<size_t>(layer)] = LayerRole::DeltaSelect;
-      return;
-    }
+    : roles_(decode_method(decode.kind).layer_roles(decode, std::max(n_layers, 0))) {
+  if (roles_.size() != static_cast<size_t>(std::max(n_layers, 0))) {
+    throw_error("decode method {} gave {} layer roles for {} layers", decode_method(decode.kind).name, roles_.size(),
+                n_layers);
   }
 }
 

@@ -4,6 +4,7 @@
 //   DeltaSelect dense attention, and its probabilities select the token set for the layers above;
 //   Sparse      attention over a selected set: DELTA/Tidal reuse the set of the most recent
 //               Δ-layer below; Quest and StreamingLLM choose their own set in the layer.
+// Each decode method gives its roles (DecodeMethodInfo::layer_roles, method_registry.h).
 // DELTA/Tidal layers at or above F but below the first Δ-layer have no set yet: they run Full.
 #include <vector>
 

@@ -6,33 +6,34 @@
 
 namespace deltainfer::attention {
 
+namespace {
+
+// The .def file's kind and name over the method's own row.
+template <typename Kind, typename Info>
+Info registered(Kind kind, const char* name, Info method) {
+  method.kind = kind;
+  method.name = name;
+  return method;
+}
+
+}  // namespace
+
 const std::vector<PrefillMethodInfo>& prefill_methods() {
-  static const std::vector<PrefillMethodInfo> methods = {
-      {PrefillKind::Dense, "dense", "exact causal attention", ""},
-      {PrefillKind::Sliding, "sliding", "sliding window + attention sink; with +delta, Δ correction from dense rows",
-       "--window, --sink; +delta: --gamma, --dense-tail, --delta-variant"},
-      {PrefillKind::VerticalSlash, "vslash",
-       "vertical-slash block-sparse (MInference), estimated from the last queries; with +delta, Δ correction",
-       "--vertical, --slash, --estimate-queries, --block; +delta: --gamma, --dense-tail, --delta-variant"},
+  static const std::vector<PrefillMethodInfo> rows = {
+#define DELTAINFER_PREFILL_METHOD(kind, name) registered(PrefillKind::kind, #name, methods::name##_prefill()),
+#include "attention/methods/prefill_methods.def"
+#undef DELTAINFER_PREFILL_METHOD
   };
-  return methods;
+  return rows;
 }
 
 const std::vector<DecodeMethodInfo>& decode_methods() {
-  static const std::vector<DecodeMethodInfo> methods = {
-      {DecodeKind::Dense, "dense", "exact attention over the whole cache", ""},
-      {DecodeKind::Delta, "delta",
-       "DELTA: dense first layers; Δ-layers attend densely and select one token set for all heads "
-       "(+ recency window) that the layers above attend to",
-       "--budget, --page, --recency, --full-layers, --delta-layers, --head-aggregation"},
-      {DecodeKind::Streaming, "streaming", "StreamingLLM: attention sink + recent window in every layer",
-       "--sink, --window"},
-      {DecodeKind::Quest, "quest", "Quest: per KV head, the pages whose key bounds promise the largest scores",
-       "--budget, --page (16 on the GPU), --full-layers"},
-      {DecodeKind::Tidal, "tidal", "TidalDecode: DELTA's selection without the recency window",
-       "--budget, --page, --full-layers, --delta-layers, --head-aggregation"},
+  static const std::vector<DecodeMethodInfo> rows = {
+#define DELTAINFER_DECODE_METHOD(kind, name) registered(DecodeKind::kind, #name, methods::name()),
+#include "attention/methods/decode_methods.def"
+#undef DELTAINFER_DECODE_METHOD
   };
-  return methods;
+  return rows;
 }
 
 const PrefillMethodInfo& prefill_method(PrefillKind kind) {

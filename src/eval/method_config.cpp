@@ -15,7 +15,6 @@ namespace {
 
 using attention::AttentionConfig;
 using attention::DecodeKind;
-using attention::PrefillKind;
 
 int64_t parse_integer(const MethodSpec& spec, const std::string& key, const std::string& value) {
   int64_t number = 0;
@@ -78,8 +77,7 @@ AttentionConfig base_config(const MethodSpec& spec) {
                       "decode method {})", n, attention::prefill_method_names("|"), attention::decode_method_names("|"));
   }
   c.decode.kind = *decode;
-  // StreamingLLM is one policy in both phases: the same sink and window in prefill.
-  if (*decode == DecodeKind::Streaming) c.prefill.kind = PrefillKind::Sliding;
+  c.prefill.kind = attention::decode_method(*decode).eval_prefill;  // StreamingLLM: sliding, the same sink and window
   return c;
 }
 
@@ -117,10 +115,9 @@ double capped_pairs(int64_t n, int64_t keep) {
 }
 
 double prefill_share(const AttentionConfig& c, int64_t n) {
-  if (c.prefill.kind == PrefillKind::Dense) return 1.0;
-  const int64_t keep = c.prefill.kind == PrefillKind::Sliding ? c.sink + c.window
-                                                              : c.prefill.vertical + c.prefill.slash;
-  double pairs = capped_pairs(n, keep);
+  const std::optional<int64_t> keep = attention::prefill_method(c.prefill.kind).kept_keys(c);
+  if (!keep) return 1.0;
+  double pairs = capped_pairs(n, *keep);
   if (c.prefill.delta) {
     for (int64_t r = 0; r < n; r += c.prefill.gamma) pairs += static_cast<double>(r + 1);
     for (int64_t r = std::max<int64_t>(0, n - c.prefill.dense_tail); r < n; ++r) pairs += static_cast<double>(r + 1);
@@ -129,10 +126,10 @@ double prefill_share(const AttentionConfig& c, int64_t n) {
 }
 
 double decode_share(const AttentionConfig& c, int64_t n, int n_layers) {
-  if (c.decode.kind == DecodeKind::Dense || n_layers <= 0) return 1.0;
+  if (n_layers <= 0) return 1.0;
   const attention::LayerSchedule schedule(c.decode, n_layers);
   const int64_t context = n + 1;  // the first decode token attends to the prompt and itself
-  const int64_t sparse = c.decode.kind == DecodeKind::Streaming ? c.sink + c.window : c.decode.budget;
+  const int64_t sparse = attention::decode_method(c.decode.kind).sparse_tokens(c);
   double attended = 0.0;
   for (int layer = 0; layer < n_layers; ++layer) {
     const bool dense = schedule.role(layer) != attention::LayerRole::Sparse;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "attention/method_registry.h"
 #include "backend/cpu/cpu_transformer.h"
 #include "core/error.h"
 #include "eval/chat_prompt.h"
@@ -111,18 +112,9 @@ std::vector<PerplexityText> prepare_perplexity(const EvalPlan& plan, const std::
 }
 
 int64_t budget_tokens(const attention::AttentionConfig& c) {
-  using attention::DecodeKind;
-  using attention::PrefillKind;
-  switch (c.decode.kind) {
-    case DecodeKind::Delta:
-    case DecodeKind::Tidal:
-    case DecodeKind::Quest: return c.decode.budget;
-    case DecodeKind::Streaming: return c.sink + c.window;
-    case DecodeKind::Dense: break;
-  }
-  if (c.prefill.kind == PrefillKind::Sliding) return c.sink + c.window;
-  if (c.prefill.kind == PrefillKind::VerticalSlash) return c.prefill.vertical + c.prefill.slash;
-  return 0;
+  const int64_t decode_tokens = attention::decode_method(c.decode.kind).sparse_tokens(c);
+  if (decode_tokens > 0) return decode_tokens;
+  return attention::prefill_method(c.prefill.kind).kept_keys(c).value_or(0);
 }
 
 SampleOutcome answer(engine::Engine& engine, const PreparedSample& s, const std::string& method) {

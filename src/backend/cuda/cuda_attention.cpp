@@ -7,6 +7,7 @@
 #include "attention/vertical_slash.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/delta_correct.h"
+#include "backend/cuda/methods/decode_calls.h"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
@@ -16,16 +17,6 @@ static_assert(kSparseQueryBlock == attention::kVerticalSlashQueryBlock,
               "the CPU twin must cut vslash chunks into the GPU kernel's query blocks");
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
-
-bool uses_selection(attention::DecodeKind kind) {
-  return kind == attention::DecodeKind::Delta || kind == attention::DecodeKind::Tidal ||
-         kind == attention::DecodeKind::Streaming;
-}
-
-VslashParams vslash_params(const attention::PrefillConfig& p, int64_t capacity) {
-  auto clamped = [capacity](int64_t value) { return static_cast<int>(std::min(value, capacity)); };
-  return VslashParams{clamped(p.estimate_queries), clamped(p.vertical), clamped(p.slash)};
-}
 
 DeltaMode delta_mode(attention::DeltaVariant variant) {
   switch (variant) {
@@ -38,21 +29,6 @@ DeltaMode delta_mode(attention::DeltaVariant variant) {
 
 }  // namespace
 
-// Each decode workspace must hold what its plan asks for at every batch size up to max_batch and
-// every context bucket up to the capacity (the split count, and so the partials, depend on both).
-template <typename BytesFor>
-size_t largest_plan(int max_batch, int64_t capacity, BytesFor&& bytes_for) {
-  size_t largest = 0;
-  for (int batch = 1; batch <= max_batch; ++batch) {
-    for (int64_t bucket = 256;; bucket *= 2) {
-      const int len = static_cast<int>(std::min<int64_t>(bucket, capacity));
-      largest = std::max(largest, bytes_for(batch, len));
-      if (len == capacity) break;
-    }
-  }
-  return largest;
-}
-
 CudaAttention::CudaAttention(const attention::AttentionConfig& config, const model::ModelConfig& model,
                              int64_t capacity, int64_t max_chunk, int max_batch)
     : config_(config),
@@ -62,23 +38,10 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
       sms_(current_device_sm_count()),
       max_batch_(std::max(1, max_batch)) {
   config_.validate(model.n_layers);
-  if (config_.prefill.kind == attention::PrefillKind::VerticalSlash) {
-    if (config_.prefill.block != kSparseKeyBlock) {
-      throw_input_error("--block {}: the CUDA vertical-slash kernel works in key blocks of {}", config_.prefill.block,
-                        kSparseKeyBlock);
-    }
-    vslash_ = std::make_unique<VslashEstimator>(model.n_heads, model.head_dim, max_chunk, capacity,
-                                                vslash_params(config_.prefill, capacity));
-  }
-  if (config_.decode.kind == attention::DecodeKind::Quest) {
-    quest_ = std::make_unique<QuestSelector>(config_.decode, model, capacity, max_batch_);
-    const int set_capacity = quest_->set_capacity();
-    sparse_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int) {
-      return plan_sparse_decode(batch, model.n_heads, model.n_kv_heads, model.head_dim, set_capacity, model.n_kv_heads,
-                                sms_)
-          .workspace_bytes;
-    }));
-  }
+  prefill_method_ = cuda_prefill_method(config_.prefill.kind).create(CudaPrefillSetup{config_, model_, capacity, max_chunk});
+  const CudaDecodeMethodInfo& method = cuda_decode_method(config_.decode.kind);
+  decode_method_ = method.create(CudaDecodeSetup{config_, model_, capacity, max_batch_, sms_, scale_});
+  keeps_key_bounds_ = method.keeps_key_bounds;
   const int64_t q_elems = int64_t{model.n_heads} * model.head_dim;
   if (config_.prefill.delta) {
     const int64_t rows = max_chunk / config_.prefill.gamma + 1;
@@ -88,41 +51,19 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
     corrected_ = DeviceBuffer<__nv_bfloat16>(as_size(max_chunk * q_elems));
   }
 
-  plan_decode_workspaces(capacity);
+  plan_dense_decode(capacity);
 }
 
-void CudaAttention::plan_decode_workspaces(int64_t capacity) {
+void CudaAttention::plan_dense_decode(int64_t capacity) {
   const model::ModelConfig& m = model_;
   dense_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int len) {
     return plan_decode_attention(batch, m.n_heads, m.n_kv_heads, m.head_dim, len, sms_).workspace_bytes;
-  }));
-  const attention::DecodeConfig& d = config_.decode;
-  if (!uses_selection(d.kind)) return;
-  select_.budget = static_cast<int>(d.budget);
-  select_.page = static_cast<int>(d.page);
-  select_.recency = d.kind == attention::DecodeKind::Tidal ? 0 : static_cast<int>(d.recency);
-  select_.head_reduce = d.aggregation == attention::HeadAggregation::Max ? HeadReduce::kMax : HeadReduce::kSum;
-  set_capacity_ = d.kind == attention::DecodeKind::Streaming ? static_cast<int>(config_.sink + config_.window)
-                                                             : token_set_capacity(select_);
-  set_indices_ = DeviceBuffer<int32_t>(as_size(int64_t{max_batch_} * set_capacity_));
-  set_counts_ = DeviceBuffer<int32_t>(as_size(max_batch_));
-  lse_ = DeviceBuffer<float>(as_size(int64_t{max_batch_} * m.n_heads));
-  if (d.kind != attention::DecodeKind::Streaming) {
-    select_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int len) {
-      return plan_delta_select(batch, m.n_heads, m.n_kv_heads, m.head_dim, len, select_, sms_).workspace_bytes;
-    }));
-  }
-  sparse_ws_ = DeviceBuffer<unsigned char>(largest_plan(max_batch_, capacity, [&](int batch, int) {
-    return plan_sparse_decode(batch, m.n_heads, m.n_kv_heads, m.head_dim, set_capacity_, 1, sms_).workspace_bytes;
   }));
 }
 
 size_t CudaAttention::device_bytes() const {
   size_t bytes = strided_q_.bytes() + dense_rows_.bytes() + corrected_.bytes() + strided_pos_.bytes() +
-                 set_indices_.bytes() + set_counts_.bytes() + lse_.bytes() + dense_ws_.bytes() + select_ws_.bytes() +
-                 sparse_ws_.bytes();
-  if (vslash_ != nullptr) bytes += vslash_->device_bytes();
-  if (quest_ != nullptr) bytes += quest_->device_bytes();
+                 dense_ws_.bytes() + prefill_method_->device_bytes() + decode_method_->device_bytes();
   return bytes;
 }
 
@@ -143,25 +84,12 @@ void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_
   args.softmax_scale = scale_;
   args.kv = {kv.k_pool, kv.v_pool, kv.page_table, kv.num_pages, static_cast<int>(first_pos + n)};  // row 0 of the table
   args.out = out;
-  BlockSparseLists lists;
-  if (vslash_ != nullptr) lists = vslash_->build_lists(args, stream);
-  const BlockSparseLists* sparse_lists = vslash_ != nullptr ? &lists : nullptr;
-  if (config_.prefill.kind == attention::PrefillKind::Dense) {
-    prefill_attention(args, stream);
-  } else if (!config_.prefill.delta) {
-    sparse_pass(args, sparse_lists, stream);
+  prefill_method_->prepare(args, stream);
+  if (!config_.prefill.delta) {
+    prefill_method_->attend(args, stream, DeltaFusion{});
   } else {
-    prefill_delta(args, sparse_lists, out, stream);
+    prefill_delta(args, out, stream);
     prefill_dense_tail(args, prompt_end, stream);
-  }
-}
-
-void CudaAttention::sparse_pass(const PrefillAttentionArgs& args, const BlockSparseLists* lists, cudaStream_t stream,
-                                const DeltaFusion& fused) {
-  if (lists != nullptr) {
-    block_sparse_prefill_attention(args, *lists, stream, fused);
-  } else {
-    sliding_prefill_attention(args, static_cast<int>(config_.window), static_cast<int>(config_.sink), stream, fused);
   }
 }
 
@@ -177,8 +105,7 @@ void CudaAttention::prefill_dense_tail(const PrefillAttentionArgs& args, int64_t
   prefill_attention(dense, stream);
 }
 
-void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, const BlockSparseLists* lists,
-                                  __nv_bfloat16* out, cudaStream_t stream) {
+void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream) {
   const int gamma = static_cast<int>(config_.prefill.gamma);
   const int row_elems = model_.n_heads * model_.head_dim;
   const int strided = strided_row_count(args.n_q, gamma);
@@ -195,10 +122,10 @@ void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, const BlockS
   const attention::DeltaVariant variant = config_.prefill.variant;
   const bool fusable = variant == attention::DeltaVariant::Delta && (gamma == 16 || gamma == 32 || gamma == 64);
   if (fusable) {  // the correction happens in the sparse kernel's epilogue (measured faster)
-    sparse_pass(args, lists, stream, DeltaFusion{dense_rows_.data(), gamma});
+    prefill_method_->attend(args, stream, DeltaFusion{dense_rows_.data(), gamma});
     return;
   }
-  sparse_pass(args, lists, stream);
+  prefill_method_->attend(args, stream, DeltaFusion{});
   DeltaCorrectArgs correct;
   correct.sparse = out;
   correct.dense_rows = dense_rows_.data();
@@ -215,75 +142,20 @@ void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, const BlockS
   }
 }
 
-DecodeAttentionArgs CudaAttention::dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len,
-                                                     int batch, const LayerKv& kv, __nv_bfloat16* out) const {
-  DecodeAttentionArgs args;
-  args.q = q;
-  args.k_pool = kv.k_pool;
-  args.v_pool = kv.v_pool;
-  args.page_table = kv.page_table;
-  args.page_table_stride = kv.page_table_stride;
-  args.kv_lens = kv_lens;
-  args.batch = batch;
-  args.n_heads = model_.n_heads;
-  args.n_kv_heads = model_.n_kv_heads;
-  args.head_dim = model_.head_dim;
-  args.max_kv_len = max_kv_len;
-  args.softmax_scale = scale_;
-  args.out = out;
-  return args;
-}
-
 void CudaAttention::decode(int layer, const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch,
                            const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream) {
   if (batch < 1 || batch > max_decode_batch()) {
     throw_error("decode of {} sequences with workspaces planned for {}", batch, max_decode_batch());
   }
-  const TokenSet set{set_indices_.data(), set_counts_.data(), set_capacity_, 1};
-  if (config_.decode.kind == attention::DecodeKind::Streaming && layer == 0) {
-    streaming_select(kv_lens, batch, static_cast<int>(config_.sink), static_cast<int>(config_.window), set, stream);
+  const CudaDecodeCall call{layer, schedule_.role(layer), q, kv_lens, max_kv_len, batch, kv, out};
+  if (call.role != attention::LayerRole::Full) {
+    decode_method_->decode(call, stream);
+    return;
   }
-  DecodeAttentionArgs dense = dense_decode_args(q, kv_lens, max_kv_len, batch, kv, out);
-  switch (schedule_.role(layer)) {
-    case attention::LayerRole::Full:
-      dense.workspace = dense_ws_.data();
-      dense.workspace_bytes = dense_ws_.bytes();
-      decode_attention(dense, stream);
-      return;
-    case attention::LayerRole::DeltaSelect:
-      dense.lse = lse_.data();
-      delta_decode_select(dense, select_, select_ws_.data(), select_ws_.bytes(), set, stream);
-      return;
-    case attention::LayerRole::Sparse:
-      if (quest_ != nullptr) {
-        const QuestCache cache = quest_cache_of(model_, kv.k_pool, kv.quest_bounds, kv.page_table,
-                                                kv.page_table_stride, kv_lens, max_kv_len, batch);
-        sparse_decode_over_set(q, batch, kv, quest_->select(q, cache, stream), out, stream);
-        return;
-      }
-      sparse_decode_over_set(q, batch, kv, set, out, stream);
-      return;
-  }
-}
-
-void CudaAttention::sparse_decode_over_set(const __nv_bfloat16* q, int batch, const LayerKv& kv, const TokenSet& set,
-                                           __nv_bfloat16* out, cudaStream_t stream) {
-  SparseDecodeArgs args;
-  args.q = q;
-  args.k_pool = kv.k_pool;
-  args.v_pool = kv.v_pool;
-  args.page_table = kv.page_table;
-  args.page_table_stride = kv.page_table_stride;
-  args.set = set;
-  args.batch = batch;
-  args.n_heads = model_.n_heads;
-  args.n_kv_heads = model_.n_kv_heads;
-  args.head_dim = model_.head_dim;
-  args.softmax_scale = scale_;
-  args.out = out;
-  args.workspace = sparse_ws_.data();
-  args.workspace_bytes = sparse_ws_.bytes();
-  sparse_decode(args, stream);
+  DecodeAttentionArgs dense = dense_decode_args(model_, scale_, call);
+  dense.workspace = dense_ws_.data();
+  dense.workspace_bytes = dense_ws_.bytes();
+  decode_attention(dense, stream);
 }
 
 }  // namespace deltainfer::cuda

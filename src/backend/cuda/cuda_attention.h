@@ -1,8 +1,12 @@
 #pragma once
 // The attention policies (attention/attention_config.h) on the GPU: which of our kernels each
-// layer runs in prefill and decode. The CPU twin is attention::CpuAttention; the same config gives
-// the same attended sets. Every call only launches on the stream, and the decode calls read the
-// context length from device memory, so a whole decode step can be captured in a CUDA graph.
+// layer runs in prefill and decode. Prefill: the prefill method's CUDA implementation attends a
+// chunk (methods/cuda_prefill_method.h), with Δ correction and the dense tail around it. Decode:
+// Full layers attend densely here, every other layer goes to the decode method's CUDA
+// implementation (methods/cuda_decode_method.h). Both are found in their registries by kind.
+// The CPU twin is attention::CpuAttention; the same config gives the same attended sets. Every
+// call only launches on the stream, and the decode calls read the context length from device
+// memory, so a whole decode step can be captured in a CUDA graph.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -13,37 +17,30 @@
 #include "attention/layer_schedule.h"
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/methods/cuda_decode_method.h"
+#include "backend/cuda/methods/cuda_prefill_method.h"
 #include "backend/cuda/prefill_attention.h"
-#include "backend/cuda/quest_decode.h"
 #include "backend/cuda/sparse_prefill.h"
-#include "backend/cuda/vslash_estimate.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cuda {
 
-// One layer's paged pools and the page tables of the sequences a call serves: row s of
-// page_table (page_table_stride entries) maps sequence s's logical pages to pool pages.
-struct LayerKv {
-  const __nv_bfloat16* k_pool = nullptr;
-  const __nv_bfloat16* v_pool = nullptr;
-  const int32_t* page_table = nullptr;
-  int page_table_stride = 0;
-  int num_pages = 0;                      // physical pages in the pools
-  __nv_bfloat16* quest_bounds = nullptr;  // Quest layers: key bounds beside the pool (quest_decode.h)
-};
-
 class CudaAttention {
  public:
   // Decode workspaces serve batches of up to max_batch sequences of up to `capacity` positions.
-  // Throws InputError for a vertical-slash --block other than the kernel's 64, or a Quest --page
-  // other than 16.
+  // Throws InputError for a vertical-slash --block other than the kernel's 64, or knobs the decode
+  // method's kernels do not support (a Quest --page other than 16).
   CudaAttention(const attention::AttentionConfig& config, const model::ModelConfig& model, int64_t capacity,
                 int64_t max_chunk, int max_batch = 1);
 
   const attention::AttentionConfig& config() const { return config_; }
   int max_decode_batch() const { return max_batch_; }
   // Whether decoding needs key bounds beside the pool (QuestBounds), kept current by the transformer.
-  bool keeps_key_bounds() const { return quest_ != nullptr; }
+  bool keeps_key_bounds() const { return keeps_key_bounds_; }
+
+  // Whether this method's prefill chunks may join other sequences' in one varlen dense launch
+  // (a method that attends every key, without Δ) instead of prefill().
+  bool prefills_densely() const { return !config_.prefill.delta && prefill_method_->attends_every_key(); }
 
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
   int64_t required_chunk_alignment() const;
@@ -58,22 +55,15 @@ class CudaAttention {
 
   // One decode step of `batch` sequences (q, out: [batch][n_heads][head_dim]; kv_lens: [batch] on
   // the device, each = position + 1, bounded by max_kv_len, the graph's bucket). Called for layers
-  // 0..L-1 in order each step. Quest layers need kv.quest_bounds current for [0, kv_len).
+  // 0..L-1 in order each step. A method that keeps key bounds needs kv.quest_bounds current for
+  // [0, kv_len) in its Sparse layers.
   void decode(int layer, const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch, const LayerKv& kv,
               __nv_bfloat16* out, cudaStream_t stream);
 
  private:
-  // The sparse pass of the prefill policy: sliding window + sink, or block lists (vertical-slash).
-  void sparse_pass(const PrefillAttentionArgs& args, const BlockSparseLists* lists, cudaStream_t stream,
-                   const DeltaFusion& fused = {});
-  void prefill_delta(const PrefillAttentionArgs& args, const BlockSparseLists* lists, __nv_bfloat16* out,
-                     cudaStream_t stream);
+  void prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream);
   void prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream);
-  DecodeAttentionArgs dense_decode_args(const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch,
-                                        const LayerKv& kv, __nv_bfloat16* out) const;
-  void sparse_decode_over_set(const __nv_bfloat16* q, int batch, const LayerKv& kv, const TokenSet& set,
-                              __nv_bfloat16* out, cudaStream_t stream);
-  void plan_decode_workspaces(int64_t capacity);
+  void plan_dense_decode(int64_t capacity);
 
   attention::AttentionConfig config_;
   attention::LayerSchedule schedule_;
@@ -81,15 +71,12 @@ class CudaAttention {
   float scale_;
   int sms_;
   int max_batch_;
-  PageSelectConfig select_;
-  int set_capacity_ = 0;
   DeviceBuffer<__nv_bfloat16> strided_q_, dense_rows_, corrected_;
   DeviceBuffer<int32_t> strided_pos_;
-  DeviceBuffer<int32_t> set_indices_, set_counts_;
-  DeviceBuffer<float> lse_;
-  DeviceBuffer<unsigned char> dense_ws_, select_ws_, sparse_ws_;
-  std::unique_ptr<VslashEstimator> vslash_;  // vertical-slash prefill only
-  std::unique_ptr<QuestSelector> quest_;     // Quest decode only
+  DeviceBuffer<unsigned char> dense_ws_;
+  std::unique_ptr<CudaPrefillMethod> prefill_method_;  // attends each chunk's rows
+  std::unique_ptr<CudaDecodeMethod> decode_method_;    // the decode method's layers that are not Full
+  bool keeps_key_bounds_ = false;
 };
 
 }  // namespace deltainfer::cuda

@@ -20,6 +20,7 @@
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
+#include "backend/cuda/methods/cuda_decode_method.h"
 #include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/quest_decode.h"
 #include "backend/cuda/sampling.h"
@@ -79,7 +80,7 @@ class CudaTransformer final : public runtime::Transformer {
     request.max_batch = max_batch_;
     request.kv_pages = device_pages();
     request.prefill_chunk = static_cast<int>(max_rows_);
-    request.quest_layers = quest_layer_count(options.attention.decode, config_.n_layers);
+    request.quest_layers = key_bound_layer_count(options.attention.decode, config_.n_layers);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
     // count them against the memory that was free before.
     const size_t free_bytes = free_device_bytes();
@@ -405,7 +406,7 @@ class CudaTransformer final : public runtime::Transformer {
     }
     std::vector<VarlenChunk> dense_chunks;
     for (const runtime::PrefillItem& item : layout.prefills) {
-      if (methods_[as_size(item.method)]->config().prefill.kind == attention::PrefillKind::Dense) {
+      if (methods_[as_size(item.method)]->prefills_densely()) {
         dense_chunks.push_back({static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
                                 static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
                                 item.slot});

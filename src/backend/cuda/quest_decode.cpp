@@ -5,14 +5,11 @@
 
 #include "attention/layer_schedule.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/methods/cuda_decode_method.h"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
 namespace {
-
-bool decodes_with_quest(const attention::DecodeConfig& decode, const attention::LayerSchedule& schedule, int layer) {
-  return decode.kind == attention::DecodeKind::Quest && schedule.role(layer) == attention::LayerRole::Sparse;
-}
 
 // The CPU twin's Quest selection: no sink page, and the page being written always kept (recency of
 // one token rounds up to that page).
@@ -31,13 +28,6 @@ PageSelectConfig quest_select_config(const attention::DecodeConfig& decode) {
 }
 
 }  // namespace
-
-int quest_layer_count(const attention::DecodeConfig& decode, int n_layers) {
-  const attention::LayerSchedule schedule(decode, n_layers);
-  int count = 0;
-  for (int layer = 0; layer < n_layers; ++layer) count += decodes_with_quest(decode, schedule, layer) ? 1 : 0;
-  return count;
-}
 
 QuestCache quest_cache_of(const model::ModelConfig& model, const __nv_bfloat16* k_pool, __nv_bfloat16* bounds,
                           const int32_t* page_table, int page_table_stride, const int32_t* kv_lens, int max_kv_len,
@@ -66,7 +56,7 @@ void QuestBounds::ensure_layers(const attention::DecodeConfig& decode) {
   const attention::LayerSchedule schedule(decode, static_cast<int>(k_pools_.size()));
   const size_t elements = quest_bounds_elements(pool_pages_, model_.n_kv_heads, model_.head_dim);
   for (int layer = 0; layer < schedule.n_layers(); ++layer) {
-    if (!decodes_with_quest(decode, schedule, layer) || bounds_[static_cast<size_t>(layer)].size() != 0) continue;
+    if (!keeps_key_bounds(decode, schedule, layer) || bounds_[static_cast<size_t>(layer)].size() != 0) continue;
     bounds_[static_cast<size_t>(layer)] = DeviceBuffer<__nv_bfloat16>(elements);
     current_.clear();  // a new layer's bounds are current for no sequence yet
   }

@@ -3,7 +3,7 @@
 //   QuestBounds  (the transformer's): the key min/max bounds beside each Quest layer's paged pool,
 //                rebuilt outside the decode graph for whatever a prefill or a truncation left
 //                stale, and folded in one token per step inside the graph;
-//   QuestSelector (CudaAttention's): per-KV-head page selection from those bounds into token sets
+//   QuestSelector (Quest's CUDA method, methods/quest.cpp): per-KV-head page selection from those bounds into token sets
 //                for sparse_decode (sets_per_seq = n_kv_heads); its buffers are planned up front.
 // The selection is the CPU twin's (attention::CpuAttention): pages of 16 tokens, per KV head the
 // top budget/16 pages by the bound maximized over the group's query heads, the page being written
@@ -23,9 +23,6 @@
 
 namespace deltainfer::cuda {
 
-// Layers that decode with Quest under `decode` (none unless it is Quest).
-int quest_layer_count(const attention::DecodeConfig& decode, int n_layers);
-
 // One call's view of a layer's pool and bounds: `batch` sequences, row s of page_table
 // (page_table_stride entries) and kv_lens[s] (device), bounded by max_kv_len.
 QuestCache quest_cache_of(const model::ModelConfig& model, const __nv_bfloat16* k_pool, __nv_bfloat16* bounds,
@@ -42,8 +39,8 @@ class QuestBounds {
   QuestBounds(const model::ModelConfig& model, std::vector<const __nv_bfloat16*> k_pools, int pool_pages,
               int table_pages);
 
-  // Bounds for every layer where `decode` runs Quest (allocated on first need: Error when the
-  // device has no room).
+  // Bounds for every layer where `decode`'s method keeps them (key_bound_layer_count,
+  // methods/cuda_decode_method.h; allocated on first need: Error when the device has no room).
   void ensure_layers(const attention::DecodeConfig& decode);
   // The layer's bounds, nullptr where it has none.
   __nv_bfloat16* layer(int i);

@@ -1,0 +1,61 @@
+#include "backend/cuda/methods/cuda_decode_method.h"
+#include "backend/cuda/methods/cuda_prefill_method.h"
+
+#include "core/error.h"
+
+namespace deltainfer::cuda {
+namespace {
+
+// The .def file's kind over the method's own row.
+template <typename Kind, typename Info>
+Info registered(Kind kind, Info method) {
+  method.kind = kind;
+  return method;
+}
+
+}  // namespace
+
+const std::vector<CudaDecodeMethodInfo>& cuda_decode_methods() {
+  static const std::vector<CudaDecodeMethodInfo> rows = {
+#define DELTAINFER_DECODE_METHOD(kind, name) registered(attention::DecodeKind::kind, methods::name()),
+#include "attention/methods/decode_methods.def"
+#undef DELTAINFER_DECODE_METHOD
+  };
+  return rows;
+}
+
+const CudaDecodeMethodInfo& cuda_decode_method(attention::DecodeKind kind) {
+  for (const CudaDecodeMethodInfo& method : cuda_decode_methods()) {
+    if (method.kind == kind) return method;
+  }
+  throw_error("decode kind {} has no CUDA implementation", static_cast<int>(kind));
+}
+
+const std::vector<CudaPrefillMethodInfo>& cuda_prefill_methods() {
+  static const std::vector<CudaPrefillMethodInfo> rows = {
+#define DELTAINFER_PREFILL_METHOD(kind, name) registered(attention::PrefillKind::kind, methods::name##_prefill()),
+#include "attention/methods/prefill_methods.def"
+#undef DELTAINFER_PREFILL_METHOD
+  };
+  return rows;
+}
+
+const CudaPrefillMethodInfo& cuda_prefill_method(attention::PrefillKind kind) {
+  for (const CudaPrefillMethodInfo& method : cuda_prefill_methods()) {
+    if (method.kind == kind) return method;
+  }
+  throw_error("prefill kind {} has no CUDA implementation", static_cast<int>(kind));
+}
+
+bool keeps_key_bounds(const attention::DecodeConfig& decode, const attention::LayerSchedule& schedule, int layer) {
+  return cuda_decode_method(decode.kind).keeps_key_bounds && schedule.role(layer) == attention::LayerRole::Sparse;
+}
+
+int key_bound_layer_count(const attention::DecodeConfig& decode, int n_layers) {
+  const attention::LayerSchedule schedule(decode, n_layers);
+  int count = 0;
+  for (int layer = 0; layer < n_layers; ++layer) count += keeps_key_bounds(decode, schedule, layer) ? 1 : 0;
+  return count;
+}
+
+}  // namespace deltainfer::cuda

@@ -1,0 +1,63 @@
+#pragma once
+// The CUDA side of a prefill method: each line of attention/methods/prefill_methods.def has a row
+// here, defined in the method's own file backend/cuda/methods/<name>_prefill.cpp. CudaAttention
+// runs Δ correction and the dense tail around any method; the method attends the chunk's rows.
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "attention/attention_config.h"
+#include "backend/cuda/prefill_attention.h"
+#include "backend/cuda/sparse_prefill.h"
+#include "model/model_config.h"
+
+namespace deltainfer::cuda {
+
+// What a method's workspaces are planned for: chunks of up to max_chunk rows in a cache of up to
+// `capacity` positions.
+struct CudaPrefillSetup {
+  const attention::AttentionConfig& config;
+  const model::ModelConfig& model;
+  int64_t capacity = 0;
+  int64_t max_chunk = 0;
+};
+
+// A prefill method's CUDA implementation for one AttentionConfig. Calls only launch on the stream.
+class CudaPrefillMethod {
+ public:
+  virtual ~CudaPrefillMethod() = default;
+  virtual size_t device_bytes() const { return 0; }
+  // Once per chunk, before anything of it runs (`chunk`: contiguous q, q_pos == nullptr): what
+  // attend() needs from the chunk (vertical-slash: its block lists).
+  virtual void prepare(const PrefillAttentionArgs& chunk, cudaStream_t stream) {
+    (void)chunk;
+    (void)stream;
+  }
+  // Attends the chunk's rows under the method; with fused.dense_rows set, Δ's correction is
+  // applied in the same pass (only methods that keep fewer than every key are asked to).
+  virtual void attend(const PrefillAttentionArgs& chunk, cudaStream_t stream, const DeltaFusion& fused) = 0;
+  // True when the method attends every key causally and needs nothing per chunk: then the chunks
+  // of many sequences may go through one varlen_prefill_attention launch instead of attend().
+  virtual bool attends_every_key() const { return false; }
+};
+
+struct CudaPrefillMethodInfo {
+  attention::PrefillKind kind = attention::PrefillKind::Dense;  // filled in by the registry
+  // Throws InputError for knobs its kernels do not support.
+  std::unique_ptr<CudaPrefillMethod> (*create)(const CudaPrefillSetup& setup) = nullptr;
+};
+
+const std::vector<CudaPrefillMethodInfo>& cuda_prefill_methods();
+const CudaPrefillMethodInfo& cuda_prefill_method(attention::PrefillKind kind);
+
+// Each prefill method's row, defined in its own file (backend/cuda/methods/<name>_prefill.cpp).
+namespace methods {
+#define DELTAINFER_PREFILL_METHOD(kind, name) CudaPrefillMethodInfo name##_prefill();
+#include "attention/methods/prefill_methods.def"
+#undef DELTAINFER_PREFILL_METHOD
+}  // namespace methods
+
+}  // namespace deltainfer::cuda

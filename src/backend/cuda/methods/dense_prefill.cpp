@@ -1,0 +1,29 @@
+// Dense prefill on the GPU: prefill_attention (wgmma + TMA) over every key.
+#include <memory>
+
+#include "backend/cuda/methods/cuda_prefill_method.h"
+#include "core/error.h"
+
+namespace deltainfer::cuda::methods {
+namespace {
+
+class DensePrefill final : public CudaPrefillMethod {
+ public:
+  void attend(const PrefillAttentionArgs& chunk, cudaStream_t stream, const DeltaFusion& fused) override {
+    if (fused.dense_rows != nullptr) throw_error("dense prefill has nothing for Δ to correct");
+    prefill_attention(chunk, stream);
+  }
+  bool attends_every_key() const override { return true; }
+};
+
+}  // namespace
+
+CudaPrefillMethodInfo dense_prefill() {
+  CudaPrefillMethodInfo m;
+  m.create = [](const CudaPrefillSetup&) -> std::unique_ptr<CudaPrefillMethod> {
+    return std::make_unique<DensePrefill>();
+  };
+  return m;
+}
+
+}  // namespace deltainfer::cuda::methods

@@ -1,0 +1,58 @@
+// Quest decode on the GPU (METHODS.md section 3): each Sparse layer selects every KV head's pages
+// from the key bounds beside the pool (QuestSelector, quest_decode.h; the transformer keeps the
+// bounds current) and attends them with sparse decode, one set per KV head.
+#include <memory>
+
+#include "backend/cuda/methods/decode_calls.h"
+#include "backend/cuda/quest_decode.h"
+#include "core/error.h"
+
+namespace deltainfer::cuda::methods {
+namespace {
+
+class QuestDecode final : public CudaDecodeMethod {
+ public:
+  explicit QuestDecode(const CudaDecodeSetup& setup)
+      : model_(setup.model),
+        scale_(setup.softmax_scale),
+        selector_(setup.config.decode, setup.model, setup.capacity, setup.max_batch) {
+    const model::ModelConfig& m = model_;
+    const int set_capacity = selector_.set_capacity();
+    sparse_ws_ = DeviceBuffer<unsigned char>(largest_plan(setup.max_batch, setup.capacity, [&](int batch, int) {
+      return plan_sparse_decode(batch, m.n_heads, m.n_kv_heads, m.head_dim, set_capacity, m.n_kv_heads, setup.sms)
+          .workspace_bytes;
+    }));
+  }
+
+  size_t device_bytes() const override { return selector_.device_bytes() + sparse_ws_.bytes(); }
+
+  void decode(const CudaDecodeCall& call, cudaStream_t stream) override {
+    if (call.role != attention::LayerRole::Sparse) {
+      throw_error("Quest layer {} is {}: only Sparse layers select", call.layer, attention::layer_role_name(call.role));
+    }
+    const LayerKv& kv = call.kv;
+    const QuestCache cache = quest_cache_of(model_, kv.k_pool, kv.quest_bounds, kv.page_table, kv.page_table_stride,
+                                            call.kv_lens, call.max_kv_len, call.batch);
+    sparse_decode_over_set(model_, scale_, call, selector_.select(call.q, cache, stream), sparse_ws_.data(),
+                           sparse_ws_.bytes(), stream);
+  }
+
+ private:
+  model::ModelConfig model_;
+  float scale_;
+  QuestSelector selector_;
+  DeviceBuffer<unsigned char> sparse_ws_;
+};
+
+}  // namespace
+
+CudaDecodeMethodInfo quest() {
+  CudaDecodeMethodInfo m;
+  m.keeps_key_bounds = true;
+  m.create = [](const CudaDecodeSetup& setup) -> std::unique_ptr<CudaDecodeMethod> {
+    return std::make_unique<QuestDecode>(setup);
+  };
+  return m;
+}
+
+}  // namespace deltainfer::cuda::methods
