@@ -4,9 +4,10 @@
 // so a running sequence never finds the pool empty). Each step is one forward pass: the decode
 // steps of every running sequence, then prefill chunks of the sequences still reading their
 // prompt, up to a per-step token budget (a long prompt is read over many steps and never stalls
-// the others' decoding). Every sequence samples with its own seeded Sampler, so a request gets the
-// same tokens alone or batched. A sequence's pages are freed when it finishes, fails or is
-// cancelled.
+// the others' decoding). Greedy requests take the token the backend chooses on its device where it
+// can (no logits copied back); the others sample on the host with their own seeded Sampler. Either
+// way a request gets the same tokens alone or batched. A sequence's pages are freed when it
+// finishes, fails or is cancelled.
 //
 // A backend that serves a single sequence (open_sequence throws InputError; the CUDA backend did
 // before it batched) is run one request at a time on its default sequence, under its method.
@@ -88,6 +89,8 @@ class Scheduler {
   void admit(std::vector<std::unique_ptr<Active>>& finished);
   bool open_sequence(Active& active, std::string& error);
   Step build_step();
+  float* logits_of(Active& active) const;
+  static void choose_on_device(runtime::BatchEntry& entry, Active& active);
   void run_step(Step& step);
   void advance(Active& active, int32_t token);
   void finish(Active& active, FinishReason reason, std::string error = {});
