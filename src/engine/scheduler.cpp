@@ -166,7 +166,7 @@ SchedulerStats Scheduler::stats() const {
   stats.queued = static_cast<int64_t>(queue_.size());
   stats.running = running_count_;
   stats.kv = kv_usage_;
-  stats.steps = steps_;
+  stats.steps = step_counts_;
   stats.batched = batched_;
   return stats;
 }
@@ -189,7 +189,9 @@ void Scheduler::run() {
     drop_cancelled(finished);
     admit(finished);
     Step step = build_step();
+    const Clock::time_point step_start = Clock::now();
     if (!step.plan.entries.empty()) run_step(step);
+    const double step_seconds = seconds_between(step_start, Clock::now());
     {
       // Finished sequences leave before their callbacks run, so a client that reads the stats
       // after its response sees its pages freed.
@@ -204,7 +206,7 @@ void Scheduler::run() {
       }
       running_count_ = static_cast<int64_t>(running_.size());
       kv_usage_ = model_.kv_usage();
-      if (!step.plan.entries.empty()) ++steps_;
+      if (!step.plan.entries.empty()) count_step(step.plan, step_seconds);
     }
     for (const auto& active : finished) {
       if (active->callbacks.on_done) active->callbacks.on_done(active->outcome);
@@ -230,6 +232,16 @@ void Scheduler::run() {
   for (const auto& active : left) {
     if (active->callbacks.on_done) active->callbacks.on_done(active->outcome);
   }
+}
+
+void Scheduler::count_step(const runtime::BatchPlan& plan, double seconds) {
+  ++step_counts_.passes;
+  step_counts_.seconds += seconds;
+  const bool decodes_only = std::all_of(plan.entries.begin(), plan.entries.end(),
+                                        [](const runtime::BatchEntry& entry) { return entry.decode; });
+  if (!decodes_only) return;
+  ++step_counts_.decode_passes;
+  step_counts_.decode_seconds += seconds;
 }
 
 void Scheduler::drop_cancelled(std::vector<std::unique_ptr<Active>>& finished) {

@@ -46,11 +46,20 @@ struct SchedulerOptions {
   int64_t step_tokens = 512;  // tokens of one forward pass (capped by the backend's max_batch_tokens)
 };
 
+// Forward passes run and their time; decode passes are those of decode steps only (no prompt
+// chunk: what a backend may replay as a captured graph).
+struct StepCounts {
+  int64_t passes = 0;
+  double seconds = 0.0;
+  int64_t decode_passes = 0;
+  double decode_seconds = 0.0;
+};
+
 struct SchedulerStats {
   int64_t queued = 0;
   int64_t running = 0;
   runtime::KvUsage kv;
-  int64_t steps = 0;            // forward passes run
+  StepCounts steps;
   bool batched = true;          // false: one sequence at a time on the default sequence
 };
 
@@ -92,6 +101,7 @@ class Scheduler {
   float* logits_of(Active& active) const;
   static void choose_on_device(runtime::BatchEntry& entry, Active& active);
   void run_step(Step& step);
+  void count_step(const runtime::BatchPlan& plan, double seconds);  // under mutex_
   void advance(Active& active, int32_t token);
   void finish(Active& active, FinishReason reason, std::string error = {});
   void release(Active& active);
@@ -116,7 +126,7 @@ class Scheduler {
   int64_t running_count_ = 0;                  // guarded by mutex_ (mirror of running_.size())
   int64_t reserved_pages_ = 0;                 // scheduler thread: pages promised to running sequences
   runtime::KvUsage kv_usage_;                  // guarded by mutex_: after the last step
-  int64_t steps_ = 0;                          // guarded by mutex_
+  StepCounts step_counts_;                     // guarded by mutex_
   std::thread thread_;
 };
 

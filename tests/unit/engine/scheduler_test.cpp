@@ -185,6 +185,13 @@ TEST_F(SchedulerTest, LongPromptIsChunkedBesideRunningDecodes) {
     }
   }
   EXPECT_GE(long_chunks, 3000 / 64);
+  const StepCounts counts = scheduler.stats().steps;
+  EXPECT_EQ(counts.passes, static_cast<int64_t>(plans.size()));
+  EXPECT_EQ(counts.decode_passes, std::count_if(plans.begin(), plans.end(), [](const testing::PlanRecord& plan) {
+              return plan.prefill_tokens == 0;
+            }));
+  EXPECT_GT(counts.decode_passes, 0) << "the short request decoded alone once the long prompt was read";
+  EXPECT_GE(counts.seconds, counts.decode_seconds);
 }
 
 TEST_F(SchedulerTest, CancelFreesPagesOfRunningAndQueuedRequests) {
