@@ -16,6 +16,8 @@ using Clock = std::chrono::steady_clock;
 // The device's greedy rule; one object, so every greedy entry of a step asks for equal outputs.
 const runtime::DeviceSampling kDeviceGreedy{};
 
+bool is_decode(const runtime::BatchEntry& entry) { return entry.decode; }
+
 double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
@@ -77,7 +79,7 @@ struct Scheduler::Step {
 Scheduler::Scheduler(runtime::Transformer& model, const tokenizer::Tokenizer& tokenizer,
                      attention::AttentionConfig method, SchedulerOptions options)
     : model_(model), tokenizer_(tokenizer), default_method_(std::move(method)), options_(options),
-      stop_ids_(tokenizer.stop_ids()) {
+      stop_ids_(tokenizer.stop_ids()), stall_budget_(options.max_stall) {
   if (options_.max_queue < 0) throw_input_error("the request queue must hold >= 0 requests (got {})", options_.max_queue);
   if (options_.max_batch < 1) throw_input_error("--max-batch must be >= 1 (got {})", options_.max_batch);
   options_.step_tokens = std::min(options_.step_tokens, model_.max_batch_tokens());
@@ -192,6 +194,8 @@ void Scheduler::run() {
     const Clock::time_point step_start = Clock::now();
     if (!step.plan.entries.empty()) run_step(step);
     const double step_seconds = seconds_between(step_start, Clock::now());
+    stall_budget_.record(std::any_of(step.plan.entries.begin(), step.plan.entries.end(), is_decode),
+                         !std::all_of(step.plan.entries.begin(), step.plan.entries.end(), is_decode), step_seconds);
     {
       // Finished sequences leave before their callbacks run, so a client that reads the stats
       // after its response sees its pages freed.
@@ -237,9 +241,7 @@ void Scheduler::run() {
 void Scheduler::count_step(const runtime::BatchPlan& plan, double seconds) {
   ++step_counts_.passes;
   step_counts_.seconds += seconds;
-  const bool decodes_only = std::all_of(plan.entries.begin(), plan.entries.end(),
-                                        [](const runtime::BatchEntry& entry) { return entry.decode; });
-  if (!decodes_only) return;
+  if (!std::all_of(plan.entries.begin(), plan.entries.end(), is_decode)) return;
   ++step_counts_.decode_passes;
   step_counts_.decode_seconds += seconds;
 }
@@ -348,8 +350,9 @@ Scheduler::Step Scheduler::build_step() {
   // Prompts are read in admission order (the oldest finishes its prompt first), at most one
   // backend prefill chunk per pass; a chunk that is not the prompt's last ends on a multiple of
   // the sequence's chunk alignment, so the next one starts on it. The last chunk asks for its
-  // first token: from the device, or the logits to sample it from.
-  int64_t room = std::min(budget, model_.prefill_chunk());
+  // first token: from the device, or the logits to sample it from. While sequences decode, the
+  // stall budget says which passes read prompts.
+  int64_t room = step.members.empty() || stall_budget_.allows_prompt() ? std::min(budget, model_.prefill_chunk()) : 0;
   for (auto& active : running_) {
     if (active->done || active->decoding) continue;
     const std::vector<int32_t>& prompt = active->request.prompt;

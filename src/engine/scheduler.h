@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "engine/request.h"
+#include "engine/scheduler_stall_budget.h"
 #include "runtime/transformer.h"
 
 namespace deltainfer::tokenizer {
@@ -44,6 +45,10 @@ struct SchedulerOptions {
   int64_t max_queue = 256;    // requests waiting for admission
   int64_t max_batch = 16;     // sequences running at once
   int64_t step_tokens = 512;  // tokens of one forward pass (capped by the backend's max_batch_tokens)
+  // Passes that read prompt chunks beside running decodes are spaced so that the decoding
+  // sequences' mean pass time stays within max_stall × a pass of decodes alone (StallBudget);
+  // 0: every pass reads prompts.
+  double max_stall = 0.0;
 };
 
 // Forward passes run and their time; decode passes are those of decode steps only (no prompt
@@ -114,6 +119,7 @@ class Scheduler {
   std::vector<int32_t> stop_ids_;
   bool batched_ = true;
   int64_t pool_pages_ = 0;  // KV pages of the whole pool (constant)
+  StallBudget stall_budget_;  // the scheduler thread's own
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -7,9 +7,11 @@
 // like the single-sequence CUDA backend, and can choose greedy tokens itself like the CUDA backend
 // (BatchEntry::sampling; it refuses temperature > 0 in a batch of several, as that backend does).
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -70,6 +72,9 @@ class FakeTransformer final : public runtime::Transformer {
   runtime::SequenceId default_sequence() const override { return default_; }
   bool samples_on_device() const override { return device_; }
   void choose_greedy_tokens_on_device() { device_ = true; }
+  // Each prompt token then takes this long (decode steps take no time), like a real pass whose
+  // prompt chunk costs more than its decodes.
+  void set_prompt_token_cost(std::chrono::microseconds cost) { prompt_token_cost_ = cost; }
 
   void forward(const runtime::BatchPlan& plan) override {
     wait_at_gate();
@@ -82,6 +87,9 @@ class FakeTransformer final : public runtime::Transformer {
       }
     }
     sequences_.reserve(plan, max_batch_tokens_);
+    int64_t prompt_tokens = 0;
+    for (const runtime::BatchEntry& entry : plan.entries) prompt_tokens += entry.decode ? 0 : entry.n_tokens;
+    std::this_thread::sleep_for(prompt_token_cost_ * prompt_tokens);
     check_sampling(plan);
     PlanRecord record;
     const runtime::BatchEntry* first_decode = nullptr;
@@ -169,6 +177,7 @@ class FakeTransformer final : public runtime::Transformer {
   int64_t max_batch_tokens_;
   bool opens_;
   bool device_ = false;
+  std::chrono::microseconds prompt_token_cost_{0};
   runtime::SequenceId default_ = 0;
   std::map<runtime::SequenceId, std::vector<int32_t>> history_;
   mutable std::mutex mutex_;

@@ -194,6 +194,39 @@ TEST_F(SchedulerTest, LongPromptIsChunkedBesideRunningDecodes) {
   EXPECT_GE(counts.seconds, counts.decode_seconds);
 }
 
+TEST_F(SchedulerTest, StallBoundSpacesPromptChunksBetweenDecodePasses) {
+  FakeTransformer model(4096, 200, 512);
+  model.set_prompt_token_cost(std::chrono::microseconds(200));  // a 63-token chunk: ~13 ms
+  SchedulerOptions bounded = options(4, /*step_tokens=*/64);
+  bounded.max_stall = 2.0;
+  Scheduler scheduler(model, tok, {}, bounded);
+  CompletionRequest short_request;
+  short_request.prompt = {'h', 'i'};
+  short_request.max_tokens = 200;
+  short_request.stop_at_eos = false;
+  CompletionRequest long_request;
+  long_request.prompt.assign(3000, 'x');
+  long_request.max_tokens = 2;
+  model.close_gate();  // both are in before the first pass
+  auto short_future = submit(scheduler, short_request);
+  auto long_future = submit(scheduler, long_request);
+  model.open_gate();
+  EXPECT_EQ(wait(short_future).outcome.tokens.size(), 200u);
+  EXPECT_NE(wait(long_future).outcome.finish, FinishReason::Failed) << "the long prompt was read all the same";
+  int chunks_beside_decodes = 0;
+  for (const testing::PlanRecord& plan : model.plans()) chunks_beside_decodes += plan.decodes > 0 && plan.prefill_tokens > 0;
+  // Unbounded, all 48 chunks would ride with the short request's decodes; bounded at 2x a pass of
+  // decodes alone (microseconds here), a chunk waits for the decodes to earn its ~13 ms.
+  EXPECT_GT(chunks_beside_decodes, 0);
+  EXPECT_LT(chunks_beside_decodes, 10);
+  EXPECT_THROW(Scheduler(model, tok, {}, [] {
+                 SchedulerOptions o;
+                 o.max_stall = 0.5;
+                 return o;
+               }()),
+               InputError);
+}
+
 TEST_F(SchedulerTest, CancelFreesPagesOfRunningAndQueuedRequests) {
   FakeTransformer model(2048, 64, 256);
   Scheduler scheduler(model, tok, {}, options(1));
