@@ -36,6 +36,8 @@ void StallBudget::record(bool decoded, bool read_prompt, double seconds) {
   if (decode_pass_ == 0.0) {
     decode_pass_ = seconds;
     balance_ += unmeasured_passes_ * ratio_ * seconds - unmeasured_seconds_;
+    unmeasured_seconds_ = 0.0;
+    unmeasured_passes_ = 0;
   } else {
     decode_pass_ += kSmoothing * (seconds - decode_pass_);
   }
