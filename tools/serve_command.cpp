@@ -154,6 +154,10 @@ Command register_serve(CLI::App& app) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--step-tokens", o->scheduler.step_tokens, "Tokens of one forward pass (decodes + prefill chunks)")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-stall", o->scheduler.max_stall,
+                  "Space the passes that read prompts beside running decodes so that those sequences' mean pass "
+                  "time stays within this many times a pass of decodes alone (0: no bound)")
+      ->capture_default_str();
   cmd->add_option("--max-context", o->max_context, "Positions of one sequence (0: model context, max 8192)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--kv-memory", o->kv_memory_gb, "GB of KV cache shared by all sequences")->capture_default_str();

@@ -9,18 +9,14 @@
 #include <vector>
 
 #include "attention/attention_config.h"
-#include "engine/sampler.h"
+#include "engine/generator.h"
 
 namespace deltainfer::engine {
 
 using RequestId = uint64_t;
 
-struct CompletionRequest {
-  std::vector<int32_t> prompt;
-  int64_t max_tokens = 16;
-  SamplingParams sampling;
-  std::vector<std::string> stop_strings;
-  bool stop_at_eos = true;
+// engine::generate's request (prompt, max_tokens, sampling, stop conditions) plus the method.
+struct CompletionRequest : GenerationRequest {
   // The sequence's attention method; nullopt: the scheduler's default.
   std::optional<attention::AttentionConfig> method;
 };

@@ -13,6 +13,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The device's greedy rule; one object, so every greedy entry of a step asks for equal outputs.
+const runtime::DeviceSampling kDeviceGreedy{};
+
+bool is_decode(const runtime::BatchEntry& entry) { return entry.decode; }
+
 double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
@@ -53,9 +58,14 @@ struct Scheduler::Active {
   int64_t chunk_alignment = 1;        // prompt chunks start on multiples of it (Δ's γ)
   bool decoding = false;              // the prompt is done; next_token is its next input
   int32_t next_token = 0;
+  // The backend chooses this request's tokens on its device (greedy there is the host's argmax:
+  // the largest logit, the lowest id on ties) and writes them to device_token; no logits cross
+  // to the host. Otherwise the host samples from `logits` with `sampler`.
+  bool device_greedy = false;
+  int32_t device_token = -1;
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextStream> stream;
-  std::vector<float> logits;
+  std::vector<float> logits;  // vocab floats, sized on first use
   CompletionOutcome outcome;
   bool done = false;
 };
@@ -69,7 +79,7 @@ struct Scheduler::Step {
 Scheduler::Scheduler(runtime::Transformer& model, const tokenizer::Tokenizer& tokenizer,
                      attention::AttentionConfig method, SchedulerOptions options)
     : model_(model), tokenizer_(tokenizer), default_method_(std::move(method)), options_(options),
-      stop_ids_(tokenizer.stop_ids()) {
+      stop_ids_(tokenizer.stop_ids()), stall_budget_(options.max_stall) {
   if (options_.max_queue < 0) throw_input_error("the request queue must hold >= 0 requests (got {})", options_.max_queue);
   if (options_.max_batch < 1) throw_input_error("--max-batch must be >= 1 (got {})", options_.max_batch);
   options_.step_tokens = std::min(options_.step_tokens, model_.max_batch_tokens());
@@ -158,7 +168,7 @@ SchedulerStats Scheduler::stats() const {
   stats.queued = static_cast<int64_t>(queue_.size());
   stats.running = running_count_;
   stats.kv = kv_usage_;
-  stats.steps = steps_;
+  stats.steps = step_counts_;
   stats.batched = batched_;
   return stats;
 }
@@ -181,7 +191,11 @@ void Scheduler::run() {
     drop_cancelled(finished);
     admit(finished);
     Step step = build_step();
+    const Clock::time_point step_start = Clock::now();
     if (!step.plan.entries.empty()) run_step(step);
+    const double step_seconds = seconds_between(step_start, Clock::now());
+    stall_budget_.record(std::any_of(step.plan.entries.begin(), step.plan.entries.end(), is_decode),
+                         !std::all_of(step.plan.entries.begin(), step.plan.entries.end(), is_decode), step_seconds);
     {
       // Finished sequences leave before their callbacks run, so a client that reads the stats
       // after its response sees its pages freed.
@@ -196,7 +210,7 @@ void Scheduler::run() {
       }
       running_count_ = static_cast<int64_t>(running_.size());
       kv_usage_ = model_.kv_usage();
-      if (!step.plan.entries.empty()) ++steps_;
+      if (!step.plan.entries.empty()) count_step(step.plan, step_seconds);
     }
     for (const auto& active : finished) {
       if (active->callbacks.on_done) active->callbacks.on_done(active->outcome);
@@ -222,6 +236,14 @@ void Scheduler::run() {
   for (const auto& active : left) {
     if (active->callbacks.on_done) active->callbacks.on_done(active->outcome);
   }
+}
+
+void Scheduler::count_step(const runtime::BatchPlan& plan, double seconds) {
+  ++step_counts_.passes;
+  step_counts_.seconds += seconds;
+  if (!std::all_of(plan.entries.begin(), plan.entries.end(), is_decode)) return;
+  ++step_counts_.decode_passes;
+  step_counts_.decode_seconds += seconds;
 }
 
 void Scheduler::drop_cancelled(std::vector<std::unique_ptr<Active>>& finished) {
@@ -285,26 +307,52 @@ bool Scheduler::open_sequence(Active& active, std::string& error) {
   // the backend's chunk cannot be required, and is not.
   const attention::AttentionConfig& method = batched_ ? active.request.method.value_or(default_method_) : default_method_;
   if (method.prefill.delta && method.prefill.gamma <= model_.prefill_chunk()) active.chunk_alignment = method.prefill.gamma;
+  // Sampling at a temperature stays on the host: the device draws from another generator, and the
+  // CUDA backend draws only in batches of one, so a seeded request would get other tokens batched
+  // than alone.
+  active.device_greedy = model_.samples_on_device() && active.request.sampling.temperature == 0.0f;
   active.sampler = std::make_unique<Sampler>(active.request.sampling);
   active.stream = std::make_unique<TextStream>(active.request.stop_strings);
-  active.logits.resize(static_cast<size_t>(model_.config().vocab_size));
   active.outcome.prompt_tokens = static_cast<int64_t>(active.request.prompt.size());
   return true;
+}
+
+float* Scheduler::logits_of(Active& active) const {
+  active.logits.resize(static_cast<size_t>(model_.config().vocab_size));
+  return active.logits.data();
+}
+
+void Scheduler::choose_on_device(runtime::BatchEntry& entry, Active& active) {
+  entry.sampling = &kDeviceGreedy;
+  entry.sampled = &active.device_token;
 }
 
 Scheduler::Step Scheduler::build_step() {
   Step step;
   int64_t budget = options_.step_tokens;
+  // Every decode entry of a step asks for the same outputs (logits if any of them samples on the
+  // host, a device token if any of them takes one): a backend that captures decode steps as graphs
+  // (CUDA) replays one only for a uniform step, and copies every decode row's logits anyway once
+  // one entry wants them.
+  bool host_samples = false, device_chooses = false;
   for (auto& active : running_) {
     if (active->done || !active->decoding) continue;
-    step.plan.entries.push_back(runtime::decode_entry(active->sequence, &active->next_token, active->logits.data()));
+    host_samples = host_samples || !active->device_greedy;
+    device_chooses = device_chooses || active->device_greedy;
     step.members.push_back(active.get());
+  }
+  for (Active* active : step.members) {
+    step.plan.entries.push_back(runtime::decode_entry(active->sequence, &active->next_token,
+                                                      host_samples ? logits_of(*active) : nullptr));
+    if (device_chooses) choose_on_device(step.plan.entries.back(), *active);
     --budget;
   }
   // Prompts are read in admission order (the oldest finishes its prompt first), at most one
   // backend prefill chunk per pass; a chunk that is not the prompt's last ends on a multiple of
-  // the sequence's chunk alignment, so the next one starts on it.
-  int64_t room = std::min(budget, model_.prefill_chunk());
+  // the sequence's chunk alignment, so the next one starts on it. The last chunk asks for its
+  // first token: from the device, or the logits to sample it from. While sequences decode, the
+  // stall budget says which passes read prompts.
+  int64_t room = step.members.empty() || stall_budget_.allows_prompt() ? std::min(budget, model_.prefill_chunk()) : 0;
   for (auto& active : running_) {
     if (active->done || active->decoding) continue;
     const std::vector<int32_t>& prompt = active->request.prompt;
@@ -314,8 +362,10 @@ Scheduler::Step Scheduler::build_step() {
     if (count < remaining) count -= count % active->chunk_alignment;
     if (count <= 0) break;
     const bool last = count == remaining;
+    const bool host_logits = last && !active->device_greedy;
     step.plan.entries.push_back(runtime::prefill_entry(active->sequence, prompt.data() + active->prompt_done, count,
-                                                       total, last ? active->logits.data() : nullptr));
+                                                       total, host_logits ? logits_of(*active) : nullptr));
+    if (last && active->device_greedy) choose_on_device(step.plan.entries.back(), *active);
     step.members.push_back(active.get());
     room -= count;
   }
@@ -336,9 +386,9 @@ void Scheduler::run_step(Step& step) {
     const runtime::BatchEntry& entry = step.plan.entries[i];
     if (!entry.decode) {
       active.prompt_done += entry.n_tokens;
-      if (entry.logits == runtime::LogitsFor::None) continue;
+      if (active.prompt_done < static_cast<int64_t>(active.request.prompt.size())) continue;
     }
-    advance(active, active.sampler->sample(active.logits.data(), vocab));
+    advance(active, active.device_greedy ? active.device_token : active.sampler->sample(active.logits.data(), vocab));
   }
 }
 

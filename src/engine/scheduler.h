@@ -4,9 +4,10 @@
 // so a running sequence never finds the pool empty). Each step is one forward pass: the decode
 // steps of every running sequence, then prefill chunks of the sequences still reading their
 // prompt, up to a per-step token budget (a long prompt is read over many steps and never stalls
-// the others' decoding). Every sequence samples with its own seeded Sampler, so a request gets the
-// same tokens alone or batched. A sequence's pages are freed when it finishes, fails or is
-// cancelled.
+// the others' decoding). Greedy requests take the token the backend chooses on its device where it
+// can (no logits copied back); the others sample on the host with their own seeded Sampler. Either
+// way a request gets the same tokens alone or batched. A sequence's pages are freed when it
+// finishes, fails or is cancelled.
 //
 // A backend that serves a single sequence (open_sequence throws InputError; the CUDA backend did
 // before it batched) is run one request at a time on its default sequence, under its method.
@@ -19,6 +20,7 @@
 
 #include "core/error.h"
 #include "engine/request.h"
+#include "engine/scheduler_stall_budget.h"
 #include "runtime/transformer.h"
 
 namespace deltainfer::tokenizer {
@@ -43,13 +45,26 @@ struct SchedulerOptions {
   int64_t max_queue = 256;    // requests waiting for admission
   int64_t max_batch = 16;     // sequences running at once
   int64_t step_tokens = 512;  // tokens of one forward pass (capped by the backend's max_batch_tokens)
+  // Passes that read prompt chunks beside running decodes are spaced so that the decoding
+  // sequences' mean pass time stays within max_stall × a pass of decodes alone (StallBudget);
+  // 0: every pass reads prompts.
+  double max_stall = 0.0;
+};
+
+// Forward passes run and their time; decode passes are those of decode steps only (no prompt
+// chunk: what a backend may replay as a captured graph).
+struct StepCounts {
+  int64_t passes = 0;
+  double seconds = 0.0;
+  int64_t decode_passes = 0;
+  double decode_seconds = 0.0;
 };
 
 struct SchedulerStats {
   int64_t queued = 0;
   int64_t running = 0;
   runtime::KvUsage kv;
-  int64_t steps = 0;            // forward passes run
+  StepCounts steps;
   bool batched = true;          // false: one sequence at a time on the default sequence
 };
 
@@ -88,7 +103,10 @@ class Scheduler {
   void admit(std::vector<std::unique_ptr<Active>>& finished);
   bool open_sequence(Active& active, std::string& error);
   Step build_step();
+  float* logits_of(Active& active) const;
+  static void choose_on_device(runtime::BatchEntry& entry, Active& active);
   void run_step(Step& step);
+  void count_step(const runtime::BatchPlan& plan, double seconds);  // under mutex_
   void advance(Active& active, int32_t token);
   void finish(Active& active, FinishReason reason, std::string error = {});
   void release(Active& active);
@@ -101,6 +119,7 @@ class Scheduler {
   std::vector<int32_t> stop_ids_;
   bool batched_ = true;
   int64_t pool_pages_ = 0;  // KV pages of the whole pool (constant)
+  StallBudget stall_budget_;  // the scheduler thread's own
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -113,7 +132,7 @@ class Scheduler {
   int64_t running_count_ = 0;                  // guarded by mutex_ (mirror of running_.size())
   int64_t reserved_pages_ = 0;                 // scheduler thread: pages promised to running sequences
   runtime::KvUsage kv_usage_;                  // guarded by mutex_: after the last step
-  int64_t steps_ = 0;                          // guarded by mutex_
+  StepCounts step_counts_;                     // guarded by mutex_
   std::thread thread_;
 };
 

@@ -75,7 +75,13 @@ std::string Metrics::render(const engine::SchedulerStats& stats) const {
   header("deltainfer_kv_page_tokens", "gauge", "Positions per KV page");
   text += fmt::format("deltainfer_kv_page_tokens {}\n", stats.kv.page_tokens);
   header("deltainfer_forward_passes_total", "counter", "Forward passes (batches) run");
-  text += fmt::format("deltainfer_forward_passes_total {}\n", stats.steps);
+  text += fmt::format("deltainfer_forward_passes_total {}\n", stats.steps.passes);
+  header("deltainfer_forward_pass_seconds_total", "counter", "Time of the forward passes");
+  text += fmt::format("deltainfer_forward_pass_seconds_total {}\n", stats.steps.seconds);
+  header("deltainfer_decode_passes_total", "counter", "Forward passes of decode steps only (no prompt chunk)");
+  text += fmt::format("deltainfer_decode_passes_total {}\n", stats.steps.decode_passes);
+  header("deltainfer_decode_pass_seconds_total", "counter", "Time of the forward passes of decode steps only");
+  text += fmt::format("deltainfer_decode_pass_seconds_total {}\n", stats.steps.decode_seconds);
   header("deltainfer_time_to_first_token_seconds", "histogram", "From request to first generated token");
   text += time_to_first_token_.render("deltainfer_time_to_first_token_seconds");
   header("deltainfer_time_per_output_token_seconds", "histogram", "Mean time between generated tokens per request");

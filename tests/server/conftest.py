@@ -1,7 +1,7 @@
 """Fixtures that run a real `deltainfer serve` on 127.0.0.1 (a free port) with SmolLM2.
 
-The binary is $DELTAINFER_BINARY or build/ci/bin/deltainfer; the model is models/ of the
-repository (scripts/fetch-model). Without either the tests skip. $DELTAINFER_SERVE_ARGS adds
+The binary is $DELTAINFER_BINARY or build/ci/bin/deltainfer; the model is $DELTAINFER_TEST_MODEL
+or SmolLM2 in models/ of the repository (scripts/fetch-model). Without either the tests skip. $DELTAINFER_SERVE_ARGS adds
 arguments to every server (e.g. "--backend cuda": scripts/gpu-serve-check).
 """
 import os
@@ -17,8 +17,8 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1"
+MODEL = Path(os.environ.get("DELTAINFER_TEST_MODEL", ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+MODEL_NAME = MODEL.stem
 BINARY = Path(os.environ.get("DELTAINFER_BINARY", ROOT / "build" / "ci" / "bin" / "deltainfer"))
 START_TIMEOUT_S = 60
 

@@ -3,11 +3,15 @@
 // tokens it holds, so a sequence gets the same logits whatever else shares its batch (what the
 // CPU backend guarantees to 1e-5), and a request's text depends only on its prompt and sampling.
 // Pages are accounted by the real KvSequences. Tokens: 256 bytes (letters and space likely) and
-// EOS (256). It records every plan, can hold forward() at a gate, and can refuse to open
-// sequences like the single-sequence CUDA backend.
+// EOS (256). It records every plan, can hold forward() at a gate, can refuse to open sequences
+// like the single-sequence CUDA backend, and can choose greedy tokens itself like the CUDA backend
+// (BatchEntry::sampling; it refuses temperature > 0 in a batch of several, as that backend does).
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -34,6 +38,9 @@ struct PlanRecord {
   int decodes = 0;
   int64_t prefill_tokens = 0;
   std::vector<runtime::SequenceId> prefilling;
+  int logits_entries = 0;  // entries that asked for logits
+  int device_tokens = 0;   // entries that asked for a token chosen here
+  bool uniform_decodes = true;  // every decode entry asked for the same outputs (graph-friendly)
 };
 
 class FakeTransformer final : public runtime::Transformer {
@@ -63,6 +70,11 @@ class FakeTransformer final : public runtime::Transformer {
   }
   runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
   runtime::SequenceId default_sequence() const override { return default_; }
+  bool samples_on_device() const override { return device_; }
+  void choose_greedy_tokens_on_device() { device_ = true; }
+  // Each prompt token then takes this long (decode steps take no time), like a real pass whose
+  // prompt chunk costs more than its decodes.
+  void set_prompt_token_cost(std::chrono::microseconds cost) { prompt_token_cost_ = cost; }
 
   void forward(const runtime::BatchPlan& plan) override {
     wait_at_gate();
@@ -75,12 +87,22 @@ class FakeTransformer final : public runtime::Transformer {
       }
     }
     sequences_.reserve(plan, max_batch_tokens_);
+    int64_t prompt_tokens = 0;
+    for (const runtime::BatchEntry& entry : plan.entries) prompt_tokens += entry.decode ? 0 : entry.n_tokens;
+    std::this_thread::sleep_for(prompt_token_cost_ * prompt_tokens);
+    check_sampling(plan);
     PlanRecord record;
+    const runtime::BatchEntry* first_decode = nullptr;
     for (const runtime::BatchEntry& entry : plan.entries) {
       std::vector<int32_t>& tokens = history_[entry.sequence];
       tokens.insert(tokens.end(), entry.tokens, entry.tokens + entry.n_tokens);
       if (entry.logits == runtime::LogitsFor::LastToken) write_logits(tokens, entry.logits_out);
+      if (entry.sampled != nullptr) *entry.sampled = greedy_token(tokens);
+      record.logits_entries += entry.logits != runtime::LogitsFor::None;
+      record.device_tokens += entry.sampled != nullptr;
       if (entry.decode) {
+        if (first_decode == nullptr) first_decode = &entry;
+        record.uniform_decodes = record.uniform_decodes && same_outputs(*first_decode, entry);
         ++record.decodes;
       } else {
         record.prefill_tokens += entry.n_tokens;
@@ -115,6 +137,28 @@ class FakeTransformer final : public runtime::Transformer {
     gate_.wait(lock, [&] { return gate_open_; });
   }
 
+  void check_sampling(const runtime::BatchPlan& plan) const {
+    for (const runtime::BatchEntry& entry : plan.entries) {
+      if (entry.sampling == nullptr) continue;
+      if (!device_) throw_error("this fake backend does not sample on a device");
+      if (entry.sampling->temperature != 0.0f && plan.entries.size() != 1) {
+        throw_error("the device samples (temperature > 0) in batches of one entry");
+      }
+      if (entry.sampling->temperature != 0.0f) throw_error("this fake backend chooses greedy tokens only");
+    }
+  }
+
+  static bool same_outputs(const runtime::BatchEntry& a, const runtime::BatchEntry& b) {
+    if (a.logits != b.logits || (a.sampling == nullptr) != (b.sampling == nullptr)) return false;
+    return a.sampling == nullptr || *a.sampling == *b.sampling;
+  }
+
+  static int32_t greedy_token(const std::vector<int32_t>& tokens) {
+    std::vector<float> logits(kFakeEos + 1);
+    write_logits(tokens, logits.data());
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+
   // Letters and space get hashed logits in [0, 8); EOS wins about one time in 40; the rest stay low.
   static void write_logits(const std::vector<int32_t>& tokens, float* logits) {
     uint64_t h = 1469598103934665603ull;
@@ -132,6 +176,8 @@ class FakeTransformer final : public runtime::Transformer {
   runtime::KvSequences sequences_;
   int64_t max_batch_tokens_;
   bool opens_;
+  bool device_ = false;
+  std::chrono::microseconds prompt_token_cost_{0};
   runtime::SequenceId default_ = 0;
   std::map<runtime::SequenceId, std::vector<int32_t>> history_;
   mutable std::mutex mutex_;

@@ -63,31 +63,29 @@ SchedulerOptions options(int64_t max_batch, int64_t step_tokens = 128, int64_t m
   return o;
 }
 
+// Every test serves byte-level tokens.
+class SchedulerTest : public ::testing::Test {
+ protected:
+  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+};
+
 // What engine::generate (the CLI's path, on the default sequence) gives each request alone.
 std::vector<GenerationResult> generate_alone(FakeTransformer& model, const tokenizer::Tokenizer& tok,
                                              const std::vector<CompletionRequest>& requests) {
   std::vector<GenerationResult> alone;
   for (const CompletionRequest& r : requests) {
     model.truncate(0);
-    GenerationRequest g;
-    g.prompt = r.prompt;
-    g.max_tokens = r.max_tokens;
-    g.sampling = r.sampling;
-    g.stop_strings = r.stop_strings;
-    alone.push_back(generate(model, tok, g));
+    alone.push_back(generate(model, tok, r));
   }
   model.truncate(0);
   return alone;
 }
 
-TEST(Scheduler, ConcurrentRequestsGetExactlyTheirAloneCompletion) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
-  FakeTransformer model(1024, 200, 256);
-  std::mt19937 rng(12);
-  std::vector<CompletionRequest> requests;
-  for (int i = 0; i < 16; ++i) requests.push_back(request_for(i, rng));
-  const std::vector<GenerationResult> alone = generate_alone(model, tok, requests);
-
+// Submits every request at once to a scheduler over `model` and expects each to get exactly
+// `alone`'s completion; returns the plans the model ran.
+std::vector<testing::PlanRecord> expect_alone_completions(FakeTransformer& model, const tokenizer::Tokenizer& tok,
+                                                          const std::vector<CompletionRequest>& requests,
+                                                          const std::vector<GenerationResult>& alone) {
   Scheduler scheduler(model, tok, {}, options(16));
   std::vector<std::future<Finished>> futures;
   for (const CompletionRequest& r : requests) futures.push_back(submit(scheduler, r));
@@ -100,14 +98,63 @@ TEST(Scheduler, ConcurrentRequestsGetExactlyTheirAloneCompletion) {
     EXPECT_EQ(got.outcome.finish, stopped ? FinishReason::Stopped : FinishReason::Length) << "request " << i;
     EXPECT_EQ(got.outcome.prompt_tokens, static_cast<int64_t>(requests[i].prompt.size()));
   }
-  int widest = 0;
-  for (const testing::PlanRecord& plan : model.plans()) widest = std::max(widest, plan.decodes);
-  EXPECT_GT(widest, 4) << "decode steps of several sequences shared a forward pass";
   EXPECT_EQ(scheduler.stats().kv.used_pages, 0);
+  return model.plans();
 }
 
-TEST(Scheduler, LongPromptIsChunkedBesideRunningDecodes) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+// request_for's sixteen (half greedy, half seeded sampling), or all of them greedy.
+std::vector<CompletionRequest> sixteen_requests(bool all_greedy) {
+  std::mt19937 rng(12);
+  std::vector<CompletionRequest> requests;
+  for (int i = 0; i < 16; ++i) {
+    requests.push_back(request_for(i, rng));
+    if (all_greedy) requests.back().sampling.temperature = 0.0f;
+  }
+  return requests;
+}
+
+TEST_F(SchedulerTest, ConcurrentRequestsGetExactlyTheirAloneCompletion) {
+  FakeTransformer model(1024, 200, 256);
+  const std::vector<CompletionRequest> requests = sixteen_requests(false);
+  const std::vector<GenerationResult> alone = generate_alone(model, tok, requests);
+  int widest = 0;
+  for (const testing::PlanRecord& plan : expect_alone_completions(model, tok, requests, alone)) {
+    widest = std::max(widest, plan.decodes);
+    EXPECT_EQ(plan.device_tokens, 0) << "a backend that does not sample on its device is never asked to";
+  }
+  EXPECT_GT(widest, 4) << "decode steps of several sequences shared a forward pass";
+}
+
+// Runs `requests` on a fake that chooses greedy tokens itself, expecting each to get its alone
+// completion on a fake that does not; returns the plans the first one ran.
+std::vector<testing::PlanRecord> plans_choosing_on_device(const tokenizer::Tokenizer& tok,
+                                                          const std::vector<CompletionRequest>& requests) {
+  FakeTransformer host(1024, 200, 256);
+  const std::vector<GenerationResult> alone = generate_alone(host, tok, requests);
+  FakeTransformer device(1024, 200, 256);
+  device.choose_greedy_tokens_on_device();
+  return expect_alone_completions(device, tok, requests, alone);
+}
+
+TEST_F(SchedulerTest, GreedyTokensAreChosenOnTheDeviceWithoutLogits) {
+  int device_tokens = 0;
+  for (const testing::PlanRecord& plan : plans_choosing_on_device(tok, sixteen_requests(true))) {
+    EXPECT_EQ(plan.logits_entries, 0) << "no logits cross to the host when every request is greedy";
+    device_tokens += plan.device_tokens;
+  }
+  EXPECT_GT(device_tokens, 16) << "the tokens came from the device";
+}
+
+TEST_F(SchedulerTest, MixedSamplingDecodeStepsAskEveryEntryForTheSameOutputs) {
+  int mixed_decode_steps = 0;
+  for (const testing::PlanRecord& plan : plans_choosing_on_device(tok, sixteen_requests(false))) {
+    EXPECT_TRUE(plan.uniform_decodes) << "a decode step a backend could not replay as one graph";
+    mixed_decode_steps += plan.decodes > 1 && plan.logits_entries > 0 && plan.device_tokens > 0;
+  }
+  EXPECT_GT(mixed_decode_steps, 0) << "greedy and sampled requests decoded in the same step";
+}
+
+TEST_F(SchedulerTest, LongPromptIsChunkedBesideRunningDecodes) {
   FakeTransformer model(4096, 200, 512);
   Scheduler scheduler(model, tok, {}, options(4, /*step_tokens=*/64));
   CompletionRequest short_request;
@@ -138,10 +185,49 @@ TEST(Scheduler, LongPromptIsChunkedBesideRunningDecodes) {
     }
   }
   EXPECT_GE(long_chunks, 3000 / 64);
+  const StepCounts counts = scheduler.stats().steps;
+  EXPECT_EQ(counts.passes, static_cast<int64_t>(plans.size()));
+  EXPECT_EQ(counts.decode_passes, std::count_if(plans.begin(), plans.end(), [](const testing::PlanRecord& plan) {
+              return plan.prefill_tokens == 0;
+            }));
+  EXPECT_GT(counts.decode_passes, 0) << "the short request decoded alone once the long prompt was read";
+  EXPECT_GE(counts.seconds, counts.decode_seconds);
 }
 
-TEST(Scheduler, CancelFreesPagesOfRunningAndQueuedRequests) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, StallBoundSpacesPromptChunksBetweenDecodePasses) {
+  FakeTransformer model(4096, 200, 512);
+  model.set_prompt_token_cost(std::chrono::microseconds(200));  // a 63-token chunk: ~13 ms
+  SchedulerOptions bounded = options(4, /*step_tokens=*/64);
+  bounded.max_stall = 2.0;
+  Scheduler scheduler(model, tok, {}, bounded);
+  CompletionRequest short_request;
+  short_request.prompt = {'h', 'i'};
+  short_request.max_tokens = 200;
+  short_request.stop_at_eos = false;
+  CompletionRequest long_request;
+  long_request.prompt.assign(3000, 'x');
+  long_request.max_tokens = 2;
+  model.close_gate();  // both are in before the first pass
+  auto short_future = submit(scheduler, short_request);
+  auto long_future = submit(scheduler, long_request);
+  model.open_gate();
+  EXPECT_EQ(wait(short_future).outcome.tokens.size(), 200u);
+  EXPECT_NE(wait(long_future).outcome.finish, FinishReason::Failed) << "the long prompt was read all the same";
+  int chunks_beside_decodes = 0;
+  for (const testing::PlanRecord& plan : model.plans()) chunks_beside_decodes += plan.decodes > 0 && plan.prefill_tokens > 0;
+  // Unbounded, all 48 chunks would ride with the short request's decodes; bounded at 2x a pass of
+  // decodes alone (microseconds here), a chunk waits for the decodes to earn its ~13 ms.
+  EXPECT_GT(chunks_beside_decodes, 0);
+  EXPECT_LT(chunks_beside_decodes, 10);
+  EXPECT_THROW(Scheduler(model, tok, {}, [] {
+                 SchedulerOptions o;
+                 o.max_stall = 0.5;
+                 return o;
+               }()),
+               InputError);
+}
+
+TEST_F(SchedulerTest, CancelFreesPagesOfRunningAndQueuedRequests) {
   FakeTransformer model(2048, 64, 256);
   Scheduler scheduler(model, tok, {}, options(1));
   CompletionRequest endless;
@@ -162,8 +248,7 @@ TEST(Scheduler, CancelFreesPagesOfRunningAndQueuedRequests) {
   EXPECT_EQ(stats.queued, 0);
 }
 
-TEST(Scheduler, RandomSubmitsAndCancelsLeakNoPages) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, RandomSubmitsAndCancelsLeakNoPages) {
   FakeTransformer model(1024, 40, 128);
   Scheduler scheduler(model, tok, {}, options(6, 96, 64));
   std::mt19937 rng(5);
@@ -196,8 +281,7 @@ TEST(Scheduler, RandomSubmitsAndCancelsLeakNoPages) {
   EXPECT_EQ(stats.queued, 0);
 }
 
-TEST(Scheduler, FullQueueRefusesAndAdmissionWaitsForPages) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, FullQueueRefusesAndAdmissionWaitsForPages) {
   FakeTransformer model(1024, 4, 128);  // room for two sequences of 2 pages
   Scheduler scheduler(model, tok, {}, options(8, 128, /*max_queue=*/2));
   model.close_gate();
@@ -218,8 +302,7 @@ TEST(Scheduler, FullQueueRefusesAndAdmissionWaitsForPages) {
   EXPECT_EQ(scheduler.stats().kv.used_pages, 0);
 }
 
-TEST(Scheduler, RefusesRequestsThatCanNeverRun) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, RefusesRequestsThatCanNeverRun) {
   FakeTransformer model(256, 8, 128);
   Scheduler scheduler(model, tok, {}, options(2));
   CompletionRequest r;
@@ -233,8 +316,7 @@ TEST(Scheduler, RefusesRequestsThatCanNeverRun) {
   EXPECT_THROW(submit(scheduler, r), InputError);
 }
 
-TEST(Scheduler, SingleSequenceBackendServesOneAtATimeOnItsDefaultSequence) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, SingleSequenceBackendServesOneAtATimeOnItsDefaultSequence) {
   FakeTransformer model(1024, 16, 128, /*opens_sequences=*/false);
   std::mt19937 rng(3);
   std::vector<CompletionRequest> requests;
@@ -253,8 +335,7 @@ TEST(Scheduler, SingleSequenceBackendServesOneAtATimeOnItsDefaultSequence) {
   EXPECT_EQ(scheduler.stats().kv.used_pages, 0);
 }
 
-TEST(Scheduler, DrainFinishesAcceptedRequestsThenRefusesNewOnes) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, DrainFinishesAcceptedRequestsThenRefusesNewOnes) {
   FakeTransformer model(1024, 64, 128);
   Scheduler scheduler(model, tok, {}, options(2));
   std::mt19937 rng(9);
@@ -268,8 +349,7 @@ TEST(Scheduler, DrainFinishesAcceptedRequestsThenRefusesNewOnes) {
   EXPECT_THROW(submit(scheduler, request_for(7, rng)), ShuttingDown);
 }
 
-TEST(Scheduler, PerRequestMethodsShareABatchAndBadOnesFail) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, PerRequestMethodsShareABatchAndBadOnesFail) {
   FakeTransformer model(1024, 64, 128);
   Scheduler scheduler(model, tok, {}, options(4));
   std::mt19937 rng(1);
@@ -288,26 +368,14 @@ TEST(Scheduler, PerRequestMethodsShareABatchAndBadOnesFail) {
   EXPECT_EQ(scheduler.stats().kv.used_pages, 0);
 }
 
-}  // namespace
-}  // namespace deltainfer::engine
-
-namespace deltainfer::engine {
-namespace {
-
-TEST(Scheduler, UnlimitedMaxTokensRunsToAFullContextLikeGenerate) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, UnlimitedMaxTokensRunsToAFullContextLikeGenerate) {
   FakeTransformer model(256, 4, 128);
   CompletionRequest r;
   r.prompt.assign(200, 'q');
   r.max_tokens = INT64_MAX;  // reserves the rest of the context, no more
   r.stop_at_eos = false;
   r.sampling.temperature = 0;
-  GenerationRequest g;
-  g.prompt = r.prompt;
-  g.max_tokens = r.max_tokens;
-  g.sampling = r.sampling;
-  g.stop_at_eos = false;
-  const GenerationResult alone = generate(model, tok, g);
+  const GenerationResult alone = generate(model, tok, r);
   model.truncate(0);
   ASSERT_EQ(alone.stop_reason, StopReason::ContextFull);
   Scheduler scheduler(model, tok, {}, options(2));
@@ -318,14 +386,7 @@ TEST(Scheduler, UnlimitedMaxTokensRunsToAFullContextLikeGenerate) {
   EXPECT_EQ(scheduler.stats().kv.used_pages, 0);
 }
 
-}  // namespace
-}  // namespace deltainfer::engine
-
-namespace deltainfer::engine {
-namespace {
-
-TEST(Scheduler, DeltaPromptChunksStartOnMultiplesOfGamma) {
-  const tokenizer::Tokenizer tok = testing::byte_tokenizer();
+TEST_F(SchedulerTest, DeltaPromptChunksStartOnMultiplesOfGamma) {
   FakeTransformer model(4096, 200, 100);  // refuses a Δ chunk that does not start on a multiple of γ
   Scheduler scheduler(model, tok, {}, options(4, 100));
   std::vector<std::future<Finished>> futures;
