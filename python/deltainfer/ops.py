@@ -228,8 +228,8 @@ def decode_attention(q, k_cache, v_cache, page_table, kv_lens, max_kv_len=None, 
     None it is read from kv_lens, which synchronizes. num_splits > 0 forces a split count.
     At most 16 query heads per KV head. Returns out (and lse [batch][n_heads] f32).
     """
-    d = _decode_inputs(q, k_cache, v_cache, page_table, kv_lens, max_kv_len, softmax_scale)
     _checks.integer(num_splits, "num_splits", 0)
+    d = _decode_inputs(q, k_cache, v_cache, page_table, kv_lens, max_kv_len, softmax_scale)
     ext = _ext()
     batch, n_heads, head_dim = q.shape
     _, nbytes = ext.decode_plan(batch, n_heads, k_cache.shape[1], head_dim, d.max_kv_len, num_splits)
@@ -256,12 +256,12 @@ def delta_decode(q, k_cache, v_cache, page_table, kv_lens, max_kv_len=None, *, b
     Returns (out [batch][n_heads][head_dim] bf16 — the dense attention, TokenSet) — pass the set
     to sparse_decode for the layers that follow the Δ-layer.
     """
-    d = _decode_inputs(q, k_cache, v_cache, page_table, kv_lens, max_kv_len, softmax_scale)
     _checks.integer(budget, "budget", 1)
     _checks.integer(page, "page", 1)
     _checks.integer(recency, "recency", 0)
     if budget % page != 0:
         raise ValueError(f"budget: {budget} must be a multiple of page {page}")
+    d = _decode_inputs(q, k_cache, v_cache, page_table, kv_lens, max_kv_len, softmax_scale)
     ext = _ext()
     batch, n_heads, head_dim = q.shape
     nbytes, capacity = ext.delta_select_plan(batch, n_heads, k_cache.shape[1], head_dim, d.max_kv_len, budget,
