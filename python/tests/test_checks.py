@@ -143,3 +143,15 @@ def test_paged_kv_from_contiguous_layout():
             assert torch.equal(k_cache[page, :, pos % ops.PAGE_SIZE], k[pos])
             assert torch.equal(v_cache[page, :, pos % ops.PAGE_SIZE], v[pos])
     assert not k_cache[1, :, 70 - 64:].any()  # padding past the first sequence's end
+
+
+def test_hf_enable_rejects_bad_settings_before_touching_the_model():
+    pytest.importorskip("transformers")
+    import deltainfer.hf
+
+    with pytest.raises(ValueError, match="prefill"):
+        deltainfer.hf.enable(object(), prefill="vslash")
+    with pytest.raises(ValueError, match="gamma"):
+        deltainfer.hf.enable(object(), prefill="sliding_delta", gamma=48)
+    with pytest.raises(ValueError, match="window"):
+        deltainfer.hf.enable(object(), prefill="sliding", window=0)
