@@ -73,9 +73,10 @@ cuda::PageSelectConfig select_config(int budget, int page, int recency, bool kee
 std::pair<size_t, int> delta_select_plan(int batch, int n_heads, int n_kv_heads, int head_dim, int max_kv_len,
                                          int budget, int page, int recency, bool keep_sink) {
   const cuda::PageSelectConfig config = select_config(budget, page, recency, keep_sink);
+  const int capacity = cuda::token_set_capacity(config);  // validates the config before any CUDA call
   const cuda::DeltaSelectPlan plan = cuda::plan_delta_select(batch, n_heads, n_kv_heads, head_dim, max_kv_len,
                                                              config, cuda::current_device_sm_count());
-  return {plan.workspace_bytes, cuda::token_set_capacity(config)};
+  return {plan.workspace_bytes, capacity};
 }
 
 cuda::TokenSet token_set(const Tensor& indices, const Tensor& counts) {

@@ -31,6 +31,12 @@ def test_extension_rejects_cpu_tensors_without_crashing():
         _ext.prefill(q, k, v, table[0], torch.empty_like(q), None, 200, 0, None, 0.125, 0)
 
 
+def test_kernel_input_errors_reach_python_as_value_errors():
+    # deltainfer::InputError from the C++ contract checks (here: a selection page over the limit).
+    with pytest.raises(ValueError, match="page"):
+        ops._ext().delta_select_plan(1, 8, 2, 64, 100, 1 << 20, 1 << 20, 0, True)
+
+
 def test_cpu_tensor_is_a_value_error_naming_cuda():
     k, v, table, _ = paged()
     with pytest.raises(ValueError, match="CUDA"):
