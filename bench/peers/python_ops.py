@@ -36,15 +36,12 @@ def sdpa_backend():
     return [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
 
 
-def sdpa(q, k, v, causal):
-    """q [n][H][d], k/v [L][Hkv][d] -> [n][H][d] through torch SDPA (GQA)."""
+def sdpa(qh, kh, vh, causal):
+    """qh [1][H][n][d], kh/vh [1][Hkv][L][d] (contiguous, made before timing) through torch SDPA (GQA)."""
     from torch.nn.attention import sdpa_kernel
 
     with sdpa_kernel(sdpa_backend()):
-        out = torch.nn.functional.scaled_dot_product_attention(
-            q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None], is_causal=causal,
-            enable_gqa=True)
-    return out[0].transpose(0, 1)
+        return torch.nn.functional.scaled_dot_product_attention(qh, kh, vh, is_causal=causal, enable_gqa=True)
 
 
 def report(case, tokens, ours_ms, peer, peer_ms, diff):
@@ -59,9 +56,10 @@ def prefill_cases(tokens, heads, kv_heads, dim, window, sink, gamma, flex):
     k_cache, v_cache, table, _ = deltainfer.paged_kv_from_contiguous(k, v)
     repeats = 10 if tokens <= 65536 else 3
 
+    qh, kh, vh = (t.transpose(0, 1)[None].contiguous() for t in (q, k, v))  # the peers' [1][heads][n][d]
     dense = lambda: deltainfer.prefill_attention(q, k_cache, v_cache, table, tokens)
-    peer = lambda: sdpa(q, k, v, True)
-    diff = (dense().float() - peer().float()).abs().max().item()
+    peer = lambda: sdpa(qh, kh, vh, True)
+    diff = (dense().float() - peer()[0].transpose(0, 1).float()).abs().max().item()
     report("dense_prefill", tokens, time_ms(dense, repeats), "sdpa", time_ms(peer, repeats), diff)
 
     sliding = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, window, sink)
@@ -72,7 +70,6 @@ def prefill_cases(tokens, heads, kv_heads, dim, window, sink, gamma, flex):
             return (kv_idx <= q_idx) & ((kv_idx < sink) | (q_idx - kv_idx < window))
 
         block_mask = create_block_mask(mask_mod, None, None, tokens, tokens, device="cuda", _compile=True)
-        qh, kh, vh = (t.transpose(0, 1)[None].contiguous() for t in (q, k, v))
         peer = lambda: flex(qh, kh, vh, block_mask=block_mask, enable_gqa=True)
         diff = (sliding().float() - peer()[0].transpose(0, 1).float()).abs().max().item()
         report("sliding_prefill", tokens, time_ms(sliding, repeats), "flex", time_ms(peer, repeats), diff)
@@ -89,7 +86,7 @@ def decode_case(batch, kv_len, heads, kv_heads, dim):
     values = [rand(kv_len, kv_heads, dim, seed=100 + b) for b in range(batch)]
     k_cache, v_cache, table, kv_lens = deltainfer.paged_kv_from_contiguous(keys, values)
     ours = lambda: deltainfer.decode_attention(q, k_cache, v_cache, table, kv_lens, kv_len)
-    k, v = torch.stack(keys).transpose(1, 2), torch.stack(values).transpose(1, 2)  # [B][Hkv][L][d]
+    k, v = (torch.stack(t).transpose(1, 2).contiguous() for t in (keys, values))  # [B][Hkv][L][d]
     from torch.nn.attention import sdpa_kernel
 
     def peer():

@@ -152,7 +152,10 @@ def test_delta_decode_dense_output_selection_and_sparse_decode(n_heads, n_kv_hea
         assert count == (n if n <= budget else budget - (-n) % page)
         assert (chosen < n).all() and (chosen[1:] > chosen[:-1]).all()
         assert (token_set.indices[b, 0, count:] == -1).all()
-        assert chosen[0] == 0 and set(range(n - recency, n)) <= set(chosen.tolist())  # sink and recent pages kept
+        # The first page and the last ceil(recency / page) pages are always kept.
+        pages = -(-n // page)
+        first_recent = max(pages - -(-recency // page), 0) * page
+        assert set(range(page)) | set(range(first_recent, n)) <= set(chosen.tolist())
         expect_close(sparse[b:b + 1], set_attention(q[b:b + 1], keys[b], values[b], chosen))
 
 
