@@ -6,10 +6,12 @@ from deltainfer.ops import (
     delta_decode,
     paged_kv_from_contiguous,
     prefill_attention,
+    quest_decode,
     sliding_delta_prefill,
     sliding_prefill,
     sparse_decode,
     streaming_decode,
+    vslash_prefill,
 )
 
 __all__ = [
@@ -19,8 +21,10 @@ __all__ = [
     "delta_decode",
     "paged_kv_from_contiguous",
     "prefill_attention",
+    "quest_decode",
     "sliding_delta_prefill",
     "sliding_prefill",
     "sparse_decode",
     "streaming_decode",
+    "vslash_prefill",
 ]

@@ -29,6 +29,7 @@ from deltainfer import _checks
 PAGE_SIZE = 64  # tokens per KV page (src/backend/cuda/prefill_attention.h, kPrefillPageSize)
 MAX_DECODE_GROUP = 16  # query heads per KV head in decode (decode_attention.h)
 FUSED_GAMMAS = (16, 32, 64)  # strides the sliding kernel's fused Δ epilogue supports
+QUEST_PAGE = 16  # tokens per Quest page (delta_decode.h, kQuestPage)
 
 
 @functools.cache
@@ -161,21 +162,62 @@ def sliding_delta_prefill(q, k_cache, v_cache, page_table, kv_len, window, sink=
     Returns out [n_q][n_heads][head_dim] bf16.
     """
     _window_sink(window, sink)
+    _delta_gamma(gamma, first_pos)
+    page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)
+    dense_rows = _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale)
+    out = torch.empty_like(q)
+    _ext().sliding_prefill(q, k_cache, v_cache, page_table, out, None, kv_len, first_pos, scale, window, sink,
+                           dense_rows, gamma, _stream(q.device))
+    return out
+
+
+def _delta_gamma(gamma, first_pos):
     _checks.integer(gamma, "gamma")
     if gamma not in FUSED_GAMMAS:
         raise ValueError(f"gamma: the fused Δ correction supports {FUSED_GAMMAS}, got {gamma}")
     if isinstance(first_pos, int) and first_pos % gamma != 0:
         raise ValueError(f"first_pos: {first_pos} must be a multiple of gamma {gamma}")
-    page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)
-    ext, stream = _ext(), _stream(q.device)
+
+
+def _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale):
+    """o^d_r: dense causal attention of the rows at positions first_pos, first_pos + gamma, ..."""
     strided_q = q[::gamma].contiguous()
     positions = torch.arange(first_pos, first_pos + q.shape[0], gamma, dtype=torch.int32, device=q.device)
     dense_rows = torch.empty_like(strided_q)
-    ext.prefill(strided_q, k_cache, v_cache, page_table, dense_rows, None, kv_len, first_pos, positions, scale,
-                stream)
+    _ext().prefill(strided_q, k_cache, v_cache, page_table, dense_rows, None, kv_len, first_pos, positions, scale,
+                   _stream(q.device))
+    return dense_rows
+
+
+def vslash_prefill(q, k_cache, v_cache, page_table, kv_len, first_pos=0, *, vertical=1000, slash=6096,
+                   estimate_queries=64, gamma=None, softmax_scale=None):
+    """Vertical-slash block-sparse prefill with its estimator (docs/METHODS.md,
+    "Vertical-slash (prefill)"), with the fused Δ correction when gamma is given ("Δ attention
+    (prefill)": vslash+Δ).
+
+    The chunk is the cache's last rows: first_pos + n_q == kv_len. The estimator scores key
+    columns and diagonals from the last estimate_queries rows and keeps the top `vertical`
+    columns and `slash` offsets per head (src/backend/cuda/vslash_estimate.h); each 128-row
+    query block then visits the 64-key blocks they touch plus block 0 and its own diagonal.
+    The estimator's buffers are allocated for the call (cudaMalloc) and freed at its end.
+    gamma (16, 32 or 64, first_pos a multiple of it) adds the Δ correction as in
+    sliding_delta_prefill. Returns out [n_q][n_heads][head_dim] bf16.
+    """
+    for name, value in (("vertical", vertical), ("slash", slash), ("estimate_queries", estimate_queries)):
+        _checks.integer(value, name, 1)
+    if gamma is not None:
+        _delta_gamma(gamma, first_pos)
+    _checks.tensor(q, "q", torch.bfloat16, 3)
+    if _checks.integer(first_pos, "first_pos", 0) + q.shape[0] != _checks.integer(kv_len, "kv_len", 1):
+        raise ValueError(f"kv_len: vertical-slash needs the chunk to end the cache (first_pos + n_q = "
+                         f"{first_pos + q.shape[0]}), got kv_len {kv_len}")
+    page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)
+    dense_rows = None
+    if gamma is not None:
+        dense_rows = _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale)
     out = torch.empty_like(q)
-    ext.sliding_prefill(q, k_cache, v_cache, page_table, out, None, kv_len, first_pos, scale, window, sink,
-                        dense_rows, gamma, stream)
+    _ext().vslash_prefill(q, k_cache, v_cache, page_table, out, None, kv_len, first_pos, scale, estimate_queries,
+                          vertical, slash, dense_rows, gamma or 0, _stream(q.device))
     return out
 
 
@@ -241,10 +283,18 @@ def decode_attention(q, k_cache, v_cache, page_table, kv_lens, max_kv_len=None, 
 
 
 class TokenSet(NamedTuple):
-    """Selected positions per sequence: indices [batch][1][capacity] int32 ascending, -1 past
-    counts[b][0] entries (delta_decode.h's TokenSet)."""
+    """Selected positions: indices [batch][sets][capacity] int32 ascending, -1 past counts[b][s]
+    entries; one set per sequence (DELTA, StreamingLLM) or per KV head (Quest) (delta_decode.h)."""
     indices: torch.Tensor
     counts: torch.Tensor
+
+
+def _selection_sizes(budget, page, recency):
+    _checks.integer(budget, "budget", 1)
+    _checks.integer(page, "page", 1)
+    _checks.integer(recency, "recency", 0)
+    if budget % page != 0:
+        raise ValueError(f"budget: {budget} must be a multiple of the selection page of {page} tokens")
 
 
 def delta_decode(q, k_cache, v_cache, page_table, kv_lens, max_kv_len=None, *, budget=2048, page=16,
@@ -256,11 +306,7 @@ def delta_decode(q, k_cache, v_cache, page_table, kv_lens, max_kv_len=None, *, b
     Returns (out [batch][n_heads][head_dim] bf16 — the dense attention, TokenSet) — pass the set
     to sparse_decode for the layers that follow the Δ-layer.
     """
-    _checks.integer(budget, "budget", 1)
-    _checks.integer(page, "page", 1)
-    _checks.integer(recency, "recency", 0)
-    if budget % page != 0:
-        raise ValueError(f"budget: {budget} must be a multiple of page {page}")
+    _selection_sizes(budget, page, recency)
     d = _decode_inputs(q, k_cache, v_cache, page_table, kv_lens, max_kv_len, softmax_scale)
     ext = _ext()
     batch, n_heads, head_dim = q.shape
@@ -317,6 +363,40 @@ def streaming_decode(q, k_cache, v_cache, page_table, kv_lens, sink, window, *, 
     counts = torch.empty(batch, 1, dtype=torch.int32, device=q.device)
     _ext().streaming_select(d.kv_lens, sink, window, indices, counts, _stream(q.device))
     return sparse_decode(q, k_cache, v_cache, d.page_table, TokenSet(indices, counts), softmax_scale=d.scale)
+
+
+def quest_decode(q, k_cache, v_cache, page_table, kv_lens, max_kv_len=None, *, budget=2048, recency=128,
+                 keep_sink=True, bounds=None, softmax_scale=None):
+    """Quest decode (docs/METHODS.md, "The methods by name": Quest): per KV head, the pages of 16
+    tokens with the highest upper bound of q.k (from the element-wise min/max of their keys;
+    max over the group's query heads) up to `budget` tokens, the first page and the last
+    ceil(recency / 16) pages always kept; then exact attention over each KV head's set.
+
+    bounds: the key bounds from an earlier call (returned below) for an unchanged cache; None
+    builds them from the cache (O(kv_len)). Returns (out, TokenSet with one set per KV head,
+    bounds).
+    """
+    _selection_sizes(budget, QUEST_PAGE, recency)
+    d = _decode_inputs(q, k_cache, v_cache, page_table, kv_lens, max_kv_len, softmax_scale)
+    ext = _ext()
+    batch, n_heads, head_dim = q.shape
+    n_kv_heads = k_cache.shape[1]
+    build = bounds is None
+    if build:
+        elements = ext.quest_bounds_elements(k_cache.shape[0], n_kv_heads, head_dim)
+        bounds = torch.empty(elements, dtype=torch.bfloat16, device=q.device)
+    else:
+        _checks.tensor(bounds, "bounds", torch.bfloat16, 1)
+        _checks.on_one_cuda_device("quest_decode", q=q, bounds=bounds)
+    nbytes, capacity = ext.quest_select_plan(batch, n_heads, n_kv_heads, head_dim, d.max_kv_len, budget, recency,
+                                             bool(keep_sink))
+    indices = torch.empty(batch, n_kv_heads, capacity, dtype=torch.int32, device=q.device)
+    counts = torch.empty(batch, n_kv_heads, dtype=torch.int32, device=q.device)
+    ext.quest_select(q, k_cache, bounds, d.page_table, d.kv_lens, d.max_kv_len, budget, recency, bool(keep_sink),
+                     build, _workspace(nbytes, q.device), indices, counts, _stream(q.device))
+    token_set = TokenSet(indices, counts)
+    out = sparse_decode(q, k_cache, v_cache, d.page_table, token_set, softmax_scale=d.scale)
+    return out, token_set, bounds
 
 
 def append_kv(k, v, k_cache, v_cache, page_table, positions, token_seq=None, *, rope_inv_freq=None,

@@ -1,5 +1,5 @@
 // Decode: dense split-KV (decode_attention.h), DELTA's dense pass + selection, sparse decode over a
-// token set and StreamingLLM's set (delta_decode.h). Workspaces are torch uint8 tensors sized by
+// token set, StreamingLLM's set and Quest's key bounds + page selection (delta_decode.h). Workspaces are torch uint8 tensors sized by
 // the *_plan functions, so allocation stays with PyTorch's caching allocator.
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
@@ -121,6 +121,41 @@ void streaming_select(const Tensor& kv_lens, int sink, int window, const Tensor&
                          token_set(indices, counts), as_stream(stream));
 }
 
+// (workspace bytes, token-set capacity per KV head) for quest_select; Quest pages are 16 tokens.
+std::pair<size_t, int> quest_select_plan(int batch, int n_heads, int n_kv_heads, int head_dim, int max_kv_len,
+                                         int budget, int recency, bool keep_sink) {
+  const cuda::PageSelectConfig config = select_config(budget, cuda::kQuestPage, recency, keep_sink);
+  const int capacity = cuda::token_set_capacity(config);
+  return {cuda::plan_quest_select(batch, n_heads, n_kv_heads, head_dim, max_kv_len, config).workspace_bytes,
+          capacity};
+}
+
+size_t quest_bounds_elements(int num_pages, int n_kv_heads, int head_dim) {
+  return cuda::quest_bounds_elements(num_pages, n_kv_heads, head_dim);
+}
+
+// Builds the key bounds of every Quest page of [0, kv_len) when build_bounds (else uses `bounds` as
+// they are), then selects the top pages per KV head into indices [batch][n_kv_heads][capacity].
+void quest_select(const Tensor& q, const Tensor& k_pool, const Tensor& bounds, const Tensor& page_table,
+                  const Tensor& kv_lens, int max_kv_len, int budget, int recency, bool keep_sink, bool build_bounds,
+                  const Tensor& workspace, const Tensor& indices, const Tensor& counts, uintptr_t stream) {
+  cuda::QuestCache cache;
+  cache.k_pool = bf16_data(k_pool, "k_cache");
+  cache.bounds = bf16_data(bounds, "bounds");
+  cache.page_table = i32_data(page_table, "page_table");
+  cache.page_table_stride = static_cast<int>(page_table.shape(1));
+  cache.kv_lens = i32_data(kv_lens, "kv_lens");
+  cache.batch = static_cast<int>(q.shape(0));
+  cache.n_kv_heads = static_cast<int>(k_pool.shape(1));
+  cache.head_dim = static_cast<int>(q.shape(2));
+  cache.max_kv_len = max_kv_len;
+  if (build_bounds) cuda::quest_build_bounds(cache, as_stream(stream));
+  cuda::quest_select(bf16_data(q, "q"), static_cast<int>(q.shape(1)), cache,
+                     select_config(budget, cuda::kQuestPage, recency, keep_sink),
+                     checked_data(workspace, Elem::kU8, "workspace"), workspace.size(), token_set(indices, counts),
+                     as_stream(stream));
+}
+
 }  // namespace
 
 void bind_decode(nb::module_& m) {
@@ -141,6 +176,13 @@ void bind_decode(nb::module_& m) {
   m.def("sparse_decode", &sparse_decode, nb::arg("q"), nb::arg("k_pool"), nb::arg("v_pool"), nb::arg("page_table"),
         nb::arg("indices"), nb::arg("counts"), nb::arg("out"), nb::arg("lse").none(), nb::arg("scale"),
         nb::arg("workspace"), nb::arg("stream"));
+  m.def("quest_select_plan", &quest_select_plan, nb::arg("batch"), nb::arg("n_heads"), nb::arg("n_kv_heads"),
+        nb::arg("head_dim"), nb::arg("max_kv_len"), nb::arg("budget"), nb::arg("recency"), nb::arg("keep_sink"));
+  m.def("quest_bounds_elements", &quest_bounds_elements, nb::arg("num_pages"), nb::arg("n_kv_heads"),
+        nb::arg("head_dim"));
+  m.def("quest_select", &quest_select, nb::arg("q"), nb::arg("k_pool"), nb::arg("bounds"), nb::arg("page_table"),
+        nb::arg("kv_lens"), nb::arg("max_kv_len"), nb::arg("budget"), nb::arg("recency"), nb::arg("keep_sink"),
+        nb::arg("build_bounds"), nb::arg("workspace"), nb::arg("indices"), nb::arg("counts"), nb::arg("stream"));
   m.def("streaming_select", &streaming_select, nb::arg("kv_lens"), nb::arg("sink"), nb::arg("window"),
         nb::arg("indices"), nb::arg("counts"), nb::arg("stream"));
 }

@@ -1,9 +1,11 @@
-// Prefill: dense causal (optionally at given query positions) and sliding window + sink with the
-// optional fused Δ correction (backend/cuda/prefill_attention.h, sparse_prefill.h).
+// Prefill: dense causal (optionally at given query positions), sliding window + sink and
+// vertical-slash block-sparse, the sparse ones with the optional fused Δ correction
+// (backend/cuda/prefill_attention.h, sparse_prefill.h, vslash_estimate.h).
 #include <nanobind/stl/optional.h>
 
 #include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/sparse_prefill.h"
+#include "backend/cuda/vslash_estimate.h"
 #include "ops.h"
 #include "tensor_view.h"
 
@@ -46,6 +48,21 @@ void sliding_prefill(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool
   cuda::sliding_prefill_attention(args, window, sink, as_stream(stream), fused);
 }
 
+// The estimator's buffers are its own cudaMallocs, sized for this call; their cudaFree at return
+// waits for the launches that read them.
+void vslash_prefill(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& page_table,
+                    const Tensor& out, const std::optional<Tensor>& lse, int kv_len, int first_pos, float scale,
+                    int estimate_queries, int vertical, int slash, const std::optional<Tensor>& dense_rows, int gamma,
+                    uintptr_t stream) {
+  const cuda::PrefillAttentionArgs args =
+      prefill_args(q, k_pool, v_pool, page_table, out, lse, kv_len, first_pos, scale);
+  cuda::VslashEstimator estimator(args.n_heads, args.head_dim, args.n_q, kv_len,
+                                  cuda::VslashParams{estimate_queries, vertical, slash});
+  const cuda::BlockSparseLists lists = estimator.build_lists(args, as_stream(stream));
+  const cuda::DeltaFusion fused{optional_bf16_data(dense_rows, "dense_rows"), dense_rows ? gamma : 0};
+  cuda::block_sparse_prefill_attention(args, lists, as_stream(stream), fused);
+}
+
 }  // namespace
 
 void bind_prefill(nb::module_& m) {
@@ -57,6 +74,10 @@ void bind_prefill(nb::module_& m) {
         nb::arg("page_table"), nb::arg("out"), nb::arg("lse").none(), nb::arg("kv_len"), nb::arg("first_pos"),
         nb::arg("scale"), nb::arg("window"), nb::arg("sink"), nb::arg("dense_rows").none(), nb::arg("gamma"),
         nb::arg("stream"));
+  m.def("vslash_prefill", &vslash_prefill, nb::arg("q"), nb::arg("k_pool"), nb::arg("v_pool"), nb::arg("page_table"),
+        nb::arg("out"), nb::arg("lse").none(), nb::arg("kv_len"), nb::arg("first_pos"), nb::arg("scale"),
+        nb::arg("estimate_queries"), nb::arg("vertical"), nb::arg("slash"), nb::arg("dense_rows").none(),
+        nb::arg("gamma"), nb::arg("stream"));
 }
 
 }  // namespace deltainfer::python

@@ -161,3 +161,17 @@ def test_hf_enable_rejects_bad_settings_before_touching_the_model():
         deltainfer.hf.enable(object(), prefill="sliding_delta", gamma=48)
     with pytest.raises(ValueError, match="window"):
         deltainfer.hf.enable(object(), prefill="sliding", window=0)
+
+
+def test_vslash_needs_the_chunk_to_end_the_cache_and_positive_sizes():
+    k, v, table, _ = paged()
+    with pytest.raises(ValueError, match="kv_len"):
+        deltainfer.vslash_prefill(q_rows(n=8), k, v, table, 200, first_pos=100)
+    with pytest.raises(ValueError, match="vertical"):
+        deltainfer.vslash_prefill(q_rows(n=8), k, v, table, 200, first_pos=192, vertical=0)
+
+
+def test_quest_budget_must_be_whole_quest_pages():
+    k, v, table, kv_lens = paged()
+    with pytest.raises(ValueError, match="budget"):
+        deltainfer.quest_decode(q_rows(n=1), k, v, table, kv_lens, 200, budget=100)

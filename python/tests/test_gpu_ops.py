@@ -212,3 +212,62 @@ def test_ops_run_on_the_current_stream():
         out = deltainfer.prefill_attention(q, k_cache, v_cache, table, 500)
     side.synchronize()
     expect_close(out, ref.attention(q, k, v, torch.arange(500), ref.causal)[0])
+
+
+@pytest.mark.parametrize("n_heads,n_kv_heads,head_dim", [(8, 2, 64), (32, 8, 128)])
+def test_vslash_keeping_every_column_is_dense(n_heads, n_kv_heads, head_dim):
+    kv_len = 1000
+    k, v = make_kv(kv_len, n_kv_heads, head_dim)
+    q = make_q(kv_len, n_heads, head_dim)
+    k_cache, v_cache, table, _ = paged(k, v)
+    out = deltainfer.vslash_prefill(q, k_cache, v_cache, table, kv_len, vertical=kv_len, slash=kv_len)
+    expect_close(out, ref.attention(q, k, v, torch.arange(kv_len, device="cuda"), ref.causal)[0])
+
+
+@pytest.mark.parametrize("gamma,first_pos", [(64, 0), (32, 512)])
+def test_vslash_delta_rows_are_dense_and_every_row_finite(gamma, first_pos):
+    kv_len, n_heads, n_kv_heads, head_dim = 2048, 8, 2, 128
+    k, v = make_kv(kv_len, n_kv_heads, head_dim)
+    q = make_q(kv_len - first_pos, n_heads, head_dim)
+    k_cache, v_cache, table, _ = paged(k, v)
+    out = deltainfer.vslash_prefill(q, k_cache, v_cache, table, kv_len, first_pos, vertical=64, slash=128,
+                                    gamma=gamma)
+    dense, _ = ref.attention(q, k, v, torch.arange(first_pos, kv_len, device="cuda"), ref.causal)
+    assert torch.isfinite(out.float()).all()
+    assert ref.max_abs(out[::gamma], dense[::gamma]) < ABS  # the fused Δ writes o^d_r on rows r
+    sparse = deltainfer.vslash_prefill(q, k_cache, v_cache, table, kv_len, first_pos, vertical=64, slash=128)
+    # Δ moves every row by its stride row's (dense - sparse) difference: rows r + 1 .. r + gamma - 1.
+    rows = torch.arange(q.shape[0], device="cuda") // gamma * gamma
+    expect_close(out, sparse.float() + (dense[rows] - sparse.float()[rows]), ABS_DELTA)
+
+
+@pytest.mark.parametrize("n_heads,n_kv_heads,head_dim", [(8, 2, 64), (32, 8, 128)])
+def test_quest_decode_sets_per_kv_head_and_their_attention(n_heads, n_kv_heads, head_dim):
+    kv_lens, budget, recency, page = [3000, 700], 512, 64, deltainfer.ops.QUEST_PAGE
+    q, keys, values, k_cache, v_cache, table, lens = decode_case(kv_lens, n_heads, n_kv_heads, head_dim)
+    out, token_set, bounds = deltainfer.quest_decode(q, k_cache, v_cache, table, lens, max(kv_lens), budget=budget,
+                                                     recency=recency)
+    group = n_heads // n_kv_heads
+    for b, n in enumerate(kv_lens):
+        pages = -(-n // page)
+        kept = set(range(page)) | set(range(max(pages - -(-recency // page), 0) * page, n))
+        for g in range(n_kv_heads):
+            count = int(token_set.counts[b, g])
+            chosen = token_set.indices[b, g, :count]
+            assert 0 < count <= budget and (chosen < n).all() and (chosen[1:] > chosen[:-1]).all()
+            assert kept <= set(chosen.tolist())
+            heads = slice(g * group, (g + 1) * group)
+            want = set_attention(q[b:b + 1, heads], keys[b][:, g:g + 1], values[b][:, g:g + 1], chosen)
+            expect_close(out[b:b + 1, heads], want)
+    again, _, _ = deltainfer.quest_decode(q, k_cache, v_cache, table, lens, max(kv_lens), budget=budget,
+                                          recency=recency, bounds=bounds)
+    assert torch.equal(again, out)
+
+
+def test_quest_decode_with_the_whole_context_in_budget_is_dense():
+    kv_lens = [1000, 130]
+    q, keys, values, k_cache, v_cache, table, lens = decode_case(kv_lens, 8, 2, 128)
+    out, _, _ = deltainfer.quest_decode(q, k_cache, v_cache, table, lens, budget=1024)
+    for b, n in enumerate(kv_lens):
+        want, _ = ref.attention(q[b:b + 1], keys[b], values[b], torch.tensor([n - 1]), ref.causal)
+        expect_close(out[b:b + 1], want)
