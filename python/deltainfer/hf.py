@@ -7,12 +7,14 @@ registers the attention function "deltainfer" in transformers' AttentionInterfac
 function in AttentionMaskInterface) and switches the model to it. The KV cache stays
 transformers' own (contiguous per layer); each call pages the layer's K/V for our kernels (a
 copy, O(kv_len) per layer and step: this is for trying methods on HF models, not for speed).
-Prefill (query length > 1): "dense" causal, "sliding" window + sink, or "sliding_delta" (the
-fused Δ correction, docs/METHODS.md "Δ attention (prefill)"). Decode (one query): "dense"
-split-KV or "delta" (DELTA, docs/METHODS.md "DELTA (decode)": each step runs the dense pass
-plus the selection of `budget` tokens in every layer and returns the dense output, i.e. the
-Δ-layer's computation; the engine's sparse layers are not modelled here). Left-padded batches
-are refused (ValueError): sequences of a batch must have equal lengths.
+Prefill (query length > 1): "dense" causal, "sliding" window + sink, "sliding_delta" (the
+fused Δ correction, docs/METHODS.md "Δ attention (prefill)"), "vslash" (vertical-slash with its
+estimator, `vertical` columns and `slash` diagonals kept per head) or "vslash_delta". Decode
+(one query): "dense" split-KV; "delta" (DELTA, docs/METHODS.md "DELTA (decode)": each step runs
+the dense pass plus the selection of `budget` tokens in every layer and returns the dense
+output, i.e. the Δ-layer's computation; the engine's sparse layers are not modelled here);
+"streaming" (sink + window, StreamingLLM); "quest" (Quest, `budget` tokens per KV head).
+Left-padded batches are refused (ValueError): sequences of a batch must have equal lengths.
 """
 from __future__ import annotations
 
@@ -21,13 +23,13 @@ import torch
 from deltainfer import ops
 
 NAME = "deltainfer"
-PREFILL_KINDS = ("dense", "sliding", "sliding_delta")
-DECODE_KINDS = ("dense", "delta")
+PREFILL_KINDS = ("dense", "sliding", "sliding_delta", "vslash", "vslash_delta")
+DECODE_KINDS = ("dense", "delta", "streaming", "quest")
 _settings: dict[int, dict] = {}  # id(model config) -> the enable() arguments
 
 
 def enable(model, prefill: str = "dense", window: int = 2048, sink: int = 64, gamma: int = 64,
-           decode: str = "dense", budget: int = 2048):
+           decode: str = "dense", budget: int = 2048, vertical: int = 1000, slash: int = 6096):
     """Switches `model` (a transformers PreTrainedModel, bf16 on a CUDA device: Llama, Qwen2,
     Qwen3, ... any model that dispatches through ALL_ATTENTION_FUNCTIONS) to our kernels."""
     from transformers import AttentionInterface
@@ -37,16 +39,18 @@ def enable(model, prefill: str = "dense", window: int = 2048, sink: int = 64, ga
         raise ValueError(f"prefill: {prefill!r} is not one of {PREFILL_KINDS}")
     if decode not in DECODE_KINDS:
         raise ValueError(f"decode: {decode!r} is not one of {DECODE_KINDS}")
-    if prefill != "dense" and (window <= 0 or sink < 0):
+    if (prefill.startswith("sliding") or decode == "streaming") and (window <= 0 or sink < 0):
         raise ValueError(f"window {window} must be > 0 and sink {sink} >= 0")
-    if prefill == "sliding_delta" and gamma not in ops.FUSED_GAMMAS:
+    if prefill.startswith("vslash") and (vertical <= 0 or slash <= 0):
+        raise ValueError(f"vertical {vertical} and slash {slash} must be > 0")
+    if prefill.endswith("_delta") and gamma not in ops.FUSED_GAMMAS:
         raise ValueError(f"gamma: {gamma} is not one of {ops.FUSED_GAMMAS}")
     AttentionInterface.register(NAME, attention_forward)
     # The flash-attention mask: None when every row is plain causal, else the 2-D padding mask
     # (which attention_forward refuses).
     AttentionMaskInterface.register(NAME, flash_attention_mask)
     _settings[id(model.config)] = dict(prefill=prefill, window=window, sink=sink, gamma=gamma, decode=decode,
-                                       budget=budget)
+                                       budget=budget, vertical=vertical, slash=slash)
     model.set_attn_implementation(NAME)
     return model
 
@@ -83,23 +87,36 @@ def attention_forward(module, query, key, value, attention_mask, dropout=0.0, sc
         tables = (table[None, :] + pages * torch.arange(batch, device=query.device, dtype=torch.int32)[:, None])
         kv_lens = torch.full((batch,), kv_len, dtype=torch.int32, device=query.device)
         args = (q[:, 0], k_cache, v_cache, tables.contiguous(), kv_lens, kv_len)
-        if settings["decode"] == "delta":
-            out, _ = ops.delta_decode(*args, budget=settings["budget"], softmax_scale=scaling)
-        else:
-            out = ops.decode_attention(*args, softmax_scale=scaling)
-        return out[:, None].to(query.dtype), None
+        return _decode(settings, args, scaling)[:, None].to(query.dtype), None
     first_pos = kv_len - q_len
     outs = []
     for b in range(batch):
         k_cache, v_cache = _paged(key[b].to(torch.bfloat16)), _paged(value[b].to(torch.bfloat16))
-        args = (q[b], k_cache, v_cache, table, kv_len)
-        if settings["prefill"] == "dense":
-            outs.append(ops.prefill_attention(*args, first_pos, softmax_scale=scaling))
-        elif settings["prefill"] == "sliding" or first_pos % settings["gamma"] != 0:
-            # A chunk not starting on a multiple of gamma has no strided rows of its own.
-            outs.append(ops.sliding_prefill(*args, settings["window"], settings["sink"], first_pos,
-                                            softmax_scale=scaling))
-        else:
-            outs.append(ops.sliding_delta_prefill(*args, settings["window"], settings["sink"], settings["gamma"],
-                                                  first_pos, softmax_scale=scaling))
+        outs.append(_prefill(settings, (q[b], k_cache, v_cache, table, kv_len), first_pos, scaling))
     return torch.stack(outs).to(query.dtype), None
+
+
+def _decode(settings, args, scaling):
+    kind = settings["decode"]
+    if kind == "delta":
+        return ops.delta_decode(*args, budget=settings["budget"], softmax_scale=scaling)[0]
+    if kind == "streaming":
+        return ops.streaming_decode(*args[:5], settings["sink"], settings["window"], softmax_scale=scaling)
+    if kind == "quest":
+        return ops.quest_decode(*args, budget=settings["budget"], softmax_scale=scaling)[0]
+    return ops.decode_attention(*args, softmax_scale=scaling)
+
+
+def _prefill(settings, args, first_pos, scaling):
+    kind = settings["prefill"]
+    # Δ needs the chunk to start on a multiple of gamma (its own strided rows); otherwise no Δ.
+    gamma = settings["gamma"] if kind.endswith("_delta") and first_pos % settings["gamma"] == 0 else None
+    if kind.startswith("sliding"):
+        window, sink = settings["window"], settings["sink"]
+        if gamma is None:
+            return ops.sliding_prefill(*args, window, sink, first_pos, softmax_scale=scaling)
+        return ops.sliding_delta_prefill(*args, window, sink, gamma, first_pos, softmax_scale=scaling)
+    if kind.startswith("vslash"):
+        return ops.vslash_prefill(*args, first_pos, vertical=settings["vertical"], slash=settings["slash"],
+                                  gamma=gamma, softmax_scale=scaling)
+    return ops.prefill_attention(*args, first_pos, softmax_scale=scaling)

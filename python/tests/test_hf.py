@@ -58,14 +58,25 @@ def assert_same_greedy(want, got, prompt_len):
             break
 
 
-@pytest.mark.parametrize("prefill", ["sliding", "sliding_delta"])
-def test_sparse_prefill_with_a_window_over_the_context_is_dense(prefill):
+@pytest.mark.parametrize("prefill", ["sliding", "sliding_delta", "vslash", "vslash_delta"])
+def test_sparse_prefill_keeping_the_whole_context_is_dense(prefill):
     ids = prompt(256)
     with torch.no_grad():
         want = tiny_model("llama")(ids).logits.float()
-        got = deltainfer.hf.enable(tiny_model("llama"), prefill=prefill, window=4096, sink=0,
-                                   gamma=64)(ids).logits.float()
+        got = deltainfer.hf.enable(tiny_model("llama"), prefill=prefill, window=4096, sink=0, gamma=64,
+                                   vertical=4096, slash=4096)(ids).logits.float()
     assert ((got - want).norm() / want.norm()).item() < 2e-2
+
+
+@pytest.mark.parametrize("decode", ["streaming", "quest"])
+def test_sparse_decode_keeping_the_whole_context_gives_dense_tokens(decode):
+    ids = prompt(200)
+    settings = dict(max_new_tokens=8, do_sample=False, output_scores=True, return_dict_in_generate=True)
+    with torch.no_grad():
+        dense = deltainfer.hf.enable(tiny_model("qwen2"), decode="dense").generate(ids, **settings)
+        sparse = deltainfer.hf.enable(tiny_model("qwen2"), decode=decode, window=4096, sink=0,
+                                      budget=4096).generate(ids, **settings)
+    assert_same_greedy(dense, sparse, 200)
 
 
 def test_delta_decode_returns_dense_attention():
