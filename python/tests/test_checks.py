@@ -156,7 +156,7 @@ def test_hf_enable_rejects_bad_settings_before_touching_the_model():
     import deltainfer.hf
 
     with pytest.raises(ValueError, match="prefill"):
-        deltainfer.hf.enable(object(), prefill="vslash")
+        deltainfer.hf.enable(object(), prefill="block")
     with pytest.raises(ValueError, match="gamma"):
         deltainfer.hf.enable(object(), prefill="sliding_delta", gamma=48)
     with pytest.raises(ValueError, match="window"):
