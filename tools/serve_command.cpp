@@ -36,7 +36,19 @@ struct ServeOptions {
   int64_t max_context = 0;
   double kv_memory_gb = 1.0;
   double max_body_mb = 16.0;
+  // Whether --step-tokens / --max-stall were given; if not, the backend's defaults apply.
+  const CLI::Option* step_tokens_given = nullptr;
+  const CLI::Option* max_stall_given = nullptr;
 };
+
+// Defaults measured on the H200 (docs/BENCHMARKS.md, serving): 2048-token passes let a GPU read
+// prompts fast enough for 32 clients, and --max-stall 1.5 keeps decoding within 2x while long
+// prompts arrive. The CPU keeps 512 and no spacing: its passes are long already.
+void apply_backend_defaults(ServeOptions& o) {
+  if (o.backend.kind != engine::BackendKind::Cuda) return;
+  if (o.step_tokens_given->count() == 0) o.scheduler.step_tokens = 2048;
+  if (o.max_stall_given->count() == 0) o.scheduler.max_stall = 1.5;
+}
 
 // KV bytes of one page: keys and values of every layer, f32 on the CPU, bf16 on CUDA.
 int64_t bytes_per_page(const model::ModelConfig& model, engine::BackendKind backend) {
@@ -97,6 +109,7 @@ int run_serve(ServeOptions& o) {
   if (!(o.max_body_mb > 0)) throw_input_error("--max-body-mb must be > 0 (got {})", o.max_body_mb);
   o.http.max_body_bytes = static_cast<size_t>(o.max_body_mb * double(1 << 20));
   install_termination_handlers();
+  apply_backend_defaults(o);
 
   const model::ModelConfig model_config = model::open_model_source(o.engine.model_path)->config();
   const int64_t context = o.max_context > 0 ? o.max_context : std::min(model_config.context_length, kDefaultContextCap);
@@ -152,12 +165,15 @@ Command register_serve(CLI::App& app) {
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--max-queue", o->scheduler.max_queue, "Requests waiting for admission (more: 429)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--step-tokens", o->scheduler.step_tokens, "Tokens of one forward pass (decodes + prefill chunks)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-stall", o->scheduler.max_stall,
-                  "Space the passes that read prompts beside running decodes so that those sequences' mean pass "
-                  "time stays within this many times a pass of decodes alone (0: no bound)")
-      ->capture_default_str();
+  o->step_tokens_given =
+      cmd->add_option("--step-tokens", o->scheduler.step_tokens,
+                      "Tokens of one forward pass (decodes + prefill chunks); default 512 on the CPU, 2048 on CUDA")
+          ->check(CLI::PositiveNumber);
+  o->max_stall_given =
+      cmd->add_option("--max-stall", o->scheduler.max_stall,
+                      "Space the passes that read prompts beside running decodes so that those sequences' mean pass "
+                      "time stays within this many times a pass of decodes alone (0: no bound); default 0 on the "
+                      "CPU, 1.5 on CUDA");
   cmd->add_option("--max-context", o->max_context, "Positions of one sequence (0: model context, max 8192)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--kv-memory", o->kv_memory_gb, "GB of KV cache shared by all sequences")->capture_default_str();
