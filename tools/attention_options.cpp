@@ -20,17 +20,17 @@ std::string prefill_forms() {
 
 void add_prefill_options(CLI::App& command, AttentionOptions& o) {
   attention::PrefillConfig& p = o.config.prefill;
-  command.add_option("--prefill", o.prefill, "Prefill attention (`deltainfer methods` lists them), +delta for Δ")
+  o.prefill_flag = command.add_option("--prefill", o.prefill, "Prefill attention (`deltainfer methods` lists them), +delta for Δ")
       ->capture_default_str()
       ->option_text(attention::prefill_method_names("|") + "[+delta]")
       ->check([](const std::string& text) {
         attention::PrefillConfig unused;
         return attention::parse_prefill_method(text, unused) ? std::string() : prefill_forms();
       });
-  command.add_option("--window", o.config.window, "Sliding window of sliding prefill / streaming decode (tokens)")
+  o.window_flag = command.add_option("--window", o.config.window, "Sliding window of sliding prefill / streaming decode (tokens)")
       ->capture_default_str();
-  command.add_option("--sink", o.config.sink, "First tokens always attended by sliding / streaming")->capture_default_str();
-  command.add_option("--gamma", p.gamma, "Δ correction: stride of the dense query rows")->capture_default_str();
+  o.sink_flag = command.add_option("--sink", o.config.sink, "First tokens always attended by sliding / streaming")->capture_default_str();
+  o.gamma_flag = command.add_option("--gamma", p.gamma, "Δ correction: stride of the dense query rows")->capture_default_str();
   command.add_option("--dense-tail", p.dense_tail, "Δ correction: last prompt rows that attend densely (0: none)")
       ->capture_default_str();
   const std::map<std::string, DeltaVariant> variants{
@@ -67,19 +67,48 @@ void add_decode_options(CLI::App& command, AttentionOptions& o) {
       ->option_text("max|sum");
 }
 
+// Sliding+Δ settings by name (docs/METHODS.md section 1): ours (sink 64) and the authors' window
+// mode (sink 1024, their `--delta-lambda 64` with window 2048). Flags given explicitly win.
+struct DeltaPreset {
+  const char* name;
+  int64_t window;
+  int64_t sink;
+  int64_t gamma;
+};
+constexpr DeltaPreset kDeltaPresets[] = {{"ours", 2048, 64, 64}, {"authors", 2048, 1024, 64}};
+
+void apply_delta_preset(const AttentionOptions& o, std::string& prefill, attention::AttentionConfig& config) {
+  if (o.delta_preset.empty()) return;
+  for (const DeltaPreset& preset : kDeltaPresets) {
+    if (o.delta_preset != preset.name) continue;
+    if (o.prefill_flag == nullptr || o.prefill_flag->count() == 0) prefill = "sliding+delta";
+    if (o.window_flag == nullptr || o.window_flag->count() == 0) config.window = preset.window;
+    if (o.sink_flag == nullptr || o.sink_flag->count() == 0) config.sink = preset.sink;
+    if (o.gamma_flag == nullptr || o.gamma_flag->count() == 0) config.prefill.gamma = preset.gamma;
+    return;
+  }
+  throw_input_error("--delta-preset {}: expected ours (window 2048, sink 64, γ 64) or authors (sink 1024)",
+                    o.delta_preset);
+}
+
 }  // namespace
 
 void AttentionOptions::add_to(CLI::App& command) {
   add_prefill_options(command, *this);
   add_decode_options(command, *this);
+  command.add_option("--delta-preset", delta_preset,
+                     "sliding+delta with named settings: ours (window 2048, sink 64, γ 64) or authors (window 2048, "
+                     "sink 1024, γ 64, their window mode); --prefill/--window/--sink/--gamma given explicitly win");
   command.add_option("--fidelity", fidelity_path,
                      "Write per-layer attention fidelity (attended tokens, cosine and recall vs dense) as JSON");
 }
 
 attention::AttentionConfig AttentionOptions::to_config() const {
   attention::AttentionConfig result = config;
-  if (!attention::parse_prefill_method(prefill, result.prefill)) {
-    throw_input_error("--prefill {}: {}", prefill, prefill_forms());
+  std::string method = prefill;
+  apply_delta_preset(*this, method, result);
+  if (!attention::parse_prefill_method(method, result.prefill)) {
+    throw_input_error("--prefill {}: {}", method, prefill_forms());
   }
   result.instrument = !fidelity_path.empty();
   result.validate();

@@ -14,7 +14,13 @@ namespace deltainfer::cli {
 struct AttentionOptions {
   std::string prefill = "dense";
   std::string fidelity_path;
+  std::string delta_preset;  // "", "ours" or "authors" (--delta-preset)
   attention::AttentionConfig config;
+  // Flags a --delta-preset fills in unless they are given (set by add_to).
+  const CLI::Option* prefill_flag = nullptr;
+  const CLI::Option* window_flag = nullptr;
+  const CLI::Option* sink_flag = nullptr;
+  const CLI::Option* gamma_flag = nullptr;
 
   // Registers the flags on `command`; defaults are those of AttentionConfig.
   void add_to(CLI::App& command);
