@@ -223,6 +223,38 @@ TEST(QuantMatmul, OpsMatmulDispatchesOnTheWeightStorage) {
   EXPECT_GT(relative_error(yq, yf), 0.0);  // the quantized path really ran (8-bit activations)
 }
 
+// q/k/v and gate/up share their input: one quantization of x, one pool job, the same products as
+// one call per weight, bit for bit (same kernels, same tiles); the weights mix both activation
+// formats (32-element types and k-quants), as Q4_K_M files do.
+TEST(QuantMatmul, SharedInputProductsEqualOneCallPerWeight) {
+  std::mt19937 rng(9);
+  const int64_t in = 512;
+  const GgmlType types[] = {GgmlType::Q5_0, GgmlType::Q6_K, GgmlType::Q8_0};
+  const int64_t outs[] = {37, 8, 21};
+  for (int64_t n : {1, 5}) {
+    std::vector<Weight> weights(3);
+    std::vector<std::vector<float>> biases, fused(3), separate(3);
+    for (size_t i = 0; i < 3; ++i) {
+      weights[i].rows = outs[i];
+      weights[i].cols = in;
+      weights[i].quantized = random_matrix(types[i], outs[i], in, rng);
+      biases.push_back(random_normal(outs[i], rng));
+      fused[i].resize(static_cast<size_t>(n * outs[i]));
+      separate[i].resize(fused[i].size());
+    }
+    const std::vector<float> x = random_normal(n * in, rng);
+    matmul_shared_input(x.data(), n,
+                        {{weights[0], biases[0].data(), fused[0].data()},
+                         {weights[1], nullptr, fused[1].data()},
+                         {weights[2], biases[2].data(), fused[2].data()}},
+                        2);
+    matmul(x.data(), weights[0], biases[0].data(), separate[0].data(), n, 2);
+    matmul(x.data(), weights[1], nullptr, separate[1].data(), n, 2);
+    matmul(x.data(), weights[2], biases[2].data(), separate[2].data(), n, 2);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(fused[i], separate[i]) << io::ggml_type_name(types[i]) << " n=" << n;
+  }
+}
+
 // A batch of kPanelMinRows rows or more goes through f32 panels: the f32 result (up to GEMM
 // blocking order), not the 8-bit one. The Q4_0 case has 4.2M weights: two 16 MiB panels.
 TEST(QuantMatmul, PanelMatmulEqualsF32MatmulOnDequantizedWeights) {
