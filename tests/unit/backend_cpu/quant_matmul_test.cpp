@@ -223,6 +223,29 @@ TEST(QuantMatmul, OpsMatmulDispatchesOnTheWeightStorage) {
   EXPECT_GT(relative_error(yq, yf), 0.0);  // the quantized path really ran (8-bit activations)
 }
 
+// Below kPanelMinRows every row's product is bit for bit the same whatever else is in the batch:
+// each row is quantized on its own, and every kernel variant (one weight row × four activation
+// rows, four weight rows × one, one × one) forms the same integer sums and adds the f32 terms in
+// the same order. So a sequence decodes the same tokens alone or batched with others.
+TEST(QuantMatmul, ARowsProductDoesNotDependOnTheBatch) {
+  std::mt19937 rng(13);
+  const int64_t in = 512, out = 23, n = 7;
+  for (GgmlType type : kTypes) {
+    const QuantizedMatrix w = random_matrix(type, out, in, rng);
+    const std::vector<float> x = random_normal(n * in, rng);
+    const std::vector<float> bias = random_normal(out, rng);
+    std::vector<float> batched(static_cast<size_t>(n * out)), alone(static_cast<size_t>(out));
+    quant_matmul(x.data(), w, bias.data(), batched.data(), n, 2);
+    for (int64_t r = 0; r < n; ++r) {
+      quant_matmul(x.data() + r * in, w, bias.data(), alone.data(), 1, 2);
+      for (int64_t o = 0; o < out; ++o) {
+        ASSERT_EQ(batched[static_cast<size_t>(r * out + o)], alone[static_cast<size_t>(o)])
+            << io::ggml_type_name(type) << " row " << r << " output " << o;
+      }
+    }
+  }
+}
+
 // q/k/v and gate/up share their input: one quantization of x, one pool job, the same products as
 // one call per weight, bit for bit (same kernels, same tiles); the weights mix both activation
 // formats (32-element types and k-quants), as Q4_K_M files do.

@@ -7,6 +7,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "backend/cpu/quant/block_layouts.h"
 
 #define DI_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -125,7 +127,8 @@ DI_AVX2 void dot_rows(const uint8_t* w, const Q8Block* const* x, int64_t n_block
       const __m256i y = Type::kHasMin ? load32(block.qs) : _mm256_sign_epi8(load32(block.qs), q);
       const __m256 sums = _mm256_cvtepi32_ps(dot_unsigned_signed(q_unsigned, y));
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * block.d), sums, acc[r]);
-      if (Type::kHasMin) offsets[r] += load_f16(w + 2) * block.sum;
+      // An explicit fma in every kernel (not left to contraction), so that they all round alike.
+      if (Type::kHasMin) offsets[r] = std::fma(load_f16(w + 2), block.sum, offsets[r]);
     }
   }
   for (int r = 0; r < kRows; ++r) out[r] = horizontal_sum(acc[r]) + offsets[r];
@@ -146,12 +149,18 @@ DI_AVX2 void dot_four(const uint8_t* w, const void* const* act, int64_t n_blocks
   dot_rows<Type, 4>(w, x, n_blocks, out);
 }
 
-// out[k] = Σ of the four 8-lane accumulators' lanes, k = 0..3.
+// The four horizontal sums of a, b, c, d, each added in horizontal_sum's order
+// ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7)), so that a row's product is bit for bit the same whichever
+// kernel computed it: a sequence's logits do not depend on the batch it decodes in.
+DI_AVX2 inline __m128 halves(__m256 v) {  // (v0+v4, v2+v6, v1+v5, v3+v7)
+  const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  return _mm_shuffle_ps(sum, sum, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
 DI_AVX2 inline __m128 horizontal_sums4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 ab = _mm256_hadd_ps(a, b);
-  const __m256 cd = _mm256_hadd_ps(c, d);
-  const __m256 abcd = _mm256_hadd_ps(ab, cd);  // lanes 0-3: sums of a, b, c, d over lanes 0-3; 4-7: over 4-7
-  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+  const __m128 ab = _mm_hadd_ps(halves(a), halves(b));  // (a02, a13, b02, b13)
+  const __m128 cd = _mm_hadd_ps(halves(c), halves(d));
+  return _mm_hadd_ps(ab, cd);  // (a02 + a13, b02 + b13, c02 + c13, d02 + d13)
 }
 
 // 16 int16 pair sums of a block's weight values times the activations y: unsigned values with
@@ -192,7 +201,7 @@ DI_AVX2 void dot_weight_rows4(const uint8_t* w, int64_t row_bytes, const void* a
       const uint8_t* block = w + k * row_bytes + b * Type::kBytes;
       const __m256i sums = _mm256_madd_epi16(block_pair_sums<Type>(block, y, offset_pairs), ones);
       acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(block) * x[b].d), _mm256_cvtepi32_ps(sums), acc[k]);
-      if (Type::kHasMin) mins[k] += load_f16(block + 2) * x[b].sum;
+      if (Type::kHasMin) mins[k] = std::fma(load_f16(block + 2), x[b].sum, mins[k]);  // as dot_rows
     }
   }
   const __m128 totals = _mm_add_ps(horizontal_sums4(acc[0], acc[1], acc[2], acc[3]), _mm_loadu_ps(mins));
