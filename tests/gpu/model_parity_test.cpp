@@ -15,6 +15,7 @@
 #include "engine/sampler.h"
 #include "gpu/model_fixtures.h"
 #include "model/model_source.h"
+#include "support/scoped_cpu_weights.h"
 #include "tokenizer/tokenizer.h"
 
 namespace deltainfer {
@@ -78,6 +79,8 @@ struct Backends {
     options.capacity = 512;
     options.prefill_chunk = 64;
     options.attention = attention;
+    // The f32 CPU reference: the parity bounds are bf16 vs f32, not vs 8-bit activations.
+    const testing::ScopedCpuWeights f32("f32");
     cpu = std::make_unique<backend::cpu::CpuTransformer>(*source, options);
     gpu = cuda::make_cuda_transformer(*source, options);
   }

@@ -44,6 +44,7 @@
 #include "gpu/model_fixtures.h"
 #include "gpu/reference_delta.h"
 #include "model/model_source.h"
+#include "support/scoped_cpu_weights.h"
 #include "tokenizer/tokenizer.h"
 
 namespace deltainfer::cuda {
@@ -260,6 +261,7 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
   options.capacity = kCapacity;
   options.prefill_chunk = 64;
   options.attention = config;
+  const testing::ScopedCpuWeights f32("f32");  // the f32 CPU reference the bounds were set against
   backend::cpu::CpuTransformer cpu(*source, options);
   std::mt19937_64 rng(test::fresh_seed("quest model selection"));
   GpuSequence gpu(model, config, rng);

@@ -47,6 +47,8 @@ std::vector<double> prefill_cosines(const model::ModelSource& source, const atte
   options.capacity = static_cast<int64_t>(ids.size()) + 1;
   options.prefill_chunk = 300;  // several chunks: the report must not depend on the chunking
   options.attention = config;
+  // The fixture's independent implementation runs the dequantized f32 model: pin the f32 path.
+  const testing::ScopedCpuWeights f32("f32");
   backend::cpu::CpuTransformer model(source, options);
   std::vector<float> logits(static_cast<size_t>(source.config().vocab_size));
   model.forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, logits.data());

@@ -52,6 +52,9 @@ class GoldenLogits : public ::testing::TestWithParam<GoldenModel> {
   }
 
   std::unique_ptr<backend::cpu::CpuTransformer> make_model(const model::ModelSource& source) const {
+    // The f32 reference path: HF transformers computes in f32, and 8-bit activations (the native
+    // default) move logits by ~1 (quantized_weights_test.cpp checks that path against this one).
+    const testing::ScopedCpuWeights f32("f32");
     runtime::BackendOptions options;
     options.capacity = 512;
     options.prefill_chunk = 7;  // several chunks per prompt: chunked prefill must not change results

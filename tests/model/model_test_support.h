@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include "support/scoped_cpu_weights.h"
+
 namespace deltainfer::testing {
 
 inline std::string smollm2_path() {

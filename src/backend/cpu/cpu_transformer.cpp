@@ -101,9 +101,11 @@ void CpuTransformer::attention_block(int layer, const runtime::BatchPlan& plan, 
   s_.proj.resize(as_size(n * d));
 
   rmsnorm(s_.x.data(), w.attn_norm.data(), s_.normed.data(), n, d, config_.rms_eps);
-  matmul(s_.normed.data(), w.wq, w.bq.empty() ? nullptr : w.bq.data(), s_.q.data(), n, threads_);
-  matmul(s_.normed.data(), w.wk, w.bk.empty() ? nullptr : w.bk.data(), s_.k.data(), n, threads_);
-  matmul(s_.normed.data(), w.wv, w.bv.empty() ? nullptr : w.bv.data(), s_.v.data(), n, threads_);
+  matmul_shared_input(s_.normed.data(), n,
+                      {{w.wq, w.bq.empty() ? nullptr : w.bq.data(), s_.q.data()},
+                       {w.wk, w.bk.empty() ? nullptr : w.bk.data(), s_.k.data()},
+                       {w.wv, w.bv.empty() ? nullptr : w.bv.data(), s_.v.data()}},
+                      threads_);
   if (config_.qk_norm) {
     rmsnorm(s_.q.data(), w.q_norm.data(), s_.q.data(), n * config_.n_heads, config_.head_dim, config_.rms_eps);
     rmsnorm(s_.k.data(), w.k_norm.data(), s_.k.data(), n * config_.n_kv_heads, config_.head_dim, config_.rms_eps);
@@ -161,8 +163,8 @@ void CpuTransformer::feed_forward_block(int layer, int64_t n) {
   s_.gate.resize(as_size(n * ffn));
   s_.up.resize(as_size(n * ffn));
   rmsnorm(s_.x.data(), w.ffn_norm.data(), s_.normed.data(), n, d, config_.rms_eps);
-  matmul(s_.normed.data(), w.w_gate, nullptr, s_.gate.data(), n, threads_);
-  matmul(s_.normed.data(), w.w_up, nullptr, s_.up.data(), n, threads_);
+  matmul_shared_input(s_.normed.data(), n, {{w.w_gate, nullptr, s_.gate.data()}, {w.w_up, nullptr, s_.up.data()}},
+                      threads_);
   swiglu(s_.gate.data(), s_.up.data(), n * ffn);
   matmul(s_.gate.data(), w.w_down, nullptr, s_.proj.data(), n, threads_);
   add_in_place(s_.x.data(), s_.proj.data(), n * d);

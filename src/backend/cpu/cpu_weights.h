@@ -11,9 +11,9 @@
 
 namespace deltainfer::backend::cpu {
 
-// F32: every matrix dequantized (the reference path). Native: matrices keep their GGUF type where
-// a quantized kernel exists. The environment variable DELTAINFER_CPU_WEIGHTS=f32|native picks
-// (default f32).
+// F32: every matrix dequantized (the reference path the golden tests use). Native: matrices keep
+// their GGUF type where a quantized kernel exists (others fall back to f32 per tensor). The
+// environment variable DELTAINFER_CPU_WEIGHTS=native|f32 picks (default native).
 enum class WeightStorage { F32, Native };
 WeightStorage weight_storage_from_env();
 

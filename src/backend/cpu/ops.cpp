@@ -2,7 +2,9 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "backend/cpu/quant/panel_matmul.h"
 #include "backend/cpu/quant/quant_matmul.h"
@@ -34,6 +36,21 @@ void matmul(const float* x, const Weight& weight, const float* bias, float* y, i
   } else {
     matmul(x, weight.f32(), bias, y, n, weight.cols, weight.rows);
   }
+}
+
+void matmul_shared_input(const float* x, int64_t n, std::initializer_list<MatmulTarget> targets, int threads) {
+  const bool fused = n < quant::kPanelMinRows && std::all_of(targets.begin(), targets.end(), [](const MatmulTarget& t) {
+                       return t.weight.is_quantized() && quant::has_quantized_kernel(t.weight.quantized->type);
+                     });
+  if (!fused) {
+    for (const MatmulTarget& target : targets) matmul(x, target.weight, target.bias, target.y, n, threads);
+    return;
+  }
+  std::vector<quant::QuantProduct> products;
+  products.reserve(targets.size());
+  for (const MatmulTarget& target : targets) products.push_back({&*target.weight.quantized, target.bias, target.y});
+  quant::quant_matmul_many(x, n, products.data(), static_cast<int>(products.size()), threads,
+                           quant::supported_isas().back());
 }
 
 void rmsnorm(const float* x, const float* gain, float* y, int64_t n, int64_t dim, float eps) {

@@ -2,6 +2,7 @@
 // Dense f32 building blocks of the CPU backend. Matrices are row-major; a weight W has shape
 // [out, in] and maps x -> W x. These are also the CPU twins the CUDA kernels are tested against.
 #include <cstdint>
+#include <initializer_list>
 
 #include "backend/cpu/weight.h"
 #include "model/model_config.h"
@@ -17,6 +18,18 @@ void matmul(const float* x, const float* weight, const float* bias, float* y, in
 // through dequantized f32 panels (quant/panel_matmul.h).
 // threads: 0 for one per hardware thread (used by the quantized path; BLAS keeps its own).
 void matmul(const float* x, const Weight& weight, const float* bias, float* y, int64_t n, int threads = 0);
+
+// One product of matmul_shared_input: y = x · weight^T (+ bias when not nullptr).
+struct MatmulTarget {
+  const Weight& weight;
+  const float* bias;
+  float* y;
+};
+
+// Several weights applied to the same x (q/k/v, gate/up). Where every weight is quantized and the
+// batch is small (decode), x is quantized once and all products run as one job on the thread pool;
+// otherwise each goes through matmul above. The results are the same either way.
+void matmul_shared_input(const float* x, int64_t n, std::initializer_list<MatmulTarget> targets, int threads = 0);
 
 // Each of the n rows of length dim: y = x / rms(x) * gain.
 void rmsnorm(const float* x, const float* gain, float* y, int64_t n, int64_t dim, float eps);

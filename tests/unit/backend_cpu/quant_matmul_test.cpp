@@ -223,6 +223,61 @@ TEST(QuantMatmul, OpsMatmulDispatchesOnTheWeightStorage) {
   EXPECT_GT(relative_error(yq, yf), 0.0);  // the quantized path really ran (8-bit activations)
 }
 
+// Below kPanelMinRows every row's product is bit for bit the same whatever else is in the batch:
+// each row is quantized on its own, and every kernel variant (one weight row × four activation
+// rows, four weight rows × one, one × one) forms the same integer sums and adds the f32 terms in
+// the same order. So a sequence decodes the same tokens alone or batched with others.
+TEST(QuantMatmul, ARowsProductDoesNotDependOnTheBatch) {
+  std::mt19937 rng(13);
+  const int64_t in = 512, out = 23, n = 7;
+  for (GgmlType type : kTypes) {
+    const QuantizedMatrix w = random_matrix(type, out, in, rng);
+    const std::vector<float> x = random_normal(n * in, rng);
+    const std::vector<float> bias = random_normal(out, rng);
+    std::vector<float> batched(static_cast<size_t>(n * out)), alone(static_cast<size_t>(out));
+    quant_matmul(x.data(), w, bias.data(), batched.data(), n, 2);
+    for (int64_t r = 0; r < n; ++r) {
+      quant_matmul(x.data() + r * in, w, bias.data(), alone.data(), 1, 2);
+      for (int64_t o = 0; o < out; ++o) {
+        ASSERT_EQ(batched[static_cast<size_t>(r * out + o)], alone[static_cast<size_t>(o)])
+            << io::ggml_type_name(type) << " row " << r << " output " << o;
+      }
+    }
+  }
+}
+
+// q/k/v and gate/up share their input: one quantization of x, one pool job, the same products as
+// one call per weight, bit for bit (same kernels, same tiles); the weights mix both activation
+// formats (32-element types and k-quants), as Q4_K_M files do.
+TEST(QuantMatmul, SharedInputProductsEqualOneCallPerWeight) {
+  std::mt19937 rng(9);
+  const int64_t in = 512;
+  const GgmlType types[] = {GgmlType::Q5_0, GgmlType::Q6_K, GgmlType::Q8_0};
+  const int64_t outs[] = {37, 8, 21};
+  for (int64_t n : {1, 5}) {
+    std::vector<Weight> weights(3);
+    std::vector<std::vector<float>> biases, fused(3), separate(3);
+    for (size_t i = 0; i < 3; ++i) {
+      weights[i].rows = outs[i];
+      weights[i].cols = in;
+      weights[i].quantized = random_matrix(types[i], outs[i], in, rng);
+      biases.push_back(random_normal(outs[i], rng));
+      fused[i].resize(static_cast<size_t>(n * outs[i]));
+      separate[i].resize(fused[i].size());
+    }
+    const std::vector<float> x = random_normal(n * in, rng);
+    matmul_shared_input(x.data(), n,
+                        {{weights[0], biases[0].data(), fused[0].data()},
+                         {weights[1], nullptr, fused[1].data()},
+                         {weights[2], biases[2].data(), fused[2].data()}},
+                        2);
+    matmul(x.data(), weights[0], biases[0].data(), separate[0].data(), n, 2);
+    matmul(x.data(), weights[1], nullptr, separate[1].data(), n, 2);
+    matmul(x.data(), weights[2], biases[2].data(), separate[2].data(), n, 2);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(fused[i], separate[i]) << io::ggml_type_name(types[i]) << " n=" << n;
+  }
+}
+
 // A batch of kPanelMinRows rows or more goes through f32 panels: the f32 result (up to GEMM
 // blocking order), not the 8-bit one. The Q4_0 case has 4.2M weights: two 16 MiB panels.
 TEST(QuantMatmul, PanelMatmulEqualsF32MatmulOnDequantizedWeights) {

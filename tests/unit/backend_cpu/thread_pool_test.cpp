@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace deltainfer::backend::cpu::quant {
@@ -19,6 +21,36 @@ TEST(ThreadPool, RunsEveryTaskExactlyOnceJobAfterJob) {
         for (int64_t i = 0; i < count; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << threads << " " << i;
       }
     }
+  }
+}
+
+// Many short jobs back to back: workers often wake for a job the caller has already finished, and
+// must neither run a task of the next job twice nor miss one. Plain (non-atomic) writes by the
+// tasks must be visible to the caller once run returns.
+TEST(ThreadPool, BackToBackShortJobsRunEachTaskOnce) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    std::vector<int> written(4);
+    for (int job = 0; job < 20000; ++job) {
+      const int64_t count = 1 + job % 4;
+      pool.run(count, [&](int64_t i) { written[static_cast<size_t>(i)] += 1 + job; });
+      for (int64_t i = 0; i < count; ++i) {
+        ASSERT_EQ(written[static_cast<size_t>(i)], 1 + job) << "job " << job << " task " << i;
+        written[static_cast<size_t>(i)] = 0;
+      }
+    }
+  }
+}
+
+// Jobs far apart in time find the workers asleep (past their spin): they are woken, and a job
+// completes whether or not they come in time.
+TEST(ThreadPool, JobsAfterTheWorkersSleptComplete) {
+  ThreadPool pool(3);
+  for (int job = 0; job < 5; ++job) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::vector<std::atomic<int>> hits(64);
+    pool.run(64, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+    for (const std::atomic<int>& hit : hits) ASSERT_EQ(hit.load(), 1);
   }
 }
 

@@ -18,6 +18,13 @@ using RowDot = float (*)(const uint8_t* weight_row, const void* activations, int
 // instruction set has it: the weight blocks are unpacked once for the four.
 using RowDot4 = void (*)(const uint8_t* weight_row, const void* const* activations, int64_t n_blocks, float* out);
 
+// Four consecutive weight rows (row_bytes apart) against one activation row: out[k] = dot(row k,
+// activations). The decode path: each activation block is loaded once for the four rows, and the
+// four independent accumulations keep the core busy where one row's chain of dependent adds would
+// stall it.
+using WeightRowsDot4 = void (*)(const uint8_t* first_row, int64_t row_bytes, const void* activations, int64_t n_blocks,
+                                float* out);
+
 enum class ActivationFormat { Q8, Q8K };
 enum class Isa { Scalar, Avx2 };
 
@@ -29,6 +36,7 @@ ActivationFormat activation_format(io::GgmlType type);  // type must have a kern
 RowDot scalar_dot(io::GgmlType type);
 RowDot avx2_dot(io::GgmlType type);
 RowDot4 avx2_dot4(io::GgmlType type);
+WeightRowsDot4 avx2_weight_rows_dot4(io::GgmlType type);
 
 // The instruction sets this CPU runs, best last; always starts with Scalar.
 const std::vector<Isa>& supported_isas();
@@ -37,5 +45,7 @@ const char* isa_name(Isa isa);
 RowDot dot_kernel(io::GgmlType type, Isa isa);
 // The four-row kernel of `type` for `isa`, or nullptr (then callers use dot_kernel four times).
 RowDot4 dot4_kernel(io::GgmlType type, Isa isa);
+// The four-weight-row kernel of `type` for `isa`, or nullptr (then callers use dot_kernel per row).
+WeightRowsDot4 weight_rows_dot4_kernel(io::GgmlType type, Isa isa);
 
 }  // namespace deltainfer::backend::cpu::quant

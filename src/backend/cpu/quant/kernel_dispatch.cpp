@@ -42,4 +42,8 @@ RowDot dot_kernel(io::GgmlType type, Isa isa) {
 
 RowDot4 dot4_kernel(io::GgmlType type, Isa isa) { return isa == Isa::Avx2 ? avx2_dot4(type) : nullptr; }
 
+WeightRowsDot4 weight_rows_dot4_kernel(io::GgmlType type, Isa isa) {
+  return isa == Isa::Avx2 ? avx2_weight_rows_dot4(type) : nullptr;
+}
+
 }  // namespace deltainfer::backend::cpu::quant

@@ -14,20 +14,21 @@ namespace {
 // in L1 while the activation rows stream past it.
 constexpr int64_t kOutputTile = 16;
 constexpr int64_t kInputTile = 64;
+constexpr int kFormats = 2;  // ActivationFormat::Q8, ActivationFormat::Q8K
 
-// The activations of one call, quantized: n rows of `row_bytes` each.
+// The activations of one call, quantized: n rows of `row_bytes` each, in a buffer reused across
+// calls (a decode step makes ~150 of them; the calling thread owns it).
 struct QuantizedActivations {
   std::vector<uint8_t> bytes;
   int64_t row_bytes = 0;
   const void* row(int64_t r) const { return bytes.data() + r * row_bytes; }
 };
 
-QuantizedActivations quantize_activations(const float* x, int64_t n, int64_t in, ActivationFormat format,
-                                          ThreadPool& pool) {
-  QuantizedActivations q;
+void quantize_activations(const float* x, int64_t n, int64_t in, ActivationFormat format, ThreadPool& pool,
+                          QuantizedActivations& q) {
   q.row_bytes = format == ActivationFormat::Q8K ? in / kSuperBlock * static_cast<int64_t>(sizeof(Q8KBlock))
                                                 : in / kBlock * static_cast<int64_t>(sizeof(Q8Block));
-  q.bytes.resize(static_cast<size_t>(n * q.row_bytes));
+  if (q.bytes.size() < static_cast<size_t>(n * q.row_bytes)) q.bytes.resize(static_cast<size_t>(n * q.row_bytes));
   auto quantize_row = [&](int64_t r) {
     void* dst = q.bytes.data() + r * q.row_bytes;
     if (format == ActivationFormat::Q8K) {
@@ -42,46 +43,94 @@ QuantizedActivations quantize_activations(const float* x, int64_t n, int64_t in,
   } else {
     pool.run(n, quantize_row);
   }
-  return q;
+}
+
+// One product's share of the job: its kernels, its activations and where its tiles start.
+struct ProductPlan {
+  QuantProduct product;
+  RowDot dot;
+  RowDot4 dot4;
+  WeightRowsDot4 rows_dot4;
+  const QuantizedActivations* activations;
+  int64_t output_tiles;
+  int64_t first_tile;
+};
+
+void run_tile(const ProductPlan& plan, int64_t tile, int64_t n) {
+  const QuantizedMatrix& weight = *plan.product.weight;
+  const QuantizedActivations& xq = *plan.activations;
+  const float* bias = plan.product.bias;
+  float* y = plan.product.y;
+  const int64_t out = weight.rows, n_blocks = weight.blocks_per_row(), row_bytes = weight.row_bytes();
+  const int64_t o_begin = tile % plan.output_tiles * kOutputTile, o_end = std::min(out, o_begin + kOutputTile);
+  const int64_t r_begin = tile / plan.output_tiles * kInputTile, r_end = std::min(n, r_begin + kInputTile);
+  int64_t r = r_begin;
+  if (plan.dot4 != nullptr) {
+    for (; r + 4 <= r_end; r += 4) {
+      const void* activations[4] = {xq.row(r), xq.row(r + 1), xq.row(r + 2), xq.row(r + 3)};
+      for (int64_t o = o_begin; o < o_end; ++o) {
+        float products[4];
+        plan.dot4(weight.blocks.data() + o * row_bytes, activations, n_blocks, products);
+        for (int64_t k = 0; k < 4; ++k) y[(r + k) * out + o] = products[k] + (bias != nullptr ? bias[o] : 0.0f);
+      }
+    }
+  }
+  for (; r < r_end; ++r) {
+    const void* activations = xq.row(r);
+    int64_t o = o_begin;
+    if (plan.rows_dot4 != nullptr) {
+      for (; o + 4 <= o_end; o += 4) {
+        float products[4];
+        plan.rows_dot4(weight.blocks.data() + o * row_bytes, row_bytes, activations, n_blocks, products);
+        for (int64_t k = 0; k < 4; ++k) y[r * out + o + k] = products[k] + (bias != nullptr ? bias[o + k] : 0.0f);
+      }
+    }
+    for (; o < o_end; ++o) {
+      const uint8_t* weight_row = weight.blocks.data() + o * row_bytes;
+      y[r * out + o] = plan.dot(weight_row, activations, n_blocks) + (bias != nullptr ? bias[o] : 0.0f);
+    }
+  }
 }
 
 }  // namespace
 
+void quant_matmul_many(const float* x, int64_t n, const QuantProduct* products, int count, int threads, Isa isa) {
+  thread_local QuantizedActivations quantized[kFormats];
+  ThreadPool& pool = ThreadPool::shared(threads);
+  const int64_t input_tiles = (n + kInputTile - 1) / kInputTile;
+  const int64_t in = count > 0 ? products[0].weight->cols : 0;
+  bool formats_done[kFormats] = {false, false};
+  std::vector<ProductPlan> plans;
+  plans.reserve(static_cast<size_t>(count));
+  int64_t tiles = 0;
+  for (int i = 0; i < count; ++i) {
+    const QuantizedMatrix& weight = *products[i].weight;
+    if (!has_quantized_kernel(weight.type)) {
+      throw_error("no quantized matmul kernel for type {}", io::ggml_type_name(weight.type));
+    }
+    if (weight.cols != in) throw_error("quant_matmul_many: weights of {} and {} columns share one input", in, weight.cols);
+    const auto format = static_cast<int>(activation_format(weight.type));
+    if (!formats_done[format]) {
+      quantize_activations(x, n, in, activation_format(weight.type), pool, quantized[format]);
+      formats_done[format] = true;
+    }
+    const int64_t output_tiles = (weight.rows + kOutputTile - 1) / kOutputTile;
+    plans.push_back({products[i], dot_kernel(weight.type, isa), dot4_kernel(weight.type, isa),
+                     weight_rows_dot4_kernel(weight.type, isa), &quantized[format],
+                     output_tiles, tiles});
+    tiles += output_tiles * input_tiles;
+  }
+  pool.run(tiles, [&](int64_t tile) {
+    size_t p = 0;
+    while (p + 1 < plans.size() && plans[p + 1].first_tile <= tile) ++p;
+    run_tile(plans[p], tile - plans[p].first_tile, n);
+  });
+}
+
 void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bias, float* y, int64_t n, int threads,
                   Isa isa) {
-  if (!has_quantized_kernel(weight.type)) {
-    throw_error("no quantized matmul kernel for type {}", io::ggml_type_name(weight.type));
-  }
-  const RowDot dot = dot_kernel(weight.type, isa);
-  const RowDot4 dot4 = dot4_kernel(weight.type, isa);
-  ThreadPool& pool = ThreadPool::shared(threads);
-  const int64_t in = weight.cols, out = weight.rows, n_blocks = weight.blocks_per_row();
-  const int64_t row_bytes = weight.row_bytes();
-  const QuantizedActivations xq = quantize_activations(x, n, in, activation_format(weight.type), pool);
-  const int64_t output_tiles = (out + kOutputTile - 1) / kOutputTile;
-  const int64_t input_tiles = (n + kInputTile - 1) / kInputTile;
-  pool.run(output_tiles * input_tiles, [&](int64_t tile) {
-    const int64_t o_begin = tile % output_tiles * kOutputTile, o_end = std::min(out, o_begin + kOutputTile);
-    const int64_t r_begin = tile / output_tiles * kInputTile, r_end = std::min(n, r_begin + kInputTile);
-    int64_t r = r_begin;
-    if (dot4 != nullptr) {
-      for (; r + 4 <= r_end; r += 4) {
-        const void* activations[4] = {xq.row(r), xq.row(r + 1), xq.row(r + 2), xq.row(r + 3)};
-        for (int64_t o = o_begin; o < o_end; ++o) {
-          float products[4];
-          dot4(weight.blocks.data() + o * row_bytes, activations, n_blocks, products);
-          for (int64_t k = 0; k < 4; ++k) y[(r + k) * out + o] = products[k] + (bias != nullptr ? bias[o] : 0.0f);
-        }
-      }
-    }
-    for (; r < r_end; ++r) {
-      const void* activations = xq.row(r);
-      for (int64_t o = o_begin; o < o_end; ++o) {
-        const uint8_t* weight_row = weight.blocks.data() + o * row_bytes;
-        y[r * out + o] = dot(weight_row, activations, n_blocks) + (bias != nullptr ? bias[o] : 0.0f);
-      }
-    }
-  });
+  const QuantProduct product{&weight, bias, y};
+  quant_matmul_many(x, n, &product, 1, threads, isa);
 }
 
 void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bias, float* y, int64_t n,

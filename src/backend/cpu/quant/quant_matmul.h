@@ -9,6 +9,13 @@
 
 namespace deltainfer::backend::cpu::quant {
 
+// One product of a batch that shares its input: y = x · weight^T (+ bias).
+struct QuantProduct {
+  const QuantizedMatrix* weight;
+  const float* bias;  // nullptr for none
+  float* y;           // [n, weight->rows]
+};
+
 // threads: 0 for one per hardware thread. Uses the best instruction set of this CPU.
 void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bias, float* y, int64_t n,
                   int threads = 0);
@@ -16,5 +23,10 @@ void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bi
 // The same with a chosen instruction set (tests compare every variant against the scalar one).
 void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bias, float* y, int64_t n,
                   int threads, Isa isa);
+
+// Several weights applied to the same x (q/k/v, gate/up): x is quantized once per activation
+// format and all products run as one job on the pool, so a decode step pays one dispatch for them.
+// Every weight has x's width (cols) and a quantized kernel.
+void quant_matmul_many(const float* x, int64_t n, const QuantProduct* products, int count, int threads, Isa isa);
 
 }  // namespace deltainfer::backend::cpu::quant

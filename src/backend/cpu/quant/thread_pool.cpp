@@ -32,29 +32,37 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-void ThreadPool::take_tasks() {
-  for (int64_t i = next_.fetch_add(1); i < count_; i = next_.fetch_add(1)) (*task_)(i);
+void ThreadPool::take_tasks(Job& job) {
+  int64_t finished = 0;
+  for (int64_t i = job.next.fetch_add(1); i < job.count; i = job.next.fetch_add(1), ++finished) {
+    job.task.call(job.task.object, i);
+  }
+  if (finished != 0) job.done.fetch_add(finished, std::memory_order_release);
 }
 
-void ThreadPool::run(int64_t count, const std::function<void(int64_t)>& task) {
-  const std::lock_guard<std::mutex> job(job_mutex_);
+void ThreadPool::run_erased(int64_t count, TaskRef task) {
+  const std::lock_guard<std::mutex> lock(job_mutex_);
   if (workers_.empty() || count <= 1) {
-    for (int64_t i = 0; i < count; ++i) task(i);
+    for (int64_t i = 0; i < count; ++i) task.call(task.object, i);
     return;
   }
-  task_ = &task;
-  count_ = count;
-  next_.store(0);
-  busy_workers_.store(static_cast<int>(workers_.size()));
-  {
-    const std::lock_guard<std::mutex> lock(wake_mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
+  const uint64_t generation = generation_.load() + 1;
+  Job& job = jobs_[generation % 2];
+  // A worker that woke for the job before last may still be looking at this slot.
+  while (job.active.load() != 0) DI_CPU_RELAX();
+  job.task = task;
+  job.count = count;
+  job.next.store(0);
+  job.done.store(0);
+  generation_.store(generation);  // publishes the slot (seq_cst: pairs with the sleepers_ check)
+  if (sleepers_.load() != 0) {
+    const std::lock_guard<std::mutex> wake_lock(wake_mutex_);
+    wake_.notify_all();
   }
-  wake_.notify_all();
-  take_tasks();
-  // Yield rather than spin once the workers are late: on a loaded machine they may be waiting for
-  // this very core.
-  for (int spins = 0; busy_workers_.load(std::memory_order_acquire) != 0; ++spins) {
+  take_tasks(job);
+  // Only tasks a worker has claimed are left; yield rather than spin once it is late: on a loaded
+  // machine it may be waiting for this very core.
+  for (int spins = 0; job.done.load(std::memory_order_acquire) != count; ++spins) {
     if (spins < kSpinIterations) {
       DI_CPU_RELAX();
     } else {
@@ -63,22 +71,30 @@ void ThreadPool::run(int64_t count, const std::function<void(int64_t)>& task) {
   }
 }
 
+void ThreadPool::wait_for_job(uint64_t seen) {
+  for (int spins = 0; spins < kSpinIterations; ++spins) {
+    if (generation_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed)) return;
+    DI_CPU_RELAX();
+  }
+  std::unique_lock<std::mutex> lock(wake_mutex_);
+  sleepers_.fetch_add(1);  // seq_cst, before the predicate reads generation_: no lost wake-up
+  wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
+  sleepers_.fetch_sub(1);
+}
+
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   while (true) {
-    int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && !stop_ && spins < kSpinIterations) {
-      DI_CPU_RELAX();
-      ++spins;
-    }
-    if (generation_.load(std::memory_order_acquire) == seen) {
-      std::unique_lock<std::mutex> lock(wake_mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
-    }
+    wait_for_job(seen);
     if (stop_) return;
-    seen = generation_.load(std::memory_order_acquire);
-    take_tasks();
-    busy_workers_.fetch_sub(1, std::memory_order_release);
+    const uint64_t generation = generation_.load();
+    seen = generation;
+    Job& job = jobs_[generation % 2];
+    job.active.fetch_add(1);
+    // Still the current job once registered as active: then the caller does not refill this slot
+    // before we leave it (it waits for active == 0 two jobs later).
+    if (generation_.load() == generation) take_tasks(job);
+    job.active.fetch_sub(1);
   }
 }
 
