@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -38,16 +40,19 @@ using testing::Workload;
 
 // Alone and batched runs differ only in the rows beside a sequence's in the GEMMs: cuBLASLt picks
 // other kernels for other row counts (split-K for one row), so bf16 outputs round differently and
-// the difference grows over 30 layers. The bound for methods whose key sets are fixed (dense,
-// sliding, StreamingLLM) is ModelParity's bf16 logit tolerance. Methods that choose their keys
-// from scores each step (DELTA, Tidal, Quest) can move a page at a near-tie on that rounding, and
-// then the logits move further: observed on the H200 (2026-12-01, three runs) Quest 0.026-0.081,
-// Tidal 0.017-0.069, sliding+Δ with DELTA 0.008-0.043, dense 0.025-0.038, 0 for two sequences.
-// Those methods get a bound twice as wide, and every method must give the same greedy tokens
-// except at near-ties. A wrong page table, position or selection set moves the logits by order 1
-// (relative L2 > 0.3) and the greedy tokens with them.
+// the difference grows over 30 layers: observed on the H200 up to ~0.04 relative L2 of the logits
+// (dense, sliding, StreamingLLM). The bound for every step is ModelParity's bf16 logit tolerance.
+//
+// Methods that choose their keys from scores each step (DELTA, Tidal, Quest) may, at one step,
+// choose another page when two pages' scores are that close (random prompts make flat scores):
+// seen on the H200 (2026-12-01, 10 runs) as single steps at 0.17-0.29 with both neighbours back
+// under 0.08, and greedy flips there at top-two gaps of 0.18-0.33. Such a step, isolated, is
+// reported as a selection near-tie and excused, at most kMostSelectionFlips per sequence. A wrong
+// page table, position or selection set is no isolated step: it moves every later step by order 1
+// (relative L2 > 0.3). The batched run is also run twice and must repeat bit for bit, so that an
+// isolated step cannot be a race (alone runs are checked the same way below).
 constexpr double kRelativeL2 = 8e-2;
-constexpr double kRelativeL2Selecting = 1.6e-1;
+constexpr int kMostSelectionFlips = 3;
 
 bool selects_keys(const AttentionConfig& method) {
   const attention::DecodeKind kind = method.decode.kind;
@@ -64,8 +69,17 @@ AttentionConfig sliding_delta_with_delta_decode() {
   return small_sparse_decode(attention::DecodeKind::Delta, small_sliding_delta());
 }
 
+// Random prompts, from DELTAINFER_TEST_SEED when set (to replay a failure) or a fresh seed, which
+// is printed.
+uint32_t workload_seed() {
+  const char* fixed = std::getenv("DELTAINFER_TEST_SEED");
+  const uint32_t seed = fixed != nullptr ? static_cast<uint32_t>(std::strtoul(fixed, nullptr, 10)) : std::random_device{}();
+  std::cout << "workload seed " << seed << " (DELTAINFER_TEST_SEED replays it)\n";
+  return seed;
+}
+
 std::vector<Workload> workloads(int32_t vocab) {
-  std::mt19937 rng(std::random_device{}());
+  std::mt19937 rng(workload_seed());
   const auto prompt = [&](int64_t n) { return random_prompt(rng, n, vocab); };
   return {
       {prompt(7), AttentionConfig{}, 0, kSteps},
@@ -103,6 +117,22 @@ std::unique_ptr<runtime::Transformer> open_gpu_model(const model::ModelSource& s
   return cuda::make_cuda_transformer(source, options);
 }
 
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Steps whose error exceeds the bf16 bound while both neighbours are within it (the last step
+// needs only its predecessor): what a one-step selection change looks like.
+std::vector<bool> isolated_spikes(const std::vector<double>& errors) {
+  std::vector<bool> spike(errors.size(), false);
+  for (size_t i = 0; i < errors.size(); ++i) {
+    const bool before_ok = i == 0 || errors[i - 1] < kRelativeL2;
+    const bool after_ok = i + 1 == errors.size() || errors[i + 1] < kRelativeL2;
+    spike[i] = errors[i] >= kRelativeL2 && before_ok && after_ok;
+  }
+  return spike;
+}
+
 TEST(GpuBatchEquivalence, MixedBatchGivesEachSequenceItsAloneLogits) {
   const std::string path = model_fixtures::model_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
@@ -115,29 +145,65 @@ TEST(GpuBatchEquivalence, MixedBatchGivesEachSequenceItsAloneLogits) {
   const BatchedRuns batched = run_batched(*model, work, alone, kChunk);
   EXPECT_GT(batched.mixed_steps, 0);
   EXPECT_EQ(model->kv_usage().used_pages, 0) << "finished sequences returned their pages";
+  const BatchedRuns again = run_batched(*model, work, alone, kChunk);
 
   const size_t vocab = static_cast<size_t>(source->config().vocab_size);
   for (size_t s = 0; s < work.size(); ++s) {
     ASSERT_EQ(batched.sequences[s].logits.size(), alone[s].logits.size()) << "sequence " << s;
-    double worst = 0;
-    int agree = 0, near_ties = 0;
+    std::vector<double> errors;
+    std::string trace;
+    size_t repeats = 0;
     for (size_t i = 0; i < alone[s].logits.size(); ++i) {
-      worst = std::max(worst, relative_l2(batched.sequences[s].logits[i], alone[s].logits[i]));
+      errors.push_back(relative_l2(batched.sequences[s].logits[i], alone[s].logits[i]));
+      trace += " " + std::to_string(errors.back()).substr(0, 6);
+      repeats += bitwise_equal(batched.sequences[s].logits[i], again.sequences[s].logits[i]);
+    }
+    EXPECT_EQ(repeats, errors.size()) << "sequence " << s << ": the batched run did not repeat bit for bit";
+    const std::vector<bool> flip = selects_keys(work[s].method) ? isolated_spikes(errors) : std::vector<bool>(errors.size());
+    int agree = 0, near_ties = 0, flips = 0;
+    double worst = 0;
+    for (size_t i = 0; i < errors.size(); ++i) {
+      if (flip[i]) {
+        ++flips;
+      } else {
+        worst = std::max(worst, errors[i]);
+      }
       if (i >= alone[s].greedy.size()) continue;
       const int32_t got = engine::argmax(batched.sequences[s].logits[i].data(), static_cast<int32_t>(vocab));
       if (got == alone[s].greedy[i]) {
         ++agree;
-      } else if (top_two_gap(alone[s].logits[i]) < kNearTie) {
+      } else if (flip[i] || top_two_gap(alone[s].logits[i]) < kNearTie) {
         ++near_ties;
       } else {
         ADD_FAILURE() << "sequence " << s << " step " << i << ": batched greedy " << got << ", alone "
-                      << alone[s].greedy[i] << ", top-two gap " << top_two_gap(alone[s].logits[i]);
+                      << alone[s].greedy[i] << ", top-two gap " << top_two_gap(alone[s].logits[i])
+                      << ", rel L2 per step:" << trace;
       }
     }
     std::cout << "sequence " << s << " (" << work[s].prompt.size() << " tokens, "
-              << attention::describe(work[s].method) << "): worst logits rel L2 " << worst << ", greedy agrees at "
-              << agree << "/" << alone[s].greedy.size() << ", near-ties " << near_ties << "\n";
-    EXPECT_LT(worst, selects_keys(work[s].method) ? kRelativeL2Selecting : kRelativeL2) << "sequence " << s;
+              << attention::describe(work[s].method) << "): worst logits rel L2 " << worst
+              << " (selection near-ties excepted: " << flips << " steps), greedy agrees at " << agree << "/"
+              << alone[s].greedy.size() << ", near-ties " << near_ties << "\n";
+    EXPECT_LT(worst, kRelativeL2) << "sequence " << s << ", rel L2 per step:" << trace;
+    EXPECT_LE(flips, kMostSelectionFlips) << "sequence " << s << ", rel L2 per step:" << trace;
+  }
+}
+
+// The same sequence run alone twice gives bit-identical logits: every kernel and GEMM of a pass
+// is deterministic for a given batch shape. A race (say, a selection reading key bounds that the
+// same pass is still writing) shows up here as a difference between two identical runs.
+TEST(GpuBatchEquivalence, AloneRunsRepeatBitForBit) {
+  const std::string path = model_fixtures::model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
+  const auto source = model::open_model_source(path);
+  const auto model = open_gpu_model(*source, 4096, 8);
+  for (const Workload& w : workloads(source->config().vocab_size)) {
+    const SequenceRun first = run_alone(*model, w, kChunk);
+    const SequenceRun second = run_alone(*model, w, kChunk);
+    ASSERT_EQ(first.logits.size(), second.logits.size());
+    size_t differing_steps = 0;
+    for (size_t i = 0; i < first.logits.size(); ++i) differing_steps += !bitwise_equal(first.logits[i], second.logits[i]);
+    EXPECT_EQ(differing_steps, 0u) << attention::describe(w.method) << ", " << w.prompt.size() << " tokens";
   }
 }
 

@@ -3,6 +3,7 @@
 // gets it carried in two parts by scripts/gpu-check's caller; the test skips when it is absent).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -44,26 +45,50 @@ std::vector<int32_t> greedy(runtime::Transformer& model, const std::vector<int32
   return tokens;
 }
 
-// Free-running greedy runs of a bf16 GPU and an f32 CPU may part at a near-tie: the CPU's logit
-// of the GPU's token is this close to its own choice's (the same bound as the GPU batch
-// equivalence test; bf16 moves SmolLM2's logits by up to ~0.1). After such a step the runs
-// continue different texts and are not compared further; any other disagreement fails.
-constexpr double kNearTie = 0.15;
+// Free-running greedy runs of a bf16 GPU and an f32 CPU may part at a near-tie. At the step where
+// they part both have read the same tokens, so their logits there are comparable; a parting means
+// the two contested logits' GPU-CPU errors add up to more than the CPU's gap between them. It is a
+// near-tie when each of those errors is within bf16 rounding (kBf16TopLogitError, the bound the
+// teacher-forced tests assert on the top-20 logits at every step); a wrong position, cache slot or
+// selected set moves logits by several units (relative L2 2.5-3.9 seen before the recency-page
+// fix). Measured on the H200 (2026-12-01), teacher-forced, worst top-20 logit error: 0.26-0.30
+// dense, 0.30-0.38 sparse prefill, 0.70 Quest on the long prompts (relative L2 0.03-0.07): bf16
+// rounding moves SmolLM2's largest logits (~15-25) by a few tenths, so the earlier gap rule
+// (0.15) called rounding a failure. After a parting the runs continue different texts and are
+// not compared further.
+constexpr double kBf16TopLogitError = 1.0;
 
 void expect_same_greedy_up_to_a_near_tie(const std::vector<int32_t>& got, const std::vector<int32_t>& want,
                                          const std::vector<std::vector<float>>& want_logits,
+                                         const std::vector<std::vector<float>>& got_logits,
                                          const std::string& prompt) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     if (got[i] == want[i]) continue;
-    const std::vector<float>& logits = want_logits[i];
-    const double gap = logits[static_cast<size_t>(want[i])] - logits[static_cast<size_t>(got[i])];
+    const std::vector<float>& cpu = want_logits[i];
+    const std::vector<float>& gpu = got_logits[i];
+    const auto w = static_cast<size_t>(want[i]), g = static_cast<size_t>(got[i]);
+    const double gap = cpu[w] - cpu[g];
+    const double error_want = std::fabs(gpu[w] - cpu[w]), error_got = std::fabs(gpu[g] - cpu[g]);
+    const bool rounding = std::max(error_want, error_got) <= kBf16TopLogitError;
     std::cout << "    greedy parts at step " << i << " (CPU " << want[i] << ", GPU " << got[i]
-              << "): the CPU's logits differ by " << gap << " there ("
-              << (gap < kNearTie ? "a near-tie" : "NOT a near-tie") << ")\n";
-    EXPECT_LT(gap, kNearTie) << "prompt: " << prompt << ", step " << i;
+              << "): the CPU's logits differ by " << gap << " there; GPU-CPU error of the two logits "
+              << error_want << ", " << error_got << " ("
+              << (rounding ? "a near-tie" : "NOT a near-tie") << ")\n";
+    EXPECT_TRUE(rounding) << "prompt: " << prompt << ", step " << i;
     return;
   }
+}
+
+// Largest |GPU - CPU| over the CPU's top `k` logits: the error that decides greedy choices.
+double top_logit_error(const std::vector<float>& gpu, const std::vector<float>& cpu, size_t k = 20) {
+  std::vector<size_t> order(cpu.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                    [&](size_t a, size_t b) { return cpu[a] > cpu[b]; });
+  double worst = 0;
+  for (size_t j = 0; j < k; ++j) worst = std::max(worst, std::fabs(double{gpu[order[j]]} - cpu[order[j]]));
+  return worst;
 }
 
 // bf16 weights and activations on the GPU vs f32 on the CPU: over 30 layers the logits differ by
@@ -134,9 +159,10 @@ void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfi
     gpu->truncate(0);
     cpu.forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, cpu_logits.data());
     gpu->forward(ids.data(), static_cast<int64_t>(ids.size()), runtime::LogitsFor::LastToken, gpu_logits.data());
-    double worst = 0;
+    double worst = 0, worst_top = 0;
     int agree = 0;
     for (int step = 0; step < count; ++step) {
+      worst_top = std::max(worst_top, top_logit_error(gpu_logits, cpu_logits));
       double diff = 0, norm = 0;
       for (size_t i = 0; i < cpu_logits.size(); ++i) {
         diff += (gpu_logits[i] - cpu_logits[i]) * (gpu_logits[i] - cpu_logits[i]);
@@ -149,8 +175,10 @@ void expect_same_logits_when_fed_the_same_tokens(const attention::AttentionConfi
       gpu->forward(&token, 1, runtime::LogitsFor::LastToken, gpu_logits.data());
     }
     std::cout << "prompt " << prompt.substr(0, 24) << ": teacher-forced " << count
-              << " steps, worst logits rel L2 " << worst << ", argmax agrees at " << agree << "/" << count << "\n";
+              << " steps, worst logits rel L2 " << worst << ", worst top-20 logit error " << worst_top
+              << ", argmax agrees at " << agree << "/" << count << "\n";
     EXPECT_LT(worst, tolerance) << "prompt: " << prompt;
+    EXPECT_LE(worst_top, kBf16TopLogitError) << "prompt: " << prompt;
   }
 }
 
@@ -165,9 +193,9 @@ void expect_parity(const attention::AttentionConfig& attention, int count,
   for (const std::string& prompt : prompts) {
     const std::vector<int32_t> ids = tok.encode(prompt, /*parse_special=*/true);
     std::vector<float> cpu_logits, gpu_logits;
-    std::vector<std::vector<float>> cpu_steps;
+    std::vector<std::vector<float>> cpu_steps, gpu_steps;
     const std::vector<int32_t> want = greedy(cpu, ids, count, &cpu_logits, &cpu_steps);
-    const std::vector<int32_t> got = greedy(*gpu, ids, count, &gpu_logits);
+    const std::vector<int32_t> got = greedy(*gpu, ids, count, &gpu_logits, &gpu_steps);
     double diff = 0, norm = 0;
     for (size_t i = 0; i < cpu_logits.size(); ++i) {
       diff += (gpu_logits[i] - cpu_logits[i]) * (gpu_logits[i] - cpu_logits[i]);
@@ -177,7 +205,7 @@ void expect_parity(const attention::AttentionConfig& attention, int count,
     std::cout << "prompt " << prompt.substr(0, 24) << ": logits rel L2 (bf16 GPU vs f32 CPU) "
               << relative << "\n";
     EXPECT_LT(relative, 3e-2);  // bf16 weights and activations vs f32 everywhere
-    expect_same_greedy_up_to_a_near_tie(got, want, cpu_steps, prompt);
+    expect_same_greedy_up_to_a_near_tie(got, want, cpu_steps, gpu_steps, prompt);
   }
 }
 
