@@ -23,9 +23,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/kv_page.h"
+
 namespace deltainfer::cuda {
 
-inline constexpr int kKvPageSize = 64;
+// The engine's one page size (core/kv_page.h), as the int the kernels index with.
+inline constexpr int kKvPageSize = static_cast<int>(kKvPageTokens);
 
 struct DecodeAttentionArgs {
   const __nv_bfloat16* q = nullptr;

@@ -18,9 +18,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/kv_page.h"
+
 namespace deltainfer::cuda {
 
-inline constexpr int kPrefillPageSize = 64;
+// The engine's one page size (core/kv_page.h), as the int the kernels index with.
+inline constexpr int kPrefillPageSize = static_cast<int>(kKvPageTokens);
 
 struct PagedKvView {
   const __nv_bfloat16* k_pool = nullptr;

@@ -5,11 +5,14 @@
 
 #include <cstdint>
 
+#include "core/kv_page.h"
+
 namespace deltainfer::cuda::prefill {
 
 using bf16 = __nv_bfloat16;
 
-inline constexpr int kPageSize = 64;  // == the key tile: one key tile is one page
+// The engine's one page size (core/kv_page.h); the kernels' key tile is one page.
+inline constexpr int kPageSize = static_cast<int>(kKvPageTokens);
 
 struct Params {
   const bf16* q;
