@@ -272,14 +272,26 @@ def decode_attention(q, k_cache, v_cache, page_table, kv_lens, max_kv_len=None, 
     """
     _checks.integer(num_splits, "num_splits", 0)
     d = _decode_inputs(q, k_cache, v_cache, page_table, kv_lens, max_kv_len, softmax_scale)
-    ext = _ext()
     batch, n_heads, head_dim = q.shape
-    _, nbytes = ext.decode_plan(batch, n_heads, k_cache.shape[1], head_dim, d.max_kv_len, num_splits)
+    n_kv_heads = k_cache.shape[1]
+    nbytes = _decode_workspace_bytes(q.device, batch, n_heads, n_kv_heads, head_dim, d.max_kv_len, num_splits)
     out = torch.empty_like(q)
     lse = _lse(q, return_lse)
-    ext.decode(q, k_cache, v_cache, d.page_table, d.kv_lens, out, lse, d.max_kv_len, d.scale,
-               _workspace(nbytes, q.device), num_splits, _stream(q.device))
+    workspace = _workspace(nbytes, q.device)
+    # Every tensor is checked above (dtype, contiguity, shape, one CUDA device), so the pointers
+    # cross as integers: building a DLPack capsule per tensor cost more than the kernel at batch 1.
+    _ext().decode_raw(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), d.page_table.data_ptr(),
+                      d.page_table.shape[1], d.kv_lens.data_ptr(), out.data_ptr(),
+                      lse.data_ptr() if lse is not None else 0, batch, n_heads, n_kv_heads, head_dim, d.max_kv_len,
+                      d.scale, workspace.data_ptr(), workspace.numel(), num_splits, _stream(q.device))
     return _result(out, lse)
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_workspace_bytes(device, batch, n_heads, n_kv_heads, head_dim, max_kv_len, num_splits) -> int:
+    """The split-KV plan depends only on these (and the device's SM count), so a decode loop plans once."""
+    with torch.cuda.device(device):
+        return _ext().decode_plan(batch, n_heads, n_kv_heads, head_dim, max_kv_len, num_splits)[1]
 
 
 class TokenSet(NamedTuple):
