@@ -250,17 +250,8 @@ def prefill_cases(tokens, a, peers, limits):
     report("dense_prefill", tokens, ours_dense_ms, "sdpa", sdpa_ms, agreement(dense(), reference),
            (share(ours_dense_ms), share(sdpa_ms)))
 
-    flashinfer = peers["flashinfer"]
-    if isinstance(flashinfer, str):
-        skipped("flashinfer prefill", flashinfer)
-    elif a.no_flashinfer_prefill:
-        skipped("flashinfer prefill", "--no-flashinfer-prefill (its FA3 JIT compile takes ~1 minute)")
-    else:
-        fa3 = lambda: flashinfer.single_prefill_with_kv_cache(q, k, v, causal=True, backend="fa3")
-        out = timed_warmup("flashinfer fa3 prefill", fa3)
-        fa3_ms = time_ms(fa3, repeats)
-        report("dense_prefill", tokens, ours_dense_ms, "flashinfer_fa3", fa3_ms, agreement(dense(), out),
-               (share(ours_dense_ms), share(fa3_ms)))
+    guarded("flashinfer prefill", flashinfer_prefill_case, tokens, a, peers, q, k, v, dense, ours_dense_ms, share,
+            repeats)
 
     sliding = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, a.window, a.sink)
     if peers["flex"] is not None:
@@ -282,8 +273,34 @@ def prefill_cases(tokens, a, peers, limits):
     report("sliding_delta_prefill", tokens, time_ms(delta, repeats), "ours_sliding", time_ms(sliding, repeats),
            agreement(delta(), reference), note="agreement is ours_delta vs dense")
 
-    authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table, reference, repeats, scale)
-    minference_case(tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, reference, repeats)
+    guarded("authors' delta", authors_cases, tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table,
+            reference, repeats, scale)
+    guarded("minference", minference_case, tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, reference,
+            repeats)
+
+
+def guarded(peer, case, *args):
+    """A peer that fails (an API or compiler error of its version) is reported and skipped; ours go on."""
+    try:
+        case(*args)
+    except Exception as error:  # noqa: BLE001 - any failure of a peer's code
+        skipped(peer, f"failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0]})")
+        torch.cuda.synchronize()
+
+
+def flashinfer_prefill_case(tokens, a, peers, q, k, v, dense, ours_dense_ms, share, repeats):
+    flashinfer = peers["flashinfer"]
+    if isinstance(flashinfer, str):
+        skipped("flashinfer prefill", flashinfer)
+        return
+    if a.no_flashinfer_prefill:
+        skipped("flashinfer prefill", "--no-flashinfer-prefill (its FA3 JIT compile takes ~1 minute)")
+        return
+    fa3 = lambda: flashinfer.single_prefill_with_kv_cache(q, k, v, causal=True, backend="fa3")
+    out = timed_warmup("flashinfer fa3 prefill", fa3)
+    fa3_ms = time_ms(fa3, repeats)
+    report("dense_prefill", tokens, ours_dense_ms, "flashinfer_fa3", fa3_ms, agreement(dense(), out),
+           (share(ours_dense_ms), share(fa3_ms)))
 
 
 def authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table, reference, repeats, scale):
@@ -369,6 +386,11 @@ def decode_case(batch, kv_len, a, peers, limits):
     print(f"HOST case=decode_batch{batch} tokens={kv_len} ours_host_us_per_call={host_us(ours):.1f} "
           f"sdpa_host_us_per_call={host_us(peer):.1f}", flush=True)
 
+    guarded("flashinfer decode", flashinfer_decode_case, batch, kv_len, a, peers, q, k_cache, v_cache, table,
+            ours, ours_ms, share)
+
+
+def flashinfer_decode_case(batch, kv_len, a, peers, q, k_cache, v_cache, table, ours, ours_ms, share):
     flashinfer = peers["flashinfer"]
     if isinstance(flashinfer, str):
         skipped("flashinfer decode", flashinfer)
@@ -383,7 +405,7 @@ def decode_case(batch, kv_len, a, peers, limits):
     workspace = torch.empty(128 << 20, dtype=torch.uint8, device="cuda")
     wrapper = flashinfer.BatchDecodeWithPagedKVCacheWrapper(workspace, "HND", backend="fa2")
     start = time.perf_counter()
-    wrapper.plan(indptr, indices, last_page_len, heads, kv_heads, dim, deltainfer.PAGE_SIZE,
+    wrapper.plan(indptr, indices, last_page_len, a.heads, a.kv_heads, a.dim, deltainfer.PAGE_SIZE,
                  q_data_type=torch.bfloat16, kv_data_type=torch.bfloat16)
     print(f"flashinfer decode: plan (JIT compile on first use) {time.perf_counter() - start:.1f} s", flush=True)
     theirs = lambda: wrapper.run(q, kv_cache)

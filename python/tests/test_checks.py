@@ -116,6 +116,23 @@ def test_unfused_gamma_and_unaligned_first_pos_are_value_errors():
         deltainfer.sliding_delta_prefill(q_rows(), k, v, table, 200, window=64, gamma=64, first_pos=10)
 
 
+def test_decode_fast_path_keeps_every_check():
+    """decode_attention hands the kernel raw pointers, so its Python checks are all that stand
+    between a bad tensor and the kernel: each must still raise."""
+    k, v, table, kv_lens = paged()
+    q = q_rows(n=1)
+    with pytest.raises(ValueError, match="CUDA"):
+        deltainfer.decode_attention(q, k, v, table, kv_lens, 200)
+    with pytest.raises(TypeError, match="bfloat16"):
+        deltainfer.decode_attention(q.float(), k, v, table, kv_lens, 200)
+    with pytest.raises(TypeError, match="int32"):
+        deltainfer.decode_attention(q, k, v, table, kv_lens.long(), 200)
+    with pytest.raises(ValueError, match="contiguous"):
+        deltainfer.decode_attention(q, k.transpose(1, 2), v.transpose(1, 2), table, kv_lens, 200)
+    with pytest.raises(ValueError, match="pages"):
+        deltainfer.decode_attention(q, k, v, table, kv_lens, 100_000)
+
+
 def test_decode_batch_mismatch_and_large_groups_are_value_errors():
     k, v, table, kv_lens = paged(n_kv_heads=1)
     with pytest.raises(ValueError, match="batch"):
