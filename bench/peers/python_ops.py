@@ -137,31 +137,47 @@ def timed_warmup(peer, fn):
 # ---------------------------------------------------------------- optional peers
 
 def load_authors_delta(delta_kernel_path):
-    """(block_sparse_attention, HiPAttentionArgs, apply_delta, delta_kernel.attention) or the reason why not."""
+    """(block_sparse_attention, their HiPAttentionArgs, apply_delta, delta_kernel.attention) or the reason why not."""
     if not delta_kernel_path or not os.path.exists(delta_kernel_path):
         return f"delta_kernel.py not found at {delta_kernel_path!r} (scripts/stage-peers carries it)"
     try:
         from hip_attn.v1_2.attention_extend_bsa import block_sparse_attention
-        from hip_attn.v1_2.attention_metadata import HiPAttentionArgs
         from hip_attn.v1_2.delta.apply_delta import apply_delta
+        args = authors_hip_args()
     except Exception as error:  # hip-attn as shipped raises more than ImportError (triton version assert)
-        return f"hip-attn not importable ({type(error).__name__}: {str(error).splitlines()[0]})"
+        return f"hip-attn not usable ({type(error).__name__}: {str(error).splitlines()[0]})"
     spec = importlib.util.spec_from_file_location("delta_kernel", delta_kernel_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return block_sparse_attention, HiPAttentionArgs, apply_delta, module.attention
+    return block_sparse_attention, args, apply_delta, module.attention
+
+
+def authors_hip_args():
+    """delta_attention/config.py's get_hip_config, preset "default", for layers >= 3 (the fields
+    their window mode reads: the last stage's chunk and block sizes, rope_range, ...)."""
+    from hip_attn.v1_2.attention_metadata import HiPAttentionArgs, ScanStage
+
+    stage = dict(stage_stride=1, using_landmark=False)
+    stages = [ScanStage(stage_block_size_q=128, stage_block_stride_q=4, stage_chunk_size=256, stage_k=None, **stage),
+              ScanStage(stage_block_size_q=64, stage_block_stride_q=1, stage_chunk_size=8, stage_k=32768, **stage),
+              ScanStage(stage_block_size_q=64, stage_block_stride_q=1, stage_chunk_size=2, stage_k=8192, **stage)]
+    return HiPAttentionArgs(sliding_window_size=1024, sink_token_size=1024, using_extend=False, need_apply_rope=False,
+                            second_stage_k=2048, stages=stages, model_context_length=131072,
+                            scan_extend_backend="relative", sa_extend_backend="streaming",
+                            block_sparse_block_size_q=stages[-1].stage_block_size_q, rope_range=(0, 128),
+                            using_landmark=True)
 
 
 def authors_sliding(peer, qt, kt, vt, window, sink, scale):
-    """hip-attn's sliding window + sink as delta_attention/llama.py's window mode calls it.
-    qt [1][N][H][d], kt/vt [1][N][Hkv][d]; returns [1][N][H][d]."""
-    block_sparse_attention, HiPAttentionArgs, _, _ = peer
+    """hip-attn's sliding window + sink as delta_attention/llama.py's hip_attention_interface calls
+    it in window mode. qt [1][N][H][d], kt/vt [1][N][Hkv][d]; returns [1][N][H][d]."""
+    block_sparse_attention, base_args, _, _ = peer
     tokens, heads = qt.shape[1], qt.shape[2]
-    args = HiPAttentionArgs()
+    args = base_args.clone()
     args.position_ids = torch.arange(tokens, device=qt.device)[None]
     args.sm_scale = scale
-    args.block_size_q = 64  # their block_sparse_block_size_q
-    args.block_size_k = 2  # their stages[-1].stage_chunk_size
+    args.block_size_q = args.block_sparse_block_size_q
+    args.block_size_k = args.stages[-1].stage_chunk_size
     args.second_stage_k = 0
     args.sink_token_size = sink
     args.sliding_window_size = window
@@ -173,7 +189,7 @@ def authors_sliding(peer, qt, kt, vt, window, sink, scale):
     return block_sparse_attention(q=(qt * scale).to(qt.dtype), k=kt, v=vt, seq_lens=args.position_ids + 1,
                                   indices=indices, ks=ks, ks_count=ks.unsqueeze(-1), ks_start_end=ks_start_end,
                                   args=args, access_counter=None, cache_miss_counter=None,
-                                  model_context_length=131072, extend_context_length=131072 * 10,  # as their Llama-3.1 runs
+                                  model_context_length=131072, extend_context_length=131072 * 10,  # their Llama-3.1
                                   offload_update_cache=False)
 
 
