@@ -11,8 +11,6 @@
 namespace deltainfer {
 namespace {
 
-constexpr int kMinScaleExponent = -126;  // the smallest normal f32: 1 / scale stays finite
-
 float finite_amax(const float* values, int64_t n) {
   float amax = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
@@ -34,16 +32,6 @@ void rescale(uint8_t* codes, int64_t n, float old_scale, float new_scale) {
 }
 
 }  // namespace
-
-float fp8_page_scale_for(float amax) {
-  if (!(amax > 0.0f)) return 0.0f;
-  // amax = fraction * 2^exponent with fraction in [0.5, 1), and 448 = 0.875 * 2^9, so the smallest
-  // e with amax <= 448 * 2^e is exponent - 9, or one more when fraction > 0.875.
-  int exponent = 0;
-  const float fraction = std::frexp(amax, &exponent);
-  const int scale_exponent = exponent - 9 + (fraction > 0.875f ? 1 : 0);
-  return std::ldexp(1.0f, std::max(scale_exponent, kMinScaleExponent));
-}
 
 void fp8_append_rows(const Fp8PageSlab& slab, int first_row, const float* rows, int n_rows) {
   if (first_row < 0 || n_rows < 0 || first_row + n_rows > kKvPageTokens || slab.head_dim <= 0) {

@@ -22,7 +22,15 @@
 // 2^-9): |stored - x| <= 2^-4 |x| + 2^-10 s when the slab was never rescaled after x was written,
 // and <= 2^-4 |x| + 2^-9 s when it was. Non-finite values (NaN, +-inf) are stored as NaN and do
 // not count towards amax, so one bad value neither hides itself nor crushes its page's other rows.
+#include <math.h>  // frexpf/ldexpf: the same calls in host and device code
+
 #include <cstdint>
+
+#ifdef __CUDACC__
+#define DELTAINFER_HOST_DEVICE __host__ __device__
+#else
+#define DELTAINFER_HOST_DEVICE
+#endif
 
 namespace deltainfer {
 
@@ -34,8 +42,17 @@ struct Fp8PageSlab {
 };
 
 // The slab scale for rows whose largest finite magnitude is `amax` (>= 0): a power of two, at
-// least 2^-126 (so its inverse is finite), 0 for amax 0.
-float fp8_page_scale_for(float amax);
+// least 2^-126 (so its inverse is finite), 0 for amax 0. Shared by this twin and the CUDA append.
+DELTAINFER_HOST_DEVICE inline float fp8_page_scale_for(float amax) {
+  if (!(amax > 0.0f)) return 0.0f;
+  // amax = fraction * 2^exponent with fraction in [0.5, 1), and 448 = 0.875 * 2^9, so the smallest
+  // e with amax <= 448 * 2^e is exponent - 9, or one more when fraction > 0.875.
+  int exponent = 0;
+  const float fraction = frexpf(amax, &exponent);
+  const int scale_exponent = exponent - 9 + (fraction > 0.875f ? 1 : 0);
+  constexpr int kMinScaleExponent = -126;  // the smallest normal f32: 1 / scale stays finite
+  return ldexpf(1.0f, scale_exponent > kMinScaleExponent ? scale_exponent : kMinScaleExponent);
+}
 
 // Quantizes rows[n_rows][head_dim] into slab rows first_row.. (all inside the page), rescaling
 // the slab's rows 0..first_row-1 when their scale is too small for the new rows.
