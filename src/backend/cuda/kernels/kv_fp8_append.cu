@@ -70,6 +70,7 @@ __global__ void __launch_bounds__(kThreads) fp8_append_kernel(const Fp8AppendArg
   const float inverse = new_scale > 0.0f ? 1.0f / new_scale : 1.0f;
   uint8_t* out = codes + static_cast<size_t>(first_slot) * a.head_dim;
   for (int i = static_cast<int>(threadIdx.x); i < values; i += kThreads) out[i] = encode_e4m3(value_at(i) * inverse);
+  __syncthreads();  // every thread has read the old scale before it is replaced
   if (threadIdx.x == 0) *scale = new_scale;
 }
 
