@@ -15,6 +15,17 @@ void BackendOptions::add_to(CLI::App& command) {
   command.add_option("--backend", kind, "Where the model runs: cpu or cuda")
       ->transform(CLI::CheckedTransformer(names, CLI::ignore_case))
       ->capture_default_str();
+  const std::map<std::string, KvDtype> dtypes{{"bf16", KvDtype::Bf16}, {"fp8", KvDtype::Fp8E4m3}};
+  command.add_option("--kv-dtype", kv_dtype,
+                     "KV cache element type on CUDA: bf16, or fp8 (e4m3 with a scale per page and KV head: half "
+                     "the bytes)")
+      ->transform(CLI::CheckedTransformer(dtypes, CLI::ignore_case))
+      ->capture_default_str();
+}
+
+void BackendOptions::apply_to(engine::EngineConfig& config) const {
+  config.backend = kind;
+  config.kv_dtype = kv_dtype;
 }
 
 engine::TransformerFactory BackendOptions::factory() const {

@@ -1,5 +1,6 @@
 #pragma once
-// `--backend cpu|cuda`: which backend runs the model. The CUDA one exists only in CUDA builds.
+// `--backend cpu|cuda`: which backend runs the model (the CUDA one exists only in CUDA builds), and
+// `--kv-dtype bf16|fp8`: the element type of the CUDA KV cache.
 #include <CLI/CLI.hpp>
 
 #include "engine/engine.h"
@@ -8,8 +9,11 @@ namespace deltainfer::cli {
 
 struct BackendOptions {
   engine::BackendKind kind = engine::BackendKind::Cpu;
+  KvDtype kv_dtype = KvDtype::Bf16;
 
   void add_to(CLI::App& command);
+  // Sets the engine's backend and KV dtype from these flags.
+  void apply_to(engine::EngineConfig& config) const;
   // The factory for the chosen non-CPU backend, empty when this build lacks it.
   engine::TransformerFactory factory() const;
 };

@@ -40,7 +40,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 int run_bench(BenchOptions& o) {
   if (o.decode_tokens < 1) throw_input_error("--decode-tokens must be >= 1");
   o.engine.attention = o.attention.to_config();
-  o.engine.backend = o.backend.kind;
+  o.backend.apply_to(o.engine);
   const int64_t longest = *std::max_element(o.lengths.begin(), o.lengths.end());
   o.engine.context = longest;
   if (o.batch > 0 || o.mixed_chunk > 0) {

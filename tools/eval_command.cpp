@@ -90,7 +90,7 @@ int run_eval_command(const EvalOptions& o) {
   const engine::TransformerFactory factory = o.backend.factory();
   const eval::EngineOpener open = [&](const attention::AttentionConfig& attention, int64_t context) {
     engine::EngineConfig config = o.engine;
-    config.backend = o.backend.kind;
+    o.backend.apply_to(config);
     config.attention = attention;
     config.context = context;
     return engine::Engine::open(config, factory);

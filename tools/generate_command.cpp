@@ -61,7 +61,7 @@ int run_generate(GenerateOptions& o) {
   if (!o.seed_given) o.sampling.seed = std::random_device{}();
   o.sampling.validate();
   o.engine.attention = o.attention.to_config();
-  o.engine.backend = o.backend.kind;
+  o.backend.apply_to(o.engine);
   engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
   const std::vector<int32_t> prompt = build_prompt_tokens(o, engine.tokenizer());
   if (static_cast<int64_t>(prompt.size()) + 1 > engine.transformer().capacity()) {

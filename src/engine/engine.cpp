@@ -58,11 +58,16 @@ Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_f
   options.max_batch = config.max_batch;
   options.prefill_chunk = config.prefill_chunk;
   options.threads = config.threads;
+  options.kv_dtype = config.kv_dtype;
   options.attention = config.attention;
   if (config.backend == BackendKind::Cuda) {
     if (!cuda_factory) throw_input_error("this build of deltainfer has no CUDA backend (configure with the cuda preset)");
     engine.transformer_ = cuda_factory(*engine.source_, options);
   } else {
+    if (config.kv_dtype != KvDtype::Bf16) {
+      throw_input_error("--kv-dtype {}: the CPU backend keeps its KV cache in f32; FP8 pages are for --backend cuda",
+                        kv_dtype_name(config.kv_dtype));
+    }
     check_host_memory(*engine.source_, options);
     engine.transformer_ = std::make_unique<backend::cpu::CpuTransformer>(*engine.source_, options);
   }

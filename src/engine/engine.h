@@ -23,6 +23,7 @@ struct EngineConfig {
   int threads = 0;            // CPU threads; 0: all
   int64_t kv_pages = 0;       // KV pages shared by all sequences; 0: max_batch sequences of `context`
   int max_batch = 1;          // most sequences in one forward pass
+  KvDtype kv_dtype = KvDtype::Bf16;  // the CUDA KV pools' element type (--kv-dtype)
   attention::AttentionConfig attention;
 };
 

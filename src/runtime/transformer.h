@@ -22,6 +22,7 @@ struct BackendOptions {
   int max_batch = 1;           // most sequences in one forward pass (sizes the GPU's decode workspaces)
   int64_t prefill_chunk = 512; // most tokens of one forward pass (bounds activation memory)
   int threads = 0;             // CPU threads; 0: all
+  KvDtype kv_dtype = KvDtype::Bf16;  // the CUDA pools' element type; the CPU backend takes only bf16 (its pool is f32)
   attention::AttentionConfig attention;  // the default sequence's method
 };
 

@@ -105,6 +105,25 @@ TEST(MemoryPlanTest, AttentionWorkspacesCountAgainstTheFit) {
   EXPECT_NE(message.find("attention workspaces 0.25 GiB"), std::string::npos) << message;
 }
 
+TEST(MemoryPlanTest, Fp8KvCacheIsHalfTheBytesPlusItsScales) {
+  MemoryRequest request;
+  request.max_context = int64_t{1} << 20;  // the million tokens
+  request.kv_dtype = KvDtype::Fp8E4m3;
+  const MemoryPlan plan = plan_memory(llama3_8b(), request, 139 * kGiB);
+  // Per page: 2 * 32 layers * (64 * 8 * 128 codes + 8 f32 scales) = 4 MiB + 2 KiB.
+  EXPECT_EQ(plan.kv_bytes_per_page, size_t{2} * 32 * (64 * 8 * 128 + 8 * 4));
+  EXPECT_EQ(plan.kv_bytes, size_t{16384} * plan.kv_bytes_per_page);  // 64.03 GiB, where bf16 needs 128
+  EXPECT_EQ(plan.kv_bytes_per_token, size_t{64} * 1024 + 32);
+  // The bf16 cache of the same million tokens does not fit in 139 GiB; the message names the dtype.
+  request.kv_dtype = KvDtype::Bf16;
+  const std::string message = refusal(request, 139 * kGiB);
+  EXPECT_NE(message.find("KV cache 128.00 GiB (bf16, 128.00 KiB/token)"), std::string::npos) << message;
+  request.kv_dtype = KvDtype::Fp8E4m3;
+  request.max_batch = 2;
+  const std::string fp8 = refusal(request, 139 * kGiB);
+  EXPECT_NE(fp8.find("(fp8, 64.03 KiB/token)"), std::string::npos) << fp8;
+}
+
 // cudaMalloc rounds large allocations up to 2 MiB pages and packs small ones together, so the
 // free-memory drop of ~20 buffers may exceed their sum by that rounding, or fall short of it by
 // small buffers packed into pages already reserved.

@@ -18,6 +18,7 @@
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/elementwise.h"
+#include "backend/cuda/kv_dtype_support.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
 #include "backend/cuda/methods/cuda_decode_method.h"
@@ -66,6 +67,7 @@ class CudaTransformer final : public runtime::Transformer {
         max_batch_(std::max(1, options.max_batch)),
         pages_per_sequence_(pages_for_positions(options.capacity)),
         pool_pages_(runtime::requested_pool_pages(options)),
+        kv_dtype_(options.kv_dtype),
         sequences_(checked_pool_pages(pool_pages_), options.capacity, config_.vocab_size) {
     static_assert(kKvPageSize == kKvPageTokens, "the CUDA kernels' page is the engine's page");
     check_method(options.attention);
@@ -80,6 +82,7 @@ class CudaTransformer final : public runtime::Transformer {
     request.max_batch = max_batch_;
     request.kv_pages = device_pages();
     request.prefill_chunk = static_cast<int>(max_rows_);
+    request.kv_dtype = kv_dtype_;
     request.quest_layers = key_bound_layer_count(options.attention.decode, config_.n_layers);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
     // count them against the memory that was free before.
@@ -195,6 +198,7 @@ class CudaTransformer final : public runtime::Transformer {
   void check_method(const attention::AttentionConfig& method) const {
     if (method.instrument) throw_input_error("--fidelity instrumentation runs on the CPU backend only");
     method.validate(config_.n_layers);
+    require_kv_dtype_kernels(method, kv_dtype_);
   }
 
   // The CudaAttention of `method`: one per distinct method in use (its decode selection and
@@ -594,6 +598,7 @@ class CudaTransformer final : public runtime::Transformer {
   int max_batch_;
   int64_t pages_per_sequence_;
   int64_t pool_pages_;
+  KvDtype kv_dtype_;
   int64_t chunk_ = 1;
   int64_t max_rows_ = 1;
   int64_t logit_rows_ = 1;

@@ -68,9 +68,10 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
   MemoryPlan plan;
   plan.pages_per_sequence = (request.max_context + kKvPageSize - 1) / kKvPageSize;
   plan.num_pages = request.kv_pages > 0 ? request.kv_pages : plan.pages_per_sequence * request.max_batch;
-  plan.kv_bytes_per_token =
-      2 * static_cast<size_t>(config.n_layers) * static_cast<size_t>(config.kv_dim()) * kBf16;
-  plan.kv_bytes = static_cast<size_t>(plan.num_pages) * kKvPageSize * plan.kv_bytes_per_token;
+  plan.kv_bytes_per_page = 2 * static_cast<size_t>(config.n_layers) *
+                           static_cast<size_t>(kv_pool_page_bytes(request.kv_dtype, config.n_kv_heads, config.head_dim));
+  plan.kv_bytes_per_token = (plan.kv_bytes_per_page + kKvPageSize - 1) / kKvPageSize;
+  plan.kv_bytes = static_cast<size_t>(plan.num_pages) * plan.kv_bytes_per_page;
   plan.quest_bytes_per_token = quest_bytes_per_page(config, request.quest_layers) / kKvPageSize;
   plan.quest_bytes = static_cast<size_t>(plan.num_pages) * quest_bytes_per_page(config, request.quest_layers);
   plan.weight_bytes = weight_bytes(config);
@@ -86,11 +87,11 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
         plan.quest_bytes > 0 ? fmt::format(" + Quest bounds {:.2f} GiB", gib(plan.quest_bytes)) : std::string();
     throw_input_error(
         "{}: {} sequence(s) of {} tokens do not fit in GPU memory: weights {:.2f} GiB + KV cache {:.2f} GiB "
-        "({} KiB/token){} + workspaces {:.2f} GiB + attention workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} "
+        "({}, {:.2f} KiB/token){} + workspaces {:.2f} GiB + attention workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} "
         "GiB, but {:.2f} GiB is free; "
         "at most about {} tokens per sequence fit (lower --max-context or the batch)",
         config.name, request.max_batch, request.max_context, gib(plan.weight_bytes), gib(plan.kv_bytes),
-        plan.kv_bytes_per_token / 1024, quest, gib(plan.workspace_bytes), gib(plan.attention_bytes),
+        kv_dtype_name(request.kv_dtype), static_cast<double>(plan.kv_bytes_per_page) / kKvPageSize / 1024, quest, gib(plan.workspace_bytes), gib(plan.attention_bytes),
         gib(request.reserve_bytes),
         gib(plan.total_bytes + request.reserve_bytes), gib(free_bytes), fit_tokens);
   }

@@ -1,5 +1,6 @@
 #pragma once
-// Device memory planned up front: bf16 weights, the paged bf16 KV cache for `max_batch`
+// Device memory planned up front: bf16 weights, the paged KV cache (bf16, or FP8 codes plus a
+// scale per page and KV head: core/kv_fp8_page.h) for `max_batch`
 // sequences of `max_context` tokens (with Quest's key bounds beside the pools of its layers), and
 // the activation workspaces of one prefill chunk, sized from the model config before they are
 // allocated; plus the attention policy's workspaces (the caller allocates those first and passes
@@ -8,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/kv_page.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cuda {
@@ -17,6 +19,7 @@ struct MemoryRequest {
   int max_batch = 1;        // sequences decoded together
   int64_t kv_pages = 0;     // pages of the shared KV pool; 0: max_batch sequences of max_context
   int prefill_chunk = 2048;  // tokens per prefill step
+  KvDtype kv_dtype = KvDtype::Bf16;
   int quest_layers = 0;      // layers keeping Quest key bounds beside their pools (1/16 of their KV)
   size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes)
   size_t reserve_bytes = size_t{512} << 20;  // left free for the CUDA context, cuBLASLt, fragmentation
@@ -24,14 +27,15 @@ struct MemoryRequest {
 
 struct MemoryPlan {
   size_t weight_bytes = 0;
-  size_t kv_bytes = 0;         // K and V pools of all layers
+  size_t kv_bytes = 0;         // K and V pools of all layers (with FP8: their scales too)
   size_t quest_bytes = 0;      // Quest key bounds of the quest_layers
   size_t workspace_bytes = 0;  // activations, logits and GEMM workspaces
   size_t attention_bytes = 0;  // the attention policy's workspaces, as requested
   size_t total_bytes = 0;
   int64_t pages_per_sequence = 0;
   int64_t num_pages = 0;           // physical pages per layer pool
-  size_t kv_bytes_per_token = 0;   // all layers, K and V
+  size_t kv_bytes_per_page = 0;    // all layers, K and V (with FP8: their scales too)
+  size_t kv_bytes_per_token = 0;   // kv_bytes_per_page / kKvPageTokens, rounded up
   size_t quest_bytes_per_token = 0;
 };
 
