@@ -3,6 +3,8 @@
 #include <map>
 #include <string>
 
+#include "core/kv_page.h"
+
 #ifdef DELTAINFER_WITH_CUDA
 #include "backend/cuda/cuda_transformer.h"
 #endif
@@ -23,6 +25,11 @@ engine::TransformerFactory BackendOptions::factory() const {
 #else
   return {};
 #endif
+}
+
+int64_t kv_page_bytes(const model::ModelConfig& model, engine::BackendKind backend) {
+  const int64_t element = backend == engine::BackendKind::Cuda ? 2 : 4;
+  return int64_t{model.n_layers} * 2 * model.n_kv_heads * kKvPageTokens * model.head_dim * element;
 }
 
 }  // namespace deltainfer::cli

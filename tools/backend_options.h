@@ -14,4 +14,7 @@ struct BackendOptions {
   engine::TransformerFactory factory() const;
 };
 
+// KV bytes of one page: keys and values of every layer, f32 on the CPU, bf16 on CUDA.
+int64_t kv_page_bytes(const model::ModelConfig& model, engine::BackendKind backend);
+
 }  // namespace deltainfer::cli
