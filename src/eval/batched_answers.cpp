@@ -4,7 +4,6 @@
 #include <chrono>
 #include <optional>
 
-#include "backend/cpu/quant/panel_matmul.h"
 #include "core/error.h"
 #include "engine/sampler.h"
 #include "eval/answer_stream.h"
@@ -56,24 +55,21 @@ class Wave {
       runtime::BatchPlan plan;
       std::vector<Slot*> members;
       int64_t room = model_.max_batch_tokens();
-      bool pass_is_short = false;
       for (Slot& slot : slots_) {
         const std::vector<int32_t>& prompt = prompt_of(slot);
         const auto total = static_cast<int64_t>(prompt.size());
         const int64_t count = std::min(chunk, total - slot.prompt_done);
         if (count <= 0 || count > room) continue;
-        // The CPU backend multiplies passes of fewer than kPanelMinRows rows on its 8-bit path and
-        // larger ones through f32 panels: a short chunk keeps a pass of its own, so its rows take
-        // the path they take when the sequence runs alone.
-        const bool short_chunk = count < backend::cpu::quant::kPanelMinRows;
-        if (!members.empty() && (short_chunk || pass_is_short)) continue;
-        pass_is_short = short_chunk;
         const bool last = slot.prompt_done + count == total;
         plan.entries.push_back(runtime::prefill_entry(slot.sequence, prompt.data() + slot.prompt_done, count, total,
                                                       last && !on_device() ? logits_of(slot) : nullptr));
         if (last) choose_on_device(plan.entries.back(), slot);
         members.push_back(&slot);
         room -= count;
+        // One chunk per pass: the CPU's GEMMs round a row differently beside other rows (f32
+        // panels of another height), which changed StreamingLLM answers on SmolLM2; alone, a
+        // chunk's arithmetic is the sequential path's. Prompts still share nothing but the engine.
+        break;
       }
       if (members.empty()) return;
       run_pass(plan, members, &Slot::prefill_seconds);

@@ -1,7 +1,7 @@
 #pragma once
 // Greedy answers of many prompts under several decode methods that prefill alike
-// (runtime::same_prefill), in batches: `batch` prompts are read together (their prefill chunks
-// packed into passes of up to max_batch_tokens()), once; then for each method in turn every
+// (runtime::same_prefill), in batches: `batch` prompts are read once, one chunk per pass (packing
+// chunks of several prompts changed CPU round-off and answers); then for each method in turn every
 // sequence is cut back to its prompt, switched to the method, and all of them decode together,
 // one pass per step, each stopping as engine::generate would (AnswerStream). A sequence's prompt
 // is read in the chunks engine::generate reads it in (prefill_chunk()), so its keys and first
