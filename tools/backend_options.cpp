@@ -3,6 +3,8 @@
 #include <map>
 #include <string>
 
+#include "core/kv_page.h"
+
 #ifdef DELTAINFER_WITH_CUDA
 #include "backend/cuda/cuda_transformer.h"
 #endif
@@ -34,6 +36,13 @@ engine::TransformerFactory BackendOptions::factory() const {
 #else
   return {};
 #endif
+}
+
+int64_t kv_page_bytes(const model::ModelConfig& model, const BackendOptions& backend) {
+  if (backend.kind == engine::BackendKind::Cuda) {
+    return int64_t{model.n_layers} * 2 * kv_pool_page_bytes(backend.kv_dtype, model.n_kv_heads, model.head_dim);
+  }
+  return int64_t{model.n_layers} * 2 * model.n_kv_heads * kKvPageTokens * model.head_dim * 4;  // f32 on the CPU
 }
 
 }  // namespace deltainfer::cli

@@ -18,4 +18,7 @@ struct BackendOptions {
   engine::TransformerFactory factory() const;
 };
 
+// KV bytes of one page: keys and values of every layer, f32 on the CPU, --kv-dtype on CUDA.
+int64_t kv_page_bytes(const model::ModelConfig& model, const BackendOptions& backend);
+
 }  // namespace deltainfer::cli

@@ -50,20 +50,12 @@ void apply_backend_defaults(ServeOptions& o) {
   if (o.max_stall_given->count() == 0) o.scheduler.max_stall = 1.5;
 }
 
-// KV bytes of one page: keys and values of every layer, f32 on the CPU, --kv-dtype on CUDA.
-int64_t bytes_per_page(const model::ModelConfig& model, const BackendOptions& backend) {
-  if (backend.kind == engine::BackendKind::Cuda) {
-    return int64_t{model.n_layers} * 2 * kv_pool_page_bytes(backend.kv_dtype, model.n_kv_heads, model.head_dim);
-  }
-  return int64_t{model.n_layers} * 2 * model.n_kv_heads * kKvPageTokens * model.head_dim * 4;
-}
-
 // The pool --kv-memory buys, at least one sequence of the whole context (what a request without
 // max_tokens reserves).
 int64_t kv_pages(const ServeOptions& o, const model::ModelConfig& model, int64_t context) {
   if (!(o.kv_memory_gb > 0)) throw_input_error("--kv-memory must be > 0 GB (got {})", o.kv_memory_gb);
   const double bytes = o.kv_memory_gb * double(int64_t{1} << 30);
-  const int64_t pages = static_cast<int64_t>(bytes / static_cast<double>(bytes_per_page(model, o.backend)));
+  const int64_t pages = static_cast<int64_t>(bytes / static_cast<double>(kv_page_bytes(model, o.backend)));
   const int64_t one_sequence = pages_for_positions(context);
   if (pages < one_sequence) {
     fmt::print(stderr, "serve: --kv-memory {} GB holds {} pages, less than one sequence of {} tokens; using {} pages\n",

@@ -24,6 +24,10 @@ struct SampleOutcome {
   std::vector<std::string> expected;
   std::string answer;
   double score = 0.0;  // string_match_all, 0..1
+  // Sequential path (--batch 1 --no-share-prefill): this sample's own prefill and decode time.
+  // Batched path: each forward pass's time shared out over its entries by their tokens; the
+  // prefill share is counted in full by every method of the sample's prefill group, which read
+  // the prompt once (so summing prefill_seconds over methods overstates the run's time).
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;
   int64_t generated_tokens = 0;

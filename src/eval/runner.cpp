@@ -3,14 +3,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <optional>
 
 #include "attention/method_registry.h"
 #include "backend/cpu/cpu_transformer.h"
 #include "core/error.h"
+#include "eval/batched_answers.h"
 #include "eval/chat_prompt.h"
 #include "eval/method_config.h"
 #include "eval/perplexity.h"
+#include "eval/prefill_groups.h"
 #include "eval/progress.h"
 #include "eval/scoring.h"
 #include "eval/seeded_random.h"
@@ -117,12 +118,7 @@ int64_t budget_tokens(const attention::AttentionConfig& c) {
   return attention::prefill_method(c.prefill.kind).kept_keys(c).value_or(0);
 }
 
-SampleOutcome answer(engine::Engine& engine, const PreparedSample& s, const std::string& method) {
-  engine::GenerationRequest request;
-  request.prompt = s.tokens;
-  request.max_tokens = answer_token_budget(s.task);
-  request.sampling.temperature = 0.0f;
-  const engine::GenerationResult result = engine.generate(request);
+SampleOutcome outcome_of(const PreparedSample& s, const std::string& method, const BatchedAnswer& answer) {
   SampleOutcome out;
   out.task = task_name(s.task);
   out.length = s.length;
@@ -132,12 +128,23 @@ SampleOutcome answer(engine::Engine& engine, const PreparedSample& s, const std:
   out.depth = s.prompt.depths.at(0);
   out.prompt_tokens = static_cast<int64_t>(s.tokens.size());
   out.expected = s.prompt.expected;
-  out.answer = result.text;
-  out.score = string_match_all(result.text, s.prompt.expected);
-  out.prefill_seconds = result.timings.prefill_seconds;
-  out.decode_seconds = result.timings.decode_seconds;
-  out.generated_tokens = result.timings.generated_tokens;
+  out.answer = answer.text;
+  out.score = string_match_all(answer.text, s.prompt.expected);
+  out.prefill_seconds = answer.prefill_seconds;
+  out.decode_seconds = answer.decode_seconds;
+  out.generated_tokens = answer.generated_tokens;
   return out;
+}
+
+SampleOutcome answer(engine::Engine& engine, const PreparedSample& s, const std::string& method) {
+  engine::GenerationRequest request;
+  request.prompt = s.tokens;
+  request.max_tokens = answer_token_budget(s.task);
+  request.sampling.temperature = 0.0f;
+  const engine::GenerationResult result = engine.generate(request);
+  return outcome_of(s, method,
+                    {result.text, result.timings.generated_tokens, result.timings.prefill_seconds,
+                     result.timings.decode_seconds});
 }
 
 PerplexityOutcome score_text(engine::Engine& engine, const PerplexityText& text, const EvalPlan& plan,
@@ -168,35 +175,44 @@ uint64_t sample_seed(uint64_t run_seed, TaskKind task, int64_t length, int index
   return seed;
 }
 
-EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std::string& filler_dir,
-                    const EngineOpener& open, const EvalCheckpoint& checkpoint) {
-  const int64_t longest = *std::max_element(plan.lengths.begin(), plan.lengths.end());
-  std::optional<engine::Engine> reference(open(attention::AttentionConfig{}, longest));
-  check_plan(plan, *reference);
-  const int n_layers = reference->model_config().n_layers;
-  const std::vector<PreparedSample> samples = prepare_samples(plan, corpus, reference->tokenizer());
-  const std::vector<PerplexityText> texts = prepare_perplexity(plan, filler_dir, *reference);
-  reference.reset();
+namespace {
 
+EvalReport empty_report(const EvalPlan& plan) {
   EvalReport report;
   for (const MethodSpec& m : plan.methods) report.methods.push_back(m.label);
   report.lengths = plan.lengths;
   for (TaskKind task : plan.tasks) report.tasks.push_back(task_name(task));
-  const auto per_method = static_cast<int64_t>(samples.size() + texts.size());
+  return report;
+}
+
+MethodAtLength cost_of(const std::string& label, const attention::AttentionConfig& config, int64_t length, int n_layers) {
+  return {label, length, attention::describe(config), attended_share(config, length, n_layers), budget_tokens(config)};
+}
+
+struct Prepared {
+  int n_layers = 0;
+  std::vector<PreparedSample> samples;
+  std::vector<PerplexityText> texts;
+};
+
+// One engine per method and length; every sample through engine::generate.
+EvalReport run_sequential(const EvalPlan& plan, const Prepared& prepared, const EngineOpener& open,
+                          const EvalCheckpoint& checkpoint) {
+  EvalReport report = empty_report(plan);
+  const auto per_method = static_cast<int64_t>(prepared.samples.size() + prepared.texts.size());
   Progress progress("eval", per_method * static_cast<int64_t>(plan.methods.size()));
   for (const MethodSpec& method : plan.methods) {
     for (int64_t length : plan.lengths) {
       attention::AttentionConfig config = method_config(method, length);
       config.instrument = plan.fidelity;
-      report.costs.push_back({method.label, length, attention::describe(config), attended_share(config, length, n_layers),
-                              budget_tokens(config)});
-      engine::Engine engine = open(config, length);
-      for (const PreparedSample& s : samples) {
+      report.costs.push_back(cost_of(method.label, config, length, prepared.n_layers));
+      engine::Engine engine = open(config, length, 1);
+      for (const PreparedSample& s : prepared.samples) {
         if (s.length != length) continue;
         report.samples.push_back(answer(engine, s, method.label));
         progress.advance(1, fmt::format("{} {} {}", method.label, task_name(s.task), length));
       }
-      for (const PerplexityText& text : texts) {
+      for (const PerplexityText& text : prepared.texts) {
         if (text.length != length) continue;
         report.perplexity.push_back(score_text(engine, text, plan, method.label));
         progress.advance(1, fmt::format("{} perplexity {}", method.label, length));
@@ -207,6 +223,94 @@ EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std:
   }
   progress.finish();
   return report;
+}
+
+// What one method answered at one length (batched path).
+struct Cell {
+  bool done = false;
+  MethodAtLength cost;
+  std::vector<SampleOutcome> samples;
+  std::vector<PerplexityOutcome> perplexity;
+};
+
+// The finished cells, method by method and length by length: the sequential path's order.
+EvalReport assemble(const EvalPlan& plan, const std::vector<std::vector<Cell>>& cells) {
+  EvalReport report = empty_report(plan);
+  for (const std::vector<Cell>& method : cells) {
+    for (const Cell& cell : method) {
+      if (!cell.done) continue;
+      report.costs.push_back(cell.cost);
+      report.samples.insert(report.samples.end(), cell.samples.begin(), cell.samples.end());
+      report.perplexity.insert(report.perplexity.end(), cell.perplexity.begin(), cell.perplexity.end());
+    }
+  }
+  return report;
+}
+
+// Per length, per prefill group: one engine whose pool holds plan.batch sequences; the samples
+// answered in batches under every method of the group (batched_answers.h); perplexity on the
+// engine's default sequence switched to each method in turn.
+EvalReport run_batched(const EvalPlan& plan, const Prepared& prepared, const EngineOpener& open,
+                       const EvalCheckpoint& checkpoint) {
+  std::vector<std::vector<Cell>> cells(plan.methods.size(), std::vector<Cell>(plan.lengths.size()));
+  const auto per_method = static_cast<int64_t>(prepared.samples.size() + prepared.texts.size());
+  Progress progress("eval", per_method * static_cast<int64_t>(plan.methods.size()));
+  for (size_t l = 0; l < plan.lengths.size(); ++l) {
+    const int64_t length = plan.lengths[l];
+    std::vector<attention::AttentionConfig> configs;
+    for (const MethodSpec& method : plan.methods) configs.push_back(method_config(method, length));
+    std::vector<const PreparedSample*> samples;
+    std::vector<AnswerJob> jobs;
+    for (const PreparedSample& s : prepared.samples) {
+      if (s.length != length) continue;
+      samples.push_back(&s);
+      jobs.push_back({&s.tokens, answer_token_budget(s.task)});
+    }
+    for (const std::vector<size_t>& group : prefill_groups(configs, plan.share_prefill)) {
+      std::vector<attention::AttentionConfig> group_configs;
+      for (size_t m : group) group_configs.push_back(configs[m]);
+      engine::Engine engine = open(group_configs.front(), length, plan.batch);
+      const std::vector<std::vector<BatchedAnswer>> answers =
+          answer_in_batches(engine.transformer(), engine.tokenizer(), group_configs, jobs, plan.batch);
+      for (size_t k = 0; k < group.size(); ++k) {
+        const MethodSpec& method = plan.methods[group[k]];
+        Cell& cell = cells[group[k]][l];
+        cell.cost = cost_of(method.label, configs[group[k]], length, prepared.n_layers);
+        for (size_t j = 0; j < samples.size(); ++j) cell.samples.push_back(outcome_of(*samples[j], method.label, answers[k][j]));
+        runtime::Transformer& model = engine.transformer();
+        model.truncate(0);
+        model.set_sequence_method(model.default_sequence(), configs[group[k]]);
+        for (const PerplexityText& text : prepared.texts) {
+          if (text.length == length) cell.perplexity.push_back(score_text(engine, text, plan, method.label));
+        }
+        cell.done = true;
+        progress.advance(static_cast<int64_t>(samples.size() + cell.perplexity.size()),
+                         fmt::format("{} {}", method.label, length));
+      }
+      if (checkpoint) checkpoint(assemble(plan, cells));
+    }
+  }
+  progress.finish();
+  return assemble(plan, cells);
+}
+
+}  // namespace
+
+EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std::string& filler_dir,
+                    const EngineOpener& open, const EvalCheckpoint& checkpoint) {
+  if (plan.batch < 1) throw_input_error("--batch must be >= 1 (got {})", plan.batch);
+  const int64_t longest = *std::max_element(plan.lengths.begin(), plan.lengths.end());
+  Prepared prepared;
+  {
+    engine::Engine reference = open(attention::AttentionConfig{}, longest, 1);
+    check_plan(plan, reference);
+    prepared.n_layers = reference.model_config().n_layers;
+    prepared.samples = prepare_samples(plan, corpus, reference.tokenizer());
+    prepared.texts = prepare_perplexity(plan, filler_dir, reference);
+  }
+  // Fidelity is summed per method over its samples on the CPU policy of one sequence.
+  if (plan.fidelity || (plan.batch == 1 && !plan.share_prefill)) return run_sequential(plan, prepared, open, checkpoint);
+  return run_batched(plan, prepared, open, checkpoint);
 }
 
 }  // namespace deltainfer::eval

@@ -31,17 +31,31 @@ struct EvalPlan {
   int64_t decode_tail = 256;     // last tokens of each window fed through the decode path
   int64_t prefill_chunk = 512;
   // Instrument every method (CPU backend only): per-layer cosine vs dense, attended tokens, recall.
+  // Runs the sequential path (one sample at a time, one prefill per method).
   bool fidelity = false;
+  // Samples of one length answered together (batched_answers.h); the engine's KV pool holds this
+  // many sequences of the length.
+  int batch = 1;
+  // Methods that prefill alike answer from one prefill of each prompt (prefill_groups.h).
+  // false with batch 1: the sequential path, an engine per method answering through
+  // engine::generate.
+  bool share_prefill = true;
 };
 
-// Opens an engine whose attention is `attention` and whose KV cache holds `context` positions.
-using EngineOpener = std::function<engine::Engine(const attention::AttentionConfig& attention, int64_t context)>;
+// Opens an engine whose attention is `attention`, whose sequences hold `context` positions each,
+// and whose KV pool serves `max_batch` of them at once.
+using EngineOpener =
+    std::function<engine::Engine(const attention::AttentionConfig& attention, int64_t context, int max_batch)>;
 
-// Called with the results so far after each method, so that a long run can be saved as it goes.
+// Called with the results so far, so that a long run can be saved as it goes: after each method
+// on the sequential path, after each prefill group at each length on the batched one (the report
+// then holds every method's finished lengths, in the sequential path's order).
 using EvalCheckpoint = std::function<void(const EvalReport& partial)>;
 
 // Throws InputError for a plan that cannot run (no task, a length the model cannot hold, a method
-// that is invalid at some length) before any sample is generated.
+// that is invalid at some length, a batch below 1) before any sample is generated. Both paths give
+// the same answers; the samples are listed method by method, length by length, as the sequential
+// path answers them.
 EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std::string& filler_dir,
                     const EngineOpener& open, const EvalCheckpoint& checkpoint = {});
 

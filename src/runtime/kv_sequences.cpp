@@ -3,6 +3,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "runtime/prefill_identity.h"
 
 namespace deltainfer::runtime {
 
@@ -42,6 +43,16 @@ void KvSequences::truncate(SequenceId id, int64_t length) {
     allocator_.release(sequence.pages.back());
     sequence.pages.pop_back();
   }
+}
+
+void KvSequences::set_method(SequenceId id, const attention::AttentionConfig& method) {
+  Sequence& sequence = mutable_at(id);
+  if (sequence.length > 0 && !same_prefill(sequence.method, method)) {
+    throw_input_error("sequence {} holds {} positions prefilled as \"{}\"; \"{}\" prefills otherwise "
+                      "(truncate it to 0 first)",
+                      id, sequence.length, attention::describe(sequence.method), attention::describe(method));
+  }
+  sequence.method = method;
 }
 
 void KvSequences::check_entry(const BatchEntry& entry) const {

@@ -39,6 +39,9 @@ class KvSequences {
 
   // Forgets positions >= length and releases the pages no longer needed.
   void truncate(SequenceId id, int64_t length);
+  // The sequence is attended under `method` from now on. InputError when it holds positions and
+  // `method` prefills otherwise (runtime::same_prefill): its cached keys would not be the method's.
+  void set_method(SequenceId id, const attention::AttentionConfig& method);
 
   // Checks the plan (known sequences, each at most once, token ids in the vocabulary, decode
   // entries of one token after a prompt, every sequence within capacity, at most `max_tokens` rows

@@ -6,6 +6,11 @@
 
 namespace deltainfer::runtime {
 
+void Transformer::set_sequence_method(SequenceId id, const attention::AttentionConfig& method) {
+  (void)id;
+  throw_input_error("this backend cannot change the attention method of a sequence (\"{}\")", attention::describe(method));
+}
+
 void Transformer::forward(const int32_t* tokens, int64_t n, LogitsFor which, float* logits) {
   if (n <= 0) throw_error("forward() needs at least one token");
   const SequenceId sequence = default_sequence();

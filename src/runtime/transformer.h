@@ -53,6 +53,12 @@ class Transformer {
   virtual int64_t sequence_length(SequenceId id) const = 0;
   // Forgets every position >= length of the sequence (0 starts it anew).
   virtual void truncate_sequence(SequenceId id, int64_t length) = 0;
+  // The sequence decodes under `method` from its next step on, as a sequence opened with `method`
+  // would after the same positions: per-sequence decode state (DELTA's selection, Quest's key
+  // bounds) starts afresh. InputError when the method is invalid here, or when the sequence holds
+  // positions and `method` prefills otherwise (runtime::same_prefill). Backends that cannot
+  // change a method throw InputError.
+  virtual void set_sequence_method(SequenceId id, const attention::AttentionConfig& method);
   virtual KvUsage kv_usage() const = 0;
 
   // Runs the batch: checks it and gets every page it needs first (InputError, nothing run, when

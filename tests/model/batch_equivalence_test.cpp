@@ -18,6 +18,7 @@ namespace deltainfer {
 namespace {
 
 using attention::AttentionConfig;
+using testing::relative_difference;
 using runtime::decode_entry;
 using runtime::prefill_entry;
 using testing::BatchedRuns;
@@ -42,15 +43,6 @@ std::vector<Workload> workloads(std::mt19937& rng, int32_t vocab) {
       {prompt(900), small_sparse_decode(attention::DecodeKind::Streaming), 4, 4},
       {prompt(1300), AttentionConfig{}, 3, 2},
   };
-}
-
-double relative_difference(const std::vector<float>& got, const std::vector<float>& want) {
-  double worst = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    worst = std::max(worst, std::fabs(double{got[i]} - want[i]));
-    scale = std::max(scale, std::fabs(double{want[i]}));
-  }
-  return worst / scale;
 }
 
 runtime::BackendOptions pool(int64_t capacity, int64_t pages, int64_t chunk = 8192) {

@@ -12,22 +12,12 @@
 #include "eval/chat_prompt.h"
 #include "eval/filler_corpus.h"
 #include "eval/runner.h"
-#include "model_test_support.h"
+#include "eval_test_support.h"
 
 namespace deltainfer::eval {
 namespace {
 
 const std::string kFiller = DELTAINFER_SOURCE_DIR "/data/filler";
-
-EngineOpener cpu_opener() {
-  return [](const attention::AttentionConfig& attention, int64_t context) {
-    engine::EngineConfig config;
-    config.model_path = testing::smollm2_path();
-    config.attention = attention;
-    config.context = context;
-    return engine::Engine::open(config);
-  };
-}
 
 TEST(EvalSmoke, DenseFindsThePasskeyAndTheNeedleAt1K) {
   DELTAINFER_REQUIRE_SMOLLM2();
@@ -36,7 +26,7 @@ TEST(EvalSmoke, DenseFindsThePasskeyAndTheNeedleAt1K) {
   plan.lengths = {1024};
   plan.samples = 3;
   plan.methods = parse_method_specs("dense");
-  const EvalReport report = run_eval(plan, FillerCorpus::load(kFiller), kFiller, cpu_opener());
+  const EvalReport report = run_eval(plan, FillerCorpus::load(kFiller), kFiller, testing::smollm2_opener());
   ASSERT_EQ(report.samples.size(), 6u);
   for (const SampleOutcome& s : report.samples) {
     EXPECT_LE(s.prompt_tokens, 1024 - answer_token_budget(parse_task(s.task)));
@@ -58,7 +48,7 @@ TEST(EvalSmoke, LongPplSeparatesDenseFromAShortWindow) {
   plan.perplexity = true;
   plan.perplexity_texts = 1;
   plan.decode_tail = 16;
-  const EvalReport report = run_eval(plan, FillerCorpus::load(kFiller), kFiller, cpu_opener());
+  const EvalReport report = run_eval(plan, FillerCorpus::load(kFiller), kFiller, testing::smollm2_opener());
   ASSERT_EQ(report.perplexity.size(), 2u);
   const PerplexityOutcome& dense = report.perplexity[0];
   const PerplexityOutcome& streaming = report.perplexity[1];

@@ -64,6 +64,14 @@ void CpuTransformer::truncate_sequence(runtime::SequenceId id, int64_t length) {
   if (length == 0) attention_.at(id)->reset();
 }
 
+// A fresh policy: the new method's decode starts without the old one's selection, as a new
+// sequence's would (the Δ carry of the prefill is not read after it).
+void CpuTransformer::set_sequence_method(runtime::SequenceId id, const attention::AttentionConfig& method) {
+  auto policy = std::make_unique<attention::CpuAttention>(method, config_, threads_);  // validates the method
+  sequences_.set_method(id, method);
+  attention_.at(id) = std::move(policy);
+}
+
 void CpuTransformer::forward(const runtime::BatchPlan& plan) {
   for (const runtime::BatchEntry& entry : plan.entries) {
     if (entry.sampling != nullptr) throw_error("the CPU backend samples on the host: ask it for logits");

@@ -27,6 +27,7 @@ class CpuTransformer final : public runtime::Transformer {
   void close_sequence(runtime::SequenceId id) override;
   int64_t sequence_length(runtime::SequenceId id) const override { return sequences_.at(id).length; }
   void truncate_sequence(runtime::SequenceId id, int64_t length) override;
+  void set_sequence_method(runtime::SequenceId id, const attention::AttentionConfig& method) override;
   runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
   runtime::SequenceId default_sequence() const override { return default_sequence_; }
 

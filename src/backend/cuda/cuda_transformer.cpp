@@ -125,6 +125,20 @@ class CudaTransformer final : public runtime::Transformer {
     if (--method_users_[as_size(index)] == 0 && index != 0) release_method(index);
   }
 
+  // Quest's key bounds of the sequence are forgotten, so the next step rebuilds them for the new
+  // method; DELTA and Tidal select afresh every step.
+  void set_sequence_method(runtime::SequenceId id, const attention::AttentionConfig& method) override {
+    check_method(method);
+    ensure_key_bounds(method);
+    const int index = method_index(method);
+    const int previous = method_of_.at(id);
+    sequences_.set_method(id, method);
+    key_bounds_.forget(id);
+    method_of_[id] = index;
+    ++method_users_[as_size(index)];
+    if (--method_users_[as_size(previous)] == 0 && previous != 0) release_method(previous);
+  }
+
   int64_t sequence_length(runtime::SequenceId id) const override { return sequences_.at(id).length; }
 
   void truncate_sequence(runtime::SequenceId id, int64_t length) override {
