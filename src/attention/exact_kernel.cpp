@@ -56,6 +56,43 @@ void for_each_page_run(const std::vector<KeyRange>& ranges, Body&& body) {
   }
 }
 
+// Dot product with 8 independent partial sums: the compiler vectorizes them (a single running sum
+// would be one dependent chain, since f32 addition may not be reordered).
+float dot(const float* a, const float* b, int64_t n) {
+  float partial[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int lane = 0; lane < 8; ++lane) partial[lane] += a[i + lane] * b[i + lane];
+  }
+  for (; i < n; ++i) partial[i % 8] += a[i] * b[i];
+  return ((partial[0] + partial[4]) + (partial[1] + partial[5])) + ((partial[2] + partial[6]) + (partial[3] + partial[7]));
+}
+
+// One query row (decode, and the Δ rows of prefill): scores and outputs read K and V in place,
+// one key at a time. BLAS would pack K and V into its own buffers for a 1-row product, which cost
+// more than the product (a fifth of a SmolLM2 decode step at 512 context).
+void score_keys(const KvView& kv, int kv_head, int64_t d, const float* q, const std::vector<KeyRange>& ranges,
+                float scale, float* scores) {
+  for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    const float* key = kv.key(kv_head, begin);
+    for (int64_t j = 0; j < end - begin; ++j) scores[column + j] = scale * dot(q, key + j * d, d);
+  });
+}
+
+void accumulate_values(const KvView& kv, int kv_head, int64_t d, const std::vector<KeyRange>& ranges,
+                       const float* probabilities, float* out) {
+  std::fill(out, out + d, 0.0f);
+  for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    const float* value = kv.value(kv_head, begin);
+    for (int64_t j = 0; j < end - begin; ++j) {
+      const float p = probabilities[column + j];
+      if (p == 0.0f) continue;  // keys the rule rejects
+      const float* row = value + j * d;
+      for (int64_t c = 0; c < d; ++c) out[c] += p * row[c];
+    }
+  });
+}
+
 }  // namespace
 
 int64_t range_length(const std::vector<KeyRange>& ranges) {
@@ -90,6 +127,13 @@ int64_t attend(const HeadShape& shape, const KvView& kv, int head, const QueryRo
   scratch.scores.resize(static_cast<size_t>(rows.count * columns));
   float* scores = scratch.scores.data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  if (rows.count == 1) {
+    score_keys(kv, kv_head, d, rows.q, ranges, scale, scores);
+    const int64_t admitted = softmax_row(scores, rows.first_pos, ranges, rule);
+    accumulate_values(kv, kv_head, d, ranges, scores, out.out);
+    if (probabilities != nullptr) std::memcpy(probabilities, scores, static_cast<size_t>(columns) * sizeof(float));
+    return admitted;
+  }
   // Keys are read in runs that stay inside one KV page (one row-major matrix each).
   for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, as_blas(rows.count), as_blas(end - begin), as_blas(d), scale,

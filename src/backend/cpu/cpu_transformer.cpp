@@ -93,7 +93,7 @@ void CpuTransformer::embed(const runtime::BatchPlan& plan, int64_t rows) {
   float* row = s_.x.data();
   for (const runtime::BatchEntry& entry : plan.entries) {
     for (int64_t t = 0; t < entry.n_tokens; ++t, row += d) {
-      std::memcpy(row, weights_.token_embd.data() + int64_t{entry.tokens[t]} * d, as_size(d) * sizeof(float));
+      embedding_row(weights_.token_embd, entry.tokens[t], row);
     }
   }
 }
@@ -193,7 +193,7 @@ void CpuTransformer::compute_logits(const float* hidden, int64_t rows, float* lo
   const int64_t d = config_.d_model;
   std::vector<float> normed(as_size(rows * d));
   rmsnorm(hidden, weights_.output_norm.data(), normed.data(), rows, d, config_.rms_eps);
-  matmul(normed.data(), weights_.output, nullptr, logits, rows, threads_);
+  matmul(normed.data(), weights_.output_weight(), nullptr, logits, rows, threads_);
 }
 
 }  // namespace deltainfer::backend::cpu

@@ -111,14 +111,7 @@ CpuWeights CpuWeights::load(const model::ModelSource& source, WeightStorage stor
   TensorReader reader(source, storage);
   CpuWeights w;
   for (const model::ModelTensor& tensor : model::global_tensors(c)) reader.read_into(w, tensor);
-  if (c.tied_embeddings) {
-    const model::ModelTensor embedding = model::model_tensor(c, model::TensorRole::TokenEmbedding);
-    w.output = reader.read_matrix(embedding.name, embedding.shape.at(0), embedding.shape.at(1));
-    if (!w.output.is_quantized()) {
-      w.output.values.clear();
-      w.output.borrowed = w.token_embd.data();  // the vector's buffer survives moves of CpuWeights
-    }
-  }
+  w.tied_output = c.tied_embeddings;  // one copy of the table serves the lookup and the output
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int i = 0; i < c.n_layers; ++i) {
     for (const model::ModelTensor& tensor : model::layer_tensors(c, i)) {

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "backend/cpu/quant/panel_matmul.h"
 #include "backend/cpu/quant/quant_matmul.h"
+#include "io/dequantize.h"
 
 namespace deltainfer::backend::cpu {
 
@@ -118,6 +120,15 @@ void swiglu(float* gate, const float* up, int64_t count) {
 
 void add_in_place(float* y, const float* x, int64_t count) {
   for (int64_t i = 0; i < count; ++i) y[i] += x[i];
+}
+
+void embedding_row(const Weight& table, int64_t row, float* out) {
+  if (!table.is_quantized()) {
+    std::memcpy(out, table.f32() + row * table.cols, static_cast<size_t>(table.cols) * sizeof(float));
+    return;
+  }
+  const quant::QuantizedMatrix& blocks = *table.quantized;
+  io::dequantize(blocks.type, blocks.blocks.data() + row * blocks.row_bytes(), out, blocks.cols);
 }
 
 }  // namespace deltainfer::backend::cpu

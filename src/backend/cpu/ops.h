@@ -19,6 +19,10 @@ void matmul(const float* x, const float* weight, const float* bias, float* y, in
 // threads: 0 for one per hardware thread (used by the quantized path; BLAS keeps its own).
 void matmul(const float* x, const Weight& weight, const float* bias, float* y, int64_t n, int threads = 0);
 
+// Row `row` of `table` (an embedding lookup) as f32 into out[0..cols): copied, or dequantized from
+// the row's blocks when the table is kept quantized.
+void embedding_row(const Weight& table, int64_t row, float* out);
+
 // One product of matmul_shared_input: y = x · weight^T (+ bias when not nullptr).
 struct MatmulTarget {
   const Weight& weight;

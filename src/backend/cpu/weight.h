@@ -13,12 +13,11 @@ namespace deltainfer::backend::cpu {
 struct Weight {
   int64_t rows = 0;
   int64_t cols = 0;
-  std::vector<float> values;        // f32 storage, unless quantized or borrowed
-  const float* borrowed = nullptr;  // f32 values owned elsewhere (an output matrix tied to token_embd)
+  std::vector<float> values;  // f32 storage, unless quantized
   std::optional<quant::QuantizedMatrix> quantized;
 
   bool is_quantized() const { return quantized.has_value(); }
-  const float* f32() const { return borrowed != nullptr ? borrowed : values.data(); }
+  const float* f32() const { return values.data(); }
 };
 
 }  // namespace deltainfer::backend::cpu

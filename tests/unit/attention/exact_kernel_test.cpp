@@ -49,6 +49,21 @@ TEST(ExactKernel, DenseCausalMatchesReferenceForEveryHead) {
   }
 }
 
+// One query row takes its own path (dot/axpy over K and V in place, no BLAS): every length around
+// the KV page boundary (kKvPageTokens = 64), dense and windowed.
+TEST(ExactKernel, OneRowMatchesReferenceAcrossPageBoundaries) {
+  std::mt19937 rng(testing::fresh_seed("ExactKernel.OneRow"));
+  const RandomLayer layer(testing::small_model(), 200, rng);
+  for (int64_t length : {1, 2, 63, 64, 65, 129, 200}) {
+    for (int head = 0; head < layer.shape.n_heads; ++head) {
+      expect_matches_reference(layer, length, dense_keys(length), length - 1, length, head);
+      KeySet windowed = dense_keys(length);
+      windowed.rule = KeyRule{3, 40};
+      expect_matches_reference(layer, length, windowed, length - 1, length, head);
+    }
+  }
+}
+
 TEST(ExactKernel, SlidingWindowWithSinkMatchesReference) {
   std::mt19937 rng(testing::fresh_seed("ExactKernel.Sliding"));
   const RandomLayer layer(testing::small_model(), 300, rng);

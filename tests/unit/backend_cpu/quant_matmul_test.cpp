@@ -13,6 +13,7 @@
 #include "backend/cpu/ops.h"
 #include "backend/cpu/quant/block_layouts.h"
 #include "backend/cpu/quant/panel_matmul.h"
+#include "backend/cpu/quant/quantize_activations.h"
 #include "io/dequantize.h"
 #include "random_blocks.h"
 
@@ -241,6 +242,40 @@ TEST(QuantMatmul, ARowsProductDoesNotDependOnTheBatch) {
       for (int64_t o = 0; o < out; ++o) {
         ASSERT_EQ(batched[static_cast<size_t>(r * out + o)], alone[static_cast<size_t>(o)])
             << io::ggml_type_name(type) << " row " << r << " output " << o;
+      }
+    }
+  }
+}
+
+// The four-weight-row kernels (decode) against the one-row kernel of the same instruction set, bit
+// for bit: the same integer sums, the same f32 order. Rows 0..3 and 4..7 of a matrix with an odd
+// row count, which the tail rows then cover one at a time in quant_matmul.
+TEST(QuantMatmul, FourWeightRowKernelsEqualTheOneRowKernel) {
+  std::mt19937 rng(std::random_device{}());
+  const int64_t in = 1024, out = 9;
+  for (Isa isa : supported_isas()) {
+    for (GgmlType type : kTypes) {
+      const WeightRowsDot4 rows4 = weight_rows_dot4_kernel(type, isa);
+      if (rows4 == nullptr) continue;
+      const RowDot one = dot_kernel(type, isa);
+      const QuantizedMatrix w = random_matrix(type, out, in, rng);
+      const std::vector<float> x = random_normal(in, rng);
+      std::vector<uint8_t> activations;
+      if (activation_format(type) == ActivationFormat::Q8K) {
+        activations.resize(static_cast<size_t>(in / kSuperBlock) * sizeof(Q8KBlock));
+        quantize_row_q8k(x.data(), reinterpret_cast<Q8KBlock*>(activations.data()), in);
+      } else {
+        activations.resize(static_cast<size_t>(in / kBlock) * sizeof(Q8Block));
+        quantize_row_q8(x.data(), reinterpret_cast<Q8Block*>(activations.data()), in);
+      }
+      const int64_t row_bytes = w.row_bytes(), n_blocks = w.blocks_per_row();
+      for (int64_t first = 0; first + 4 <= out; first += 4) {
+        float four[4];
+        rows4(w.blocks.data() + first * row_bytes, row_bytes, activations.data(), n_blocks, four);
+        for (int64_t k = 0; k < 4; ++k) {
+          ASSERT_EQ(four[k], one(w.blocks.data() + (first + k) * row_bytes, activations.data(), n_blocks))
+              << isa_name(isa) << " " << io::ggml_type_name(type) << " row " << first + k;
+        }
       }
     }
   }

@@ -241,30 +241,26 @@ inline int k_min_terms(const uint8_t mins[8], const int16_t* bsums) {
   return sum;
 }
 
-DI_AVX2 float dot_k_4or5bit(const uint8_t* w, const void* act, int64_t n_blocks, int block_bytes, bool five_bit) {
-  const auto* x = static_cast<const Q8KBlock*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  float min_total = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b, w += block_bytes) {
+// The k-quants as the 1-row and 4-weight-row kernels use them: `accumulate` adds one super-block's
+// scaled integer sums to the row's 8 f32 lanes and its min (Q4_K/Q5_K) or -32 (Q6_K) term to
+// `offset`, which the row's total subtracts. One definition for both kernels, so that a row rounds
+// the same whichever computed it.
+template <bool kFiveBit>
+struct Q4or5K {
+  static constexpr int kBytes = kFiveBit ? kQ5_KBytes : kQ4_KBytes;
+  DI_AVX2 static void accumulate(const uint8_t* w, const Q8KBlock& x, __m256& acc, float& offset) {
     uint8_t scales[8];
     uint8_t mins[8];
     unpack_k_scales(w + 4, scales, mins);
-    const uint8_t* qh = five_bit ? w + 16 : nullptr;
-    const uint8_t* nibbles = five_bit ? w + 48 : w + 16;
-    const __m256 sums = _mm256_cvtepi32_ps(k_scaled_sums(nibbles, qh, scales, x[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(w) * x[b].d), sums, acc);
-    min_total += load_f16(w + 2) * x[b].d * static_cast<float>(k_min_terms(mins, x[b].bsums));
+    const uint8_t* qh = kFiveBit ? w + 16 : nullptr;
+    const uint8_t* nibbles = kFiveBit ? w + 48 : w + 16;
+    const __m256 sums = _mm256_cvtepi32_ps(k_scaled_sums(nibbles, qh, scales, x.qs));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(w) * x.d), sums, acc);
+    offset += load_f16(w + 2) * x.d * static_cast<float>(k_min_terms(mins, x.bsums));
   }
-  return horizontal_sum(acc) - min_total;
-}
-
-DI_AVX2 float dot_q4_k(const uint8_t* w, const void* act, int64_t n_blocks) {
-  return dot_k_4or5bit(w, act, n_blocks, kQ4_KBytes, false);
-}
-
-DI_AVX2 float dot_q5_k(const uint8_t* w, const void* act, int64_t n_blocks) {
-  return dot_k_4or5bit(w, act, n_blocks, kQ5_KBytes, true);
-}
+};
+using Q4K = Q4or5K<false>;
+using Q5K = Q4or5K<true>;
 
 // Σ scale * q * y over a Q6_K super-block with q unsigned (0..63); the -32 offset is applied by
 // the caller through the activation's 16-element sums.
@@ -296,19 +292,41 @@ DI_AVX2 inline __m256i q6_k_scaled_sums(const uint8_t* w, const int8_t* y) {
   return sum;
 }
 
-DI_AVX2 float dot_q6_k(const uint8_t* w, const void* act, int64_t n_blocks) {
+struct Q6K {
+  static constexpr int kBytes = kQ6_KBytes;
+  DI_AVX2 static void accumulate(const uint8_t* w, const Q8KBlock& x, __m256& acc, float& offset) {
+    const float d = load_f16(w + 208) * x.d;
+    const auto* scales = reinterpret_cast<const int8_t*>(w + 192);
+    int offset_sum = 0;
+    for (int g = 0; g < 16; ++g) offset_sum += scales[g] * x.bsums[g];
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(q6_k_scaled_sums(w, x.qs)), acc);
+    offset += d * static_cast<float>(32 * offset_sum);
+  }
+};
+
+template <typename Type>
+DI_AVX2 float dot_k(const uint8_t* w, const void* act, int64_t n_blocks) {
   const auto* x = static_cast<const Q8KBlock*>(act);
   __m256 acc = _mm256_setzero_ps();
-  float offset_total = 0.0f;
-  for (int64_t b = 0; b < n_blocks; ++b, w += kQ6_KBytes) {
-    const float d = load_f16(w + 208) * x[b].d;
-    const auto* scales = reinterpret_cast<const int8_t*>(w + 192);
-    int offset = 0;
-    for (int g = 0; g < 16; ++g) offset += scales[g] * x[b].bsums[g];
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(q6_k_scaled_sums(w, x[b].qs)), acc);
-    offset_total += d * static_cast<float>(32 * offset);
+  float offset = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b, w += Type::kBytes) Type::accumulate(w, x[b], acc, offset);
+  return horizontal_sum(acc) - offset;
+}
+
+// Four consecutive weight rows of a k-quant against one activation row (decode), as
+// dot_weight_rows4 for the 32-element types: four independent chains, the next rows prefetched.
+template <typename Type>
+DI_AVX2 void dot_k_weight_rows4(const uint8_t* w, int64_t row_bytes, const void* act, int64_t n_blocks, float* out) {
+  const auto* x = static_cast<const Q8KBlock*>(act);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  float offsets[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  const uint8_t* ahead = w + kPrefetchGroups * 4 * row_bytes;
+  for (int64_t b = 0; b < n_blocks; ++b, ahead += 4 * Type::kBytes) {
+    for (int line = 0; line < 4 * Type::kBytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
+    for (int k = 0; k < 4; ++k) Type::accumulate(w + k * row_bytes + b * Type::kBytes, x[b], acc[k], offsets[k]);
   }
-  return horizontal_sum(acc) - offset_total;
+  const __m128 totals = _mm_sub_ps(horizontal_sums4(acc[0], acc[1], acc[2], acc[3]), _mm_loadu_ps(offsets));
+  _mm_storeu_ps(out, totals);
 }
 
 }  // namespace
@@ -320,9 +338,9 @@ RowDot avx2_dot(io::GgmlType type) {
     case io::GgmlType::Q5_0: return dot_one<Q5_0>;
     case io::GgmlType::Q5_1: return dot_one<Q5_1>;
     case io::GgmlType::Q8_0: return dot_one<Q8_0>;
-    case io::GgmlType::Q4_K: return dot_q4_k;
-    case io::GgmlType::Q5_K: return dot_q5_k;
-    case io::GgmlType::Q6_K: return dot_q6_k;
+    case io::GgmlType::Q4_K: return dot_k<Q4K>;
+    case io::GgmlType::Q5_K: return dot_k<Q5K>;
+    case io::GgmlType::Q6_K: return dot_k<Q6K>;
     default: return nullptr;
   }
 }
@@ -345,6 +363,9 @@ WeightRowsDot4 avx2_weight_rows_dot4(io::GgmlType type) {
     case io::GgmlType::Q5_0: return dot_weight_rows4<Q5_0>;
     case io::GgmlType::Q5_1: return dot_weight_rows4<Q5_1>;
     case io::GgmlType::Q8_0: return dot_weight_rows4<Q8_0>;
+    case io::GgmlType::Q4_K: return dot_k_weight_rows4<Q4K>;
+    case io::GgmlType::Q5_K: return dot_k_weight_rows4<Q5K>;
+    case io::GgmlType::Q6_K: return dot_k_weight_rows4<Q6K>;
     default: return nullptr;
   }
 }

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "backend/cpu/quant/thread_pool.h"
+#include "core/thread_pool.h"
 #include "io/dequantize.h"
 
 namespace deltainfer::backend::cpu::quant {

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "backend/cpu/quant/quantize_activations.h"
-#include "backend/cpu/quant/thread_pool.h"
+#include "core/thread_pool.h"
 #include "core/error.h"
 
 namespace deltainfer::backend::cpu::quant {

@@ -1,4 +1,4 @@
-#include "backend/cpu/quant/thread_pool.h"
+#include "core/thread_pool.h"
 
 #include <map>
 #include <memory>
@@ -10,17 +10,19 @@
 #define DI_CPU_RELAX() std::this_thread::yield()
 #endif
 
-namespace deltainfer::backend::cpu::quant {
+namespace deltainfer {
 namespace {
 
 // ~0.1 ms of spinning: bridges the gap between the matmuls of one layer; longer spins showed up
 // as a quarter of all cycles on a busy 2-core machine (attention runs between the layers' matmuls).
 constexpr int kSpinIterations = 4000;
 
+thread_local bool running_a_task = false;
+
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -32,18 +34,24 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-void ThreadPool::take_tasks(Job& job) {
+bool ThreadPool::in_task() { return running_a_task; }
+
+void ThreadPool::take_tasks(Job& job, int worker) {
   int64_t finished = 0;
+  running_a_task = true;
   for (int64_t i = job.next.fetch_add(1); i < job.count; i = job.next.fetch_add(1), ++finished) {
-    job.task.call(job.task.object, i);
+    job.task.call(job.task.object, i, worker);
   }
+  running_a_task = false;
   if (finished != 0) job.done.fetch_add(finished, std::memory_order_release);
 }
 
 void ThreadPool::run_erased(int64_t count, TaskRef task) {
   const std::lock_guard<std::mutex> lock(job_mutex_);
   if (workers_.empty() || count <= 1) {
-    for (int64_t i = 0; i < count; ++i) task.call(task.object, i);
+    running_a_task = true;
+    for (int64_t i = 0; i < count; ++i) task.call(task.object, i, 0);
+    running_a_task = false;
     return;
   }
   const uint64_t generation = generation_.load() + 1;
@@ -59,7 +67,7 @@ void ThreadPool::run_erased(int64_t count, TaskRef task) {
     const std::lock_guard<std::mutex> wake_lock(wake_mutex_);
     wake_.notify_all();
   }
-  take_tasks(job);
+  take_tasks(job, 0);
   // Only tasks a worker has claimed are left; yield rather than spin once it is late: on a loaded
   // machine it may be waiting for this very core.
   for (int spins = 0; job.done.load(std::memory_order_acquire) != count; ++spins) {
@@ -82,7 +90,7 @@ void ThreadPool::wait_for_job(uint64_t seen) {
   sleepers_.fetch_sub(1);
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int worker) {
   uint64_t seen = 0;
   while (true) {
     wait_for_job(seen);
@@ -93,7 +101,7 @@ void ThreadPool::worker_loop() {
     job.active.fetch_add(1);
     // Still the current job once registered as active: then the caller does not refill this slot
     // before we leave it (it waits for active == 0 two jobs later).
-    if (generation_.load() == generation) take_tasks(job);
+    if (generation_.load() == generation) take_tasks(job, worker);
     job.active.fetch_sub(1);
   }
 }
@@ -108,4 +116,4 @@ ThreadPool& ThreadPool::shared(int threads) {
   return *pool;
 }
 
-}  // namespace deltainfer::backend::cpu::quant
+}  // namespace deltainfer

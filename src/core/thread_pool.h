@@ -1,7 +1,8 @@
 #pragma once
-// A persistent pool for the quantized matmul: a decode step runs ~150-200 small jobs, and starting
-// threads for each (as attention/parallel_for.h does) would cost more than the products. Idle
-// workers spin briefly for the next job, then sleep.
+// A persistent pool for the CPU backend's quantized matmuls and attention: a decode step runs
+// ~150-250 small jobs, and starting threads for each would cost more than the work. Idle workers
+// spin briefly for the next job, then sleep. In core so that attention (below the backend) and the
+// backend's matmuls share one pool: two pools would put twice the threads on the cores.
 //
 // The caller takes part in every job and never waits for a worker that has not started: a worker
 // asleep (or descheduled on a loaded machine) when a job begins simply finds no tasks left when it
@@ -13,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-namespace deltainfer::backend::cpu::quant {
+namespace deltainfer {
 
 class ThreadPool {
  public:
@@ -28,8 +29,21 @@ class ThreadPool {
   // Tasks must not throw. One job at a time: calls from several threads are serialized.
   template <typename Task>
   void run(int64_t count, const Task& task) {
-    run_erased(count, {&task, [](const void* object, int64_t i) { (*static_cast<const Task*>(object))(i); }});
+    run_erased(count, {&task, [](const void* object, int64_t i, int) { (*static_cast<const Task*>(object))(i); }});
   }
+
+  // As run, calling task(i, worker) where worker in [0, threads()) names the thread running it (the
+  // caller is 0), for per-thread scratch: no two tasks with the same worker run at once.
+  template <typename Task>
+  void run_per_worker(int64_t count, const Task& task) {
+    run_erased(count, {&task, [](const void* object, int64_t i, int worker) {
+                         (*static_cast<const Task*>(object))(i, worker);
+                       }});
+  }
+
+  // True on a thread while it runs a task of any pool: a job started from inside a task would wait
+  // for the job it is part of, so callers that may nest run inline instead.
+  static bool in_task();
 
   // The pool of `threads` threads (0: one per hardware thread), created on first use.
   static ThreadPool& shared(int threads);
@@ -38,7 +52,7 @@ class ThreadPool {
   // A task without the allocation a std::function of a capturing lambda may make per job.
   struct TaskRef {
     const void* object;
-    void (*call)(const void*, int64_t);
+    void (*call)(const void*, int64_t, int);
   };
 
   // Two slots, used by jobs in turn: a worker that woke for a job which has since ended may still
@@ -52,9 +66,9 @@ class ThreadPool {
   };
 
   void run_erased(int64_t count, TaskRef task);
-  void worker_loop();
+  void worker_loop(int worker);
   void wait_for_job(uint64_t seen);
-  static void take_tasks(Job& job);
+  static void take_tasks(Job& job, int worker);
 
   std::vector<std::thread> workers_;
   std::mutex job_mutex_;   // one job at a time
@@ -66,4 +80,4 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
-}  // namespace deltainfer::backend::cpu::quant
+}  // namespace deltainfer

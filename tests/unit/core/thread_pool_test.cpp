@@ -1,4 +1,4 @@
-#include "backend/cpu/quant/thread_pool.h"
+#include "core/thread_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-namespace deltainfer::backend::cpu::quant {
+namespace deltainfer {
 namespace {
 
 TEST(ThreadPool, RunsEveryTaskExactlyOnceJobAfterJob) {
@@ -54,6 +54,29 @@ TEST(ThreadPool, JobsAfterTheWorkersSleptComplete) {
   }
 }
 
+TEST(ThreadPool, PerWorkerTasksNeverShareAWorkerAtOnce) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> busy(static_cast<size_t>(threads));
+    std::vector<std::atomic<int>> runs(1000);
+    std::atomic<int> clashes{0}, out_of_range{0};
+    pool.run_per_worker(static_cast<int64_t>(runs.size()), [&](int64_t i, int worker) {
+      if (worker < 0 || worker >= threads) {
+        ++out_of_range;
+        return;
+      }
+      if (busy[static_cast<size_t>(worker)].fetch_add(1) != 0) ++clashes;
+      EXPECT_TRUE(ThreadPool::in_task());
+      ++runs[static_cast<size_t>(i)];
+      busy[static_cast<size_t>(worker)].fetch_sub(1);
+    });
+    EXPECT_EQ(out_of_range.load(), 0) << threads;
+    EXPECT_EQ(clashes.load(), 0) << threads;
+    for (const std::atomic<int>& count : runs) ASSERT_EQ(count.load(), 1) << threads;
+    EXPECT_FALSE(ThreadPool::in_task());
+  }
+}
+
 TEST(ThreadPool, SharedPoolIsOnePerThreadCount) {
   EXPECT_EQ(&ThreadPool::shared(2), &ThreadPool::shared(2));
   EXPECT_EQ(ThreadPool::shared(3).threads(), 3);
@@ -61,4 +84,4 @@ TEST(ThreadPool, SharedPoolIsOnePerThreadCount) {
 }
 
 }  // namespace
-}  // namespace deltainfer::backend::cpu::quant
+}  // namespace deltainfer
