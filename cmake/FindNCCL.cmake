@@ -14,8 +14,9 @@ if(Python3_Interpreter_FOUND)
 endif()
 
 find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${_nccl_hints} ENV NCCL_ROOT PATH_SUFFIXES include)
-# The wheel ships only the versioned libnccl.so.2 (no libnccl.so link), so name it too.
-find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 HINTS ${_nccl_hints} ENV NCCL_ROOT PATH_SUFFIXES lib lib64)
+# The wheel ships only the versioned libnccl.so.2 (no libnccl.so link), so name it too; NAMES_PER_DIR
+# keeps the library beside the header that was found (the wheel before a system copy).
+find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR HINTS ${_nccl_hints} ENV NCCL_ROOT PATH_SUFFIXES lib lib64)
 
 include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(NCCL REQUIRED_VARS NCCL_LIBRARY NCCL_INCLUDE_DIR)

@@ -10,9 +10,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/cuda/rank_collectives.h"
+
 namespace deltainfer::cuda {
 
-class NcclCommunicators {
+class NcclCommunicators final : public RankCollectives {
  public:
   // Throws InputError when fewer than `world` GPUs are visible.
   explicit NcclCommunicators(int world);
@@ -20,15 +22,13 @@ class NcclCommunicators {
   NcclCommunicators(const NcclCommunicators&) = delete;
   NcclCommunicators& operator=(const NcclCommunicators&) = delete;
 
-  int world() const { return static_cast<int>(comms_.size()); }
+  int world() const override { return static_cast<int>(comms_.size()); }
   ncclComm_t comm(int rank) const { return comms_.at(static_cast<size_t>(rank)); }
 
-  // In place, on `rank`'s stream (the caller's thread has that rank's device current). Every rank
-  // must make the same calls in the same order; capturable in a CUDA graph.
-  void sum(int rank, float* data, int64_t count, cudaStream_t stream) const;
-  void max(int rank, float* data, int64_t count, cudaStream_t stream) const;
-  // Each rank's `count` values into slot rank of `gathered` ([world][count]).
-  void all_gather(int rank, const float* mine, float* gathered, int64_t count, cudaStream_t stream) const;
+  // On `rank`'s stream (the caller's thread has that rank's device current); see RankCollectives.
+  void sum(int rank, float* data, int64_t count, cudaStream_t stream) const override;
+  void max(int rank, float* data, int64_t count, cudaStream_t stream) const override;
+  void all_gather(int rank, const float* mine, float* gathered, int64_t count, cudaStream_t stream) const override;
 
  private:
   std::vector<ncclComm_t> comms_;
