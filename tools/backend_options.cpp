@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "core/error.h"
 #include "core/kv_page.h"
 
 #ifdef DELTAINFER_WITH_CUDA
@@ -23,6 +24,11 @@ void BackendOptions::add_to(CLI::App& command) {
                      "the bytes)")
       ->transform(CLI::CheckedTransformer(dtypes, CLI::ignore_case))
       ->capture_default_str();
+  command.add_option("--tensor-parallel", tensor_parallel,
+                     "GPUs one model is split over (CUDA backend): 1, 2, 4 or 8; the degree must divide the "
+                     "model's query and KV heads")
+      ->check(CLI::IsMember(std::vector<int>{1, 2, 4, 8}))
+      ->capture_default_str();
 }
 
 void BackendOptions::apply_to(engine::EngineConfig& config) const {
@@ -31,8 +37,15 @@ void BackendOptions::apply_to(engine::EngineConfig& config) const {
 }
 
 engine::TransformerFactory BackendOptions::factory() const {
+  if (tensor_parallel > 1 && kind != engine::BackendKind::Cuda) {
+    throw_input_error("--tensor-parallel {} needs --backend cuda", tensor_parallel);
+  }
 #ifdef DELTAINFER_WITH_CUDA
-  return cuda::make_cuda_transformer;
+  return [degree = tensor_parallel](const model::ModelSource& source, const runtime::BackendOptions& options) {
+    runtime::BackendOptions split = options;
+    split.tensor_parallel = degree;
+    return cuda::make_cuda_transformer(source, split);
+  };
 #else
   return {};
 #endif

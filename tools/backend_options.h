@@ -1,6 +1,7 @@
 #pragma once
-// `--backend cpu|cuda`: which backend runs the model (the CUDA one exists only in CUDA builds), and
-// `--kv-dtype bf16|fp8`: the element type of the CUDA KV cache.
+// `--backend cpu|cuda`: which backend runs the model (the CUDA one exists only in CUDA builds),
+// `--kv-dtype bf16|fp8`: the element type of the CUDA KV cache, and `--tensor-parallel N` (CUDA):
+// the model split over N GPUs of this host (1, 2, 4 or 8).
 #include <CLI/CLI.hpp>
 
 #include "engine/engine.h"
@@ -10,11 +11,13 @@ namespace deltainfer::cli {
 struct BackendOptions {
   engine::BackendKind kind = engine::BackendKind::Cpu;
   KvDtype kv_dtype = KvDtype::Bf16;
+  int tensor_parallel = 1;
 
   void add_to(CLI::App& command);
   // Sets the engine's backend and KV dtype from these flags.
   void apply_to(engine::EngineConfig& config) const;
-  // The factory for the chosen non-CPU backend, empty when this build lacks it.
+  // The factory for the chosen non-CPU backend, empty when this build lacks it. InputError when
+  // --tensor-parallel > 1 asks for a backend other than CUDA.
   engine::TransformerFactory factory() const;
 };
 

@@ -24,6 +24,7 @@ struct BackendOptions {
   int threads = 0;             // CPU threads; 0: all
   KvDtype kv_dtype = KvDtype::Bf16;  // the CUDA pools' element type; the CPU backend takes only bf16 (its pool is f32)
   attention::AttentionConfig attention;  // the default sequence's method
+  int tensor_parallel = 1;     // GPUs one model is split over (CUDA backend; --tensor-parallel)
 };
 
 // Pages of the shared KV pool `options` asks for: kv_pages, or max_batch sequences of capacity.

@@ -24,9 +24,11 @@
 #include "backend/cuda/methods/cuda_decode_method.h"
 #include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/quest_decode.h"
+#include "backend/cuda/rank_collectives.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_buffers.h"
 #include "core/error.h"
+#include "model/shard_plan.h"
 #include "runtime/step_layout.h"
 
 namespace deltainfer::cuda {
@@ -61,8 +63,13 @@ using GraphKey = std::tuple<int, int, int64_t, bool, bool, float, int, float, ui
 
 class CudaTransformer final : public runtime::Transformer {
  public:
-  CudaTransformer(const model::ModelSource& source, const runtime::BackendOptions& options)
-      : config_(source.config()),
+  // `rank`: which part of a tensor-parallel group this is (docs/notes/tensor-parallel.md); the
+  // default is the whole model, with no collectives.
+  CudaTransformer(const model::ModelSource& source, const runtime::BackendOptions& options, const RankContext& rank)
+      : full_config_(source.config()),
+        shard_(full_config_, rank.rank, rank.world),
+        collectives_(rank.collectives),
+        config_(shard_.local_config()),
         capacity_(options.capacity),
         max_batch_(std::max(1, options.max_batch)),
         pages_per_sequence_(pages_for_positions(options.capacity)),
@@ -91,7 +98,7 @@ class CudaTransformer final : public runtime::Transformer {
     method_users_.push_back(0);
     request.attention_bytes = methods_.front()->device_bytes();
     plan_ = plan_memory(config_, request, free_bytes);
-    weights_ = CudaWeights::load(source, stream_.get());
+    weights_ = CudaWeights::load(source, shard_, stream_.get());
     allocate_state();
     key_bounds_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(device_pages()),
                          static_cast<int>(pages_per_sequence_));
@@ -101,7 +108,7 @@ class CudaTransformer final : public runtime::Transformer {
     method_users_[0] = 1;
   }
 
-  const model::ModelConfig& config() const override { return config_; }
+  const model::ModelConfig& config() const override { return full_config_; }
   int64_t capacity() const override { return capacity_; }
   int64_t max_batch_tokens() const override { return max_rows_; }
   int64_t prefill_chunk() const override { return chunk_; }
@@ -160,6 +167,7 @@ class CudaTransformer final : public runtime::Transformer {
     const bool graphed = graphable(plan, layout, outputs);
     // A graphed step runs at its batch-size bucket: one graph serves every size of the bucket.
     if (graphed) pad_decode_slots(layout, runtime::decode_slot_bucket(layout.slots(), max_batch_), scratch_page());
+    localize_tokens(layout);
     step_.stage(layout);
     rebuild_quest_bounds(plan, /*after_step=*/false);
     if (graphed) {
@@ -325,6 +333,10 @@ class CudaTransformer final : public runtime::Transformer {
     act_ = DeviceBuffer<bf16>(rows * as_size(config_.ffn_dim));
     logit_rows_ = std::max<int64_t>(std::min<int64_t>(max_rows_, 256), max_batch_);
     logits_ = DeviceBuffer<float>(as_size(logit_rows_) * as_size(config_.vocab_size));
+    if (collectives_ != nullptr) {
+      rank_logits_ = DeviceBuffer<float>(as_size(logit_rows_) * as_size(shard_.vocab_stride()));
+      gathered_logits_ = DeviceBuffer<float>(as_size(shard_.world()) * rank_logits_.size());
+    }
     chosen_ = DeviceBuffer<int32_t>(as_size(max_batch_));
     pinned_chosen_ = std::make_unique<PinnedBuffer<int32_t>>(as_size(max_batch_));
     pinned_logits_ = std::make_unique<PinnedBuffer<float>>(as_size(max_batch_) * as_size(config_.vocab_size));
@@ -395,11 +407,13 @@ class CudaTransformer final : public runtime::Transformer {
     rope.interleaved = config_.rope_style == model::RopeStyle::Interleaved;
     rope_append_kv(rope, s);
     attention(i);
-    gemm_.run(attn_.data(), w.wo.data(), x_.data(), rows, d, q_dim, /*accumulate=*/true, s);
+    gemm_.run(attn_.data(), w.wo.data(), x_.data(), rows, d, q_dim, /*accumulate=*/holds_residual(), s);
+    reduce_residual(n);
     rmsnorm(x_.data(), w.ffn_norm.data(), normed_.data(), n, d, config_.rms_eps, s);
     gemm_.run(normed_.data(), w.w_gate_up.data(), gate_up_.data(), rows, 2 * ffn, d, s);
     swiglu(gate_up_.data(), gate_up_.data() + ffn, 2 * int64_t{ffn}, act_.data(), n, ffn, s);
-    gemm_.run(act_.data(), w.w_down.data(), x_.data(), rows, d, ffn, /*accumulate=*/true, s);
+    gemm_.run(act_.data(), w.w_down.data(), x_.data(), rows, d, ffn, /*accumulate=*/holds_residual(), s);
+    reduce_residual(n);
   }
 
   LayerKv layer_kv(int i, int slot) {
@@ -459,7 +473,8 @@ class CudaTransformer final : public runtime::Transformer {
     cudaStream_t s = stream_.get();
     step_.upload(s);
     embedding_gather(step_.tokens(), weights_.token_embd.data(), x_.data(), static_cast<int>(layout.rows()),
-                     config_.d_model, config_.vocab_size, s);
+                     config_.d_model, static_cast<int>(shard_.vocab_stride() + 1), s);
+    if (collectives_ != nullptr) collectives_->sum(shard_.rank(), x_.data(), layout.rows() * config_.d_model, s);
     const int64_t bucket = context_bucket(layout);
     for (int i = 0; i < config_.n_layers; ++i) {
       layer(i, layout.rows(), [&](int index) { attention_layer(index, layout, bucket); });
@@ -480,8 +495,46 @@ class CudaTransformer final : public runtime::Transformer {
     cudaStream_t s = stream_.get();
     const int d = config_.d_model;
     rmsnorm(x_.data() + first_row * d, weights_.output_norm.data(), normed_.data(), rows, d, config_.rms_eps, s);
-    gemm_.run(normed_.data(), weights_.output_matrix(config_), logits_.data(), static_cast<int>(rows),
-              config_.vocab_size, d, /*accumulate=*/false, s);
+    const int stride = static_cast<int>(shard_.vocab_stride());
+    float* rank_logits = collectives_ != nullptr ? rank_logits_.data() : logits_.data();
+    gemm_.run(normed_.data(), weights_.output_matrix(config_), rank_logits, static_cast<int>(rows), stride, d,
+              /*accumulate=*/false, s);
+    if (collectives_ != nullptr) gather_logits(rows);
+  }
+
+  // ---- Tensor-parallel hooks (no-ops at degree 1) ----
+
+  // The residual stream is whole on every rank; the row-parallel projections (o, down) give each
+  // rank a partial sum. Rank 0 adds its part to the residual, the others overwrite it with theirs,
+  // and the f32 all-reduce (sum) leaves residual + every part on every rank.
+  bool holds_residual() const { return shard_.rank() == 0; }
+
+  void reduce_residual(int64_t rows) {
+    if (collectives_ != nullptr) collectives_->sum(shard_.rank(), x_.data(), rows * config_.d_model, stream_.get());
+  }
+
+  // Token ids as rows of this rank's embedding part: a token another rank holds reads the zero row
+  // past the rank's padded part (vocab_stride()), so the all-reduce after the lookup sums one embedding.
+  void localize_tokens(runtime::StepLayout& layout) const {
+    const model::IndexRange mine = shard_.vocab_rows();
+    const auto zero_row = static_cast<int32_t>(shard_.vocab_stride());
+    for (int32_t& token : layout.tokens) {
+      token = token >= mine.begin && token < mine.end() ? static_cast<int32_t>(token - mine.begin) : zero_row;
+    }
+  }
+
+  // Every rank's [rows][vocab_stride] logits to every rank, then each rank's own vocabulary columns
+  // into logits_ [rows][vocab]: the device argmax and sampling then see the whole vocabulary.
+  void gather_logits(int64_t rows) {
+    cudaStream_t s = stream_.get();
+    const int64_t block = rows * shard_.vocab_stride();
+    collectives_->all_gather(shard_.rank(), rank_logits_.data(), gathered_logits_.data(), block, s);
+    for (int r = 0; r < shard_.world(); ++r) {
+      const model::IndexRange part = shard_.vocab_rows_of(r);
+      CUDA_CHECK(cudaMemcpy2DAsync(logits_.data() + part.begin, as_size(config_.vocab_size) * sizeof(float),
+                                   gathered_logits_.data() + r * block, as_size(shard_.vocab_stride()) * sizeof(float),
+                                   as_size(part.count) * sizeof(float), as_size(rows), cudaMemcpyDeviceToDevice, s));
+    }
   }
 
   // Chooses tokens for `rows` rows of logits_ into chosen_[first_slot..]; a draw is keyed by its
@@ -607,7 +660,10 @@ class CudaTransformer final : public runtime::Transformer {
 
   static constexpr size_t kMaxGraphs = 256;  // beyond this the cache starts over (each holds no buffers)
 
-  model::ModelConfig config_;
+  model::ModelConfig full_config_;
+  model::ShardPlan shard_;
+  const RankCollectives* collectives_;  // nullptr at degree 1: no collective calls
+  model::ModelConfig config_;           // this rank's heads, KV heads and MLP columns
   int64_t capacity_;
   int max_batch_;
   int64_t pages_per_sequence_;
@@ -633,6 +689,7 @@ class CudaTransformer final : public runtime::Transformer {
   DeviceBuffer<float> x_;
   DeviceBuffer<bf16> normed_, qkv_, q_, k_, v_, attn_, gate_up_, act_;
   DeviceBuffer<float> logits_;
+  DeviceBuffer<float> rank_logits_, gathered_logits_;  // tensor parallel: this rank's vocabulary part, all ranks'
   DeviceBuffer<int32_t> chosen_;
   std::unique_ptr<PinnedBuffer<int32_t>> pinned_chosen_;
   std::unique_ptr<PinnedBuffer<float>> pinned_logits_;
@@ -641,9 +698,16 @@ class CudaTransformer final : public runtime::Transformer {
 
 }  // namespace
 
+std::unique_ptr<runtime::Transformer> make_cuda_rank_transformer(const model::ModelSource& source,
+                                                               const runtime::BackendOptions& options,
+                                                               const RankContext& rank) {
+  return std::make_unique<CudaTransformer>(source, options, rank);
+}
+
 std::unique_ptr<runtime::Transformer> make_cuda_transformer(const model::ModelSource& source,
                                                           const runtime::BackendOptions& options) {
-  return std::make_unique<CudaTransformer>(source, options);
+  if (options.tensor_parallel > 1) return make_tensor_parallel_transformer(source, options);
+  return make_cuda_rank_transformer(source, options, RankContext{});
 }
 
 }  // namespace deltainfer::cuda

@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "model/model_source.h"
+#include "backend/cuda/rank_collectives.h"
+#include "backend/cuda/tensor_parallel.h"
 #include "runtime/transformer.h"
 
 namespace deltainfer::cuda {
@@ -13,7 +15,19 @@ namespace deltainfer::cuda {
 // attention policy is not available on the GPU. For now it serves one sequence, its default: the
 // batched CUDA forward (several sequences in one pass) is not written yet, and open_sequence()
 // says so.
+// options.tensor_parallel > 1: the model split over that many GPUs (make_tensor_parallel_transformer).
 std::unique_ptr<runtime::Transformer> make_cuda_transformer(const model::ModelSource& source,
                                                           const runtime::BackendOptions& options);
+
+// One rank of a tensor-parallel group: the part of the model model::ShardPlan(rank, world) gives it,
+// on the current device, meeting the other ranks through `collectives` (nullptr at world 1).
+struct RankContext {
+  int rank = 0;
+  int world = 1;
+  const RankCollectives* collectives = nullptr;
+};
+std::unique_ptr<runtime::Transformer> make_cuda_rank_transformer(const model::ModelSource& source,
+                                                               const runtime::BackendOptions& options,
+                                                               const RankContext& rank);
 
 }  // namespace deltainfer::cuda

@@ -11,6 +11,7 @@
 #include "backend/cuda/device_buffer.h"
 #include "model/architecture.h"
 #include "model/model_source.h"
+#include "model/shard_plan.h"
 
 namespace deltainfer::cuda {
 
@@ -42,7 +43,9 @@ struct CudaWeights {
   }
 
   static DeviceSlot<CudaWeights> slot(model::TensorRole role, bool fused_qkv);
-  static CudaWeights load(const model::ModelSource& source, cudaStream_t stream);
+  // The part of the model `shard` says its rank holds (all of it at degree 1); the vocabulary
+  // tensors keep shard.vocab_stride() + 1 rows, zero past the rank's own (see cuda_weights.cpp).
+  static CudaWeights load(const model::ModelSource& source, const model::ShardPlan& shard, cudaStream_t stream);
 };
 
 inline DeviceSlot<LayerWeights> LayerWeights::slot(model::TensorRole role, bool fused_qkv) {

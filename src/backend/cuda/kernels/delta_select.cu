@@ -15,6 +15,7 @@
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/kernels/decode_split.cuh"
 #include "backend/cuda/page_topk.h"
+#include "backend/cuda/rank_collectives.h"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
@@ -152,6 +153,16 @@ void delta_decode_select(const DecodeAttentionArgs& dense, const PageSelectConfi
                   static_cast<unsigned>(dense.batch));
   delta_page_score_kernel<<<grid, kScoreThreads, 0, stream>>>(p);
   CUDA_CHECK_LAUNCH();
+  // Tensor parallel: each rank scored its own heads; reduce the scores over the ranks the way the
+  // heads are reduced (max or sum), so every rank selects the same token set.
+  if (const CurrentRank& rank = current_rank(); rank.collectives != nullptr) {
+    const int64_t count = int64_t{dense.batch} * plan.max_pages;
+    if (p.sum_heads) {
+      rank.collectives->sum(rank.rank, p.page_scores, count, stream);
+    } else {
+      rank.collectives->max(rank.rank, p.page_scores, count, stream);
+    }
+  }
 
   PageTopkArgs topk;
   topk.scores = p.page_scores;
