@@ -28,12 +28,9 @@ void check_host_memory(const model::ModelSource& source, const runtime::BackendO
   if (!available) return;  // not Linux: nothing to measure against
   const model::ModelMemory memory = model::model_memory(source);
   model::HostMemoryRequest request;
-  // Native storage keeps the file's blocks (and the embedding table in f32 for the row lookup).
-  const model::ModelConfig& c = source.config();
-  const uint64_t embedding_f32 = uint64_t(c.vocab_size) * uint64_t(c.d_model) * sizeof(float);
   const bool native = backend::cpu::weight_storage_from_env() == backend::cpu::WeightStorage::Native;
-  request.weight_bytes = native && memory.stored_weight_bytes ? *memory.stored_weight_bytes + embedding_f32
-                                                              : memory.f32_weight_bytes;
+  request.weight_bytes = native && source.gguf() != nullptr ? backend::cpu::native_weight_bytes(*source.gguf())
+                                                             : memory.f32_weight_bytes;
   request.capacity = options.capacity;
   request.prefill_chunk = options.prefill_chunk;
   request.kv_positions = runtime::requested_pool_pages(options) * kKvPageTokens;

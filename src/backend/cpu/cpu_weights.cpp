@@ -96,6 +96,14 @@ class TensorReader {
 
 }  // namespace
 
+uint64_t native_weight_bytes(const io::GgufFile& file) {
+  uint64_t bytes = 0;
+  for (const io::GgufTensorInfo& tensor : file.tensors()) {
+    bytes += quant::has_quantized_kernel(tensor.type) ? tensor.n_bytes : tensor.n_elements * sizeof(float);
+  }
+  return bytes;
+}
+
 WeightStorage weight_storage_from_env() {
   const char* value = std::getenv("DELTAINFER_CPU_WEIGHTS");
   // Native by default: weights stay in their GGUF type (4-8x less memory, 2-3x faster decode).

@@ -3,9 +3,11 @@
 // are f32; each matrix is a Weight: kept in its GGUF type when that type has a
 // quantized kernel and native storage is chosen, else dequantized to f32. Which tensors there are
 // comes from the architecture's table (model/architecture.h); slot() says where each role goes.
+#include <cstdint>
 #include <vector>
 
 #include "backend/cpu/weight.h"
+#include "io/gguf.h"
 #include "model/architecture.h"
 #include "model/model_source.h"
 
@@ -16,6 +18,11 @@ namespace deltainfer::backend::cpu {
 // environment variable DELTAINFER_CPU_WEIGHTS=native|f32 picks (default native).
 enum class WeightStorage { F32, Native };
 WeightStorage weight_storage_from_env();
+
+// Bytes CpuWeights holds for `file` under WeightStorage::Native: the blocks of every type a CPU
+// kernel reads stay as stored (the token embedding too: a lookup dequantizes its row); any other
+// tensor becomes f32. What the host memory plan counts before loading.
+uint64_t native_weight_bytes(const io::GgufFile& file);
 
 // Where a tensor goes in Owner: an f32 vector (norms, biases) or a Weight
 // (a matrix); neither when this backend has no place for the role.
