@@ -18,6 +18,7 @@
 #include "gpu/model_fixtures.h"
 #include "model/model_source.h"
 #include "support/batch_driver.h"
+#include "support/prefill_switch_refusal.h"
 
 namespace deltainfer {
 namespace {
@@ -115,10 +116,7 @@ TEST_F(GpuSetSequenceMethod, SwitchedAfterThePromptDecodesAsAFreshSequence) {
 TEST_F(GpuSetSequenceMethod, AnotherPrefillIsRefusedWhilePositionsAreHeld) {
   const runtime::SequenceId id = model_->open_sequence(AttentionConfig{});
   prefill(id);
-  EXPECT_THROW(model_->set_sequence_method(id, testing::small_sliding_delta()), InputError);
-  model_->truncate_sequence(id, 0);
-  EXPECT_NO_THROW(model_->set_sequence_method(id, testing::small_sliding_delta()));
-  model_->close_sequence(id);
+  testing::expect_prefill_switch_refused_while_positions_held(*model_, id);
 }
 
 }  // namespace

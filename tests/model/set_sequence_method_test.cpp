@@ -14,6 +14,7 @@
 #include "model/model_source.h"
 #include "model_test_support.h"
 #include "support/batch_driver.h"
+#include "support/prefill_switch_refusal.h"
 
 namespace deltainfer {
 namespace {
@@ -101,10 +102,7 @@ TEST_F(SetSequenceMethod, SwitchedAfterThePromptDecodesAsAFreshSequence) {
 TEST_F(SetSequenceMethod, AnotherPrefillIsRefusedWhilePositionsAreHeld) {
   std::vector<float> logits;
   const runtime::SequenceId id = prefilled(AttentionConfig{}, logits);
-  EXPECT_THROW(model_->set_sequence_method(id, testing::small_sliding_delta()), InputError);
-  model_->truncate_sequence(id, 0);
-  EXPECT_NO_THROW(model_->set_sequence_method(id, testing::small_sliding_delta()));
-  model_->close_sequence(id);
+  testing::expect_prefill_switch_refused_while_positions_held(*model_, id);
 }
 
 }  // namespace
