@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "engine/engine.h"
+#include "prefill_progress.h"
 
 namespace deltainfer::cli {
 namespace {
@@ -31,6 +32,7 @@ struct BenchOptions {
   bool logits_to_host = false;  // decode as before device sampling: every step copies the logits back
   int batch = 0;                // sequences decoding together; 0: the single-sequence table
   int64_t mixed_chunk = 0;      // batched table: a prefill chunk of this many tokens beside the decodes
+  ProgressMode progress = ProgressMode::Auto;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -52,6 +54,7 @@ int run_bench(BenchOptions& o) {
   }
   engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
   runtime::Transformer& model = engine.transformer();
+  show_prefill_progress(model, o.progress);
   const model::ModelConfig& c = model.config();
   const ModelCosts costs = model_costs(c);
   std::mt19937 rng(1234);
@@ -124,6 +127,7 @@ Command register_bench(CLI::App& app) {
   cmd->add_option("--mixed-chunk", o->mixed_chunk,
                   "Batched table: also time steps with a prefill chunk of this many tokens beside the decodes")
       ->check(CLI::NonNegativeNumber);
+  add_progress_option(*cmd, o->progress);
   cmd->add_flag("--logits-to-host", o->logits_to_host,
                 "Decode steps copy the logits to the host even where the backend samples on its device");
   o->backend.add_to(*cmd);

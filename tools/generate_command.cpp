@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "engine/engine.h"
+#include "prefill_progress.h"
 #include "tokenizer/chat_template.h"
 
 namespace deltainfer::cli {
@@ -31,6 +32,7 @@ struct GenerateOptions {
   engine::SamplingParams sampling;
   bool seed_given = false;
   std::vector<std::string> stop;
+  ProgressMode progress = ProgressMode::Auto;
 };
 
 std::string read_text_file(const std::string& path) {
@@ -63,6 +65,7 @@ int run_generate(GenerateOptions& o) {
   o.engine.attention = o.attention.to_config();
   o.backend.apply_to(o.engine);
   engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
+  show_prefill_progress(engine.transformer(), o.progress);
   const std::vector<int32_t> prompt = build_prompt_tokens(o, engine.tokenizer());
   if (static_cast<int64_t>(prompt.size()) + 1 > engine.transformer().capacity()) {
     throw_input_error("the prompt has {} tokens but the context holds {} (raise --ctx-size, up to {})",
@@ -113,6 +116,7 @@ Command register_generate(CLI::App& app) {
   cmd->add_option("--system", o->system_prompt, "System message for --chat");
   cmd->add_option("--stop", o->stop, "Stop when this text appears (repeatable)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-sequence tokens");
+  add_progress_option(*cmd, o->progress);
   cmd->add_option("-c,--ctx-size", o->engine.context, "KV cache positions (0: model context, max 8192)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("-t,--threads", o->engine.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);

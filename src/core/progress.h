@@ -1,17 +1,19 @@
 #pragma once
 // Progress of a long run on stderr: a bar with the rate and the ETA, redrawn in place when stderr
-// is a terminal; otherwise one plain line per 10% (or per minute), so logs stay readable.
+// is a terminal; otherwise one plain line per 10% (or per minute), so logs stay readable. Used by
+// eval (samples) and by long prefills in generate and bench (tokens).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
 
-namespace deltainfer::eval {
+namespace deltainfer {
 
 class Progress {
  public:
-  Progress(std::string label, int64_t total, std::FILE* out = stderr);
+  // `unit` names what a step is ("tokens"): when given, the rate (units/s) is shown too.
+  Progress(std::string label, int64_t total, std::FILE* out = stderr, std::string unit = {});
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
   ~Progress();
@@ -25,6 +27,7 @@ class Progress {
   void draw(std::string_view note);
 
   std::string label_;
+  std::string unit_;
   int64_t total_;
   int64_t done_ = 0;
   std::FILE* out_;
@@ -38,4 +41,7 @@ class Progress {
 // "1h02m", "3m07s", "12s".
 std::string format_duration(double seconds);
 
-}  // namespace deltainfer::eval
+// "12.3K tokens/s": `count` units over `seconds`, with a K/M prefix above a thousand.
+std::string format_rate(double count, double seconds, std::string_view unit);
+
+}  // namespace deltainfer

@@ -12,7 +12,7 @@
 #include "eval/method_config.h"
 #include "eval/perplexity.h"
 #include "eval/prefill_groups.h"
-#include "eval/progress.h"
+#include "core/progress.h"
 #include "eval/scoring.h"
 #include "eval/seeded_random.h"
 

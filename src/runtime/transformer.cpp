@@ -33,6 +33,7 @@ void Transformer::forward(const int32_t* tokens, int64_t n, LogitsFor which, flo
       entry.logits_out = logits;
     }
     forward(BatchPlan{{entry}});
+    report_prefill_progress(start + entry.n_tokens, n);
   }
 }
 

@@ -5,6 +5,7 @@
 // attention method. Single-sequence use (the CLI's generate, eval, bench) is a batch of one on the
 // default sequence, through the non-virtual helpers below.
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "attention/attention_config.h"
@@ -79,6 +80,20 @@ class Transformer {
   // the token that follows them under `sampling`. The others throw from it.
   virtual bool samples_on_device() const { return false; }
   virtual int32_t forward_and_sample(const int32_t* tokens, int64_t n, const DeviceSampling& sampling);
+
+  // Called after each chunk of a prompt longer than one chunk in forward() / forward_and_sample()
+  // with the prompt's tokens done so far and its length, once the chunk has run (a forward pass
+  // ends synchronized): how generate and bench show a long prefill's progress. Unset by default.
+  using PrefillProgress = std::function<void(int64_t done, int64_t total)>;
+  void set_prefill_progress(PrefillProgress observer) { prefill_progress_ = std::move(observer); }
+
+ protected:
+  void report_prefill_progress(int64_t done, int64_t total) const {
+    if (prefill_progress_ && total > prefill_chunk()) prefill_progress_(done, total);
+  }
+
+ private:
+  PrefillProgress prefill_progress_;
 };
 
 }  // namespace deltainfer::runtime

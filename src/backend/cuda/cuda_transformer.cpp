@@ -205,6 +205,7 @@ class CudaTransformer final : public runtime::Transformer {
     }
     return chosen;
   }
+      report_prefill_progress(start + chunk.n_tokens, n);
 
  private:
   // The pool on the device holds one page more than the sequences share: the scratch page that

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "eval/progress.h"
 
 namespace deltainfer::eval {
 namespace {
@@ -58,12 +57,6 @@ TEST(Report, JsonKeepsEveryAnswerAndTheCosts) {
   EXPECT_EQ(j.at("cells").size(), 3u);
   EXPECT_EQ(j.at("costs")[1].at("budget_tokens"), 256);
   EXPECT_DOUBLE_EQ(j.at("costs")[1].at("attended_decode").get<double>(), 0.35);
-}
-
-TEST(Progress, FormatsDurations) {
-  EXPECT_EQ(format_duration(12.4), "12s");
-  EXPECT_EQ(format_duration(187), "3m07s");
-  EXPECT_EQ(format_duration(3725), "1h02m");
 }
 
 }  // namespace
