@@ -62,16 +62,17 @@ void run(const Shape& s, double copy_tbps, int forced_splits = 0) {
 
   DecodeAttentionArgs args;
   args.q = q.data();
-  args.k_pool = k.data();
-  args.v_pool = v.data();
-  args.page_table = d_table.data();
-  args.page_table_stride = pages_per_seq;
-  args.kv_lens = d_lens.data();
-  args.batch = s.batch;
+  args.kv.k_pool = k.data();
+  args.kv.v_pool = v.data();
+  args.kv.num_pages = num_pages;
+  args.kv.page_table = d_table.data();
+  args.kv.page_table_stride = pages_per_seq;
+  args.kv.kv_lens = d_lens.data();
+  args.kv.batch = s.batch;
+  args.kv.max_kv_len = s.kv_len;
+  args.kv.n_kv_heads = s.n_kv_heads;
+  args.kv.head_dim = s.head_dim;
   args.n_heads = s.n_heads;
-  args.n_kv_heads = s.n_kv_heads;
-  args.head_dim = s.head_dim;
-  args.max_kv_len = s.kv_len;
   args.softmax_scale = 0.088f;
   args.out = out.data();
   args.lse = lse.data();

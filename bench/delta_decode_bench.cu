@@ -114,19 +114,26 @@ struct Context {
   }
   const int32_t* table(int layer) const { return tables.data() + static_cast<size_t>(layer) * pages; }
 
+  // Layer `layer`'s view of the cache: its own page table over the shared pools.
+  PagedKv paged_kv(int layer) const {
+    PagedKv kv;
+    kv.k_pool = k.data();
+    kv.v_pool = v.data();
+    kv.num_pages = pages;
+    kv.page_table = table(layer);
+    kv.page_table_stride = pages;
+    kv.kv_lens = lens.data();
+    kv.batch = 1;
+    kv.max_kv_len = kv_len;
+    kv.n_kv_heads = kKvHeads;
+    kv.head_dim = kDim;
+    return kv;
+  }
   DecodeAttentionArgs dense_args(int layer, void* workspace, size_t bytes) {
     DecodeAttentionArgs a;
     a.q = q.data();
-    a.k_pool = k.data();
-    a.v_pool = v.data();
-    a.page_table = table(layer);
-    a.page_table_stride = pages;
-    a.kv_lens = lens.data();
-    a.batch = 1;
+    a.kv = paged_kv(layer);
     a.n_heads = kHeads;
-    a.n_kv_heads = kKvHeads;
-    a.head_dim = kDim;
-    a.max_kv_len = kv_len;
     a.softmax_scale = 0.088f;
     a.out = out.data();
     a.lse = lse.data();
@@ -137,15 +144,9 @@ struct Context {
   SparseDecodeArgs sparse_args(int layer, const TokenSet& set, void* workspace, size_t bytes) {
     SparseDecodeArgs a;
     a.q = q.data();
-    a.k_pool = k.data();
-    a.v_pool = v.data();
-    a.page_table = table(layer);
-    a.page_table_stride = pages;
+    a.kv = paged_kv(layer);
     a.set = set;
-    a.batch = 1;
     a.n_heads = kHeads;
-    a.n_kv_heads = kKvHeads;
-    a.head_dim = kDim;
     a.softmax_scale = 0.088f;
     a.out = out.data();
     a.workspace = workspace;
@@ -184,16 +185,7 @@ void run(int kv_len) {
   const TokenSet shared{indices.data(), counts.data(), capacity, 1};
   const TokenSet per_head{indices.data(), counts.data(), capacity, kKvHeads};
   DeviceBuffer<__nv_bfloat16> bounds(quest_bounds_elements(ctx.pages, kKvHeads, kDim));
-  QuestCache quest;
-  quest.k_pool = ctx.k.data();
-  quest.bounds = bounds.data();
-  quest.page_table_stride = ctx.pages;
-  quest.kv_lens = ctx.lens.data();
-  quest.batch = 1;
-  quest.n_kv_heads = kKvHeads;
-  quest.head_dim = kDim;
-  quest.max_kv_len = kv_len;
-  quest.page_table = ctx.table(0);
+  const QuestCache quest{ctx.paged_kv(0), bounds.data()};
   quest_build_bounds(quest, nullptr);  // indexed by physical page: one build serves every layer's table
   CUDA_CHECK(cudaDeviceSynchronize());
 
@@ -227,7 +219,7 @@ void run(int kv_len) {
                         continue;
                       }
                       QuestCache layer_cache = quest;
-                      layer_cache.page_table = ctx.table(layer);
+                      layer_cache.kv.page_table = ctx.table(layer);
                       quest_append_bounds(layer_cache, s);
                       quest_select(ctx.q.data(), kHeads, layer_cache, config, quest_ws.data(), quest_ws.bytes(),
                                    per_head, s);

@@ -3,7 +3,7 @@
 // Δ-layers, sparse decode over a selected index set, StreamingLLM's sink + window set, and Quest's
 // per-KV-head page selection from key min/max bounds.
 //
-// Shared layouts (device pointers; q, pools and page tables as in decode_attention.h):
+// Shared layouts (device pointers; q as in decode_attention.h, the paged cache as in paged_kv.h):
 //   TokenSet::indices [batch][sets_per_seq][capacity] int32 positions, ascending, -1 past count
 //   TokenSet::counts  [batch][sets_per_seq] int32
 // sets_per_seq is 1 when one set serves every head (DELTA, StreamingLLM) and n_kv_heads when each
@@ -74,15 +74,9 @@ inline constexpr int kClusterMergeMaxSet = 4096;
 
 struct SparseDecodeArgs {
   const __nv_bfloat16* q = nullptr;
-  const __nv_bfloat16* k_pool = nullptr;
-  const __nv_bfloat16* v_pool = nullptr;
-  const int32_t* page_table = nullptr;
-  int page_table_stride = 0;
+  PagedKv kv;    // kv_lens unread (may be null): the sets give the positions
   TokenSet set;  // positions must be < the sequence's kv_len (the producers here guarantee it)
-  int batch = 0;
   int n_heads = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;
   float softmax_scale = 0.0f;
   __nv_bfloat16* out = nullptr;  // [batch][n_heads][head_dim]
   float* lse = nullptr;          // optional, [batch][n_heads]
@@ -116,15 +110,8 @@ inline constexpr int kQuestPage = 16;
 size_t quest_bounds_elements(int num_pool_pages, int n_kv_heads, int head_dim);
 
 struct QuestCache {
-  const __nv_bfloat16* k_pool = nullptr;
+  PagedKv kv;  // only K is read (v_pool may be null)
   __nv_bfloat16* bounds = nullptr;
-  const int32_t* page_table = nullptr;
-  int page_table_stride = 0;
-  const int32_t* kv_lens = nullptr;
-  int batch = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;
-  int max_kv_len = 0;
 };
 
 // After a prefill: the bounds of every Quest page of [0, kv_len).

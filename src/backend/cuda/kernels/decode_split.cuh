@@ -464,6 +464,18 @@ inline void validate_shape(const char* what, int batch, int n_heads, int n_kv_he
 }
 
 
+// Points `p` at the paged cache (already validated): pools, page table and KV heads.
+inline void point_at_cache(SplitParams& p, const PagedKv& kv) {
+  if (kv.dtype != KvDtype::Bf16) {
+    throw_input_error("split-KV decode: {} KV pools are not read yet (issue 16)", kv_dtype_name(kv.dtype));
+  }
+  p.k_pool = static_cast<const __nv_bfloat16*>(kv.k_pool);
+  p.v_pool = static_cast<const __nv_bfloat16*>(kv.v_pool);
+  p.page_table = kv.page_table;
+  p.page_table_stride = kv.page_table_stride;
+  p.n_kv_heads = kv.n_kv_heads;
+}
+
 inline size_t align_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
