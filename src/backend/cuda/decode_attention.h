@@ -1,5 +1,5 @@
 #pragma once
-// Dense decode attention (one new query token per sequence) over the paged bf16 KV cache,
+// Dense decode attention (one new query token per sequence) over the paged KV cache (bf16 or FP8),
 // split-KV ("FlashDecoding"): the grid is (sequence × KV head, split); each block reads its
 // slice of K/V once and scores all query heads of the GQA group against it on the tensor cores,
 // writes an f32 partial output + log-sum-exp per split, and a second kernel combines the splits.
@@ -10,6 +10,9 @@
 //              [0, kv.max_kv_len]; a length of 0 gives out = 0 and lse = -inf
 //   out        [batch][n_heads][head_dim] bf16
 //   lse        [batch][n_heads] f32 or nullptr: natural log of sum_j exp(scale * q.k_j)
+// FP8 pools (kv.dtype Fp8E4m3) are read as 1-byte codes, 16 a load, and widened in registers; the
+// result is the bf16 kernel's on a bf16 pool holding the dequantized values (code * scale), to
+// the bit unless a product leaves f32's normal range (decode_split.cuh says why).
 // Query head h reads KV head h / (n_heads / n_kv_heads). head_dim is 64 or 128, the group
 // size n_heads / n_kv_heads at most 16.
 //

@@ -95,6 +95,7 @@ SparseDecodePlan plan_sparse_decode(int batch, int n_heads, int n_kv_heads, int 
                                     int sets_per_seq, int sm_count, int num_splits = 0);
 
 // Exact softmax attention of each query head over its set (GQA: one KV read serves the group).
+// FP8 pools are read as dense decode reads them (decode_attention.h).
 void sparse_decode(const SparseDecodeArgs& args, cudaStream_t stream);
 
 // ---- StreamingLLM ---------------------------------------------------------------------------
@@ -105,7 +106,8 @@ void streaming_select(const int32_t* kv_lens, int batch, int sink, int window, c
 
 // ---- Quest ----------------------------------------------------------------------------------
 // Bounds: per physical pool page, KV head and 16-token Quest page, the element-wise min and max of
-// the keys: [num_pool_pages][n_kv_heads][kKvPageSize / 16][2 (min, max)][head_dim] bf16.
+// the keys (FP8: of code * scale, exact in bf16):
+// [num_pool_pages][n_kv_heads][kKvPageSize / 16][2 (min, max)][head_dim] bf16.
 inline constexpr int kQuestPage = 16;
 size_t quest_bounds_elements(int num_pool_pages, int n_kv_heads, int head_dim);
 
@@ -117,7 +119,8 @@ struct QuestCache {
 // After a prefill: the bounds of every Quest page of [0, kv_len).
 void quest_build_bounds(const QuestCache& cache, cudaStream_t stream);
 // After appending one token per sequence (position kv_len - 1): folds it into its page's bounds
-// (the first token of a page resets them).
+// (the first token of a page resets them). FP8 pools: recomputes the bounds of the pool page holding
+// it from the codes (the append may have rescaled the page's earlier keys).
 void quest_append_bounds(const QuestCache& cache, cudaStream_t stream);
 
 struct QuestSelectPlan {

@@ -3,6 +3,10 @@
 // paged cache, indexed by physical pool page (4 Quest pages per 64-token pool page), are built
 // after a prefill and folded in one token at a time during decode. Selection scores every page
 // with the group's query heads (max over them), then page_topk keeps the top pages per KV head.
+// FP8 pools: the bounds are of the dequantized keys (code * its slab's scale), which are bf16
+// values, so the bf16 bounds stay exact. An FP8 append may rescale its page (core/kv_fp8_page.h),
+// which moves the page's earlier keys, so the FP8 append recomputes the bounds of the whole pool
+// page from its codes instead of folding one key in.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -12,6 +16,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/kernels/decode_split.cuh"
+#include "backend/cuda/kernels/fp8_convert.cuh"
 #include "backend/cuda/page_topk.h"
 #include "core/error.h"
 
@@ -31,29 +36,43 @@ __device__ __forceinline__ size_t key_offset(int pool_page, int n_kv_heads, int 
   return ((static_cast<size_t>(pool_page) * n_kv_heads + kv_head) * kKvPageSize + slot) * head_dim;
 }
 
+// Key d of row `slot` of the (pool_page, kv_head) slab as the attention kernels read it: a bf16
+// value, or an e4m3 code times its slab's scale.
+template <typename Kv>
+__device__ __forceinline__ float key_value(const PagedKv& kv, int pool_page, int kv_head, int slot, int d) {
+  const size_t i = key_offset(pool_page, kv.n_kv_heads, kv_head, slot, kv.head_dim) + d;
+  if constexpr (Kv::kFp8) {
+    return e4m3_to_float(static_cast<const uint8_t*>(kv.k_pool)[i]) *
+           kv.k_scales[static_cast<size_t>(pool_page) * kv.n_kv_heads + kv_head];
+  } else {
+    return __bfloat162float(static_cast<const __nv_bfloat16*>(kv.k_pool)[i]);
+  }
+}
+
 // grid: (pool pages of the longest sequence, batch * n_kv_heads); block: (head_dim, kSubPages).
+// kLastPage: grid.x is 1 and the block rebuilds the pool page holding position kv_len - 1.
+template <typename Kv, bool kLastPage>
 __global__ void quest_build_kernel(const QuestCache c) {
   const int seq = static_cast<int>(blockIdx.y) / c.kv.n_kv_heads;
   const int kv_head = static_cast<int>(blockIdx.y) % c.kv.n_kv_heads;
-  const int logical = static_cast<int>(blockIdx.x);
   const int d = static_cast<int>(threadIdx.x);
   const int sub = static_cast<int>(threadIdx.y);
   const int kv_len = c.kv.kv_lens[seq];
+  if (kLastPage && kv_len == 0) return;
+  const int logical = kLastPage ? (kv_len - 1) / kKvPageSize : static_cast<int>(blockIdx.x);
   const int begin = logical * kKvPageSize + sub * kQuestPage;
   if (begin >= kv_len) return;
   const int end = min(kv_len, begin + kQuestPage);
   const int pool_page = c.kv.page_table[static_cast<size_t>(seq) * c.kv.page_table_stride + logical];
-  const auto* keys = static_cast<const __nv_bfloat16*>(c.kv.k_pool);
   float lo = INFINITY;
   float hi = -INFINITY;
   for (int t = begin; t < end; ++t) {
-    const float k = __bfloat162float(
-        keys[key_offset(pool_page, c.kv.n_kv_heads, kv_head, t % kKvPageSize, c.kv.head_dim) + d]);
+    const float k = key_value<Kv>(c.kv, pool_page, kv_head, t % kKvPageSize, d);
     lo = fminf(lo, k);
     hi = fmaxf(hi, k);
   }
   __nv_bfloat16* bounds = c.bounds + bounds_offset(pool_page, c.kv.n_kv_heads, kv_head, sub, c.kv.head_dim);
-  bounds[d] = __float2bfloat16(lo);  // min and max of bf16 keys are bf16 values: exact
+  bounds[d] = __float2bfloat16(lo);  // min and max of bf16-representable keys are bf16 values: exact
   bounds[c.kv.head_dim + d] = __float2bfloat16(hi);
 }
 
@@ -150,9 +169,6 @@ void validate_cache(const char* what, const QuestCache& c) {
     throw_input_error("{}: head_dim {} is not supported (64 or 128)", what, c.kv.head_dim);
   }
   if (c.bounds == nullptr) throw_input_error("{}: the bounds pointer is null", what);
-  if (c.kv.dtype != KvDtype::Bf16) {
-    throw_input_error("{}: {} KV pools are not read yet (issue 16)", what, kv_dtype_name(c.kv.dtype));
-  }
 }
 
 }  // namespace
@@ -166,14 +182,22 @@ void quest_build_bounds(const QuestCache& cache, cudaStream_t stream) {
   if (cache.kv.max_kv_len == 0) return;
   const dim3 grid(static_cast<unsigned>((cache.kv.max_kv_len + kKvPageSize - 1) / kKvPageSize),
                   static_cast<unsigned>(cache.kv.batch * cache.kv.n_kv_heads));
-  quest_build_kernel<<<grid, dim3(static_cast<unsigned>(cache.kv.head_dim), kSubPages), 0, stream>>>(cache);
+  const dim3 block(static_cast<unsigned>(cache.kv.head_dim), kSubPages);
+  split_kv::with_kv_type(cache.kv.dtype, [&](auto kv) {
+    quest_build_kernel<decltype(kv), false><<<grid, block, 0, stream>>>(cache);
+  });
   CUDA_CHECK_LAUNCH();
 }
 
 void quest_append_bounds(const QuestCache& cache, cudaStream_t stream) {
   validate_cache("quest_append_bounds", cache);
-  quest_append_kernel<<<static_cast<unsigned>(cache.kv.batch * cache.kv.n_kv_heads),
-                        static_cast<unsigned>(cache.kv.head_dim), 0, stream>>>(cache);
+  const auto rows = static_cast<unsigned>(cache.kv.batch * cache.kv.n_kv_heads);
+  if (cache.kv.dtype == KvDtype::Fp8E4m3) {
+    quest_build_kernel<split_kv::Fp8Kv, true>
+        <<<dim3(1, rows), dim3(static_cast<unsigned>(cache.kv.head_dim), kSubPages), 0, stream>>>(cache);
+  } else {
+    quest_append_kernel<<<rows, static_cast<unsigned>(cache.kv.head_dim), 0, stream>>>(cache);
+  }
   CUDA_CHECK_LAUNCH();
 }
 
