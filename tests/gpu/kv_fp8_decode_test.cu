@@ -28,11 +28,13 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/kv_fp8_stage.h"
 #include "backend/cuda/paged_kv.h"
+#include "backend/cuda/quest_decode.h"
 #include "core/error.h"
 #include "core/kv_fp8_page.h"
 #include "gpu/gpu_test_support.h"
 #include "gpu/kv_fp8_cache.h"
 #include "gpu/reference_attention.h"
+#include "model/model_config.h"
 
 namespace deltainfer::cuda {
 namespace {
@@ -301,6 +303,33 @@ TEST(Fp8SparseDecode, EveryMergeMatchesBf16OnDequantizedValues) {
   }
 }
 
+// Entries where a and b differ (sizes must match).
+int differing(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  int count = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) count += a[i] == b[i] ? 0 : 1;
+  return count;
+}
+
+// Device bounds of sequence s's Quest pages in `bounds` (the others are never read), as floats.
+std::vector<float> sequence_bounds(const DeviceBuffer<__nv_bfloat16>& bounds, const test::Fp8TestCache& cache, int s,
+                                   int n_kv, int d) {
+  constexpr int kSubPages = kKvPageSize / kQuestPage;
+  const std::vector<float> all = test::to_float(bounds.download());
+  std::vector<float> picked;
+  const int len = cache.lens()[static_cast<size_t>(s)];
+  for (int qp = 0; qp < (len + kQuestPage - 1) / kQuestPage; ++qp) {
+    const int page = cache.pages(s)[qp / kSubPages];
+    for (int h = 0; h < n_kv; ++h) {
+      // [pool page][KV head][sub-page][min, max][d] (delta_decode.h)
+      const size_t at = ((static_cast<size_t>(page) * n_kv + h) * kSubPages + qp % kSubPages) * 2 * d;
+      picked.insert(picked.end(), all.begin() + static_cast<std::ptrdiff_t>(at),
+                    all.begin() + static_cast<std::ptrdiff_t>(at + 2 * static_cast<size_t>(d)));
+    }
+  }
+  return picked;
+}
+
 // Quest's bounds on FP8: built after a prefill, then appended one decode row at a time while later
 // larger rows rescale pages; after every step they must equal a fresh build on the bf16 pool of the
 // dequantized values, and the selection from them must be the bf16 one.
@@ -330,24 +359,12 @@ TEST(Fp8Quest, BoundsAcrossRescalesAndSelectionMatchBf16OnDequantizedValues) {
     bf16_bounds.fill_bytes(0xFF);
     quest_build_bounds(QuestCache{cache.bf16(), bf16_bounds.data()}, nullptr);
     CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<__nv_bfloat16> got = fp8_bounds.download(), want = bf16_bounds.download();
-    // Compare the bounds of every Quest page the sequences reach (others are never read).
-    int mismatches = 0;
     for (int s = 0; s < 2; ++s) {
-      const int len = cache.lens()[static_cast<size_t>(s)];
-      for (int qp = 0; qp < (len + kQuestPage - 1) / kQuestPage; ++qp) {
-        const int page = cache.pages(s)[qp / (kKvPageSize / kQuestPage)];
-        constexpr int kSubPages = kKvPageSize / kQuestPage;
-        for (int h = 0; h < n_kv; ++h) {
-          // [pool page][KV head][sub-page][min, max][d] (delta_decode.h)
-          const size_t at = ((static_cast<size_t>(page) * n_kv + h) * kSubPages + qp % kSubPages) * 2 * d;
-          for (int i = 0; i < 2 * d; ++i) {
-            if (test::bf16_to_float(got[at + i]) != test::bf16_to_float(want[at + i])) ++mismatches;
-          }
-        }
-      }
+      ASSERT_EQ(differing(sequence_bounds(fp8_bounds, cache, s, n_kv, d),
+                          sequence_bounds(bf16_bounds, cache, s, n_kv, d)),
+                0)
+          << "step " << step << " sequence " << s << ": FP8 bounds differ from the bf16 build of the same values";
     }
-    ASSERT_EQ(mismatches, 0) << "step " << step << ": FP8 bounds differ from the bf16 build of the same values";
   }
   EXPECT_GT(cache.rescaled_slabs(), 0) << "the decode rows should rescale pages";
   const QuestSelectPlan plan = plan_quest_select(2, n_heads, n_kv, d, cache.max_len(), config);
@@ -364,6 +381,55 @@ TEST(Fp8Quest, BoundsAcrossRescalesAndSelectionMatchBf16OnDequantizedValues) {
     return all;
   };
   EXPECT_EQ(select(cache.fp8(), fp8_bounds), select(cache.bf16(), bf16_bounds));
+}
+
+// The transformer's owner of the bounds (QuestBounds) over FP8 pools: a rebuild after a prefill and
+// the in-graph append across rescales give the kernel's bounds of the dequantized keys.
+TEST(Fp8Quest, QuestBoundsOwnerKeepsFp8LayersCurrent) {
+  std::mt19937_64 rng(test::fresh_seed("fp8 quest owner"));
+  model::ModelConfig model;
+  model.n_layers = 4;
+  model.n_heads = 16;
+  model.n_kv_heads = 4;
+  model.head_dim = 64;
+  test::Fp8TestCache cache({1500}, model.n_kv_heads, model.head_dim, rng);
+  cache.append(0, 1000, 1.0f);
+  cache.upload();
+  // Every layer reads the one test pool (the bounds are per layer all the same).
+  QuestBounds bounds(model, std::vector<PagedKv>(static_cast<size_t>(model.n_layers), cache.fp8()), cache.stride());
+  attention::DecodeConfig decode;
+  decode.kind = attention::DecodeKind::Quest;
+  decode.full_layers = 1;
+  bounds.ensure_layers(decode);
+  bounds.rebuild_stale(0, cache.pages(0), cache.lens()[0], nullptr);
+  DeviceBuffer<__nv_bfloat16> want(quest_bounds_elements(cache.num_pages(), model.n_kv_heads, model.head_dim));
+  int layers_with_bounds = 0;
+  for (int step = 0; step <= 30; ++step) {
+    if (step > 0) {
+      cache.append(0, 1, step % 5 == 4 ? 16.0f : 1.0f);
+      cache.upload();
+      const PagedKv kv = cache.fp8();
+      for (int layer = 0; layer < model.n_layers; ++layer) {
+        bounds.append(layer, kv.page_table, kv.page_table_stride, kv.kv_lens, kv.max_kv_len, 1, nullptr);
+      }
+      bounds.appended(0, cache.lens()[0]);
+    }
+    quest_build_bounds(QuestCache{cache.bf16(), want.data()}, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> expected = sequence_bounds(want, cache, 0, model.n_kv_heads, model.head_dim);
+    layers_with_bounds = 0;
+    for (int layer = 0; layer < model.n_layers; ++layer) {
+      __nv_bfloat16* layer_bounds = bounds.layer(layer);
+      if (layer_bounds == nullptr) continue;
+      ++layers_with_bounds;
+      DeviceBuffer<__nv_bfloat16> copy(want.size());
+      CUDA_CHECK(cudaMemcpy(copy.data(), layer_bounds, copy.bytes(), cudaMemcpyDeviceToDevice));
+      ASSERT_EQ(differing(sequence_bounds(copy, cache, 0, model.n_kv_heads, model.head_dim), expected), 0)
+          << "step " << step << " layer " << layer;
+    }
+  }
+  EXPECT_EQ(layers_with_bounds, model.n_layers - decode.full_layers) << "Quest keeps bounds on its sparse layers";
+  EXPECT_GT(cache.rescaled_slabs(), 0);
 }
 
 // CPU twin of fp8_stage_pages: staging page i is pool page pages[i] dequantized by core's twin

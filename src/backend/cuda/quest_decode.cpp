@@ -1,6 +1,7 @@
 #include "backend/cuda/quest_decode.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "attention/layer_schedule.h"
 #include "backend/cuda/cuda_check.h"
@@ -41,17 +42,38 @@ QuestCache layer_cache(PagedKv kv, __nv_bfloat16* bounds, const int32_t* page_ta
 
 // ---- QuestBounds ----
 
-QuestBounds::QuestBounds(const model::ModelConfig& model, std::vector<const __nv_bfloat16*> k_pools, int pool_pages,
-                         int table_pages)
-    : model_(model), bounds_(k_pools.size()), pool_pages_(pool_pages), table_(static_cast<size_t>(table_pages)),
-      rebuild_len_(1) {
-  for (const __nv_bfloat16* pool : k_pools) {
+namespace {
+
+// bf16 pools of pool_pages pages, as the descriptors QuestBounds keeps.
+std::vector<PagedKv> bf16_key_pools(const model::ModelConfig& model, const std::vector<const __nv_bfloat16*>& pools,
+                                    int pool_pages) {
+  std::vector<PagedKv> described;
+  for (const __nv_bfloat16* pool : pools) {
     PagedKv kv;
     kv.k_pool = pool;
     kv.num_pages = pool_pages;
     kv.n_kv_heads = model.n_kv_heads;
     kv.head_dim = model.head_dim;
-    k_pools_.push_back(kv);
+    described.push_back(kv);
+  }
+  return described;
+}
+
+}  // namespace
+
+QuestBounds::QuestBounds(const model::ModelConfig& model, std::vector<const __nv_bfloat16*> k_pools, int pool_pages,
+                         int table_pages)
+    : QuestBounds(model, bf16_key_pools(model, k_pools, pool_pages), table_pages) {}
+
+QuestBounds::QuestBounds(const model::ModelConfig& model, std::vector<PagedKv> k_pools, int table_pages)
+    : model_(model), k_pools_(std::move(k_pools)), bounds_(k_pools_.size()),
+      pool_pages_(k_pools_.empty() ? 0 : k_pools_.front().num_pages), table_(static_cast<size_t>(table_pages)),
+      rebuild_len_(1) {
+  for (const PagedKv& kv : k_pools_) {
+    if (kv.num_pages != pool_pages_ || kv.n_kv_heads != model.n_kv_heads || kv.head_dim != model.head_dim) {
+      throw_error("Quest bounds: layer pools of {} pages, {} KV heads, head_dim {}; expected {}, {}, {}", kv.num_pages,
+                  kv.n_kv_heads, kv.head_dim, pool_pages_, model.n_kv_heads, model.head_dim);
+    }
   }
 }
 

@@ -32,6 +32,9 @@ class QuestBounds {
   // sequence (the rebuilds copy it to the device).
   QuestBounds(const model::ModelConfig& model, std::vector<const __nv_bfloat16*> k_pools, int pool_pages,
               int table_pages);
+  // Any dtype (FP8: codes and k_scales): each layer's K pool as a PagedKv of k_pool, dtype,
+  // k_scales, num_pages (all layers alike), n_kv_heads and head_dim; its table and lengths unused.
+  QuestBounds(const model::ModelConfig& model, std::vector<PagedKv> k_pools, int table_pages);
 
   // Bounds for every layer where `decode`'s method keeps them (key_bound_layer_count,
   // methods/cuda_decode_method.h; allocated on first need: Error when the device has no room).
