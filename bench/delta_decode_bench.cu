@@ -12,7 +12,10 @@
 // logical tokens sit in different physical pages per layer and sparse layers do not find the
 // previous layer's rows in L2. Dense layers stream far more than the 50 MB L2 at every context.
 //
-//   build/h-delta/own/delta_decode_bench     # table + RESULT lines
+// --kv-dtype fp8 reads FP8 pools (codes with a scale per page and KV head); bytes and the % of the
+// device-to-device copy rate count each dtype's page bytes (kv_pool_page_bytes).
+//
+//   build/h-delta/own/delta_decode_bench [--kv-dtype bf16|fp8|both]     # table + RESULT lines
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -80,23 +83,35 @@ float graph_median_ms(const std::function<void(cudaStream_t)>& enqueue, int repe
 struct Context {
   int kv_len;
   int pages;
-  DeviceBuffer<__nv_bfloat16> k, v, q, out;
+  deltainfer::KvDtype dtype;
+  DeviceBuffer<unsigned char> k, v;  // bf16 values or e4m3 codes
+  DeviceBuffer<float> k_scales, v_scales;  // FP8: 1/64 for every (page, KV head)
+  DeviceBuffer<__nv_bfloat16> q, out;
   DeviceBuffer<float> lse;
   DeviceBuffer<int32_t> tables;  // [kLayers][pages]
   DeviceBuffer<int32_t> lens;
 
-  explicit Context(int len)
+  Context(int len, deltainfer::KvDtype kv_dtype)
       : kv_len(len),
         pages(len / kKvPageSize),
-        k(static_cast<size_t>(len) * kKvHeads * kDim),
+        dtype(kv_dtype),
+        k(static_cast<size_t>(len) * kKvHeads * kDim * kv_value_bytes(kv_dtype)),
         v(k.size()),
         q(static_cast<size_t>(kHeads) * kDim),
         out(q.size()),
         lse(kHeads),
         tables(static_cast<size_t>(kLayers) * (len / kKvPageSize)),
         lens(1) {
-    bench_support::fill_random(k.data(), k.size(), 1u);
-    bench_support::fill_random(v.data(), v.size(), 2u);
+    if (dtype == deltainfer::KvDtype::Bf16) {
+      bench_support::fill_random(reinterpret_cast<__nv_bfloat16*>(k.data()), k.size() / 2, 1u);
+      bench_support::fill_random(reinterpret_cast<__nv_bfloat16*>(v.data()), v.size() / 2, 2u);
+    } else {
+      bench_support::fill_random_fp8(k.data(), k.size(), 1u);
+      bench_support::fill_random_fp8(v.data(), v.size(), 2u);
+      const std::vector<float> scales(static_cast<size_t>(pages) * kKvHeads, 1.0f / 64);
+      k_scales = to_device(scales);
+      v_scales = to_device(scales);
+    }
     bench_support::fill_random(q.data(), q.size(), 3u);
     CUDA_CHECK_LAUNCH();
     std::vector<int32_t> perm(static_cast<size_t>(pages));
@@ -114,19 +129,29 @@ struct Context {
   }
   const int32_t* table(int layer) const { return tables.data() + static_cast<size_t>(layer) * pages; }
 
+  // Layer `layer`'s view of the cache: its own page table over the shared pools.
+  PagedKv paged_kv(int layer) const {
+    PagedKv kv;
+    kv.k_pool = k.data();
+    kv.v_pool = v.data();
+    kv.dtype = dtype;
+    kv.k_scales = k_scales.data();
+    kv.v_scales = v_scales.data();
+    kv.num_pages = pages;
+    kv.page_table = table(layer);
+    kv.page_table_stride = pages;
+    kv.kv_lens = lens.data();
+    kv.batch = 1;
+    kv.max_kv_len = kv_len;
+    kv.n_kv_heads = kKvHeads;
+    kv.head_dim = kDim;
+    return kv;
+  }
   DecodeAttentionArgs dense_args(int layer, void* workspace, size_t bytes) {
     DecodeAttentionArgs a;
     a.q = q.data();
-    a.k_pool = k.data();
-    a.v_pool = v.data();
-    a.page_table = table(layer);
-    a.page_table_stride = pages;
-    a.kv_lens = lens.data();
-    a.batch = 1;
+    a.kv = paged_kv(layer);
     a.n_heads = kHeads;
-    a.n_kv_heads = kKvHeads;
-    a.head_dim = kDim;
-    a.max_kv_len = kv_len;
     a.softmax_scale = 0.088f;
     a.out = out.data();
     a.lse = lse.data();
@@ -137,15 +162,9 @@ struct Context {
   SparseDecodeArgs sparse_args(int layer, const TokenSet& set, void* workspace, size_t bytes) {
     SparseDecodeArgs a;
     a.q = q.data();
-    a.k_pool = k.data();
-    a.v_pool = v.data();
-    a.page_table = table(layer);
-    a.page_table_stride = pages;
+    a.kv = paged_kv(layer);
     a.set = set;
-    a.batch = 1;
     a.n_heads = kHeads;
-    a.n_kv_heads = kKvHeads;
-    a.head_dim = kDim;
     a.softmax_scale = 0.088f;
     a.out = out.data();
     a.workspace = workspace;
@@ -162,11 +181,14 @@ struct Row {
   double bytes;
 };
 
-void run(int kv_len) {
-  Context ctx(kv_len);
+void run(int kv_len, deltainfer::KvDtype dtype, double copy_tbps) {
+  Context ctx(kv_len, dtype);
+  const char* kv_name = deltainfer::kv_dtype_name(dtype);
   const int sms = current_device_sm_count();
-  const double layer_kv_bytes = 2.0 * kv_len * kKvHeads * kDim * 2.0;
-  const double set_bytes = 2.0 * kBudget * kKvHeads * kDim * 2.0;
+  // K and V bytes by dtype: a page's values and, in FP8, its scales (kv_pool_page_bytes).
+  const double token_bytes = static_cast<double>(deltainfer::kv_pool_page_bytes(dtype, kKvHeads, kDim)) / kKvPageSize;
+  const double layer_kv_bytes = 2.0 * kv_len * token_bytes;
+  const double set_bytes = 2.0 * kBudget * token_bytes;
   const int repeats = kv_len >= (1 << 19) ? 15 : 40;
 
   const DecodeAttentionPlan dense_plan = plan_decode_attention(1, kHeads, kKvHeads, kDim, kv_len, sms);
@@ -184,16 +206,7 @@ void run(int kv_len) {
   const TokenSet shared{indices.data(), counts.data(), capacity, 1};
   const TokenSet per_head{indices.data(), counts.data(), capacity, kKvHeads};
   DeviceBuffer<__nv_bfloat16> bounds(quest_bounds_elements(ctx.pages, kKvHeads, kDim));
-  QuestCache quest;
-  quest.k_pool = ctx.k.data();
-  quest.bounds = bounds.data();
-  quest.page_table_stride = ctx.pages;
-  quest.kv_lens = ctx.lens.data();
-  quest.batch = 1;
-  quest.n_kv_heads = kKvHeads;
-  quest.head_dim = kDim;
-  quest.max_kv_len = kv_len;
-  quest.page_table = ctx.table(0);
+  const QuestCache quest{ctx.paged_kv(0), bounds.data()};
   quest_build_bounds(quest, nullptr);  // indexed by physical page: one build serves every layer's table
   CUDA_CHECK(cudaDeviceSynchronize());
 
@@ -227,7 +240,7 @@ void run(int kv_len) {
                         continue;
                       }
                       QuestCache layer_cache = quest;
-                      layer_cache.page_table = ctx.table(layer);
+                      layer_cache.kv.page_table = ctx.table(layer);
                       quest_append_bounds(layer_cache, s);
                       quest_select(ctx.q.data(), kHeads, layer_cache, config, quest_ws.data(), quest_ws.bytes(),
                                    per_head, s);
@@ -267,11 +280,13 @@ void run(int kv_len) {
       return ms * 1e3 / (kLayers - 4);
     };
     for (int splits = 4; splits <= kMaxSweptSplits; splits *= 2) {
-      std::printf("RESULT bench=sparse_split_sweep kv_len=%d splits=%d us_per_layer=%.2f planned=%d\n", kv_len, splits,
+      std::printf("RESULT bench=sparse_split_sweep kv_dtype=%s kv_len=%d splits=%d us_per_layer=%.2f planned=%d\n",
+                  kv_name, kv_len, splits,
                   us_per_sparse_layer(splits, SplitMerge::kCombineKernel), shared_plan.num_splits);
     }
     for (int splits = 2; splits <= 8; splits *= 2) {
-      std::printf("RESULT bench=sparse_split_sweep kv_len=%d splits=%d clustered=1 us_per_layer=%.2f\n", kv_len, splits,
+      std::printf("RESULT bench=sparse_split_sweep kv_dtype=%s kv_len=%d splits=%d clustered=1 us_per_layer=%.2f\n",
+                  kv_name, kv_len, splits,
                   us_per_sparse_layer(splits, SplitMerge::kCluster));
     }
   }
@@ -279,27 +294,34 @@ void run(int kv_len) {
   const float dense_ms = rows[0].ms;
   for (const Row& r : rows) {
     const double tbps = r.bytes / (r.ms * 1e-3) / 1e12;
-    std::printf("| %7d | %-9s | %9.3f | %7.2fx | %6.2f |\n", kv_len, r.policy, r.ms, dense_ms / r.ms, tbps);
-    std::printf("RESULT bench=delta_decode kv_len=%d policy=%s ms_per_token=%.4f speedup=%.2f tbps=%.3f\n", kv_len,
-                r.policy, r.ms, dense_ms / r.ms, tbps);
+    std::printf("| %-4s | %7d | %-9s | %9.3f | %7.2fx | %6.2f | %5.1f%% |\n", kv_name, kv_len, r.policy, r.ms,
+                dense_ms / r.ms, tbps, 100.0 * tbps / copy_tbps);
+    std::printf("RESULT bench=delta_decode kv_dtype=%s kv_len=%d policy=%s ms_per_token=%.4f speedup=%.2f tbps=%.3f "
+                "pct_copy=%.1f\n",
+                kv_name, kv_len, r.policy, r.ms, dense_ms / r.ms, tbps, 100.0 * tbps / copy_tbps);
   }
-  std::printf("RESULT bench=delta_decode_layer kv_len=%d dense_us=%.1f dense_logits_us=%.1f delta_select_us=%.1f sparse_us=%.1f "
+  std::printf("RESULT bench=delta_decode_layer kv_dtype=%s kv_len=%d dense_us=%.1f dense_logits_us=%.1f delta_select_us=%.1f sparse_us=%.1f "
               "quest_select_us=%.1f dense_splits=%d sparse_splits=%d\n",
-              kv_len, one_dense * 1e3, one_dense_logits * 1e3, one_delta * 1e3, one_sparse * 1e3, one_quest * 1e3, dense_plan.num_splits,
+              kv_name, kv_len, one_dense * 1e3, one_dense_logits * 1e3, one_delta * 1e3, one_sparse * 1e3, one_quest * 1e3, dense_plan.num_splits,
               shared_plan.num_splits);
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const std::vector<deltainfer::KvDtype> dtypes = bench_support::kv_dtypes_from_args(argc, argv);
   try {
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device %s, %d SMs; Llama-3-8B attention (32 layers, 32/8 heads, d 128), batch 1, budget %d\n",
-                prop.name, prop.multiProcessorCount, kBudget);
-    std::printf("| kv_len  | policy    | ms/token  | speedup  | TB/s   |\n");
-    std::printf("|---------|-----------|-----------|----------|--------|\n");
-    for (int len : {32768, 131072, 524288}) run(len);
+    const double copy_tbps = bench_support::copy_rate_tbps();
+    std::printf("device %s, %d SMs; Llama-3-8B attention (32 layers, 32/8 heads, d 128), batch 1, budget %d; "
+                "device-to-device copy %.3f TB/s (read + write)\n",
+                prop.name, prop.multiProcessorCount, kBudget, copy_tbps);
+    std::printf("| KV   | kv_len  | policy    | ms/token  | speedup  | TB/s   | of copy |\n");
+    std::printf("|------|---------|-----------|-----------|----------|--------|---------|\n");
+    for (const deltainfer::KvDtype dtype : dtypes) {
+      for (int len : {32768, 131072, 524288}) run(len, dtype, copy_tbps);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "delta_decode_bench: %s\n", e.what());
     return 1;

@@ -19,21 +19,30 @@ std::pair<int, size_t> decode_plan(int batch, int n_heads, int n_kv_heads, int h
   return {plan.num_splits, plan.workspace_bytes};
 }
 
-// The fields DecodeAttentionArgs and SparseDecodeArgs share: q, out [batch][n_heads][head_dim];
-// pools [num_pages][n_kv_heads][64][head_dim]; page_table [batch][stride].
+// The bf16 paged cache of q [batch][n_heads][head_dim]: pools [num_pages][n_kv_heads][64][head_dim],
+// page_table [batch][stride] (kv_lens and max_kv_len left to the caller).
+cuda::PagedKv paged_kv(const Tensor& q, const Tensor& k_pool, const Tensor* v_pool, const Tensor& page_table) {
+  cuda::PagedKv kv;
+  kv.k_pool = bf16_data(k_pool, "k_cache");
+  kv.v_pool = v_pool != nullptr ? bf16_data(*v_pool, "v_cache") : nullptr;
+  kv.num_pages = static_cast<int>(k_pool.shape(0));
+  kv.page_table = i32_data(page_table, "page_table");
+  kv.page_table_stride = static_cast<int>(page_table.shape(1));
+  kv.batch = static_cast<int>(q.shape(0));
+  kv.n_kv_heads = static_cast<int>(k_pool.shape(1));
+  kv.head_dim = static_cast<int>(q.shape(2));
+  return kv;
+}
+
+// The fields DecodeAttentionArgs and SparseDecodeArgs share: q, out [batch][n_heads][head_dim] and
+// the paged cache.
 template <typename Args>
 Args paged_decode_args(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& page_table,
                        const Tensor& out, const std::optional<Tensor>& lse, float scale) {
   Args args;
   args.q = bf16_data(q, "q");
-  args.k_pool = bf16_data(k_pool, "k_cache");
-  args.v_pool = bf16_data(v_pool, "v_cache");
-  args.page_table = i32_data(page_table, "page_table");
-  args.page_table_stride = static_cast<int>(page_table.shape(1));
-  args.batch = static_cast<int>(q.shape(0));
+  args.kv = paged_kv(q, k_pool, &v_pool, page_table);
   args.n_heads = static_cast<int>(q.shape(1));
-  args.head_dim = static_cast<int>(q.shape(2));
-  args.n_kv_heads = static_cast<int>(k_pool.shape(1));
   args.softmax_scale = scale;
   args.out = bf16_data(out, "out");
   args.lse = optional_f32_data(lse, "lse");
@@ -45,8 +54,8 @@ cuda::DecodeAttentionArgs decode_args(const Tensor& q, const Tensor& k_pool, con
                                       const Tensor& page_table, const Tensor& kv_lens, const Tensor& out,
                                       const std::optional<Tensor>& lse, int max_kv_len, float scale) {
   auto args = paged_decode_args<cuda::DecodeAttentionArgs>(q, k_pool, v_pool, page_table, out, lse, scale);
-  args.kv_lens = i32_data(kv_lens, "kv_lens");
-  args.max_kv_len = max_kv_len;
+  args.kv.kv_lens = i32_data(kv_lens, "kv_lens");
+  args.kv.max_kv_len = max_kv_len;
   return args;
 }
 
@@ -64,16 +73,17 @@ void decode_raw(uintptr_t q, uintptr_t k_pool, uintptr_t v_pool, uintptr_t page_
                 uintptr_t stream) {
   cuda::DecodeAttentionArgs args;
   args.q = pointer<const __nv_bfloat16>(q);
-  args.k_pool = pointer<const __nv_bfloat16>(k_pool);
-  args.v_pool = pointer<const __nv_bfloat16>(v_pool);
-  args.page_table = pointer<const int32_t>(page_table);
-  args.page_table_stride = page_table_stride;
-  args.kv_lens = pointer<const int32_t>(kv_lens);
-  args.batch = batch;
+  args.kv.k_pool = pointer<const __nv_bfloat16>(k_pool);
+  args.kv.v_pool = pointer<const __nv_bfloat16>(v_pool);
+  args.kv.num_pages = 0;  // not passed: dense decode reaches pages through the table only
+  args.kv.page_table = pointer<const int32_t>(page_table);
+  args.kv.page_table_stride = page_table_stride;
+  args.kv.kv_lens = pointer<const int32_t>(kv_lens);
+  args.kv.batch = batch;
+  args.kv.n_kv_heads = n_kv_heads;
+  args.kv.head_dim = head_dim;
+  args.kv.max_kv_len = max_kv_len;
   args.n_heads = n_heads;
-  args.n_kv_heads = n_kv_heads;
-  args.head_dim = head_dim;
-  args.max_kv_len = max_kv_len;
   args.softmax_scale = scale;
   args.out = pointer<__nv_bfloat16>(out);
   args.lse = pointer<float>(lse);  // 0: no LSE
@@ -162,16 +172,9 @@ size_t quest_bounds_elements(int num_pages, int n_kv_heads, int head_dim) {
 void quest_select(const Tensor& q, const Tensor& k_pool, const Tensor& bounds, const Tensor& page_table,
                   const Tensor& kv_lens, int max_kv_len, int budget, int recency, bool keep_sink, bool build_bounds,
                   const Tensor& workspace, const Tensor& indices, const Tensor& counts, uintptr_t stream) {
-  cuda::QuestCache cache;
-  cache.k_pool = bf16_data(k_pool, "k_cache");
-  cache.bounds = bf16_data(bounds, "bounds");
-  cache.page_table = i32_data(page_table, "page_table");
-  cache.page_table_stride = static_cast<int>(page_table.shape(1));
-  cache.kv_lens = i32_data(kv_lens, "kv_lens");
-  cache.batch = static_cast<int>(q.shape(0));
-  cache.n_kv_heads = static_cast<int>(k_pool.shape(1));
-  cache.head_dim = static_cast<int>(q.shape(2));
-  cache.max_kv_len = max_kv_len;
+  cuda::QuestCache cache{paged_kv(q, k_pool, nullptr, page_table), bf16_data(bounds, "bounds")};
+  cache.kv.kv_lens = i32_data(kv_lens, "kv_lens");
+  cache.kv.max_kv_len = max_kv_len;
   if (build_bounds) cuda::quest_build_bounds(cache, as_stream(stream));
   cuda::quest_select(bf16_data(q, "q"), static_cast<int>(q.shape(1)), cache,
                      select_config(budget, cuda::kQuestPage, recency, keep_sink),

@@ -107,16 +107,18 @@ TEST_P(DecodeAttentionTest, MatchesCpuTwin) {
 
   DecodeAttentionArgs args;
   args.q = d_q.data();
-  args.k_pool = d_k.data();
-  args.v_pool = d_v.data();
-  args.page_table = d_pages.data();
-  args.page_table_stride = in.stride;
-  args.kv_lens = d_lens.data();
-  args.batch = batch;
+  args.kv.k_pool = d_k.data();
+  args.kv.v_pool = d_v.data();
+  args.kv.num_pages =
+      static_cast<int>(in.k_bf16.size() / (static_cast<size_t>(c.n_kv_heads) * kKvPageSize * c.head_dim));
+  args.kv.page_table = d_pages.data();
+  args.kv.page_table_stride = in.stride;
+  args.kv.kv_lens = d_lens.data();
+  args.kv.batch = batch;
+  args.kv.n_kv_heads = c.n_kv_heads;
+  args.kv.head_dim = c.head_dim;
+  args.kv.max_kv_len = in.max_kv_len;
   args.n_heads = c.n_heads;
-  args.n_kv_heads = c.n_kv_heads;
-  args.head_dim = c.head_dim;
-  args.max_kv_len = in.max_kv_len;
   args.softmax_scale = scale;
   args.out = d_out.data();
   args.lse = d_lse.data();
@@ -169,13 +171,13 @@ TEST(DecodeAttentionErrors, RefusesUnsupportedShapesAndSmallWorkspace) {
   EXPECT_THROW(plan_decode_attention(1, 30, 8, 128, 100, 132), InputError);
   EXPECT_THROW(plan_decode_attention(1, 64, 2, 128, 100, 132), InputError);  // group 32
   DecodeAttentionArgs args;
-  args.batch = 1;
+  args.kv.batch = 1;
   args.n_heads = 32;
-  args.n_kv_heads = 8;
-  args.head_dim = 128;
-  args.max_kv_len = 1000;
-  args.page_table_stride = 16;
-  EXPECT_THROW(decode_attention(args, nullptr), InputError);  // no workspace
+  args.kv.n_kv_heads = 8;
+  args.kv.head_dim = 128;
+  args.kv.max_kv_len = 1000;
+  args.kv.page_table_stride = 16;
+  EXPECT_THROW(decode_attention(args, nullptr), InputError);  // no pools, no workspace
 }
 
 TEST(DecodeAttentionPlanTest, FillsTheChipAtBatchOne) {

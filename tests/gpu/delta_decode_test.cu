@@ -34,6 +34,22 @@ struct Inputs {
   DeviceBuffer<int32_t> d_table, d_lens;
   const int32_t* pages(int s) const { return table.data() + static_cast<size_t>(s) * stride; }
   const float* q_of(int s) const { return q.data() + static_cast<size_t>(s) * n_heads * cache.head_dim; }
+  // The device cache of every sequence, as the kernels take it.
+  PagedKv paged_kv() const {
+    PagedKv kv;
+    kv.k_pool = d_k.data();
+    kv.v_pool = d_v.data();
+    kv.num_pages =
+        static_cast<int>(cache.k.size() / (static_cast<size_t>(cache.n_kv_heads) * kKvPageSize * cache.head_dim));
+    kv.page_table = d_table.data();
+    kv.page_table_stride = stride;
+    kv.kv_lens = d_lens.data();
+    kv.batch = static_cast<int>(lens.size());
+    kv.max_kv_len = max_len;
+    kv.n_kv_heads = cache.n_kv_heads;
+    kv.head_dim = cache.head_dim;
+    return kv;
+  }
 };
 
 Inputs make_inputs(const std::vector<int>& lens, int n_heads, int n_kv_heads, int d, std::mt19937_64& rng) {
@@ -112,15 +128,9 @@ void expect_sparse_matches(const Inputs& in, const DeviceSet& set, const std::ve
   out.fill_bytes(0xFF);
   SparseDecodeArgs args;
   args.q = in.d_q.data();
-  args.k_pool = in.d_k.data();
-  args.v_pool = in.d_v.data();
-  args.page_table = in.d_table.data();
-  args.page_table_stride = in.stride;
+  args.kv = in.paged_kv();
   args.set = set.view;
-  args.batch = batch;
   args.n_heads = in.n_heads;
-  args.n_kv_heads = in.cache.n_kv_heads;
-  args.head_dim = d;
   args.softmax_scale = scale_of(in);
   args.out = out.data();
   args.workspace = workspace.data();
@@ -217,16 +227,8 @@ TEST_P(DeltaSelectTest, MatchesCpuTopkAndSparseDecodeMatches) {
   DeviceSet set(batch, 1, token_set_capacity(c.config));
   DecodeAttentionArgs dense;
   dense.q = in.d_q.data();
-  dense.k_pool = in.d_k.data();
-  dense.v_pool = in.d_v.data();
-  dense.page_table = in.d_table.data();
-  dense.page_table_stride = in.stride;
-  dense.kv_lens = in.d_lens.data();
-  dense.batch = batch;
+  dense.kv = in.paged_kv();
   dense.n_heads = c.n_heads;
-  dense.n_kv_heads = c.n_kv_heads;
-  dense.head_dim = c.d;
-  dense.max_kv_len = in.max_len;
   dense.softmax_scale = scale_of(in);
   dense.out = out.data();
   dense.lse = lse.data();
@@ -346,16 +348,7 @@ TEST(QuestTest, BoundsSelectionAndDecodeMatchCpu) {
   const int num_pool_pages = static_cast<int>(in.cache.k.size() / (static_cast<size_t>(n_kv) * kKvPageSize * d));
   DeviceBuffer<__nv_bfloat16> bounds(quest_bounds_elements(num_pool_pages, n_kv, d));
   bounds.fill_bytes(0xFF);
-  QuestCache cache;
-  cache.k_pool = in.d_k.data();
-  cache.bounds = bounds.data();
-  cache.page_table = in.d_table.data();
-  cache.page_table_stride = in.stride;
-  cache.kv_lens = in.d_lens.data();
-  cache.batch = batch;
-  cache.n_kv_heads = n_kv;
-  cache.head_dim = d;
-  cache.max_kv_len = in.max_len;
+  const QuestCache cache{in.paged_kv(), bounds.data()};
   // Build the bounds 37 tokens short, then append the rest one token at a time.
   std::vector<int32_t> partial = {lens[0] - 37, lens[1] - 37};
   in.d_lens.upload(partial);

@@ -1,5 +1,6 @@
-// --kv-dtype fp8 is refused, naming the parts without FP8 kernels, for every method until its
-// kernels read FP8 pages; bf16 is taken by every method.
+// --kv-dtype fp8 is taken by every method now that every kernel of theirs reads FP8 pages (the
+// append writes them, the decode kernels read the codes, prefill reads them through the bf16
+// staging pool); bf16 is taken by every method.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -11,18 +12,22 @@
 namespace deltainfer::cuda {
 namespace {
 
-TEST(KvDtypeSupport, Bf16RunsEveryMethodAndFp8NamesWhatCannotReadIt) {
-  attention::AttentionConfig method;
-  ASSERT_TRUE(attention::parse_prefill_method("sliding+delta", method.prefill));
-  method.decode.kind = attention::DecodeKind::Delta;
-  EXPECT_NO_THROW(require_kv_dtype_kernels(method, KvDtype::Bf16));
-  try {
-    require_kv_dtype_kernels(method, KvDtype::Fp8E4m3);
-    FAIL() << "a method whose kernels read only bf16 pages was accepted under fp8";
-  } catch (const InputError& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find("--kv-dtype fp8"), std::string::npos) << message;
-    EXPECT_NE(message.find("decode 'delta'"), std::string::npos) << message;
+TEST(KvDtypeSupport, EveryPrefillAndDecodeMethodRunsOnBf16AndFp8Pages) {
+  const char* prefills[] = {"dense", "sliding", "sliding+delta", "vslash", "vslash+delta"};
+#define DELTAINFER_DECODE_METHOD(kind, name) attention::DecodeKind::kind,
+  const attention::DecodeKind decodes[] = {
+#include "attention/methods/decode_methods.def"
+  };
+#undef DELTAINFER_DECODE_METHOD
+  for (const char* prefill : prefills) {
+    for (const attention::DecodeKind decode : decodes) {
+      attention::AttentionConfig method;
+      ASSERT_TRUE(attention::parse_prefill_method(prefill, method.prefill)) << prefill;
+      method.decode.kind = decode;
+      const std::string what = std::string(prefill) + " + decode " + attention::decode_kind_name(decode);
+      EXPECT_NO_THROW(require_kv_dtype_kernels(method, KvDtype::Bf16)) << what;
+      EXPECT_NO_THROW(require_kv_dtype_kernels(method, KvDtype::Fp8E4m3)) << what;
+    }
   }
 }
 

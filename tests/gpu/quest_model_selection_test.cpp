@@ -317,10 +317,18 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
         std::vector<std::vector<int32_t>> sets;
         if (!inputs.decisions.empty()) {
           ASSERT_NE(kv.quest_bounds, nullptr) << "layer " << layer << " decodes with Quest on the CPU only";
-          const TokenSet set = selector.select(
-              d_q.data(), quest_cache_of(model, kv.k_pool, kv.quest_bounds, kv.page_table, kv.num_pages, d_len.data(),
-                                         static_cast<int>(kCapacity)),
-              nullptr);
+          PagedKv paged;
+          paged.k_pool = kv.k_pool;
+          paged.v_pool = kv.v_pool;
+          paged.num_pages = kv.num_pages;
+          paged.page_table = kv.page_table;
+          paged.page_table_stride = kv.page_table_stride;
+          paged.kv_lens = d_len.data();
+          paged.batch = 1;
+          paged.max_kv_len = static_cast<int>(kCapacity);
+          paged.n_kv_heads = model.n_kv_heads;
+          paged.head_dim = model.head_dim;
+          const TokenSet set = selector.select(d_q.data(), QuestCache{paged, kv.quest_bounds}, nullptr);
           CUDA_CHECK(cudaDeviceSynchronize());
           for (int kv_head = 0; kv_head < model.n_kv_heads; ++kv_head) {
             sets.push_back(download_set(set, kv_head));

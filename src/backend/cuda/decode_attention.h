@@ -1,17 +1,18 @@
 #pragma once
-// Dense decode attention (one new query token per sequence) over the paged bf16 KV cache,
+// Dense decode attention (one new query token per sequence) over the paged KV cache (bf16 or FP8),
 // split-KV ("FlashDecoding"): the grid is (sequence × KV head, split); each block reads its
 // slice of K/V once and scores all query heads of the GQA group against it on the tensor cores,
 // writes an f32 partial output + log-sum-exp per split, and a second kernel combines the splits.
 //
 // Layouts (all device pointers):
 //   q          [batch][n_heads][head_dim] bf16 (RoPE already applied)
-//   k_pool,
-//   v_pool     [num_pages][n_kv_heads][kKvPageSize][head_dim] bf16 (keys after RoPE)
-//   page_table [batch][page_table_stride] int32: logical page -> physical page
-//   kv_lens    [batch] int32, each in [0, max_kv_len]; 0 gives out = 0 and lse = -inf
+//   kv         the paged cache (paged_kv.h): pools, page table, kv_lens, each in
+//              [0, kv.max_kv_len]; a length of 0 gives out = 0 and lse = -inf
 //   out        [batch][n_heads][head_dim] bf16
 //   lse        [batch][n_heads] f32 or nullptr: natural log of sum_j exp(scale * q.k_j)
+// FP8 pools (kv.dtype Fp8E4m3) are read as 1-byte codes, 16 a load, and widened in registers; the
+// result is the bf16 kernel's on a bf16 pool holding the dequantized values (code * scale), to
+// the bit unless a product leaves f32's normal range (decode_split.cuh says why).
 // Query head h reads KV head h / (n_heads / n_kv_heads). head_dim is 64 or 128, the group
 // size n_heads / n_kv_heads at most 16.
 //
@@ -23,25 +24,14 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/kv_page.h"
+#include "backend/cuda/paged_kv.h"
 
 namespace deltainfer::cuda {
 
-// The engine's one page size (core/kv_page.h), as the int the kernels index with.
-inline constexpr int kKvPageSize = static_cast<int>(kKvPageTokens);
-
 struct DecodeAttentionArgs {
   const __nv_bfloat16* q = nullptr;
-  const __nv_bfloat16* k_pool = nullptr;
-  const __nv_bfloat16* v_pool = nullptr;
-  const int32_t* page_table = nullptr;
-  int page_table_stride = 0;  // pages per row of page_table
-  const int32_t* kv_lens = nullptr;
-  int batch = 0;
+  PagedKv kv;  // kv.max_kv_len (host-side bound on kv_lens) picks the split count
   int n_heads = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;
-  int max_kv_len = 0;  // host-side bound on kv_lens; picks the split count
   float softmax_scale = 0.0f;
   __nv_bfloat16* out = nullptr;
   float* lse = nullptr;  // optional
@@ -49,7 +39,7 @@ struct DecodeAttentionArgs {
   size_t workspace_bytes = 0;
   int num_splits = 0;  // 0: the plan's choice; > 0 forces a split count (benchmarks, tests)
   // Optional (DELTA's Δ-layers): logits[seq][h][t] = softmax_scale * q_h.k_t * log2(e), f32, for
-  // t < kv_lens[seq] (other rows untouched); logits_stride >= max_kv_len tokens per sequence.
+  // t < kv.kv_lens[seq] (other rows untouched); logits_stride >= kv.max_kv_len tokens per sequence.
   float* logits = nullptr;
   int logits_stride = 0;
 };

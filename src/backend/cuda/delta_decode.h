@@ -3,7 +3,7 @@
 // Δ-layers, sparse decode over a selected index set, StreamingLLM's sink + window set, and Quest's
 // per-KV-head page selection from key min/max bounds.
 //
-// Shared layouts (device pointers; q, pools and page tables as in decode_attention.h):
+// Shared layouts (device pointers; q as in decode_attention.h, the paged cache as in paged_kv.h):
 //   TokenSet::indices [batch][sets_per_seq][capacity] int32 positions, ascending, -1 past count
 //   TokenSet::counts  [batch][sets_per_seq] int32
 // sets_per_seq is 1 when one set serves every head (DELTA, StreamingLLM) and n_kv_heads when each
@@ -74,15 +74,9 @@ inline constexpr int kClusterMergeMaxSet = 4096;
 
 struct SparseDecodeArgs {
   const __nv_bfloat16* q = nullptr;
-  const __nv_bfloat16* k_pool = nullptr;
-  const __nv_bfloat16* v_pool = nullptr;
-  const int32_t* page_table = nullptr;
-  int page_table_stride = 0;
+  PagedKv kv;    // kv_lens unread (may be null): the sets give the positions
   TokenSet set;  // positions must be < the sequence's kv_len (the producers here guarantee it)
-  int batch = 0;
   int n_heads = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;
   float softmax_scale = 0.0f;
   __nv_bfloat16* out = nullptr;  // [batch][n_heads][head_dim]
   float* lse = nullptr;          // optional, [batch][n_heads]
@@ -101,6 +95,7 @@ SparseDecodePlan plan_sparse_decode(int batch, int n_heads, int n_kv_heads, int 
                                     int sets_per_seq, int sm_count, int num_splits = 0);
 
 // Exact softmax attention of each query head over its set (GQA: one KV read serves the group).
+// FP8 pools are read as dense decode reads them (decode_attention.h).
 void sparse_decode(const SparseDecodeArgs& args, cudaStream_t stream);
 
 // ---- StreamingLLM ---------------------------------------------------------------------------
@@ -111,26 +106,21 @@ void streaming_select(const int32_t* kv_lens, int batch, int sink, int window, c
 
 // ---- Quest ----------------------------------------------------------------------------------
 // Bounds: per physical pool page, KV head and 16-token Quest page, the element-wise min and max of
-// the keys: [num_pool_pages][n_kv_heads][kKvPageSize / 16][2 (min, max)][head_dim] bf16.
+// the keys (FP8: of code * scale, exact in bf16):
+// [num_pool_pages][n_kv_heads][kKvPageSize / 16][2 (min, max)][head_dim] bf16.
 inline constexpr int kQuestPage = 16;
 size_t quest_bounds_elements(int num_pool_pages, int n_kv_heads, int head_dim);
 
 struct QuestCache {
-  const __nv_bfloat16* k_pool = nullptr;
+  PagedKv kv;  // only K is read (v_pool may be null)
   __nv_bfloat16* bounds = nullptr;
-  const int32_t* page_table = nullptr;
-  int page_table_stride = 0;
-  const int32_t* kv_lens = nullptr;
-  int batch = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;
-  int max_kv_len = 0;
 };
 
 // After a prefill: the bounds of every Quest page of [0, kv_len).
 void quest_build_bounds(const QuestCache& cache, cudaStream_t stream);
 // After appending one token per sequence (position kv_len - 1): folds it into its page's bounds
-// (the first token of a page resets them).
+// (the first token of a page resets them). FP8 pools: recomputes the bounds of the pool page holding
+// it from the codes (the append may have rescaled the page's earlier keys).
 void quest_append_bounds(const QuestCache& cache, cudaStream_t stream);
 
 struct QuestSelectPlan {

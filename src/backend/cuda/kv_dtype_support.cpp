@@ -11,11 +11,13 @@
 namespace deltainfer::cuda {
 namespace {
 
-// The FP8 kernels so far: the page format and its CPU twin (core/kv_fp8_page.h); no CUDA kernel
-// writes or reads FP8 pages yet, so no part of any method is listed as reading them.
-bool append_writes_fp8() { return false; }
-bool prefill_reads_fp8(const attention::PrefillConfig&) { return false; }
-bool decode_reads_fp8(const attention::DecodeConfig&) { return false; }
+// The FP8 kernels: the paged append writes FP8 pages (kv_fp8_append.h); every decode method's
+// kernels read them (dense and sparse split-KV decode, DELTA's logits, Quest's bounds:
+// decode_attention.h, delta_decode.h); prefill reads them through the bf16 staging pool
+// (kv_fp8_stage.h), on which every prefill method's kernels run unchanged.
+bool append_writes_fp8() { return true; }
+bool prefill_reads_fp8(const attention::PrefillConfig&) { return true; }
+bool decode_reads_fp8(const attention::DecodeConfig&) { return true; }
 
 }  // namespace
 

@@ -27,30 +27,55 @@ PageSelectConfig quest_select_config(const attention::DecodeConfig& decode) {
   return select;
 }
 
-}  // namespace
-
-QuestCache quest_cache_of(const model::ModelConfig& model, const __nv_bfloat16* k_pool, __nv_bfloat16* bounds,
-                          const int32_t* page_table, int page_table_stride, const int32_t* kv_lens, int max_kv_len,
-                          int batch) {
-  QuestCache cache;
-  cache.k_pool = k_pool;
-  cache.bounds = bounds;
-  cache.page_table = page_table;
-  cache.page_table_stride = page_table_stride;
-  cache.kv_lens = kv_lens;
-  cache.batch = batch;
-  cache.n_kv_heads = model.n_kv_heads;
-  cache.head_dim = model.head_dim;
-  cache.max_kv_len = max_kv_len;
-  return cache;
+// Layer i's K pool seen through `batch` rows of page_table and kv_lens.
+QuestCache layer_cache(PagedKv kv, __nv_bfloat16* bounds, const int32_t* page_table, int page_table_stride,
+                       const int32_t* kv_lens, int max_kv_len, int batch) {
+  kv.page_table = page_table;
+  kv.page_table_stride = page_table_stride;
+  kv.kv_lens = kv_lens;
+  kv.max_kv_len = max_kv_len;
+  kv.batch = batch;
+  return QuestCache{kv, bounds};
 }
+
+}  // namespace
 
 // ---- QuestBounds ----
 
+namespace {
+
+// bf16 pools of pool_pages pages, as the descriptors QuestBounds keeps.
+std::vector<PagedKv> bf16_key_pools(const model::ModelConfig& model, const std::vector<const __nv_bfloat16*>& pools,
+                                    int pool_pages) {
+  std::vector<PagedKv> described;
+  for (const __nv_bfloat16* pool : pools) {
+    PagedKv kv;
+    kv.k_pool = pool;
+    kv.num_pages = pool_pages;
+    kv.n_kv_heads = model.n_kv_heads;
+    kv.head_dim = model.head_dim;
+    described.push_back(kv);
+  }
+  return described;
+}
+
+}  // namespace
+
 QuestBounds::QuestBounds(const model::ModelConfig& model, std::vector<const __nv_bfloat16*> k_pools, int pool_pages,
                          int table_pages)
-    : model_(model), k_pools_(std::move(k_pools)), bounds_(k_pools_.size()), pool_pages_(pool_pages),
-      table_(static_cast<size_t>(table_pages)), rebuild_len_(1) {}
+    : QuestBounds(model, bf16_key_pools(model, k_pools, pool_pages), table_pages) {}
+
+QuestBounds::QuestBounds(const model::ModelConfig& model, std::vector<PagedKv> k_pools, int table_pages)
+    : model_(model), k_pools_(std::move(k_pools)), bounds_(k_pools_.size()),
+      pool_pages_(k_pools_.empty() ? 0 : k_pools_.front().num_pages), table_(static_cast<size_t>(table_pages)),
+      rebuild_len_(1) {
+  for (const PagedKv& kv : k_pools_) {
+    if (kv.num_pages != pool_pages_ || kv.n_kv_heads != model.n_kv_heads || kv.head_dim != model.head_dim) {
+      throw_error("Quest bounds: layer pools of {} pages, {} KV heads, head_dim {}; expected {}, {}, {}", kv.num_pages,
+                  kv.n_kv_heads, kv.head_dim, pool_pages_, model.n_kv_heads, model.head_dim);
+    }
+  }
+}
 
 void QuestBounds::ensure_layers(const attention::DecodeConfig& decode) {
   const attention::LayerSchedule schedule(decode, static_cast<int>(k_pools_.size()));
@@ -95,8 +120,8 @@ void QuestBounds::rebuild_stale(int64_t sequence, const int32_t* pages, int64_t 
   CUDA_CHECK(cudaMemcpyAsync(rebuild_len_.data(), &len, sizeof(len), cudaMemcpyHostToDevice, stream));
   for (size_t i = 0; i < bounds_.size(); ++i) {
     if (bounds_[i].size() == 0) continue;
-    quest_build_bounds(quest_cache_of(model_, k_pools_[i], bounds_[i].data(), table_.data(),
-                                      static_cast<int>(table_pages - first_page), rebuild_len_.data(), len),
+    quest_build_bounds(layer_cache(k_pools_[i], bounds_[i].data(), table_.data(),
+                                   static_cast<int>(table_pages - first_page), rebuild_len_.data(), len, 1),
                        stream);
   }
   // `pages` and `len` are pageable and on the caller's stack: this runs only after a prefill
@@ -109,9 +134,9 @@ void QuestBounds::append(int i, const int32_t* page_table, int page_table_stride
                          int max_kv_len, int batch, cudaStream_t stream) {
   __nv_bfloat16* bounds = layer(i);
   if (bounds == nullptr) return;
-  quest_append_bounds(quest_cache_of(model_, k_pools_[static_cast<size_t>(i)], bounds, page_table, page_table_stride,
-                                     kv_lens, max_kv_len, batch),
-                      stream);
+  quest_append_bounds(
+      layer_cache(k_pools_[static_cast<size_t>(i)], bounds, page_table, page_table_stride, kv_lens, max_kv_len, batch),
+      stream);
 }
 
 // ---- QuestSelector ----
@@ -136,7 +161,7 @@ size_t QuestSelector::device_bytes() const {
 }
 
 TokenSet QuestSelector::select(const __nv_bfloat16* q, const QuestCache& cache, cudaStream_t stream) {
-  const TokenSet set{set_indices_.data(), set_counts_.data(), set_capacity_, cache.n_kv_heads};
+  const TokenSet set{set_indices_.data(), set_counts_.data(), set_capacity_, cache.kv.n_kv_heads};
   quest_select(q, n_heads_, cache, select_, select_ws_.data(), select_ws_.bytes(), set, stream);
   return set;
 }

@@ -23,12 +23,6 @@
 
 namespace deltainfer::cuda {
 
-// One call's view of a layer's pool and bounds: `batch` sequences, row s of page_table
-// (page_table_stride entries) and kv_lens[s] (device), bounded by max_kv_len.
-QuestCache quest_cache_of(const model::ModelConfig& model, const __nv_bfloat16* k_pool, __nv_bfloat16* bounds,
-                          const int32_t* page_table, int page_table_stride, const int32_t* kv_lens, int max_kv_len,
-                          int batch = 1);
-
 // The key bounds of the shared pool: per layer, per pool page (so every sequence's pages have
 // theirs), and per sequence how far they are current.
 class QuestBounds {
@@ -38,6 +32,9 @@ class QuestBounds {
   // sequence (the rebuilds copy it to the device).
   QuestBounds(const model::ModelConfig& model, std::vector<const __nv_bfloat16*> k_pools, int pool_pages,
               int table_pages);
+  // Any dtype (FP8: codes and k_scales): each layer's K pool as a PagedKv of k_pool, dtype,
+  // k_scales, num_pages (all layers alike), n_kv_heads and head_dim; its table and lengths unused.
+  QuestBounds(const model::ModelConfig& model, std::vector<PagedKv> k_pools, int table_pages);
 
   // Bounds for every layer where `decode`'s method keeps them (key_bound_layer_count,
   // methods/cuda_decode_method.h; allocated on first need: Error when the device has no room).
@@ -54,7 +51,7 @@ class QuestBounds {
   // they are current for [0, kv_len).
   void rebuild_stale(int64_t sequence, const int32_t* pages, int64_t kv_len, cudaStream_t stream);
   // Inside the decode graph, after layer i's keys at positions kv_lens[s] - 1 of `batch` sequences
-  // are in the pool: folds them in.
+  // are in the pool: folds them in (row s of page_table, page_table_stride entries).
   void append(int i, const int32_t* page_table, int page_table_stride, const int32_t* kv_lens, int max_kv_len,
               int batch, cudaStream_t stream);
   // Host bookkeeping after a decode step that appended in every Quest layer.
@@ -62,7 +59,7 @@ class QuestBounds {
 
  private:
   model::ModelConfig model_;
-  std::vector<const __nv_bfloat16*> k_pools_;
+  std::vector<PagedKv> k_pools_;  // per layer: its K pool, dtype and scales (no table, no lengths)
   std::vector<DeviceBuffer<__nv_bfloat16>> bounds_;  // per layer; empty where no method runs Quest
   int pool_pages_ = 0;
   std::map<int64_t, int64_t> current_;  // per sequence: its bounds are exact for the keys [0, current)

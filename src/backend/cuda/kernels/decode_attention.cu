@@ -35,43 +35,34 @@ DecodeAttentionPlan plan_decode_attention(int batch, int n_heads, int n_kv_heads
 }
 
 void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
-  const DecodeAttentionPlan plan = plan_decode_attention(args.batch, args.n_heads, args.n_kv_heads, args.head_dim,
-                                                         args.max_kv_len, current_device_sm_count(), args.num_splits);
+  const PagedKv& kv = args.kv;
+  validate_paged_kv("decode_attention", kv);
+  const DecodeAttentionPlan plan = plan_decode_attention(kv.batch, args.n_heads, kv.n_kv_heads, kv.head_dim,
+                                                         kv.max_kv_len, current_device_sm_count(), args.num_splits);
   if (args.workspace_bytes < plan.workspace_bytes || args.workspace == nullptr) {
     throw_input_error("decode_attention: workspace of {} bytes, {} needed", args.workspace_bytes,
                       plan.workspace_bytes);
   }
-  if (static_cast<int64_t>(args.page_table_stride) * kKvPageSize < args.max_kv_len) {
-    throw_input_error("decode_attention: page table rows of {} pages cannot hold max_kv_len {}",
-                      args.page_table_stride, args.max_kv_len);
-  }
-  if (args.q == nullptr || args.k_pool == nullptr || args.v_pool == nullptr || args.page_table == nullptr ||
-      args.kv_lens == nullptr || args.out == nullptr) {
-    throw_input_error("decode_attention: a required device pointer is null");
-  }
-  if (args.logits != nullptr && args.logits_stride < args.max_kv_len) {
+  if (args.q == nullptr || args.out == nullptr) throw_input_error("decode_attention: q or out is null");
+  if (args.logits != nullptr && args.logits_stride < kv.max_kv_len) {
     throw_input_error("decode_attention: logits rows of {} tokens cannot hold max_kv_len {}", args.logits_stride,
-                      args.max_kv_len);
+                      kv.max_kv_len);
   }
   split_kv::SplitParams p{};
+  split_kv::point_at_cache(p, kv);
   p.q = args.q;
-  p.k_pool = args.k_pool;
-  p.v_pool = args.v_pool;
-  p.page_table = args.page_table;
-  p.kv_lens = args.kv_lens;
-  p.page_table_stride = args.page_table_stride;
+  p.kv_lens = kv.kv_lens;
   p.n_heads = args.n_heads;
-  p.n_kv_heads = args.n_kv_heads;
-  p.group = args.n_heads / args.n_kv_heads;
+  p.group = args.n_heads / kv.n_kv_heads;
   p.num_splits = plan.num_splits;
   p.scale_log2 = args.softmax_scale * split_kv::kLog2e;
   p.logits = args.logits;
   p.logits_stride = args.logits_stride;
-  split_kv::place_partials(p, args.workspace, args.batch, args.head_dim);
+  split_kv::place_partials(p, args.workspace, kv.batch, kv.head_dim);
   if (args.logits != nullptr) {
-    split_kv::launch<false, true>(p, args.batch, args.head_dim, args.out, args.lse, stream);
+    split_kv::launch<false, true>(p, kv.batch, kv.head_dim, args.out, args.lse, stream);
   } else {
-    split_kv::launch<false, false>(p, args.batch, args.head_dim, args.out, args.lse, stream);
+    split_kv::launch<false, false>(p, kv.batch, kv.head_dim, args.out, args.lse, stream);
   }
 }
 

@@ -12,6 +12,15 @@
 // pairs of tokens); movmatrix.trans does that in registers, and the rows of O^T then come out in
 // a permuted order of d that out_dim() undoes once, at the end.
 //
+// FP8 pools (paged_kv.h): a thread's 16-byte load is 16 e4m3 codes of a row, dims 64j + 16c ..
+// +15 for its piece j and c = lane % 4 (the same byte offsets as the bf16 pieces, so one address
+// computation serves both). Codes widen exactly to bf16 in registers; the page scales, powers of
+// two, are not multiplied into the values: a key row's scale multiplies its scores (q.(s c) =
+// s (q.c)), a value row's scale its probabilities before they are packed to bf16 (p (s c) =
+// (p s) c). Both are exact, so the FP8 kernel gives the bf16 kernel's result on a bf16 pool holding
+// the dequantized values, bit for bit unless a product leaves f32's normal range. Each chunk's four
+// row scales (K and V, rows lo and hi) ride in the cp.async ring with the codes.
+//
 // Variants (template flags, so the dense path compiles exactly as before):
 //   kGather     rows come from an index set of positions (sparse decode: DELTA, Quest, StreamingLLM)
 //   kEmitLogits the scaled logits of every token are also written out (DELTA's Δ-layers)
@@ -27,16 +36,36 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_attention.h"
+#include "backend/cuda/kernels/fp8_convert.cuh"
 #include "core/error.h"
 
 namespace deltainfer::cuda::split_kv {
 
 constexpr int kWarps = 4;
 constexpr int kChunk = 16;               // tokens per warp step: the M of the score MMA
+
+// The stored element type of the pools, as the kernels' template tag (one runtime dispatch on
+// KvDtype: with_kv_type below).
+struct Bf16Kv {
+  static constexpr bool kFp8 = false;
+};
+struct Fp8Kv {
+  static constexpr bool kFp8 = true;
+};
+
+// 16-byte pieces of one row a thread loads: 8 bf16 dims or 16 FP8 dims each.
+template <typename Kv, int kHeadDim>
+constexpr int kRowPieces = Kv::kFp8 ? kHeadDim / 64 : kHeadDim / 32;
+// 16-byte pieces a thread copies per chunk: K rows lo/hi and V rows lo/hi, and in FP8 one more
+// holding the four row scales (K lo, K hi, V lo, V hi).
+template <typename Kv, int kHeadDim>
+constexpr int kLoads = 4 * kRowPieces<Kv, kHeadDim> + (Kv::kFp8 ? 1 : 0);
 // cp.async ring depth per warp: the same bytes in flight per SM for both head dims (a d64
-// chunk is half as many bytes, so its ring is twice as deep).
-template <int kHeadDim>
-constexpr int kStages = kHeadDim == 64 ? 6 : 3;
+// chunk is half as many bytes, so its ring is twice as deep). FP8 chunks are about half the
+// bytes again; their rings are as deep as the shared memory of the bf16 ring allows, so the FP8
+// kernel keeps the bf16 kernel's occupancy.
+template <typename Kv, int kHeadDim>
+constexpr int kStages = Kv::kFp8 ? (kHeadDim == 64 ? 9 : 5) : (kHeadDim == 64 ? 6 : 3);
 constexpr int kMaxSplits = 256;
 constexpr int kMaxClusterSplits = 8;     // the portable cluster size
 constexpr int kMinTokensPerSplit = 256;  // below this a split is mostly overhead
@@ -45,8 +74,11 @@ constexpr float kLn2 = 0.6931471805599453f;
 
 struct SplitParams {
   const __nv_bfloat16* q;
-  const __nv_bfloat16* k_pool;
-  const __nv_bfloat16* v_pool;
+  const unsigned char* k_pool;  // bf16 values or e4m3 codes (Kv), [pages][n_kv_heads][64][head_dim]
+  const unsigned char* v_pool;
+  const float* k_scales;        // FP8 only: [pages][n_kv_heads]
+  const float* v_scales;
+  KvDtype dtype;
   const int32_t* page_table;
   const int32_t* kv_lens;      // dense: [batch]; gather: counts [batch][sets_per_seq]
   const int32_t* token_index;  // gather only: [batch][sets_per_seq][index_stride] positions
@@ -89,9 +121,31 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// First head dimension of the 8 a thread with lane % 4 == c holds in 32-dim fragment block b (its
+// K, Q and V pieces; see the file comment): bf16 loads 8 dims at 32b + 8c; FP8 loads 16 dims at
+// 64 (b / 2) + 16c, whose first 8 feed block b even and the last 8 block b odd.
+template <typename Kv>
+__device__ __forceinline__ int block_dim(int b, int c) {
+  return Kv::kFp8 ? 64 * (b / 2) + 16 * c + 8 * (b % 2) : 32 * b + 8 * c;
+}
+
 // Head dimension held by row `r` (0..15) of O^T m-tile (block b, half p); see the file comment.
+template <typename Kv>
 __device__ __forceinline__ int out_dim(int b, int p, int r) {
-  return 32 * b + 8 * ((r & 7) >> 1) + 4 * p + 2 * (r >> 3) + (r & 1);
+  return block_dim<Kv>(b, (r & 7) >> 1) + 4 * p + 2 * (r >> 3) + (r & 1);
+}
+
+// 16 e4m3 codes -> their 16 values as bf16 pairs, lo = codes 0..7, hi = codes 8..15 (exact).
+__device__ __forceinline__ uint32_t widen_fp8_pair(uint32_t word, int pair) {
+  const float2 f = e4m3x2_to_float2(word >> (16 * pair));
+  return pack_bf16(f.x, f.y);
+}
+
+__device__ __forceinline__ void widen_fp8(const uint4& codes, uint4& lo, uint4& hi) {
+  lo = make_uint4(widen_fp8_pair(codes.x, 0), widen_fp8_pair(codes.x, 1), widen_fp8_pair(codes.y, 0),
+                  widen_fp8_pair(codes.y, 1));
+  hi = make_uint4(widen_fp8_pair(codes.z, 0), widen_fp8_pair(codes.z, 1), widen_fp8_pair(codes.w, 0),
+                  widen_fp8_pair(codes.w, 1));
 }
 
 __device__ __forceinline__ float max_over_tokens(float v) {
@@ -116,14 +170,17 @@ struct SplitSmem {
   float split_lse[kHeadTiles * 8];
 };
 
-// 16-byte pieces a thread copies per chunk: K rows lo/hi and V rows lo/hi for each 32-dim block.
-template <int kHeadDim>
-constexpr int kLoads = 4 * (kHeadDim / 32);
-
-__device__ __forceinline__ void cp_async_16(uint4* smem_dst, const __nv_bfloat16* src, bool valid) {
+__device__ __forceinline__ void cp_async_16(uint4* smem_dst, const unsigned char* src, bool valid) {
   const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
   const int src_bytes = valid ? 16 : 0;  // 0: fill zeros, read nothing
   asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+
+// One f32 (an FP8 row's scale); zero-filled when !valid.
+__device__ __forceinline__ void cp_async_4(float* smem_dst, const float* src, bool valid) {
+  const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+  const int src_bytes = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
@@ -138,35 +195,47 @@ __device__ __forceinline__ void cp_async_wait() {
 // Always commits one group, empty past the end, so that group counting stays uniform.
 // Dense: chunk rows are the positions t0 .. t0 + 15 (one pool page, since chunks are 16-aligned).
 // Gather: chunk rows are entries t0 .. t0 + 15 of the sequence's index set, each its own position.
-template <int kHeadDim, bool kGather>
+// In FP8, rows past `end` get a zero scale (their scores are masked and their probabilities 0).
+template <typename Kv, int kHeadDim, bool kGather>
 __device__ __forceinline__ void issue_chunk(uint4* slot, int lane, int t0, int end, const int32_t* pages,
                                             const int32_t* index, const SplitParams& p, int kv_head) {
-  constexpr int kBlocks = kHeadDim / 32;
+  constexpr int kPieces = kRowPieces<Kv, kHeadDim>;
+  constexpr size_t kValueBytes = Kv::kFp8 ? 1 : 2;
   if (t0 < end) {
     const int row = lane / 4;
     const bool valid_lo = t0 + row < end;
     const bool valid_hi = t0 + row + 8 < end;
-    size_t offset_lo = 0;
-    size_t offset_hi = 0;
+    size_t row_lo = 0;  // (page, KV head) slab rows: [pages][n_kv_heads][kKvPageSize]
+    size_t row_hi = 0;
     if constexpr (kGather) {
       const int pos_lo = valid_lo ? __ldg(index + t0 + row) : 0;
       const int pos_hi = valid_hi ? __ldg(index + t0 + row + 8) : pos_lo;
-      offset_lo = ((static_cast<size_t>(__ldg(pages + pos_lo / kKvPageSize)) * p.n_kv_heads + kv_head) * kKvPageSize +
-                   pos_lo % kKvPageSize) * kHeadDim + 8 * (lane % 4);
-      offset_hi = ((static_cast<size_t>(__ldg(pages + pos_hi / kKvPageSize)) * p.n_kv_heads + kv_head) * kKvPageSize +
-                   pos_hi % kKvPageSize) * kHeadDim + 8 * (lane % 4);
+      row_lo = (static_cast<size_t>(__ldg(pages + pos_lo / kKvPageSize)) * p.n_kv_heads + kv_head) * kKvPageSize +
+               pos_lo % kKvPageSize;
+      row_hi = (static_cast<size_t>(__ldg(pages + pos_hi / kKvPageSize)) * p.n_kv_heads + kv_head) * kKvPageSize +
+               pos_hi % kKvPageSize;
     } else {
       const int page = pages[t0 / kKvPageSize];
-      offset_lo = ((static_cast<size_t>(page) * p.n_kv_heads + kv_head) * kKvPageSize + t0 % kKvPageSize + row) *
-                      kHeadDim + 8 * (lane % 4);
-      offset_hi = offset_lo + 8 * kHeadDim;
+      row_lo = (static_cast<size_t>(page) * p.n_kv_heads + kv_head) * kKvPageSize + t0 % kKvPageSize + row;
+      row_hi = row_lo + 8;
     }
+    // Piece j of thread lane % 4 is bytes 64j + 16 (lane % 4) of its row, in either type.
+    const size_t offset_lo = row_lo * kHeadDim * kValueBytes + 16 * (lane % 4);
+    const size_t offset_hi = row_hi * kHeadDim * kValueBytes + 16 * (lane % 4);
 #pragma unroll
-    for (int b = 0; b < kBlocks; ++b) {
-      cp_async_16(slot + (0 * kBlocks + b) * 32 + lane, p.k_pool + offset_lo + 32 * b, valid_lo);
-      cp_async_16(slot + (1 * kBlocks + b) * 32 + lane, p.k_pool + offset_hi + 32 * b, valid_hi);
-      cp_async_16(slot + (2 * kBlocks + b) * 32 + lane, p.v_pool + offset_lo + 32 * b, valid_lo);
-      cp_async_16(slot + (3 * kBlocks + b) * 32 + lane, p.v_pool + offset_hi + 32 * b, valid_hi);
+    for (int b = 0; b < kPieces; ++b) {
+      cp_async_16(slot + (0 * kPieces + b) * 32 + lane, p.k_pool + offset_lo + 64 * b, valid_lo);
+      cp_async_16(slot + (1 * kPieces + b) * 32 + lane, p.k_pool + offset_hi + 64 * b, valid_hi);
+      cp_async_16(slot + (2 * kPieces + b) * 32 + lane, p.v_pool + offset_lo + 64 * b, valid_lo);
+      cp_async_16(slot + (3 * kPieces + b) * 32 + lane, p.v_pool + offset_hi + 64 * b, valid_hi);
+    }
+    if constexpr (Kv::kFp8) {
+      // The slab of a row is its row index / kKvPageSize: (page, KV head), the scales' index.
+      float* scales = reinterpret_cast<float*>(slot + 4 * kPieces * 32 + lane);
+      cp_async_4(scales + 0, p.k_scales + row_lo / kKvPageSize, valid_lo);
+      cp_async_4(scales + 1, p.k_scales + row_hi / kKvPageSize, valid_hi);
+      cp_async_4(scales + 2, p.v_scales + row_lo / kKvPageSize, valid_lo);
+      cp_async_4(scales + 3, p.v_scales + row_hi / kKvPageSize, valid_hi);
     }
   }
   cp_async_commit();
@@ -207,18 +276,21 @@ __device__ __forceinline__ void cluster_combine(const SplitParams& p, SplitSmem<
   cluster.sync();
 }
 
-template <int kHeadDim, int kHeadTiles>
+template <typename Kv, int kHeadDim, int kHeadTiles>
 constexpr size_t split_smem_bytes() {
-  const size_t ring = static_cast<size_t>(kWarps) * kStages<kHeadDim> * kLoads<kHeadDim> * 32 * sizeof(uint4);
+  const size_t ring = static_cast<size_t>(kWarps) * kStages<Kv, kHeadDim> * kLoads<Kv, kHeadDim> * 32 * sizeof(uint4);
   const size_t merge = sizeof(SplitSmem<kHeadDim, kHeadTiles>);
   return ring > merge ? ring : merge;
 }
 
 // grid: (batch * n_kv_heads, num_splits); block: kWarps warps.
-template <int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits, bool kCluster = false>
+template <typename Kv, int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits, bool kCluster = false>
 __global__ void __launch_bounds__(kWarps * 32)
     decode_split_kernel(const SplitParams p) {
-  constexpr int kBlocks = kHeadDim / 32;  // 32-dim blocks: one 16-byte load per thread each
+  constexpr int kBlocks = kHeadDim / 32;  // 32-dim fragment blocks: 8 dims of each per thread
+  constexpr int kPieces = kRowPieces<Kv, kHeadDim>;
+  constexpr int kRing = kStages<Kv, kHeadDim>;
+  constexpr int kSlot = kLoads<Kv, kHeadDim> * 32;  // uint4s per ring slot
   constexpr int kMTiles = 2 * kBlocks;    // m16 tiles of O^T
   extern __shared__ __align__(16) unsigned char smem_raw[];
 
@@ -227,8 +299,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int split = static_cast<int>(blockIdx.y);
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
-  const int row = lane / 4;       // token (S, K, V) or head (Q) row of the fragment
-  const int col = 8 * (lane % 4);  // first of this thread's 8 dims in each 32-dim block
+  const int row = lane / 4;  // token (S, K, V) or head (Q) row of the fragment
 
   // Gather: the split runs over the entries of the index set, not over positions.
   const int set = kGather ? seq * p.sets_per_seq + (p.sets_per_seq > 1 ? kv_head : 0) : seq;
@@ -243,11 +314,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int nt = 0; nt < kHeadTiles; ++nt) {
     const int g = nt * 8 + row;
-    const __nv_bfloat16* q_row =
-        p.q + (static_cast<size_t>(seq) * p.n_heads + first_head + g) * kHeadDim + col;
+    const __nv_bfloat16* q_row = p.q + (static_cast<size_t>(seq) * p.n_heads + first_head + g) * kHeadDim;
 #pragma unroll
     for (int b = 0; b < kBlocks; ++b) {
-      q_frag[nt][b] = g < p.group ? *reinterpret_cast<const uint4*>(q_row + 32 * b) : make_uint4(0, 0, 0, 0);
+      q_frag[nt][b] = g < p.group ? *reinterpret_cast<const uint4*>(q_row + block_dim<Kv>(b, lane % 4))
+                                  : make_uint4(0, 0, 0, 0);
     }
   }
 
@@ -271,31 +342,42 @@ __global__ void __launch_bounds__(kWarps * 32)
   // Each warp streams its chunks through its own ring of kStages shared-memory slots with
   // cp.async, kStages - 1 chunks in flight while it computes on one. A thread reads back only the
   // 16-byte pieces it copied itself, so the ring needs no barriers.
-  uint4* ring = reinterpret_cast<uint4*>(smem_raw) + warp * kStages<kHeadDim> * kLoads<kHeadDim> * 32;
+  uint4* ring = reinterpret_cast<uint4*>(smem_raw) + warp * kRing * kSlot;
   const int32_t* pages = p.page_table + static_cast<size_t>(seq) * p.page_table_stride;
   constexpr int kStride = kWarps * kChunk;
   int issue_t0 = begin + warp * kChunk;
 #pragma unroll
-  for (int s = 0; s < kStages<kHeadDim> - 1; ++s, issue_t0 += kStride) {
-    issue_chunk<kHeadDim, kGather>(ring + s * kLoads<kHeadDim> * 32, lane, issue_t0, end, pages, index, p, kv_head);
+  for (int s = 0; s < kRing - 1; ++s, issue_t0 += kStride) {
+    issue_chunk<Kv, kHeadDim, kGather>(ring + s * kSlot, lane, issue_t0, end, pages, index, p, kv_head);
   }
   int stage = 0;
   for (int t0 = begin + warp * kChunk; t0 < end; t0 += kStride, issue_t0 += kStride) {
-    cp_async_wait<kStages<kHeadDim> - 2>();
-    const uint4* slot = ring + stage * kLoads<kHeadDim> * 32 + lane;
+    cp_async_wait<kRing - 2>();
+    const uint4* slot = ring + stage * kSlot + lane;
     uint4 k_lo[kBlocks], k_hi[kBlocks], v_lo[kBlocks], v_hi[kBlocks];
+    [[maybe_unused]] float4 row_scales{};  // FP8: K lo, K hi, V lo, V hi
+    if constexpr (Kv::kFp8) {
 #pragma unroll
-    for (int b = 0; b < kBlocks; ++b) {
-      k_lo[b] = slot[(0 * kBlocks + b) * 32];
-      k_hi[b] = slot[(1 * kBlocks + b) * 32];
-      v_lo[b] = slot[(2 * kBlocks + b) * 32];
-      v_hi[b] = slot[(3 * kBlocks + b) * 32];
+      for (int j = 0; j < kPieces; ++j) {
+        widen_fp8(slot[(0 * kPieces + j) * 32], k_lo[2 * j], k_lo[2 * j + 1]);
+        widen_fp8(slot[(1 * kPieces + j) * 32], k_hi[2 * j], k_hi[2 * j + 1]);
+        widen_fp8(slot[(2 * kPieces + j) * 32], v_lo[2 * j], v_lo[2 * j + 1]);
+        widen_fp8(slot[(3 * kPieces + j) * 32], v_hi[2 * j], v_hi[2 * j + 1]);
+      }
+      row_scales = *reinterpret_cast<const float4*>(slot + 4 * kPieces * 32);
+    } else {
+#pragma unroll
+      for (int b = 0; b < kBlocks; ++b) {
+        k_lo[b] = slot[(0 * kBlocks + b) * 32];
+        k_hi[b] = slot[(1 * kBlocks + b) * 32];
+        v_lo[b] = slot[(2 * kBlocks + b) * 32];
+        v_hi[b] = slot[(3 * kBlocks + b) * 32];
+      }
     }
     // The slot read in the previous step is free again (its data went into registers and MMAs).
-    const int free_slot = stage == 0 ? kStages<kHeadDim> - 1 : stage - 1;
-    issue_chunk<kHeadDim, kGather>(ring + free_slot * kLoads<kHeadDim> * 32, lane, issue_t0, end, pages, index, p,
-                                     kv_head);
-    stage = stage == kStages<kHeadDim> - 1 ? 0 : stage + 1;
+    const int free_slot = stage == 0 ? kRing - 1 : stage - 1;
+    issue_chunk<Kv, kHeadDim, kGather>(ring + free_slot * kSlot, lane, issue_t0, end, pages, index, p, kv_head);
+    stage = stage == kRing - 1 ? 0 : stage + 1;
     const bool valid_lo = t0 + row < end;
     const bool valid_hi = t0 + row + 8 < end;
 
@@ -313,6 +395,12 @@ __global__ void __launch_bounds__(kWarps * 32)
         }
       }
       // s[0], s[1]: token row, heads 2*(lane%4) + {0, 1}; s[2], s[3]: token row + 8.
+      if constexpr (Kv::kFp8) {  // the key rows' scales, before anything reads the scores
+        s[0] *= row_scales.x;
+        s[1] *= row_scales.x;
+        s[2] *= row_scales.y;
+        s[3] *= row_scales.y;
+      }
       s[0] = valid_lo ? s[0] * p.scale_log2 : -INFINITY;
       s[1] = valid_lo ? s[1] * p.scale_log2 : -INFINITY;
       s[2] = valid_hi ? s[2] * p.scale_log2 : -INFINITY;
@@ -345,8 +433,13 @@ __global__ void __launch_bounds__(kWarps * 32)
           o[nt][mt][j + 2] *= alpha;
         }
       }
-      p_frag[nt][0] = transpose_8x8(pack_bf16(prob[0], prob[1]));
-      p_frag[nt][1] = transpose_8x8(pack_bf16(prob[2], prob[3]));
+      if constexpr (Kv::kFp8) {  // the value rows' scales (l above sums the unscaled probabilities)
+        p_frag[nt][0] = transpose_8x8(pack_bf16(prob[0] * row_scales.z, prob[1] * row_scales.z));
+        p_frag[nt][1] = transpose_8x8(pack_bf16(prob[2] * row_scales.w, prob[3] * row_scales.w));
+      } else {
+        p_frag[nt][0] = transpose_8x8(pack_bf16(prob[0], prob[1]));
+        p_frag[nt][1] = transpose_8x8(pack_bf16(prob[2], prob[3]));
+      }
     }
 
 #pragma unroll
@@ -383,8 +476,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int b = 0; b < kBlocks; ++b) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          smem.o[warp][h][out_dim(b, half, row)] = o[nt][2 * b + half][j];
-          smem.o[warp][h][out_dim(b, half, row + 8)] = o[nt][2 * b + half][j + 2];
+          smem.o[warp][h][out_dim<Kv>(b, half, row)] = o[nt][2 * b + half][j];
+          smem.o[warp][h][out_dim<Kv>(b, half, row + 8)] = o[nt][2 * b + half][j + 2];
         }
       }
     }
@@ -464,32 +557,56 @@ inline void validate_shape(const char* what, int batch, int n_heads, int n_kv_he
 }
 
 
+// Points `p` at the paged cache (already validated): pools, scales, page table and KV heads.
+inline void point_at_cache(SplitParams& p, const PagedKv& kv) {
+  p.k_pool = static_cast<const unsigned char*>(kv.k_pool);
+  p.v_pool = static_cast<const unsigned char*>(kv.v_pool);
+  p.k_scales = kv.k_scales;
+  p.v_scales = kv.v_scales;
+  p.dtype = kv.dtype;
+  p.page_table = kv.page_table;
+  p.page_table_stride = kv.page_table_stride;
+  p.n_kv_heads = kv.n_kv_heads;
+}
+
+// The one runtime dispatch on the pools' element type: calls launch(Bf16Kv{}) or launch(Fp8Kv{}).
+template <typename Launch>
+void with_kv_type(KvDtype dtype, Launch&& launch) {
+  if (dtype == KvDtype::Fp8E4m3) {
+    launch(Fp8Kv{});
+  } else {
+    launch(Bf16Kv{});
+  }
+}
+
 inline size_t align_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 // Raises the kernel's dynamic shared-memory limit once (the ring is over the 48 KB default).
-template <int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits, bool kCluster = false>
+template <typename Kv, int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits, bool kCluster = false>
 void prepare_split_kernel() {
   static const bool prepared = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<kHeadDim, kHeadTiles, kGather, kEmitLogits, kCluster>,
+    CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<Kv, kHeadDim, kHeadTiles, kGather, kEmitLogits, kCluster>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(split_smem_bytes<kHeadDim, kHeadTiles>())));
+                                    static_cast<int>(split_smem_bytes<Kv, kHeadDim, kHeadTiles>())));
     return true;
   }();
   (void)prepared;
 }
 
-// Occupancy of the dense kernel; the variants share its shared memory and (to within a few
-// registers) its register count, so one number plans all of them.
+// Occupancy of the bf16 dense kernel; the variants share its shared memory (FP8 rings are sized
+// not to exceed it) and (to within a few registers) its register count, so one number plans all.
 template <int kHeadDim, int kHeadTiles>
 int blocks_per_sm() {
+  static_assert(split_smem_bytes<Fp8Kv, kHeadDim, kHeadTiles>() <= split_smem_bytes<Bf16Kv, kHeadDim, kHeadTiles>(),
+                "the FP8 ring must not lower the occupancy the plan assumes");
   static const int cached = [] {
-    prepare_split_kernel<kHeadDim, kHeadTiles, false, false>();
+    prepare_split_kernel<Bf16Kv, kHeadDim, kHeadTiles, false, false>();
     int blocks = 0;
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &blocks, decode_split_kernel<kHeadDim, kHeadTiles, false, false>, kWarps * 32,
-        split_smem_bytes<kHeadDim, kHeadTiles>()));
+        &blocks, decode_split_kernel<Bf16Kv, kHeadDim, kHeadTiles, false, false>, kWarps * 32,
+        split_smem_bytes<Bf16Kv, kHeadDim, kHeadTiles>()));
     return blocks > 0 ? blocks : 1;
   }();
   return cached;
@@ -525,21 +642,21 @@ inline void place_partials(SplitParams& p, void* workspace, int batch, int head_
       reinterpret_cast<float*>(static_cast<char*>(workspace) + align_256(slots * head_dim * sizeof(float)));
 }
 
-template <int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits>
+template <typename Kv, int kHeadDim, int kHeadTiles, bool kGather, bool kEmitLogits>
 void launch_split(const SplitParams& p, dim3 grid, cudaStream_t stream) {
-  prepare_split_kernel<kHeadDim, kHeadTiles, kGather, kEmitLogits>();
-  decode_split_kernel<kHeadDim, kHeadTiles, kGather, kEmitLogits>
-      <<<grid, kWarps * 32, split_smem_bytes<kHeadDim, kHeadTiles>(), stream>>>(p);
+  prepare_split_kernel<Kv, kHeadDim, kHeadTiles, kGather, kEmitLogits>();
+  decode_split_kernel<Kv, kHeadDim, kHeadTiles, kGather, kEmitLogits>
+      <<<grid, kWarps * 32, split_smem_bytes<Kv, kHeadDim, kHeadTiles>(), stream>>>(p);
 }
 
 // The splits of each (sequence, KV head) as one cluster along grid.y (num_splits <= 8).
-template <int kHeadDim, int kHeadTiles>
+template <typename Kv, int kHeadDim, int kHeadTiles>
 void launch_clustered_gather(const SplitParams& p, dim3 grid, cudaStream_t stream) {
-  prepare_split_kernel<kHeadDim, kHeadTiles, true, false, true>();
+  prepare_split_kernel<Kv, kHeadDim, kHeadTiles, true, false, true>();
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = dim3(kWarps * 32);
-  config.dynamicSmemBytes = split_smem_bytes<kHeadDim, kHeadTiles>();
+  config.dynamicSmemBytes = split_smem_bytes<Kv, kHeadDim, kHeadTiles>();
   config.stream = stream;
   cudaLaunchAttribute attribute{};
   attribute.id = cudaLaunchAttributeClusterDimension;
@@ -548,7 +665,7 @@ void launch_clustered_gather(const SplitParams& p, dim3 grid, cudaStream_t strea
   attribute.val.clusterDim.z = 1;
   config.attrs = &attribute;
   config.numAttrs = 1;
-  CUDA_CHECK(cudaLaunchKernelEx(&config, decode_split_kernel<kHeadDim, kHeadTiles, true, false, true>, p));
+  CUDA_CHECK(cudaLaunchKernelEx(&config, decode_split_kernel<Kv, kHeadDim, kHeadTiles, true, false, true>, p));
 }
 
 // Sparse decode with the cluster merge: one launch, output written by the split kernel itself.
@@ -559,24 +676,32 @@ inline void launch_gather_clustered(const SplitParams& p, int batch, int head_di
   }
   const dim3 grid(static_cast<unsigned>(batch * p.n_kv_heads), static_cast<unsigned>(p.num_splits));
   const bool wide_group = p.group > 8;
-  if (head_dim == 64) {
-    wide_group ? launch_clustered_gather<64, 2>(p, grid, stream) : launch_clustered_gather<64, 1>(p, grid, stream);
-  } else {
-    wide_group ? launch_clustered_gather<128, 2>(p, grid, stream) : launch_clustered_gather<128, 1>(p, grid, stream);
-  }
+  with_kv_type(p.dtype, [&](auto kv) {
+    using Kv = decltype(kv);
+    if (head_dim == 64) {
+      wide_group ? launch_clustered_gather<Kv, 64, 2>(p, grid, stream)
+                 : launch_clustered_gather<Kv, 64, 1>(p, grid, stream);
+    } else {
+      wide_group ? launch_clustered_gather<Kv, 128, 2>(p, grid, stream)
+                 : launch_clustered_gather<Kv, 128, 1>(p, grid, stream);
+    }
+  });
   CUDA_CHECK_LAUNCH();
 }
 
 template <bool kGather, bool kEmitLogits>
 void launch_for_shape(const SplitParams& p, int head_dim, dim3 grid, cudaStream_t stream) {
   const bool wide_group = p.group > 8;
-  if (head_dim == 64) {
-    wide_group ? launch_split<64, 2, kGather, kEmitLogits>(p, grid, stream)
-               : launch_split<64, 1, kGather, kEmitLogits>(p, grid, stream);
-  } else {
-    wide_group ? launch_split<128, 2, kGather, kEmitLogits>(p, grid, stream)
-               : launch_split<128, 1, kGather, kEmitLogits>(p, grid, stream);
-  }
+  with_kv_type(p.dtype, [&](auto kv) {
+    using Kv = decltype(kv);
+    if (head_dim == 64) {
+      wide_group ? launch_split<Kv, 64, 2, kGather, kEmitLogits>(p, grid, stream)
+                 : launch_split<Kv, 64, 1, kGather, kEmitLogits>(p, grid, stream);
+    } else {
+      wide_group ? launch_split<Kv, 128, 2, kGather, kEmitLogits>(p, grid, stream)
+                 : launch_split<Kv, 128, 1, kGather, kEmitLogits>(p, grid, stream);
+    }
+  });
 }
 
 // Launches the split kernel (variant by flags) and the combine kernel on `stream`.

@@ -116,8 +116,8 @@ DeltaSelectPlan plan_delta_select(int batch, int n_heads, int n_kv_heads, int he
 
 void delta_decode_select(const DecodeAttentionArgs& dense, const PageSelectConfig& config, void* workspace,
                          size_t workspace_bytes, const TokenSet& set, cudaStream_t stream) {
-  const DeltaSelectPlan plan = plan_delta_select(dense.batch, dense.n_heads, dense.n_kv_heads, dense.head_dim,
-                                                 dense.max_kv_len, config, current_device_sm_count());
+  const DeltaSelectPlan plan = plan_delta_select(dense.kv.batch, dense.n_heads, dense.kv.n_kv_heads, dense.kv.head_dim,
+                                                 dense.kv.max_kv_len, config, current_device_sm_count());
   if (workspace == nullptr || workspace_bytes < plan.workspace_bytes) {
     throw_input_error("delta_decode_select: workspace of {} bytes, {} needed", workspace_bytes,
                       plan.workspace_bytes);
@@ -140,7 +140,7 @@ void delta_decode_select(const DecodeAttentionArgs& dense, const PageSelectConfi
   p.logits = pass.logits;
   p.logits_stride = plan.logits_stride;
   p.lse = dense.lse;
-  p.kv_lens = dense.kv_lens;
+  p.kv_lens = dense.kv.kv_lens;
   p.n_heads = dense.n_heads;
   p.page = config.page;
   p.recency = config.recency;
@@ -150,13 +150,13 @@ void delta_decode_select(const DecodeAttentionArgs& dense, const PageSelectConfi
   p.max_pages = plan.max_pages;
   p.tile_pages = std::max(1, kScoreThreads / config.page);
   const dim3 grid(static_cast<unsigned>((plan.max_pages + p.tile_pages - 1) / p.tile_pages),
-                  static_cast<unsigned>(dense.batch));
+                  static_cast<unsigned>(dense.kv.batch));
   delta_page_score_kernel<<<grid, kScoreThreads, 0, stream>>>(p);
   CUDA_CHECK_LAUNCH();
   // Tensor parallel: each rank scored its own heads; reduce the scores over the ranks the way the
   // heads are reduced (max or sum), so every rank selects the same token set.
   if (const CurrentRank& rank = current_rank(); rank.collectives != nullptr) {
-    const int64_t count = int64_t{dense.batch} * plan.max_pages;
+    const int64_t count = int64_t{dense.kv.batch} * plan.max_pages;
     if (p.sum_heads) {
       rank.collectives->sum(rank.rank, p.page_scores, count, stream);
     } else {
@@ -167,8 +167,8 @@ void delta_decode_select(const DecodeAttentionArgs& dense, const PageSelectConfi
   PageTopkArgs topk;
   topk.scores = p.page_scores;
   topk.score_stride = plan.max_pages;
-  topk.rows = dense.batch;
-  topk.kv_lens = dense.kv_lens;
+  topk.rows = dense.kv.batch;
+  topk.kv_lens = dense.kv.kv_lens;
   topk.page = config.page;
   topk.k_pages = config.budget / config.page;
   topk.set = set;

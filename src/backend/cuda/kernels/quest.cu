@@ -3,6 +3,10 @@
 // paged cache, indexed by physical pool page (4 Quest pages per 64-token pool page), are built
 // after a prefill and folded in one token at a time during decode. Selection scores every page
 // with the group's query heads (max over them), then page_topk keeps the top pages per KV head.
+// FP8 pools: the bounds are of the dequantized keys (code * its slab's scale), which are bf16
+// values, so the bf16 bounds stay exact. An FP8 append may rescale its page (core/kv_fp8_page.h),
+// which moves the page's earlier keys, so the FP8 append recomputes the bounds of the whole pool
+// page from its codes instead of folding one key in.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -12,6 +16,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/kernels/decode_split.cuh"
+#include "backend/cuda/kernels/fp8_convert.cuh"
 #include "backend/cuda/page_topk.h"
 #include "core/error.h"
 
@@ -31,44 +36,62 @@ __device__ __forceinline__ size_t key_offset(int pool_page, int n_kv_heads, int 
   return ((static_cast<size_t>(pool_page) * n_kv_heads + kv_head) * kKvPageSize + slot) * head_dim;
 }
 
+// Key d of row `slot` of the (pool_page, kv_head) slab as the attention kernels read it: a bf16
+// value, or an e4m3 code times its slab's scale.
+template <typename Kv>
+__device__ __forceinline__ float key_value(const PagedKv& kv, int pool_page, int kv_head, int slot, int d) {
+  const size_t i = key_offset(pool_page, kv.n_kv_heads, kv_head, slot, kv.head_dim) + d;
+  if constexpr (Kv::kFp8) {
+    return e4m3_to_float(static_cast<const uint8_t*>(kv.k_pool)[i]) *
+           kv.k_scales[static_cast<size_t>(pool_page) * kv.n_kv_heads + kv_head];
+  } else {
+    return __bfloat162float(static_cast<const __nv_bfloat16*>(kv.k_pool)[i]);
+  }
+}
+
 // grid: (pool pages of the longest sequence, batch * n_kv_heads); block: (head_dim, kSubPages).
+// kLastPage: grid.x is 1 and the block rebuilds the pool page holding position kv_len - 1.
+template <typename Kv, bool kLastPage>
 __global__ void quest_build_kernel(const QuestCache c) {
-  const int seq = static_cast<int>(blockIdx.y) / c.n_kv_heads;
-  const int kv_head = static_cast<int>(blockIdx.y) % c.n_kv_heads;
-  const int logical = static_cast<int>(blockIdx.x);
+  const int seq = static_cast<int>(blockIdx.y) / c.kv.n_kv_heads;
+  const int kv_head = static_cast<int>(blockIdx.y) % c.kv.n_kv_heads;
   const int d = static_cast<int>(threadIdx.x);
   const int sub = static_cast<int>(threadIdx.y);
-  const int kv_len = c.kv_lens[seq];
+  const int kv_len = c.kv.kv_lens[seq];
+  if (kLastPage && kv_len == 0) return;
+  const int logical = kLastPage ? (kv_len - 1) / kKvPageSize : static_cast<int>(blockIdx.x);
   const int begin = logical * kKvPageSize + sub * kQuestPage;
   if (begin >= kv_len) return;
   const int end = min(kv_len, begin + kQuestPage);
-  const int pool_page = c.page_table[static_cast<size_t>(seq) * c.page_table_stride + logical];
+  const int pool_page = c.kv.page_table[static_cast<size_t>(seq) * c.kv.page_table_stride + logical];
   float lo = INFINITY;
   float hi = -INFINITY;
   for (int t = begin; t < end; ++t) {
-    const float k = __bfloat162float(c.k_pool[key_offset(pool_page, c.n_kv_heads, kv_head, t % kKvPageSize, c.head_dim) + d]);
+    const float k = key_value<Kv>(c.kv, pool_page, kv_head, t % kKvPageSize, d);
     lo = fminf(lo, k);
     hi = fmaxf(hi, k);
   }
-  __nv_bfloat16* bounds = c.bounds + bounds_offset(pool_page, c.n_kv_heads, kv_head, sub, c.head_dim);
-  bounds[d] = __float2bfloat16(lo);  // min and max of bf16 keys are bf16 values: exact
-  bounds[c.head_dim + d] = __float2bfloat16(hi);
+  __nv_bfloat16* bounds = c.bounds + bounds_offset(pool_page, c.kv.n_kv_heads, kv_head, sub, c.kv.head_dim);
+  bounds[d] = __float2bfloat16(lo);  // min and max of bf16-representable keys are bf16 values: exact
+  bounds[c.kv.head_dim + d] = __float2bfloat16(hi);
 }
 
 // grid: batch * n_kv_heads; block: head_dim.
 __global__ void quest_append_kernel(const QuestCache c) {
-  const int seq = static_cast<int>(blockIdx.x) / c.n_kv_heads;
-  const int kv_head = static_cast<int>(blockIdx.x) % c.n_kv_heads;
+  const int seq = static_cast<int>(blockIdx.x) / c.kv.n_kv_heads;
+  const int kv_head = static_cast<int>(blockIdx.x) % c.kv.n_kv_heads;
   const int d = static_cast<int>(threadIdx.x);
-  const int position = c.kv_lens[seq] - 1;
+  const int position = c.kv.kv_lens[seq] - 1;
   if (position < 0) return;
-  const int pool_page = c.page_table[static_cast<size_t>(seq) * c.page_table_stride + position / kKvPageSize];
+  const int pool_page = c.kv.page_table[static_cast<size_t>(seq) * c.kv.page_table_stride + position / kKvPageSize];
   const int slot = position % kKvPageSize;
-  const __nv_bfloat16 k = c.k_pool[key_offset(pool_page, c.n_kv_heads, kv_head, slot, c.head_dim) + d];
-  __nv_bfloat16* bounds = c.bounds + bounds_offset(pool_page, c.n_kv_heads, kv_head, slot / kQuestPage, c.head_dim);
+  const auto* keys = static_cast<const __nv_bfloat16*>(c.kv.k_pool);
+  const __nv_bfloat16 k = keys[key_offset(pool_page, c.kv.n_kv_heads, kv_head, slot, c.kv.head_dim) + d];
+  __nv_bfloat16* bounds =
+      c.bounds + bounds_offset(pool_page, c.kv.n_kv_heads, kv_head, slot / kQuestPage, c.kv.head_dim);
   const bool first = slot % kQuestPage == 0;
   bounds[d] = first ? k : __hmin(bounds[d], k);
-  bounds[c.head_dim + d] = first ? k : __hmax(bounds[c.head_dim + d], k);
+  bounds[c.kv.head_dim + d] = first ? k : __hmax(bounds[c.kv.head_dim + d], k);
 }
 
 struct QuestScoreParams {
@@ -95,8 +118,8 @@ __global__ void __launch_bounds__(kScoreWarps * 32) quest_score_kernel(const Que
   constexpr int kDims = kHeadDim / 32;
   __shared__ float q_smem[kMaxGroup][kHeadDim];
   const int row = static_cast<int>(blockIdx.y);
-  const int seq = row / p.cache.n_kv_heads;
-  const int kv_head = row % p.cache.n_kv_heads;
+  const int seq = row / p.cache.kv.n_kv_heads;
+  const int kv_head = row % p.cache.kv.n_kv_heads;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const __nv_bfloat16* q = p.q + (static_cast<size_t>(seq) * p.n_heads + kv_head * p.group) * kHeadDim;
@@ -105,10 +128,10 @@ __global__ void __launch_bounds__(kScoreWarps * 32) quest_score_kernel(const Que
   }
   __syncthreads();
 
-  const int kv_len = p.cache.kv_lens[seq];
+  const int kv_len = p.cache.kv.kv_lens[seq];
   const int n_valid = (kv_len + kQuestPage - 1) / kQuestPage;
   const int first_recent = max(0, (kv_len + kQuestPage - 1) / kQuestPage - (p.recency + kQuestPage - 1) / kQuestPage);
-  const int32_t* pages = p.cache.page_table + static_cast<size_t>(seq) * p.cache.page_table_stride;
+  const int32_t* pages = p.cache.kv.page_table + static_cast<size_t>(seq) * p.cache.kv.page_table_stride;
   const int block_first = static_cast<int>(blockIdx.x) * kPagesPerBlock;
   for (int page = block_first + warp; page < min(n_valid, block_first + kPagesPerBlock); page += kScoreWarps) {
     float* out = p.page_scores + static_cast<size_t>(row) * p.max_pages + page;
@@ -117,7 +140,7 @@ __global__ void __launch_bounds__(kScoreWarps * 32) quest_score_kernel(const Que
       continue;
     }
     const __nv_bfloat16* bounds =
-        p.cache.bounds + bounds_offset(pages[page / kSubPages], p.cache.n_kv_heads, kv_head, page % kSubPages,
+        p.cache.bounds + bounds_offset(pages[page / kSubPages], p.cache.kv.n_kv_heads, kv_head, page % kSubPages,
                                        kHeadDim) + lane * kDims;
     float lo[kDims];
     float hi[kDims];
@@ -141,18 +164,11 @@ __global__ void __launch_bounds__(kScoreWarps * 32) quest_score_kernel(const Que
 }
 
 void validate_cache(const char* what, const QuestCache& c) {
-  if (c.head_dim != 64 && c.head_dim != 128) {
-    throw_input_error("{}: head_dim {} is not supported (64 or 128)", what, c.head_dim);
+  validate_paged_kv(what, c.kv, PagedKvReads{false, true});
+  if (c.kv.head_dim != 64 && c.kv.head_dim != 128) {
+    throw_input_error("{}: head_dim {} is not supported (64 or 128)", what, c.kv.head_dim);
   }
-  if (c.batch < 1 || c.n_kv_heads < 1 || c.max_kv_len < 0 ||
-      static_cast<int64_t>(c.page_table_stride) * kKvPageSize < c.max_kv_len) {
-    throw_input_error("{}: batch {}, n_kv_heads {}, max_kv_len {}, page table rows of {} pages: need positive "
-                      "sizes and rows that hold max_kv_len",
-                      what, c.batch, c.n_kv_heads, c.max_kv_len, c.page_table_stride);
-  }
-  if (c.k_pool == nullptr || c.bounds == nullptr || c.page_table == nullptr || c.kv_lens == nullptr) {
-    throw_input_error("{}: a required device pointer is null", what);
-  }
+  if (c.bounds == nullptr) throw_input_error("{}: the bounds pointer is null", what);
 }
 
 }  // namespace
@@ -163,17 +179,25 @@ size_t quest_bounds_elements(int num_pool_pages, int n_kv_heads, int head_dim) {
 
 void quest_build_bounds(const QuestCache& cache, cudaStream_t stream) {
   validate_cache("quest_build_bounds", cache);
-  if (cache.max_kv_len == 0) return;
-  const dim3 grid(static_cast<unsigned>((cache.max_kv_len + kKvPageSize - 1) / kKvPageSize),
-                  static_cast<unsigned>(cache.batch * cache.n_kv_heads));
-  quest_build_kernel<<<grid, dim3(static_cast<unsigned>(cache.head_dim), kSubPages), 0, stream>>>(cache);
+  if (cache.kv.max_kv_len == 0) return;
+  const dim3 grid(static_cast<unsigned>((cache.kv.max_kv_len + kKvPageSize - 1) / kKvPageSize),
+                  static_cast<unsigned>(cache.kv.batch * cache.kv.n_kv_heads));
+  const dim3 block(static_cast<unsigned>(cache.kv.head_dim), kSubPages);
+  split_kv::with_kv_type(cache.kv.dtype, [&](auto kv) {
+    quest_build_kernel<decltype(kv), false><<<grid, block, 0, stream>>>(cache);
+  });
   CUDA_CHECK_LAUNCH();
 }
 
 void quest_append_bounds(const QuestCache& cache, cudaStream_t stream) {
   validate_cache("quest_append_bounds", cache);
-  quest_append_kernel<<<static_cast<unsigned>(cache.batch * cache.n_kv_heads), static_cast<unsigned>(cache.head_dim),
-                        0, stream>>>(cache);
+  const auto rows = static_cast<unsigned>(cache.kv.batch * cache.kv.n_kv_heads);
+  if (cache.kv.dtype == KvDtype::Fp8E4m3) {
+    quest_build_kernel<split_kv::Fp8Kv, true>
+        <<<dim3(1, rows), dim3(static_cast<unsigned>(cache.kv.head_dim), kSubPages), 0, stream>>>(cache);
+  } else {
+    quest_append_kernel<<<rows, static_cast<unsigned>(cache.kv.head_dim), 0, stream>>>(cache);
+  }
   CUDA_CHECK_LAUNCH();
 }
 
@@ -196,27 +220,27 @@ void quest_select(const __nv_bfloat16* q, int n_heads, const QuestCache& cache, 
                   void* workspace, size_t workspace_bytes, const TokenSet& set, cudaStream_t stream) {
   validate_cache("quest_select", cache);
   const QuestSelectPlan plan =
-      plan_quest_select(cache.batch, n_heads, cache.n_kv_heads, cache.head_dim, cache.max_kv_len, config);
+      plan_quest_select(cache.kv.batch, n_heads, cache.kv.n_kv_heads, cache.kv.head_dim, cache.kv.max_kv_len, config);
   if (workspace == nullptr || workspace_bytes < plan.workspace_bytes) {
     throw_input_error("quest_select: workspace of {} bytes, {} needed", workspace_bytes, plan.workspace_bytes);
   }
-  if (q == nullptr || set.sets_per_seq != cache.n_kv_heads || set.capacity < token_set_capacity(config)) {
+  if (q == nullptr || set.sets_per_seq != cache.kv.n_kv_heads || set.capacity < token_set_capacity(config)) {
     throw_input_error("quest_select: token set with {} sets per sequence and capacity {}; need n_kv_heads ({}) "
                       "and >= {} (and a query)",
-                      set.sets_per_seq, set.capacity, cache.n_kv_heads, token_set_capacity(config));
+                      set.sets_per_seq, set.capacity, cache.kv.n_kv_heads, token_set_capacity(config));
   }
   QuestScoreParams p{};
   p.q = q;
   p.cache = cache;
   p.n_heads = n_heads;
-  p.group = n_heads / cache.n_kv_heads;
+  p.group = n_heads / cache.kv.n_kv_heads;
   p.recency = config.recency;
   p.keep_sink = config.keep_sink ? 1 : 0;
   p.page_scores = static_cast<float*>(workspace);
   p.max_pages = plan.max_pages;
   const dim3 grid(static_cast<unsigned>((plan.max_pages + kPagesPerBlock - 1) / kPagesPerBlock),
-                  static_cast<unsigned>(cache.batch * cache.n_kv_heads));
-  if (cache.head_dim == 64) {
+                  static_cast<unsigned>(cache.kv.batch * cache.kv.n_kv_heads));
+  if (cache.kv.head_dim == 64) {
     quest_score_kernel<64><<<grid, kScoreWarps * 32, 0, stream>>>(p);
   } else {
     quest_score_kernel<128><<<grid, kScoreWarps * 32, 0, stream>>>(p);
@@ -226,8 +250,8 @@ void quest_select(const __nv_bfloat16* q, int n_heads, const QuestCache& cache, 
   PageTopkArgs topk;
   topk.scores = p.page_scores;
   topk.score_stride = plan.max_pages;
-  topk.rows = cache.batch * cache.n_kv_heads;
-  topk.kv_lens = cache.kv_lens;
+  topk.rows = cache.kv.batch * cache.kv.n_kv_heads;
+  topk.kv_lens = cache.kv.kv_lens;
   topk.page = kQuestPage;
   topk.k_pages = config.budget / kQuestPage;
   topk.set = set;

@@ -34,42 +34,39 @@ SparseDecodePlan plan_sparse_decode(int batch, int n_heads, int n_kv_heads, int 
 }
 
 void sparse_decode(const SparseDecodeArgs& args, cudaStream_t stream) {
+  const PagedKv& kv = args.kv;
+  validate_paged_kv("sparse_decode", kv, PagedKvReads{true, false});
   const SparseDecodePlan plan =
-      plan_sparse_decode(args.batch, args.n_heads, args.n_kv_heads, args.head_dim, args.set.capacity,
+      plan_sparse_decode(kv.batch, args.n_heads, kv.n_kv_heads, kv.head_dim, args.set.capacity,
                          args.set.sets_per_seq, current_device_sm_count(), args.num_splits);
   const bool clustered = args.merge == SplitMerge::kCluster ||
                          (args.merge == SplitMerge::kAuto && args.set.capacity <= kClusterMergeMaxSet);
   if (!clustered && (args.workspace == nullptr || args.workspace_bytes < plan.workspace_bytes)) {
     throw_input_error("sparse_decode: workspace of {} bytes, {} needed", args.workspace_bytes, plan.workspace_bytes);
   }
-  if (args.q == nullptr || args.k_pool == nullptr || args.v_pool == nullptr || args.page_table == nullptr ||
-      args.set.indices == nullptr || args.set.counts == nullptr || args.out == nullptr) {
-    throw_input_error("sparse_decode: a required device pointer is null");
+  if (args.q == nullptr || args.set.indices == nullptr || args.set.counts == nullptr || args.out == nullptr) {
+    throw_input_error("sparse_decode: q, out or a token set pointer is null");
   }
   split_kv::SplitParams p{};
+  split_kv::point_at_cache(p, kv);
   p.q = args.q;
-  p.k_pool = args.k_pool;
-  p.v_pool = args.v_pool;
-  p.page_table = args.page_table;
-  p.page_table_stride = args.page_table_stride;
   p.kv_lens = args.set.counts;
   p.token_index = args.set.indices;
   p.index_stride = args.set.capacity;
   p.sets_per_seq = args.set.sets_per_seq;
   p.n_heads = args.n_heads;
-  p.n_kv_heads = args.n_kv_heads;
-  p.group = args.n_heads / args.n_kv_heads;
+  p.group = args.n_heads / kv.n_kv_heads;
   p.num_splits = plan.num_splits;
   p.scale_log2 = args.softmax_scale * split_kv::kLog2e;
   if (clustered) {
     p.num_splits = std::min(plan.num_splits, split_kv::kMaxClusterSplits);
     p.out = args.out;
     p.lse = args.lse;
-    split_kv::launch_gather_clustered(p, args.batch, args.head_dim, stream);
+    split_kv::launch_gather_clustered(p, kv.batch, kv.head_dim, stream);
     return;
   }
-  split_kv::place_partials(p, args.workspace, args.batch, args.head_dim);
-  split_kv::launch<true, false>(p, args.batch, args.head_dim, args.out, args.lse, stream);
+  split_kv::place_partials(p, args.workspace, kv.batch, kv.head_dim);
+  split_kv::launch<true, false>(p, kv.batch, kv.head_dim, args.out, args.lse, stream);
 }
 
 }  // namespace deltainfer::cuda

@@ -2,20 +2,27 @@
 
 namespace deltainfer::cuda {
 
+PagedKv paged_kv_of(const model::ModelConfig& model, const CudaDecodeCall& call) {
+  PagedKv kv;
+  kv.k_pool = call.kv.k_pool;
+  kv.v_pool = call.kv.v_pool;
+  kv.num_pages = call.kv.num_pages;
+  kv.page_table = call.kv.page_table;
+  kv.page_table_stride = call.kv.page_table_stride;
+  kv.kv_lens = call.kv_lens;
+  kv.batch = call.batch;
+  kv.max_kv_len = call.max_kv_len;
+  kv.n_kv_heads = model.n_kv_heads;
+  kv.head_dim = model.head_dim;
+  return kv;
+}
+
 DecodeAttentionArgs dense_decode_args(const model::ModelConfig& model, float softmax_scale,
                                       const CudaDecodeCall& call) {
   DecodeAttentionArgs args;
   args.q = call.q;
-  args.k_pool = call.kv.k_pool;
-  args.v_pool = call.kv.v_pool;
-  args.page_table = call.kv.page_table;
-  args.page_table_stride = call.kv.page_table_stride;
-  args.kv_lens = call.kv_lens;
-  args.batch = call.batch;
+  args.kv = paged_kv_of(model, call);
   args.n_heads = model.n_heads;
-  args.n_kv_heads = model.n_kv_heads;
-  args.head_dim = model.head_dim;
-  args.max_kv_len = call.max_kv_len;
   args.softmax_scale = softmax_scale;
   args.out = call.out;
   return args;
@@ -25,15 +32,9 @@ void sparse_decode_over_set(const model::ModelConfig& model, float softmax_scale
                             const TokenSet& set, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   SparseDecodeArgs args;
   args.q = call.q;
-  args.k_pool = call.kv.k_pool;
-  args.v_pool = call.kv.v_pool;
-  args.page_table = call.kv.page_table;
-  args.page_table_stride = call.kv.page_table_stride;
+  args.kv = paged_kv_of(model, call);
   args.set = set;
-  args.batch = call.batch;
   args.n_heads = model.n_heads;
-  args.n_kv_heads = model.n_kv_heads;
-  args.head_dim = model.head_dim;
   args.softmax_scale = softmax_scale;
   args.out = call.out;
   args.workspace = workspace;

@@ -28,6 +28,9 @@ size_t largest_plan(int max_batch, int64_t capacity, BytesFor&& bytes_for) {
   return largest;
 }
 
+// The call's paged cache: its layer's pools, its sequences' page-table rows and lengths.
+PagedKv paged_kv_of(const model::ModelConfig& model, const CudaDecodeCall& call);
+
 // Dense decode of the call over every key (no workspace, no lse set).
 DecodeAttentionArgs dense_decode_args(const model::ModelConfig& model, float softmax_scale,
                                       const CudaDecodeCall& call);

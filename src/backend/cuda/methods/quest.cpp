@@ -30,9 +30,7 @@ class QuestDecode final : public CudaDecodeMethod {
     if (call.role != attention::LayerRole::Sparse) {
       throw_error("Quest layer {} is {}: only Sparse layers select", call.layer, attention::layer_role_name(call.role));
     }
-    const LayerKv& kv = call.kv;
-    const QuestCache cache = quest_cache_of(model_, kv.k_pool, kv.quest_bounds, kv.page_table, kv.page_table_stride,
-                                            call.kv_lens, call.max_kv_len, call.batch);
+    const QuestCache cache{paged_kv_of(model_, call), call.kv.quest_bounds};
     sparse_decode_over_set(model_, scale_, call, selector_.select(call.q, cache, stream), sparse_ws_.data(),
                            sparse_ws_.bytes(), stream);
   }
