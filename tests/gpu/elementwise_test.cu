@@ -156,6 +156,33 @@ TEST(Elementwise, RopeAppendMatchesCpuAndFillsOnlyItsSlots) {
             << "token " << t << " element " << i;
       }
     }
+
+    // Into rows instead of the pools (the FP8 cache's path): the very bits the pools got.
+    auto d_rows_in = to_device(test::to_bf16(qkv));
+    DeviceBuffer<__nv_bfloat16> k_rows(static_cast<size_t>(n) * n_kv_heads * d), v_rows(k_rows.size());
+    a.q = d_rows_in.data();
+    a.k = d_rows_in.data() + n_heads * d;
+    a.v = d_rows_in.data() + (n_heads + n_kv_heads) * d;
+    a.q_out = nullptr;
+    a.page_table = nullptr;
+    a.k_rows = k_rows.data();
+    a.v_rows = v_rows.data();
+    rope_append_kv(a, nullptr);
+    const std::vector<float> k_got = test::to_float(k_rows.download());
+    const std::vector<float> v_got = test::to_float(v_rows.download());
+    for (int t = 0; t < n; ++t) {
+      const int page = table[static_cast<size_t>(token_seq[t]) * stride_pages + positions[t] / kKvPageSize];
+      const int slot = positions[t] % kKvPageSize;
+      for (int h = 0; h < n_kv_heads; ++h) {
+        for (int i = 0; i < d; ++i) {
+          const size_t at = ((static_cast<size_t>(page) * n_kv_heads + h) * kKvPageSize + slot) * d + i;
+          const size_t row = (static_cast<size_t>(t) * n_kv_heads + h) * d + i;
+          ASSERT_EQ(k_got[row], k_cache[at]) << "k row, token " << t << " head " << h << " dim " << i;
+          ASSERT_EQ(v_got[row], v_cache[at]) << "v row, token " << t << " head " << h << " dim " << i;
+        }
+      }
+    }
+    a.k_rows = a.v_rows = nullptr;
   }
 }
 

@@ -114,6 +114,10 @@ TEST(MemoryPlanTest, Fp8KvCacheIsHalfTheBytesPlusItsScales) {
   EXPECT_EQ(plan.kv_bytes_per_page, size_t{2} * 32 * (64 * 8 * 128 + 8 * 4));
   EXPECT_EQ(plan.kv_bytes, size_t{16384} * plan.kv_bytes_per_page);  // 64.03 GiB, where bf16 needs 128
   EXPECT_EQ(plan.kv_bytes_per_token, size_t{64} * 1024 + 32);
+  // Prefill stages one sequence's pages of one layer in bf16: 16384 pages * 8 heads * 64 * 128 * 2 B
+  // for K and for V (4 GiB), their identity page table, and a chunk's rotated K/V rows.
+  EXPECT_EQ(plan.kv_staging_bytes, size_t{4} * kGiB + 16384 * 4 + size_t{2} * 2048 * 1024 * 2);
+  EXPECT_EQ(plan.total_bytes, plan.weight_bytes + plan.kv_bytes + plan.workspace_bytes + plan.kv_staging_bytes);
   // The bf16 cache of the same million tokens does not fit in 139 GiB; the message names the dtype.
   request.kv_dtype = KvDtype::Bf16;
   const std::string message = refusal(request, 139 * kGiB);
@@ -122,6 +126,11 @@ TEST(MemoryPlanTest, Fp8KvCacheIsHalfTheBytesPlusItsScales) {
   request.max_batch = 2;
   const std::string fp8 = refusal(request, 139 * kGiB);
   EXPECT_NE(fp8.find("(fp8, 64.03 KiB/token)"), std::string::npos) << fp8;
+  EXPECT_NE(fp8.find("+ FP8 staging 4.00 GiB"), std::string::npos) << fp8;
+  request.kv_dtype = KvDtype::Bf16;
+  request.max_batch = 1;
+  request.max_context = 4096;
+  EXPECT_EQ(plan_memory(llama3_8b(), request, 139 * kGiB).kv_staging_bytes, 0u);  // bf16 reads its pools
 }
 
 // cudaMalloc rounds large allocations up to 2 MiB pages and packs small ones together, so the

@@ -82,7 +82,10 @@ void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_
   args.n_kv_heads = model_.n_kv_heads;
   args.head_dim = model_.head_dim;
   args.softmax_scale = scale_;
-  args.kv = {kv.k_pool, kv.v_pool, kv.page_table, kv.num_pages, static_cast<int>(first_pos + n)};  // row 0 of the table
+  // The prefill kernels read bf16 pages: an FP8 cache comes here as its bf16 staging pool.
+  if (kv.dtype != KvDtype::Bf16) throw_error("CudaAttention::prefill: the {} pool was not staged to bf16", kv_dtype_name(kv.dtype));
+  args.kv = {static_cast<const __nv_bfloat16*>(kv.k_pool), static_cast<const __nv_bfloat16*>(kv.v_pool), kv.page_table,
+             kv.num_pages, static_cast<int>(first_pos + n)};  // row 0 of the table
   args.out = out;
   prefill_method_->prepare(args, stream);
   if (!config_.prefill.delta) {

@@ -19,6 +19,10 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/kv_dtype_support.h"
+#include "backend/cuda/kv_fp8_append.h"
+#include "backend/cuda/kv_fp8_stage.h"
+#include "backend/cuda/kv_pools.h"
+#include "backend/cuda/paged_kv.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
 #include "backend/cuda/methods/cuda_decode_method.h"
@@ -100,8 +104,7 @@ class CudaTransformer final : public runtime::Transformer {
     plan_ = plan_memory(config_, request, free_bytes);
     weights_ = CudaWeights::load(source, shard_, stream_.get());
     allocate_state();
-    key_bounds_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(device_pages()),
-                         static_cast<int>(pages_per_sequence_));
+    key_bounds_ = QuestBounds(config_, key_pools(), static_cast<int>(pages_per_sequence_));
     key_bounds_.ensure_layers(options.attention.decode);  // counted in the plan (quest_layers)
     default_sequence_ = sequences_.open(options.attention);
     method_of_[default_sequence_] = 0;
@@ -202,10 +205,10 @@ class CudaTransformer final : public runtime::Transformer {
         chunk.sampled = &chosen;
       }
       forward(runtime::BatchPlan{{chunk}});
+      report_prefill_progress(start + chunk.n_tokens, n);
     }
     return chosen;
   }
-      report_prefill_progress(start + chunk.n_tokens, n);
 
  private:
   // The pool on the device holds one page more than the sequences share: the scratch page that
@@ -307,13 +310,12 @@ class CudaTransformer final : public runtime::Transformer {
     }
   }
 
+  bool fp8_cache() const { return kv_dtype_ == KvDtype::Fp8E4m3; }
+
   void allocate_state() {
-    const size_t per_layer_pool = as_size(device_pages()) * as_size(config_.n_kv_heads) * kKvPageSize * as_size(config_.head_dim);
-    for (int i = 0; i < config_.n_layers; ++i) {
-      k_pools_.emplace_back(per_layer_pool);
-      v_pools_.emplace_back(per_layer_pool);
-    }
-    step_ = StepBuffers(max_rows_, max_batch_, pages_per_sequence_);
+    kv_ = KvPools(kv_dtype_, config_.n_layers, device_pages(), config_.n_kv_heads, config_.head_dim);
+    step_ = StepBuffers(max_rows_, max_batch_, pages_per_sequence_, /*page_runs=*/fp8_cache());
+    if (fp8_cache()) allocate_fp8_staging();
 
     std::vector<float> inv_freq(as_size(config_.head_dim / 2));
     backend::cpu::rope_inverse_frequencies(config_, inv_freq.data());
@@ -343,9 +345,33 @@ class CudaTransformer final : public runtime::Transformer {
     pinned_logits_ = std::make_unique<PinnedBuffer<float>>(as_size(max_batch_) * as_size(config_.vocab_size));
   }
 
-  std::vector<const bf16*> k_pool_pointers() const {
-    std::vector<const bf16*> pools;
-    for (const DeviceBuffer<bf16>& pool : k_pools_) pools.push_back(pool.data());
+  // What an FP8 cache needs beside its pools (counted in the plan's kv_staging_bytes): the bf16
+  // staging pool of one sequence's pages with its identity page table, and the rotated K/V rows
+  // fp8_append_kv quantizes.
+  void allocate_fp8_staging() {
+    const size_t page_values = as_size(config_.n_kv_heads) * kKvPageSize * as_size(config_.head_dim);
+    stage_k_ = DeviceBuffer<bf16>(as_size(pages_per_sequence_) * page_values);
+    stage_v_ = DeviceBuffer<bf16>(as_size(pages_per_sequence_) * page_values);
+    std::vector<int32_t> identity(as_size(pages_per_sequence_));
+    for (size_t p = 0; p < identity.size(); ++p) identity[p] = static_cast<int32_t>(p);
+    identity_pages_ = to_device(identity);
+    k_rows_ = DeviceBuffer<bf16>(as_size(max_rows_) * as_size(config_.kv_dim()));
+    v_rows_ = DeviceBuffer<bf16>(as_size(max_rows_) * as_size(config_.kv_dim()));
+  }
+
+  // Every layer's K pool as Quest's bounds read it (any dtype; its table and lengths unused).
+  std::vector<PagedKv> key_pools() const {
+    std::vector<PagedKv> pools;
+    for (int i = 0; i < config_.n_layers; ++i) {
+      PagedKv pool;
+      pool.k_pool = kv_.k_data(i);
+      pool.dtype = kv_dtype_;
+      pool.k_scales = fp8_cache() ? kv_.k_scales_of(i) : nullptr;
+      pool.num_pages = static_cast<int>(device_pages());
+      pool.n_kv_heads = config_.n_kv_heads;
+      pool.head_dim = config_.head_dim;
+      pools.push_back(pool);
+    }
     return pools;
   }
 
@@ -402,11 +428,18 @@ class CudaTransformer final : public runtime::Transformer {
     rope.token_seq = step_.row_slot();
     rope.page_table = step_.page_table(0);
     rope.page_table_stride = static_cast<int>(pages_per_sequence_);
-    rope.k_pool = k_pools_[as_size(i)].data();
-    rope.v_pool = v_pools_[as_size(i)].data();
     rope.inv_freq = inv_freq_.data();
     rope.interleaved = config_.rope_style == model::RopeStyle::Interleaved;
-    rope_append_kv(rope, s);
+    if (fp8_cache()) {
+      rope.k_rows = k_rows_.data();
+      rope.v_rows = v_rows_.data();
+      rope_append_kv(rope, s);
+      append_fp8(i, s);
+    } else {
+      rope.k_pool = kv_.k_bf16(i);
+      rope.v_pool = kv_.v_bf16(i);
+      rope_append_kv(rope, s);
+    }
     attention(i);
     gemm_.run(attn_.data(), w.wo.data(), x_.data(), rows, d, q_dim, /*accumulate=*/holds_residual(), s);
     reduce_residual(n);
@@ -417,9 +450,51 @@ class CudaTransformer final : public runtime::Transformer {
     reduce_residual(n);
   }
 
+  // The step's rotated K/V rows into their FP8 pages (quantized per page run: kv_fp8_append.h).
+  void append_fp8(int i, cudaStream_t s) {
+    Fp8AppendArgs append;
+    append.k = k_rows_.data();
+    append.v = v_rows_.data();
+    append.runs = step_.page_runs();
+    append.n_runs = step_.page_run_count();
+    append.page_table = step_.page_table(0);
+    append.page_table_stride = static_cast<int>(pages_per_sequence_);
+    append.n_kv_heads = config_.n_kv_heads;
+    append.head_dim = config_.head_dim;
+    append.k_codes = kv_.k_codes(i);
+    append.v_codes = kv_.v_codes(i);
+    append.k_scales = kv_.k_scales(i);
+    append.v_scales = kv_.v_scales(i);
+    fp8_append_kv(append, s);
+  }
+
   LayerKv layer_kv(int i, int slot) {
-    return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), step_.page_table(slot),
-            static_cast<int>(pages_per_sequence_), static_cast<int>(device_pages()), key_bounds_.layer(i)};
+    const bool fp8 = fp8_cache();
+    return {kv_.k_data(i), kv_.v_data(i), kv_dtype_, fp8 ? kv_.k_scales_of(i) : nullptr,
+            fp8 ? kv_.v_scales_of(i) : nullptr, step_.page_table(slot), static_cast<int>(pages_per_sequence_),
+            static_cast<int>(device_pages()), key_bounds_.layer(i)};
+  }
+
+  // An FP8 cache's prefill: the pages holding keys [0, kv_len) of the slot's sequence, dequantized
+  // into the bf16 staging pool (kv_fp8_stage.h), which the bf16 prefill kernels read through the
+  // identity page table.
+  LayerKv staged_layer_kv(int i, int slot, int64_t kv_len) {
+    Fp8StageArgs stage;
+    stage.source.k_pool = kv_.k_data(i);
+    stage.source.v_pool = kv_.v_data(i);
+    stage.source.dtype = KvDtype::Fp8E4m3;
+    stage.source.k_scales = kv_.k_scales_of(i);
+    stage.source.v_scales = kv_.v_scales_of(i);
+    stage.source.num_pages = static_cast<int>(device_pages());
+    stage.source.n_kv_heads = config_.n_kv_heads;
+    stage.source.head_dim = config_.head_dim;
+    stage.pages = step_.page_table(slot);  // staging page p is the sequence's logical page p
+    stage.n_pages = static_cast<int>(pages_for_positions(kv_len));
+    stage.k_stage = stage_k_.data();
+    stage.v_stage = stage_v_.data();
+    fp8_stage_pages(stage, stream_.get());
+    return {stage_k_.data(), stage_v_.data(), KvDtype::Bf16, nullptr, nullptr, identity_pages_.data(),
+            static_cast<int>(pages_per_sequence_), static_cast<int>(pages_per_sequence_), key_bounds_.layer(i)};
   }
 
   // Layer i's attention for every decode group (one batched call each) and prefill chunk.
@@ -439,6 +514,12 @@ class CudaTransformer final : public runtime::Transformer {
     }
     std::vector<VarlenChunk> dense_chunks;
     for (const runtime::PrefillItem& item : layout.prefills) {
+      if (fp8_cache()) {  // one sequence's pages at a time through the staging pool
+        methods_[as_size(item.method)]->prefill(i, q_.data() + item.first_row * q_dim, item.n_tokens, item.first_pos,
+                                                item.prompt_end, staged_layer_kv(i, item.slot, item.first_pos + item.n_tokens),
+                                                attn_.data() + item.first_row * q_dim, s);
+        continue;
+      }
       if (methods_[as_size(item.method)]->prefills_densely()) {
         dense_chunks.push_back({static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
                                 static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
@@ -461,8 +542,8 @@ class CudaTransformer final : public runtime::Transformer {
     args.n_kv_heads = config_.n_kv_heads;
     args.head_dim = config_.head_dim;
     args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
-    args.k_pool = k_pools_[as_size(i)].data();
-    args.v_pool = v_pools_[as_size(i)].data();
+    args.k_pool = kv_.k_bf16(i);
+    args.v_pool = kv_.v_bf16(i);
     args.num_pages = static_cast<int>(device_pages());
     args.page_tables = step_.page_table(0);
     args.page_table_stride = static_cast<int>(pages_per_sequence_);
@@ -683,7 +764,10 @@ class CudaTransformer final : public runtime::Transformer {
   Gemm gemm_;
 
   CudaWeights weights_;
-  std::vector<DeviceBuffer<bf16>> k_pools_, v_pools_;
+  KvPools kv_;
+  // FP8 cache only (allocate_fp8_staging).
+  DeviceBuffer<bf16> stage_k_, stage_v_, k_rows_, v_rows_;
+  DeviceBuffer<int32_t> identity_pages_;
   QuestBounds key_bounds_;  // beside the pools, for methods that keep them (Quest)
   StepBuffers step_;
   DeviceBuffer<float> inv_freq_;

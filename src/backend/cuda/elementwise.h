@@ -36,12 +36,16 @@ struct RopeAppendArgs {
   int page_table_stride = 0;
   __nv_bfloat16* k_pool = nullptr;  // [num_pages][n_kv_heads][kKvPageSize][head_dim]
   __nv_bfloat16* v_pool = nullptr;
+  // Instead of the pools (an FP8 cache, whose append quantizes whole page runs: kv_fp8_append.h):
+  // rotated k and copied v go to rows [n_tokens][n_kv_heads][head_dim]; page_table is unused then.
+  __nv_bfloat16* k_rows = nullptr;
+  __nv_bfloat16* v_rows = nullptr;
   const float* inv_freq = nullptr;  // [head_dim / 2], from backend::cpu::rope_inverse_frequencies
   bool interleaved = false;         // RoPE pairs (2i, 2i+1); else (i, i + head_dim/2) (model::RopeStyle)
 };
 
 // Rotates q (in place or into q_out) and k into the KV cache slot of its position (keys are cached after RoPE);
-// copies v into its slot. Angles are position * inv_freq in f64, so long positions keep precision.
+// copies v into its slot (or both into k_rows / v_rows). Angles are position * inv_freq in f64, so long positions keep precision.
 void rope_append_kv(const RopeAppendArgs& args, cudaStream_t stream);
 
 // out[r][i] = silu(gate[r][i]) * up[r][i]; gate/up rows may be halves of one fused buffer.

@@ -55,6 +55,16 @@ size_t workspace_bytes(const model::ModelConfig& c, const MemoryRequest& r) {
   return residual + normed + projections + attention_out + mlp + logits + decode + lse + kGemmWorkspace;
 }
 
+// FP8 cache: what prefill and the append need beside the pools (MemoryPlan::kv_staging_bytes).
+size_t fp8_staging_bytes(const model::ModelConfig& c, const MemoryRequest& r, int64_t pages_per_sequence) {
+  if (r.kv_dtype != KvDtype::Fp8E4m3) return 0;
+  const size_t page_values = static_cast<size_t>(c.n_kv_heads) * kKvPageSize * static_cast<size_t>(c.head_dim);
+  const size_t pages = static_cast<size_t>(pages_per_sequence);
+  const size_t tokens = static_cast<size_t>(std::max(r.prefill_chunk, r.max_batch));
+  return 2 * pages * page_values * kBf16 + pages * sizeof(int32_t) +
+         2 * tokens * static_cast<size_t>(c.kv_dim()) * kBf16;
+}
+
 }  // namespace
 
 MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& request, size_t free_bytes) {
@@ -76,15 +86,18 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
   plan.quest_bytes = static_cast<size_t>(plan.num_pages) * quest_bytes_per_page(config, request.quest_layers);
   plan.weight_bytes = weight_bytes(config);
   plan.workspace_bytes = workspace_bytes(config, request);
+  plan.kv_staging_bytes = fp8_staging_bytes(config, request, plan.pages_per_sequence);
   plan.attention_bytes = request.attention_bytes;
-  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes + plan.attention_bytes;
+  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes +
+                     plan.kv_staging_bytes + plan.attention_bytes;
   if (plan.total_bytes + request.reserve_bytes > free_bytes) {
     const size_t other = plan.total_bytes - plan.kv_bytes - plan.quest_bytes + request.reserve_bytes;  // not per token
     const size_t per_token = plan.kv_bytes_per_token + plan.quest_bytes_per_token;
     const int64_t fit_tokens =
         free_bytes > other ? static_cast<int64_t>((free_bytes - other) / per_token / request.max_batch) : 0;
-    const std::string quest =
+    std::string quest =
         plan.quest_bytes > 0 ? fmt::format(" + Quest bounds {:.2f} GiB", gib(plan.quest_bytes)) : std::string();
+    if (plan.kv_staging_bytes > 0) quest += fmt::format(" + FP8 staging {:.2f} GiB", gib(plan.kv_staging_bytes));
     throw_input_error(
         "{}: {} sequence(s) of {} tokens do not fit in GPU memory: weights {:.2f} GiB + KV cache {:.2f} GiB "
         "({}, {:.2f} KiB/token){} + workspaces {:.2f} GiB + attention workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} "

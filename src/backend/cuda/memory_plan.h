@@ -30,6 +30,9 @@ struct MemoryPlan {
   size_t kv_bytes = 0;         // K and V pools of all layers (with FP8: their scales too)
   size_t quest_bytes = 0;      // Quest key bounds of the quest_layers
   size_t workspace_bytes = 0;  // activations, logits and GEMM workspaces
+  // FP8 cache only: the bf16 staging pool of one sequence's pages that prefill reads
+  // (kv_fp8_stage.h), its identity page table, and the rotated K/V rows fp8_append_kv quantizes.
+  size_t kv_staging_bytes = 0;
   size_t attention_bytes = 0;  // the attention policy's workspaces, as requested
   size_t total_bytes = 0;
   int64_t pages_per_sequence = 0;

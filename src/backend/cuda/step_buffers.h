@@ -3,7 +3,9 @@
 // position and slot of every row; KV length and page-table row of every slot), packed back to back
 // in pinned memory and moved in one copy of just what the step uses. Where each array starts
 // depends only on the step's row and slot counts, so a decode graph captured for one shape reads
-// every replay's step from the same places.
+// every replay's step from the same places. With `page_runs` (an FP8 cache), the step's rows are
+// also cut into page runs for fp8_append_kv (kv_fp8_append.h): a decode step of n slots has n
+// runs, so its graph's run count is fixed too.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -11,6 +13,7 @@
 
 #include "backend/cuda/cuda_handles.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/kv_fp8_append.h"
 #include "runtime/step_layout.h"
 
 namespace deltainfer::cuda {
@@ -18,7 +21,7 @@ namespace deltainfer::cuda {
 class StepBuffers {
  public:
   StepBuffers() = default;
-  StepBuffers(int64_t max_rows, int max_slots, int64_t page_stride);
+  StepBuffers(int64_t max_rows, int max_slots, int64_t page_stride, bool page_runs = false);
 
   // Host only: writes the layout into the pinned staging memory (throws Error when it exceeds the
   // sizes planned at construction); the accessors below then point at this step's arrays.
@@ -33,6 +36,10 @@ class StepBuffers {
   const int32_t* kv_lens() const { return device_.data() + 3 * rows_; }
   const int32_t* page_table(int slot) const { return device_.data() + 3 * rows_ + slots_ + int64_t{slot} * page_stride_; }
   int64_t page_stride() const { return page_stride_; }
+  // The staged step's page runs (page_runs only): rows of one slot at consecutive positions inside
+  // one page; seq is the slot (the row of page_table(0)).
+  const KvPageRun* page_runs() const;
+  int page_run_count() const { return runs_; }
 
  private:
   int64_t max_rows_ = 0;
@@ -40,6 +47,8 @@ class StepBuffers {
   int64_t page_stride_ = 0;
   int64_t rows_ = 0;  // of the staged step
   int slots_ = 0;
+  bool page_runs_ = false;
+  int runs_ = 0;
   DeviceBuffer<int32_t> device_;
   std::unique_ptr<PinnedBuffer<int32_t>> staging_;
 };

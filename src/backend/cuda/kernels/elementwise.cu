@@ -62,8 +62,14 @@ __global__ void rope_append_kernel(const RopeAppendArgs a) {
   const int t = static_cast<int>(blockIdx.x);
   const int position = a.positions[t];
   const int seq = a.token_seq != nullptr ? a.token_seq[t] : 0;
-  const int page = a.page_table[static_cast<size_t>(seq) * a.page_table_stride + position / kKvPageSize];
+  const bool to_rows = a.k_rows != nullptr;
+  const int page = to_rows ? 0 : a.page_table[static_cast<size_t>(seq) * a.page_table_stride + position / kKvPageSize];
   const int slot = position % kKvPageSize;
+  // Where KV head `head`'s row of this token goes: its cache slot, or row t of k_rows / v_rows.
+  const auto kv_offset = [&](int head) {
+    return to_rows ? (static_cast<size_t>(t) * a.n_kv_heads + head) * a.head_dim
+                   : ((static_cast<size_t>(page) * a.n_kv_heads + head) * kKvPageSize + slot) * a.head_dim;
+  };
   const int half = a.head_dim / 2;
   const bool interleaved = a.interleaved;
   const int q_pairs = a.n_heads * half;
@@ -86,9 +92,8 @@ __global__ void rope_append_kernel(const RopeAppendArgs a) {
     __nv_bfloat16* q_row = a.q_out != nullptr
                                ? a.q_out + static_cast<size_t>(t) * a.n_heads * a.head_dim
                                : a.q + static_cast<size_t>(t) * a.q_stride;
-    __nv_bfloat16* out =
-        is_q ? q_row + static_cast<size_t>(head) * a.head_dim
-             : a.k_pool + ((static_cast<size_t>(page) * a.n_kv_heads + head) * kKvPageSize + slot) * a.head_dim;
+    __nv_bfloat16* out = is_q ? q_row + static_cast<size_t>(head) * a.head_dim
+                              : (to_rows ? a.k_rows : a.k_pool) + kv_offset(head);
     out[first] = __float2bfloat16(x0 * c - x1 * s);
     out[second] = __float2bfloat16(x0 * s + x1 * c);
   }
@@ -96,8 +101,7 @@ __global__ void rope_append_kernel(const RopeAppendArgs a) {
   for (int idx = static_cast<int>(threadIdx.x); idx < v_count; idx += static_cast<int>(blockDim.x)) {
     const int head = idx / a.head_dim;
     const int i = idx % a.head_dim;
-    a.v_pool[((static_cast<size_t>(page) * a.n_kv_heads + head) * kKvPageSize + slot) * a.head_dim + i] =
-        a.v[static_cast<size_t>(t) * a.v_stride + idx];
+    (to_rows ? a.v_rows : a.v_pool)[kv_offset(head) + i] = a.v[static_cast<size_t>(t) * a.v_stride + idx];
   }
 }
 
@@ -155,6 +159,9 @@ void rope_append_kv(const RopeAppendArgs& args, cudaStream_t stream) {
     throw_input_error("rope_append_kv: head_dim {} must be even and positive", args.head_dim);
   }
   if (args.n_tokens <= 0) return;
+  if ((args.k_rows == nullptr) != (args.v_rows == nullptr)) {
+    throw_input_error("rope_append_kv: k_rows and v_rows are set together or not at all");
+  }
   rope_append_kernel<<<static_cast<unsigned>(args.n_tokens), kRowThreads, 0, stream>>>(args);
   CUDA_CHECK_LAUNCH();
 }

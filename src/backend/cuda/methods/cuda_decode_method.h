@@ -13,6 +13,7 @@
 
 #include "attention/attention_config.h"
 #include "attention/layer_schedule.h"
+#include "core/kv_page.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cuda {
@@ -20,8 +21,11 @@ namespace deltainfer::cuda {
 // One layer's paged pools and the page tables of the sequences a call serves: row s of
 // page_table (page_table_stride entries) maps sequence s's logical pages to pool pages.
 struct LayerKv {
-  const __nv_bfloat16* k_pool = nullptr;
-  const __nv_bfloat16* v_pool = nullptr;
+  const void* k_pool = nullptr;  // values of `dtype` (paged_kv.h)
+  const void* v_pool = nullptr;
+  KvDtype dtype = KvDtype::Bf16;
+  const float* k_scales = nullptr;  // FP8 only
+  const float* v_scales = nullptr;
   const int32_t* page_table = nullptr;
   int page_table_stride = 0;
   int num_pages = 0;                      // physical pages in the pools

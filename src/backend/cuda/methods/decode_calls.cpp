@@ -6,6 +6,9 @@ PagedKv paged_kv_of(const model::ModelConfig& model, const CudaDecodeCall& call)
   PagedKv kv;
   kv.k_pool = call.kv.k_pool;
   kv.v_pool = call.kv.v_pool;
+  kv.dtype = call.kv.dtype;
+  kv.k_scales = call.kv.k_scales;
+  kv.v_scales = call.kv.v_scales;
   kv.num_pages = call.kv.num_pages;
   kv.page_table = call.kv.page_table;
   kv.page_table_stride = call.kv.page_table_stride;

@@ -1,0 +1,136 @@
+// --kv-dtype fp8 end to end on SmolLM2 (issue 16): the same sequences run on a bf16 cache and on an
+// FP8 cache (append quantizing per page run, prefill reading FP8 pages through the bf16 staging
+// pool, decode kernels reading FP8 pages) give close logits, per method: dense, sliding+Δ with
+// DELTA decode, Quest and StreamingLLM, over a prompt of several chunks and pages (rescaled pages
+// included: decode appends one row at a time), then decode steps fed the bf16 run's greedy tokens.
+// Two sequences share each FP8 step (different methods), so page runs of several slots are covered.
+//
+// Tolerance (relative L2 of the logits, FP8 vs bf16): kFp8RelativeL2 = 0.2, set before measuring.
+// e4m3 keeps 3 mantissa bits (relative error <= 2^-4 per value); averaged by attention and 30 layers
+// that moves SmolLM2's logits by a few percent. A wrong page, slot, scale or position moves them by
+// O(1) (the bf16 parity tests see > 0.5 for one misplaced cache row), so 0.2 separates the two.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attention/attention_config.h"
+#include "backend/cuda/cuda_transformer.h"
+#include "engine/sampler.h"
+#include "gpu/gpu_test_support.h"
+#include "gpu/model_fixtures.h"
+#include "model/model_source.h"
+#include "support/batch_driver.h"
+
+namespace deltainfer {
+namespace {
+
+using attention::AttentionConfig;
+using attention::DecodeKind;
+using cuda::test::relative_l2;
+
+constexpr double kFp8RelativeL2 = 0.2;
+constexpr int64_t kPrompt = 700;  // 11 pages
+constexpr int64_t kChunk = 256;   // a multiple of every γ below: chunks start mid-page
+constexpr int kSteps = 8;
+
+struct Run {
+  std::vector<std::vector<float>> logits;  // after the prompt, then after each step
+};
+
+class KvFp8Model : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string path = model_fixtures::model_path();
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
+    source_ = model::open_model_source(path);
+    std::mt19937 rng(5);
+    prompts_ = {testing::random_prompt(rng, kPrompt, vocab_i()), testing::random_prompt(rng, kPrompt - 37, vocab_i())};
+  }
+
+  int32_t vocab_i() const { return source_->config().vocab_size; }
+  size_t vocab() const { return static_cast<size_t>(vocab_i()); }
+
+  std::unique_ptr<runtime::Transformer> open(KvDtype dtype) {
+    runtime::BackendOptions options;
+    options.capacity = 2048;
+    options.max_batch = 2;
+    options.prefill_chunk = kChunk;
+    options.kv_dtype = dtype;
+    return cuda::make_cuda_transformer(*source_, options);
+  }
+
+  // Both prompts under methods[0] and methods[1], their chunks and decode steps sharing passes;
+  // decode feeds `feed[s]` (or, when empty, the greedy tokens, recorded into it).
+  std::vector<Run> run(runtime::Transformer& model, const AttentionConfig (&methods)[2],
+                       std::vector<std::vector<int32_t>>& feed) {
+    std::vector<runtime::SequenceId> ids;
+    for (const AttentionConfig& method : methods) ids.push_back(model.open_sequence(method));
+    std::vector<Run> runs(2);
+    std::vector<std::vector<float>> logits(2, std::vector<float>(vocab()));
+    for (int64_t start = 0; start < kPrompt; start += kChunk) {
+      runtime::BatchPlan plan;
+      for (size_t s = 0; s < 2; ++s) {
+        const auto n = static_cast<int64_t>(prompts_[s].size());
+        if (start >= n) continue;
+        const int64_t count = std::min(kChunk, n - start);
+        plan.entries.push_back(runtime::prefill_entry(ids[s], prompts_[s].data() + start, count, n,
+                                                      start + count == n ? logits[s].data() : nullptr));
+      }
+      model.forward(plan);
+    }
+    const bool record = feed.empty();
+    if (record) feed.assign(2, {});
+    for (size_t s = 0; s < 2; ++s) runs[s].logits.push_back(logits[s]);
+    for (int step = 0; step < kSteps; ++step) {
+      runtime::BatchPlan plan;
+      std::vector<int32_t> tokens(2);
+      for (size_t s = 0; s < 2; ++s) {
+        tokens[s] = record ? engine::argmax(logits[s].data(), vocab_i()) : feed[s][static_cast<size_t>(step)];
+        if (record) feed[s].push_back(tokens[s]);
+        plan.entries.push_back(runtime::decode_entry(ids[s], &tokens[s], logits[s].data()));
+      }
+      model.forward(plan);
+      for (size_t s = 0; s < 2; ++s) runs[s].logits.push_back(logits[s]);
+    }
+    for (runtime::SequenceId id : ids) model.close_sequence(id);
+    return runs;
+  }
+
+  std::unique_ptr<model::ModelSource> source_;
+  std::vector<std::vector<int32_t>> prompts_;
+};
+
+TEST_F(KvFp8Model, Fp8CacheGivesTheBf16LogitsWithinFp8RoundingForEveryMethodPair) {
+  const AttentionConfig dense{};
+  const AttentionConfig pairs[][2] = {
+      {dense, testing::small_sparse_decode(DecodeKind::Delta, testing::small_sliding_delta())},
+      {model_fixtures::small_quest_config(), testing::small_sparse_decode(DecodeKind::Streaming)},
+  };
+  std::unique_ptr<runtime::Transformer> bf16 = open(KvDtype::Bf16);
+  std::unique_ptr<runtime::Transformer> fp8 = open(KvDtype::Fp8E4m3);
+  for (const auto& pair : pairs) {
+    std::vector<std::vector<int32_t>> feed;
+    const std::vector<Run> want = run(*bf16, pair, feed);
+    const std::vector<Run> got = run(*fp8, pair, feed);
+    for (size_t s = 0; s < 2; ++s) {
+      const std::string method = attention::describe(pair[s]);
+      double worst = 0.0;
+      for (size_t i = 0; i < want[s].logits.size(); ++i) {
+        const double error = relative_l2(got[s].logits[i], want[s].logits[i]);
+        worst = std::max(worst, error);
+        EXPECT_LE(error, kFp8RelativeL2) << method << (i == 0 ? ": prompt logits" : ": decode step ") << i;
+      }
+      std::printf("KvFp8Model %s: worst logits rel L2 fp8 vs bf16 %.4f over the prompt and %d steps\n",
+                  method.c_str(), worst, kSteps);
+    }
+  }
+  EXPECT_EQ(fp8->kv_usage().used_pages, 0);
+}
+
+}  // namespace
+}  // namespace deltainfer
