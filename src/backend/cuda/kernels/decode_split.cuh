@@ -48,9 +48,11 @@ constexpr int kChunk = 16;               // tokens per warp step: the M of the s
 // KvDtype: with_kv_type below).
 struct Bf16Kv {
   static constexpr bool kFp8 = false;
+  using Stored = __nv_bfloat16;
 };
 struct Fp8Kv {
   static constexpr bool kFp8 = true;
+  using Stored = uint8_t;  // e4m3 codes
 };
 
 // 16-byte pieces of one row a thread loads: 8 bf16 dims or 16 FP8 dims each.
@@ -170,7 +172,7 @@ struct SplitSmem {
   float split_lse[kHeadTiles * 8];
 };
 
-__device__ __forceinline__ void cp_async_16(uint4* smem_dst, const unsigned char* src, bool valid) {
+__device__ __forceinline__ void cp_async_16(uint4* smem_dst, const void* src, bool valid) {
   const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
   const int src_bytes = valid ? 16 : 0;  // 0: fill zeros, read nothing
   asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
@@ -199,8 +201,9 @@ __device__ __forceinline__ void cp_async_wait() {
 template <typename Kv, int kHeadDim, bool kGather>
 __device__ __forceinline__ void issue_chunk(uint4* slot, int lane, int t0, int end, const int32_t* pages,
                                             const int32_t* index, const SplitParams& p, int kv_head) {
+  using Stored = typename Kv::Stored;
   constexpr int kPieces = kRowPieces<Kv, kHeadDim>;
-  constexpr size_t kValueBytes = Kv::kFp8 ? 1 : 2;
+  constexpr int kPieceValues = 16 / static_cast<int>(sizeof(Stored));  // values of one 16-byte piece
   if (t0 < end) {
     const int row = lane / 4;
     const bool valid_lo = t0 + row < end;
@@ -220,14 +223,16 @@ __device__ __forceinline__ void issue_chunk(uint4* slot, int lane, int t0, int e
       row_hi = row_lo + 8;
     }
     // Piece j of thread lane % 4 is bytes 64j + 16 (lane % 4) of its row, in either type.
-    const size_t offset_lo = row_lo * kHeadDim * kValueBytes + 16 * (lane % 4);
-    const size_t offset_hi = row_hi * kHeadDim * kValueBytes + 16 * (lane % 4);
+    const size_t offset_lo = row_lo * kHeadDim + kPieceValues * (lane % 4);
+    const size_t offset_hi = row_hi * kHeadDim + kPieceValues * (lane % 4);
+    const auto* k_pool = reinterpret_cast<const Stored*>(p.k_pool);
+    const auto* v_pool = reinterpret_cast<const Stored*>(p.v_pool);
 #pragma unroll
     for (int b = 0; b < kPieces; ++b) {
-      cp_async_16(slot + (0 * kPieces + b) * 32 + lane, p.k_pool + offset_lo + 64 * b, valid_lo);
-      cp_async_16(slot + (1 * kPieces + b) * 32 + lane, p.k_pool + offset_hi + 64 * b, valid_hi);
-      cp_async_16(slot + (2 * kPieces + b) * 32 + lane, p.v_pool + offset_lo + 64 * b, valid_lo);
-      cp_async_16(slot + (3 * kPieces + b) * 32 + lane, p.v_pool + offset_hi + 64 * b, valid_hi);
+      cp_async_16(slot + (0 * kPieces + b) * 32 + lane, k_pool + offset_lo + 4 * kPieceValues * b, valid_lo);
+      cp_async_16(slot + (1 * kPieces + b) * 32 + lane, k_pool + offset_hi + 4 * kPieceValues * b, valid_hi);
+      cp_async_16(slot + (2 * kPieces + b) * 32 + lane, v_pool + offset_lo + 4 * kPieceValues * b, valid_lo);
+      cp_async_16(slot + (3 * kPieces + b) * 32 + lane, v_pool + offset_hi + 4 * kPieceValues * b, valid_hi);
     }
     if constexpr (Kv::kFp8) {
       // The slab of a row is its row index / kKvPageSize: (page, KV head), the scales' index.
