@@ -38,7 +38,7 @@ constexpr int64_t kPrompt = 700;  // 11 pages
 constexpr int64_t kChunk = 256;   // a multiple of every γ below: chunks start mid-page
 constexpr int kSteps = 8;
 
-struct Run {
+struct MethodRun {
   std::vector<std::vector<float>> logits;  // after the prompt, then after each step
 };
 
@@ -66,11 +66,11 @@ class KvFp8Model : public ::testing::Test {
 
   // Both prompts under methods[0] and methods[1], their chunks and decode steps sharing passes;
   // decode feeds `feed[s]` (or, when empty, the greedy tokens, recorded into it).
-  std::vector<Run> run(runtime::Transformer& model, const AttentionConfig (&methods)[2],
+  std::vector<MethodRun> run(runtime::Transformer& model, const AttentionConfig (&methods)[2],
                        std::vector<std::vector<int32_t>>& feed) {
     std::vector<runtime::SequenceId> ids;
     for (const AttentionConfig& method : methods) ids.push_back(model.open_sequence(method));
-    std::vector<Run> runs(2);
+    std::vector<MethodRun> runs(2);
     std::vector<std::vector<float>> logits(2, std::vector<float>(vocab()));
     for (int64_t start = 0; start < kPrompt; start += kChunk) {
       runtime::BatchPlan plan;
@@ -115,8 +115,8 @@ TEST_F(KvFp8Model, Fp8CacheGivesTheBf16LogitsWithinFp8RoundingForEveryMethodPair
   std::unique_ptr<runtime::Transformer> fp8 = open(KvDtype::Fp8E4m3);
   for (const auto& pair : pairs) {
     std::vector<std::vector<int32_t>> feed;
-    const std::vector<Run> want = run(*bf16, pair, feed);
-    const std::vector<Run> got = run(*fp8, pair, feed);
+    const std::vector<MethodRun> want = run(*bf16, pair, feed);
+    const std::vector<MethodRun> got = run(*fp8, pair, feed);
     for (size_t s = 0; s < 2; ++s) {
       const std::string method = attention::describe(pair[s]);
       double worst = 0.0;

@@ -163,8 +163,14 @@ class GpuSequence {
   }
 
   LayerKv layer_kv(int layer) {
-    return {k_pools_[static_cast<size_t>(layer)].data(), v_pools_[static_cast<size_t>(layer)].data(), d_table_.data(),
-            num_pages_, num_pages_, bounds_.layer(layer)};
+    LayerKv kv;
+    kv.k_pool = k_pools_[static_cast<size_t>(layer)].data();
+    kv.v_pool = v_pools_[static_cast<size_t>(layer)].data();
+    kv.page_table = d_table_.data();
+    kv.page_table_stride = num_pages_;
+    kv.num_pages = num_pages_;
+    kv.quest_bounds = bounds_.layer(layer);
+    return kv;
   }
 
  private:
