@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "gpu_test_support.h"
 #include "reference_sparse_prefill.h"
+#include "varlen_packing.h"
 
 namespace deltainfer::cuda {
 namespace {
@@ -102,15 +103,7 @@ std::vector<VarlenChunk> make_chunks(const VarlenCase& c, std::mt19937_64& rng, 
     chunks.push_back({0, shape.n_q, shape.first_pos, shape.first_pos + shape.n_q + shape.extra_keys,
                       static_cast<int>(s)});
   }
-  std::vector<size_t> order(chunks.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), rng);
-  rows = 0;
-  for (size_t i : order) {
-    rows += 1;
-    chunks[i].q_row = rows;
-    rows += chunks[i].n_q;
-  }
+  rows = test::pack_shuffled(chunks, rng);
   return chunks;
 }
 
@@ -286,6 +279,20 @@ TEST(VarlenPrefill, RefusesChunksOutsideTheirSequence) {
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 10, 60, 64, 0}}, nullptr), InputError);
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 129, 0}}, nullptr), InputError);
   args.page_table_stride = 0;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
+  // Fused Δ: only over a sliding window, with gamma 16/32/64, chunks starting at a multiple of it
+  // and contiguous queries (all refused before anything is launched).
+  args.page_table_stride = 2;
+  const std::vector<__nv_bfloat16> dense_rows(8);
+  args.delta_dense = dense_rows.data();
+  args.gamma = 64;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);  // window 0
+  args.window = 128;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 32, 64, 0}}, nullptr), InputError);  // starts mid-group
+  args.gamma = 48;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
+  args.gamma = 64;
+  args.q_pos = &table;
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
 }
 

@@ -11,6 +11,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
+
+#include "backend/cuda/prefill_attention.h"
 
 namespace deltainfer::cuda {
 
@@ -43,5 +46,12 @@ void gather_strided_rows(const __nv_bfloat16* rows, int n_q, int row_elems, int 
 
 // positions[k] = first_pos + k * gamma for k < strided_row_count(n_q, gamma).
 void strided_positions(int n_q, int first_pos, int gamma, int32_t* positions, cudaStream_t stream);
+
+// The dense pass of several chunks of one packed `rows` at once (varlen, prefill_attention.h):
+// chunk c's strided rows rows[c.q_row + k * gamma] go to strided[c.delta_row + k] and their
+// positions c.first_pos + k * gamma to positions[c.delta_row + k], k < strided_row_count(c.n_q,
+// gamma). Every chunk must start at a multiple of gamma; one launch per kMaxVarlenChunks chunks.
+void gather_strided_rows_varlen(const __nv_bfloat16* rows, const std::vector<VarlenChunk>& chunks, int row_elems,
+                                int gamma, __nv_bfloat16* strided, int32_t* positions, cudaStream_t stream);
 
 }  // namespace deltainfer::cuda

@@ -92,6 +92,37 @@ __global__ void gather_rows_kernel(const bf16* rows, int count, int chunks, int 
       *reinterpret_cast<const uint4*>(rows + k * gamma * row_elems + col);
 }
 
+// Varlen gather: the strided rows of up to kMaxVarlenChunks chunks. Chunk c's rows are the
+// launch's rows [launch_row, next chunk's launch_row); its table entry travels in the parameters.
+struct StridedChunk {
+  int q_row;
+  int first_pos;
+  int delta_row;
+  int launch_row;
+};
+
+struct StridedTable {
+  int count;
+  StridedChunk chunk[kMaxVarlenChunks];
+};
+
+__global__ void gather_varlen_kernel(const bf16* rows, int launch_rows, int chunks, int gamma,
+                                     const StridedTable table, bf16* strided, int32_t* positions) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (idx >= static_cast<int64_t>(launch_rows) * chunks) return;
+  const int row = static_cast<int>(idx / chunks);
+  const int64_t col = (idx % chunks) * 8;
+  const int64_t row_elems = static_cast<int64_t>(chunks) * 8;
+  int c = 0;
+  while (c + 1 < table.count && row >= table.chunk[c + 1].launch_row) ++c;
+  const StridedChunk& ch = table.chunk[c];
+  const int k = row - ch.launch_row;
+  const int64_t dst = ch.delta_row + k;
+  *reinterpret_cast<uint4*>(strided + dst * row_elems + col) =
+      *reinterpret_cast<const uint4*>(rows + (static_cast<int64_t>(ch.q_row) + int64_t{k} * gamma) * row_elems + col);
+  if (col == 0) positions[dst] = ch.first_pos + k * gamma;
+}
+
 __global__ void positions_kernel(int count, int first_pos, int gamma, int32_t* positions) {
   const int k = static_cast<int>(blockIdx.x) * kThreads + static_cast<int>(threadIdx.x);
   if (k < count) positions[k] = first_pos + k * gamma;
@@ -157,6 +188,35 @@ void strided_positions(int n_q, int first_pos, int gamma, int32_t* positions,
   positions_kernel<<<blocks_for(count), kThreads, 0, stream>>>(count, first_pos, gamma,
                                                                positions);
   check_launch(kWhat);
+}
+
+void gather_strided_rows_varlen(const __nv_bfloat16* rows, const std::vector<VarlenChunk>& chunks, int row_elems,
+                                int gamma, __nv_bfloat16* strided, int32_t* positions, cudaStream_t stream) {
+  constexpr const char* kWhat = "gather strided rows (varlen)";
+  for (const VarlenChunk& c : chunks) {
+    check_rows(c.n_q, row_elems, gamma, kWhat);
+    if (c.q_row < 0 || c.delta_row < 0 || c.first_pos < 0 || c.first_pos % gamma != 0) {
+      throw_input_error("{}: chunk at row {} (dense row {}) starts at position {}, not a multiple of gamma {}",
+                        kWhat, c.q_row, c.delta_row, c.first_pos, gamma);
+    }
+  }
+  StridedTable table{};
+  int launch_rows = 0;
+  auto launch = [&] {
+    if (launch_rows == 0) return;
+    gather_varlen_kernel<<<blocks_for(int64_t{launch_rows} * (row_elems / 8)), kThreads, 0, stream>>>(
+        rows, launch_rows, row_elems / 8, gamma, table, strided, positions);
+    check_launch(kWhat);
+    table.count = 0;
+    launch_rows = 0;
+  };
+  for (const VarlenChunk& c : chunks) {
+    if (c.n_q == 0) continue;
+    if (table.count == kMaxVarlenChunks) launch();
+    table.chunk[table.count++] = {c.q_row, c.first_pos, c.delta_row, launch_rows};
+    launch_rows += strided_row_count(c.n_q, gamma);
+  }
+  launch();
 }
 
 }  // namespace deltainfer::cuda
