@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -436,36 +437,39 @@ class CudaTransformer final : public runtime::Transformer {
       method.decode(i, q_.data() + group.first_slot * q_dim, kv_lens, static_cast<int>(bucket), group.slots,
                     layer_kv(i, group.first_slot), attn_.data() + group.first_slot * q_dim, s);
     }
-    std::vector<VarlenChunk> dense_chunks;
+    // Chunks of methods that prefill alike (CudaAttention::prefill_key) share one prefill_batch call.
+    struct PrefillGroup {
+      CudaAttention* method = nullptr;
+      std::vector<VarlenChunk> chunks;
+      std::vector<int64_t> prompt_ends;
+    };
+    std::map<std::string, PrefillGroup> groups;
     for (const runtime::PrefillItem& item : layout.prefills) {
-      if (methods_[as_size(item.method)]->prefills_densely()) {
-        dense_chunks.push_back({static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
-                                static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
-                                item.slot});
-        continue;
-      }
-      methods_[as_size(item.method)]->prefill(i, q_.data() + item.first_row * q_dim, item.n_tokens, item.first_pos,
-                                              item.prompt_end, layer_kv(i, item.slot),
-                                              attn_.data() + item.first_row * q_dim, s);
+      CudaAttention& method = *methods_[as_size(item.method)];
+      PrefillGroup& group = groups[method.prefill_key()];
+      if (group.method == nullptr) group.method = &method;
+      group.chunks.push_back({static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
+                              static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
+                              item.slot, 0});
+      group.prompt_ends.push_back(item.prompt_end);
     }
-    if (!dense_chunks.empty()) dense_prefill(i, dense_chunks);
+    for (const auto& entry : groups) {
+      const PrefillGroup& group = entry.second;
+      group.method->prefill_batch(layer_prefill_batch(i), group.chunks, group.prompt_ends, s);
+    }
   }
 
-  // The chunks of every sequence whose prefill is dense, in one varlen launch.
-  void dense_prefill(int i, const std::vector<VarlenChunk>& chunks) {
+  // Layer i's packed rows, pools and page tables, as a prefill batch sees them.
+  VarlenPrefillArgs layer_prefill_batch(int i) {
     VarlenPrefillArgs args;
     args.q = q_.data();
     args.out = attn_.data();
-    args.n_heads = config_.n_heads;
-    args.n_kv_heads = config_.n_kv_heads;
-    args.head_dim = config_.head_dim;
-    args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
     args.k_pool = k_pools_[as_size(i)].data();
     args.v_pool = v_pools_[as_size(i)].data();
     args.num_pages = static_cast<int>(device_pages());
     args.page_tables = step_.page_table(0);
     args.page_table_stride = static_cast<int>(pages_per_sequence_);
-    varlen_prefill_attention(args, chunks, stream_.get());
+    return args;
   }
 
   // Embedding, every layer, nothing after: the residual stream of the step's rows is in x_.
