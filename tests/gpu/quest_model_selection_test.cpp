@@ -316,9 +316,9 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
         attention.decode(layer, d_q.data(), d_len.data(), static_cast<int>(kCapacity), 1, kv, d_out.data(), nullptr);
         std::vector<std::vector<int32_t>> sets;
         if (!inputs.decisions.empty()) {
-          ASSERT_NE(kv.quest_bounds, nullptr) << "layer " << layer << " decodes with Quest on the CPU only";
+          ASSERT_NE(kv.page_state, nullptr) << "layer " << layer << " decodes with Quest on the CPU only";
           const TokenSet set = selector.select(
-              d_q.data(), quest_cache_of(model, kv.k_pool, kv.quest_bounds, kv.page_table, kv.num_pages, d_len.data(),
+              d_q.data(), quest_cache_of(model, kv.k_pool, static_cast<__nv_bfloat16*>(kv.page_state), kv.page_table, kv.num_pages, d_len.data(),
                                          static_cast<int>(kCapacity)),
               nullptr);
           CUDA_CHECK(cudaDeviceSynchronize());
@@ -330,7 +330,7 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
                            tally);
           }
         } else {
-          ASSERT_EQ(kv.quest_bounds, nullptr) << "layer " << layer << " decodes with Quest on the GPU only";
+          ASSERT_EQ(kv.page_state, nullptr) << "layer " << layer << " decodes with Quest on the GPU only";
         }
         const double error =
             output_error(test::to_float(d_out.download()), inputs, gpu.host(layer), gpu.pages(), sets, kv_len, model);

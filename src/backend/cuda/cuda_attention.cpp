@@ -49,7 +49,6 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
   prefill_method_ = cuda_prefill_method(config_.prefill.kind).create(CudaPrefillSetup{config_, model_, capacity, max_chunk});
   const CudaDecodeMethodInfo& method = cuda_decode_method(config_.decode.kind);
   decode_method_ = method.create(CudaDecodeSetup{config_, model_, capacity, max_batch_, sms_, scale_});
-  keeps_key_bounds_ = method.keeps_key_bounds;
   const int64_t q_elems = int64_t{model.n_heads} * model.head_dim;
   if (config_.prefill.delta) {
     // A step's rows (max_chunk + max_batch - 1) in up to max_batch chunks: each chunk rounds its

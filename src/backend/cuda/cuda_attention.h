@@ -37,8 +37,6 @@ class CudaAttention {
 
   const attention::AttentionConfig& config() const { return config_; }
   int max_decode_batch() const { return max_batch_; }
-  // Whether decoding needs key bounds beside the pool (QuestBounds), kept current by the transformer.
-  bool keeps_key_bounds() const { return keeps_key_bounds_; }
 
   // Methods with equal prefill keys prefill alike (the decode half does not matter): their
   // sequences' chunks of a step may go through one prefill_batch() call of either.
@@ -70,8 +68,8 @@ class CudaAttention {
 
   // One decode step of `batch` sequences (q, out: [batch][n_heads][head_dim]; kv_lens: [batch] on
   // the device, each = position + 1, bounded by max_kv_len, the graph's bucket). Called for layers
-  // 0..L-1 in order each step. A method that keeps key bounds needs kv.quest_bounds current for
-  // [0, kv_len) in its Sparse layers.
+  // 0..L-1 in order each step. A method that keeps page state (CudaPageState) needs
+  // kv.page_state current for [0, kv_len) in its Sparse layers.
   void decode(int layer, const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch, const LayerKv& kv,
               __nv_bfloat16* out, cudaStream_t stream);
 
@@ -98,7 +96,6 @@ class CudaAttention {
   DeviceBuffer<unsigned char> dense_ws_;
   std::unique_ptr<CudaPrefillMethod> prefill_method_;  // attends each chunk's rows
   std::unique_ptr<CudaDecodeMethod> decode_method_;    // the decode method's layers that are not Full
-  bool keeps_key_bounds_ = false;
 };
 
 }  // namespace deltainfer::cuda

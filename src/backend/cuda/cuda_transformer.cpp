@@ -24,7 +24,7 @@
 #include "backend/cuda/memory_plan.h"
 #include "backend/cuda/methods/cuda_decode_method.h"
 #include "backend/cuda/prefill_attention.h"
-#include "backend/cuda/quest_decode.h"
+#include "backend/cuda/page_states.h"
 #include "backend/cuda/rank_collectives.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_buffers.h"
@@ -91,7 +91,7 @@ class CudaTransformer final : public runtime::Transformer {
     request.kv_pages = device_pages();
     request.prefill_chunk = static_cast<int>(max_rows_);
     request.kv_dtype = kv_dtype_;
-    request.quest_layers = key_bound_layer_count(options.attention.decode, config_.n_layers);
+    request.page_state_bytes_per_page = page_state_bytes_per_page(options.attention.decode, config_);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
     // count them against the memory that was free before.
     const size_t free_bytes = free_device_bytes();
@@ -101,9 +101,9 @@ class CudaTransformer final : public runtime::Transformer {
     plan_ = plan_memory(config_, request, free_bytes);
     weights_ = CudaWeights::load(source, shard_, stream_.get());
     allocate_state();
-    key_bounds_ = QuestBounds(config_, k_pool_pointers(), static_cast<int>(device_pages()),
-                         static_cast<int>(pages_per_sequence_));
-    key_bounds_.ensure_layers(options.attention.decode);  // counted in the plan (quest_layers)
+    page_states_ = PageStates(config_, k_pool_pointers(), static_cast<int>(device_pages()),
+                              static_cast<int>(pages_per_sequence_));
+    page_states_.ensure(options.attention.decode);  // counted in the plan (page_state_bytes_per_page)
     default_sequence_ = sequences_.open(options.attention);
     method_of_[default_sequence_] = 0;
     method_users_[0] = 1;
@@ -116,7 +116,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   runtime::SequenceId open_sequence(const attention::AttentionConfig& method) override {
     check_method(method);
-    ensure_key_bounds(method);
+    ensure_page_state(method);
     const int index = method_index(method);
     const runtime::SequenceId id = sequences_.open(method);
     method_of_[id] = index;
@@ -127,21 +127,21 @@ class CudaTransformer final : public runtime::Transformer {
   void close_sequence(runtime::SequenceId id) override {
     if (id == default_sequence_) throw_error("the default sequence of the CUDA backend cannot be closed");
     sequences_.close(id);
-    key_bounds_.forget(id);
+    page_states_.forget(id);
     const int index = method_of_.at(id);
     method_of_.erase(id);
     if (--method_users_[as_size(index)] == 0 && index != 0) release_method(index);
   }
 
-  // Quest's key bounds of the sequence are forgotten, so the next step rebuilds them for the new
-  // method; DELTA and Tidal select afresh every step.
+  // The sequence's page state (Quest's key bounds) is forgotten, so the next step rebuilds it for
+  // the new method; DELTA and Tidal select afresh every step.
   void set_sequence_method(runtime::SequenceId id, const attention::AttentionConfig& method) override {
     check_method(method);
-    ensure_key_bounds(method);
+    ensure_page_state(method);
     const int index = method_index(method);
     const int previous = method_of_.at(id);
     sequences_.set_method(id, method);
-    key_bounds_.forget(id);
+    page_states_.forget(id);
     method_of_[id] = index;
     ++method_users_[as_size(index)];
     if (--method_users_[as_size(previous)] == 0 && previous != 0) release_method(previous);
@@ -151,7 +151,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   void truncate_sequence(runtime::SequenceId id, int64_t length) override {
     sequences_.truncate(id, length);
-    key_bounds_.truncate(id, length);
+    page_states_.truncate(id, length);
   }
 
   runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
@@ -170,7 +170,7 @@ class CudaTransformer final : public runtime::Transformer {
     if (graphed) pad_decode_slots(layout, runtime::decode_slot_bucket(layout.slots(), max_batch_), scratch_page());
     localize_tokens(layout);
     step_.stage(layout);
-    rebuild_quest_bounds(plan, /*after_step=*/false);
+    rebuild_page_state(plan, /*after_step=*/false);
     if (graphed) {
       run_graphed_decode(layout, outputs);
     } else {
@@ -179,7 +179,7 @@ class CudaTransformer final : public runtime::Transformer {
     CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     sequences_.commit(plan);
     hand_back_decode_outputs(plan, layout);
-    rebuild_quest_bounds(plan, /*after_step=*/true);
+    rebuild_page_state(plan, /*after_step=*/true);
   }
 
   // The default sequence's tokens, then the token that follows under `sampling`, chosen on the
@@ -281,29 +281,29 @@ class CudaTransformer final : public runtime::Transformer {
     }
   }
 
-  // Key bounds of the sequences whose method keeps them (Quest): before a step, whatever a
-  // truncation left stale is rebuilt; after it, a decode step has folded its key in inside the
-  // step, a prefill chunk's keys are folded in now.
-  void rebuild_quest_bounds(const runtime::BatchPlan& plan, bool after_step) {
+  // Page state of the sequences whose method keeps one (Quest's key bounds): before a step,
+  // whatever a truncation left stale is rebuilt; after it, a decode step has folded its key in
+  // inside the step, a prefill chunk's keys are folded in now. No-ops for the other methods.
+  void rebuild_page_state(const runtime::BatchPlan& plan, bool after_step) {
     for (const runtime::BatchEntry& entry : plan.entries) {
-      if (!methods_[as_size(method_of_.at(entry.sequence))]->keeps_key_bounds()) continue;
+      const attention::DecodeConfig& decode = methods_[as_size(method_of_.at(entry.sequence))]->config().decode;
       const runtime::Sequence& sequence = sequences_.at(entry.sequence);
       if (after_step && entry.decode) {
-        key_bounds_.appended(entry.sequence, sequence.length);
+        page_states_.appended(decode, entry.sequence, sequence.length);
       } else {
-        key_bounds_.rebuild_stale(entry.sequence, sequence.pages.data(), sequence.length, stream_.get());
+        page_states_.rebuild_stale(decode, entry.sequence, sequence.pages.data(), sequence.length, stream_.get());
       }
     }
   }
 
-  // Key bounds beside the pool for the layers where `method` needs them (none for most methods).
-  void ensure_key_bounds(const attention::AttentionConfig& method) {
+  // Page state beside the pool for the layers where `method` keeps one (none for most methods).
+  void ensure_page_state(const attention::AttentionConfig& method) {
     try {
-      key_bounds_.ensure_layers(method.decode);
+      page_states_.ensure(method.decode);
     } catch (const InputError&) {
       throw;
     } catch (const Error& e) {
-      throw_input_error("the key bounds of \"{}\" do not fit in GPU memory: {}", attention::describe(method), e.what());
+      throw_input_error("the page state of \"{}\" does not fit in GPU memory: {}", attention::describe(method), e.what());
     }
   }
 
@@ -417,9 +417,9 @@ class CudaTransformer final : public runtime::Transformer {
     reduce_residual(n);
   }
 
-  LayerKv layer_kv(int i, int slot) {
+  LayerKv layer_kv(int i, int slot, const attention::DecodeConfig& decode) {
     return {k_pools_[as_size(i)].data(), v_pools_[as_size(i)].data(), step_.page_table(slot),
-            static_cast<int>(pages_per_sequence_), static_cast<int>(device_pages()), key_bounds_.layer(i)};
+            static_cast<int>(pages_per_sequence_), static_cast<int>(device_pages()), page_states_.layer(decode, i)};
   }
 
   // Layer i's attention for every decode group (one batched call each) and prefill chunk.
@@ -429,13 +429,12 @@ class CudaTransformer final : public runtime::Transformer {
     for (const runtime::DecodeGroup& group : layout.decode_groups) {
       CudaAttention& method = *methods_[as_size(group.method)];
       const int32_t* kv_lens = step_.kv_lens() + group.first_slot;
-      // The layer's new keys are in the pool: Quest folds them into their pages' bounds before selecting.
-      if (method.keeps_key_bounds()) {
-        key_bounds_.append(i, step_.page_table(group.first_slot), static_cast<int>(pages_per_sequence_), kv_lens,
-                      static_cast<int>(bucket), group.slots, s);
-      }
+      const attention::DecodeConfig& decode = method.config().decode;
+      // The layer's new keys are in the pool: a method's page state (Quest's bounds) folds them in before it selects.
+      page_states_.append(decode, i, step_.page_table(group.first_slot), static_cast<int>(pages_per_sequence_), kv_lens,
+                          static_cast<int>(bucket), group.slots, s);
       method.decode(i, q_.data() + group.first_slot * q_dim, kv_lens, static_cast<int>(bucket), group.slots,
-                    layer_kv(i, group.first_slot), attn_.data() + group.first_slot * q_dim, s);
+                    layer_kv(i, group.first_slot, decode), attn_.data() + group.first_slot * q_dim, s);
     }
     // Chunks of methods that prefill alike (CudaAttention::prefill_key) share one prefill_batch call.
     struct PrefillGroup {
@@ -687,7 +686,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   CudaWeights weights_;
   std::vector<DeviceBuffer<bf16>> k_pools_, v_pools_;
-  QuestBounds key_bounds_;  // beside the pools, for methods that keep them (Quest)
+  PageStates page_states_;  // beside the pools, for methods that keep per-page state (Quest's key bounds)
   StepBuffers step_;
   DeviceBuffer<float> inv_freq_;
   DeviceBuffer<float> x_;
