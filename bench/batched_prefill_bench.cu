@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda_attention.h"
 #include "bench_support.cuh"
 #include "model/model_config.h"
+#include "model/model_source.h"
 
 namespace {
 
@@ -40,17 +41,9 @@ struct Method {
   int gamma;
 };
 
-deltainfer::model::ModelConfig llama3_8b_attention() {
-  deltainfer::model::ModelConfig m;
-  m.name = "llama3-8b-attention";
-  m.n_layers = 32;
-  m.n_heads = 32;
-  m.n_kv_heads = 8;
-  m.head_dim = 128;
-  m.d_model = 4096;
-  m.ffn_dim = 14336;
-  m.vocab_size = 128256;
-  return m;
+// The synthetic Llama-3.1-8B's shape (deltainfer bench -m synthetic:llama3-8b).
+deltainfer::model::ModelConfig llama3_8b() {
+  return deltainfer::model::open_synthetic_model_source("synthetic:llama3-8b")->config();
 }
 
 da::AttentionConfig config_of(const Method& method) {
@@ -81,7 +74,7 @@ std::vector<Shape> parse_shapes(const std::vector<std::string>& texts) {
 }
 
 void run(const Method& method, const Shape& s, int repeats) {
-  const deltainfer::model::ModelConfig model = llama3_8b_attention();
+  const deltainfer::model::ModelConfig model = llama3_8b();
   const int kv_len = s.cached + s.chunk;
   const int pages = (kv_len + dc::kPrefillPageSize - 1) / dc::kPrefillPageSize;
   const size_t row_elems = static_cast<size_t>(model.n_heads) * model.head_dim;
