@@ -90,7 +90,8 @@ void run(const Method& method, const Shape& s, int repeats) {
   DeviceArray d_tables(tables.size() * sizeof(int32_t));
   check(cudaMemcpy(d_tables.ptr, tables.data(), tables.size() * sizeof(int32_t), cudaMemcpyHostToDevice), "tables");
 
-  dc::CudaAttention attention(config_of(method), model, kv_len, s.chunk, s.batch);
+  // Workspaces for a step of B * C rows (CudaAttention plans max_chunk + max_batch - 1).
+  dc::CudaAttention attention(config_of(method), model, kv_len, s.batch * s.chunk - s.batch + 1, s.batch);
   std::vector<dc::VarlenChunk> chunks;
   std::vector<int64_t> prompt_ends;
   for (int b = 0; b < s.batch; ++b) {

@@ -182,6 +182,68 @@ TEST(GatherStridedRowsVarlen, MatchesHostTwin) {
                InputError);
 }
 
+// delta_correct_varlen equals delta_correct run per chunk, bit for bit, in every mode: 70 chunks
+// (more than one launch's table; one empty) of one packed batch in shuffled order, dense rows in
+// another order, spare rows untouched.
+TEST(DeltaCorrectVarlen, EqualsOneCallPerChunk) {
+  std::mt19937_64 rng(test::fresh_seed("delta correct varlen"));
+  constexpr int kGamma = 32, kRowElems = 4 * 128;
+  std::vector<VarlenChunk> chunks;
+  for (int i = 0; i < 70; ++i) {
+    const int n_q = i == 9 ? 0 : 1 + (i * 41) % 170;
+    const int first_pos = ((i * 29) % 13) * kGamma;
+    chunks.push_back({0, n_q, first_pos, first_pos + n_q, i, 0});
+  }
+  const int rows = test::pack_shuffled(chunks, rng);
+  int dense_count = 0;
+  for (auto c = chunks.rbegin(); c != chunks.rend(); ++c) {
+    c->delta_row = dense_count;
+    dense_count += strided_row_count(c->n_q, kGamma);
+  }
+  const size_t elems = static_cast<size_t>(rows) * kRowElems;
+  DeviceVec<__nv_bfloat16> sparse(test::to_bf16(test::random_bf16_values(elems, rng)));
+  DeviceVec<__nv_bfloat16> dense(
+      test::to_bf16(test::random_bf16_values(static_cast<size_t>(dense_count) * kRowElems, rng)));
+  DeviceVec<__nv_bfloat16> batched(elems), alone(elems);
+  ASSERT_TRUE(sparse.ptr && dense.ptr && batched.ptr && alone.ptr);
+  for (const DeltaMode mode : {DeltaMode::kPropagate, DeltaMode::kRecompute, DeltaMode::kInterpolate}) {
+    batched.poison();
+    alone.poison();
+    DeltaCorrectArgs base;
+    base.sparse = sparse.ptr;
+    base.dense_rows = dense.ptr;
+    base.out = batched.ptr;
+    base.gamma = kGamma;
+    base.row_elems = kRowElems;
+    base.mode = mode;
+    delta_correct_varlen(base, chunks, nullptr);
+    for (const VarlenChunk& c : chunks) {
+      if (c.n_q == 0) continue;
+      DeltaCorrectArgs one = base;
+      one.sparse = sparse.ptr + static_cast<size_t>(c.q_row) * kRowElems;
+      one.dense_rows = dense.ptr + static_cast<size_t>(c.delta_row) * kRowElems;
+      one.out = alone.ptr + static_cast<size_t>(c.q_row) * kRowElems;
+      one.n_q = c.n_q;
+      one.first_pos = c.first_pos;
+      delta_correct(one, nullptr);
+    }
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    // Same bits everywhere: both left the spare rows poisoned (compared as raw bytes, NaN included).
+    const std::vector<__nv_bfloat16> got = batched.download(), want = alone.download();
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(__nv_bfloat16)), 0)
+        << "mode " << static_cast<int>(mode);
+    const std::vector<float> values = test::to_float(got);
+    EXPECT_TRUE(std::isnan(values.front())) << "the spare row before the first chunk was written";
+  }
+  DeltaCorrectArgs in_place;
+  in_place.sparse = in_place.out = batched.ptr;
+  in_place.dense_rows = dense.ptr;
+  in_place.gamma = kGamma;
+  in_place.row_elems = kRowElems;
+  in_place.mode = DeltaMode::kInterpolate;
+  EXPECT_THROW(delta_correct_varlen(in_place, chunks, nullptr), InputError);
+}
+
 // The unfused pipeline of a Delta prefill against the f64 reference.
 struct PipelineCase {
   std::string name;

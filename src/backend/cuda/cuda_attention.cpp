@@ -211,12 +211,23 @@ void CudaAttention::prefill_batch(const VarlenPrefillArgs& batch, const std::vec
     fused.delta_dense = dense_rows_.data();
     fused.gamma = gamma;
     prefill_method_->attend_varlen(fused, sparse, stream);
-  } else {
+  } else {  // the sparse pass, then every chunk's correction in one launch
     prefill_method_->attend_varlen(args, sparse, stream);
-    for (const VarlenChunk& c : sparse) {
-      if (c.n_q == 0) continue;
-      correct_unfused(args.out + int64_t{c.q_row} * row_elems, dense_rows_.data() + int64_t{c.delta_row} * row_elems,
-                      c.n_q, c.first_pos, stream);
+    const attention::DeltaVariant variant = config_.prefill.variant;
+    DeltaCorrectArgs correct;
+    correct.sparse = args.out;
+    correct.dense_rows = dense_rows_.data();
+    correct.out = variant == attention::DeltaVariant::Interpolate ? corrected_.data() : args.out;  // same rows
+    correct.gamma = gamma;
+    correct.row_elems = row_elems;
+    correct.mode = delta_mode(variant);
+    delta_correct_varlen(correct, sparse, stream);
+    for (const VarlenChunk& c : sparse) {  // interpolate: back from the side buffer, chunk by chunk
+      if (correct.out == args.out || c.n_q == 0) continue;
+      const int64_t first = int64_t{c.q_row} * row_elems;
+      CUDA_CHECK(cudaMemcpyAsync(args.out + first, correct.out + first,
+                                 as_size(int64_t{c.n_q} * row_elems) * sizeof(__nv_bfloat16), cudaMemcpyDeviceToDevice,
+                                 stream));
     }
   }
 

@@ -58,11 +58,11 @@ class CudaAttention {
   // prefill() would attend it, in as few launches as the method allows: without Δ the method's
   // attend_varlen(); with Δ one gather and one dense varlen launch for the strided rows of every
   // chunk (compacted, at their positions), the method's attend_varlen() with the correction fused
-  // (γ 16/32/64, variant delta; otherwise delta_correct per chunk after it), and one dense varlen
+  // (γ 16/32/64, variant delta; otherwise one delta_correct_varlen after it), and one dense varlen
   // launch for every chunk's dense tail. `batch` holds the layer's packed q/out, pools and page
   // tables (shapes, scale and the rest are filled in here); chunk c of `chunks` starts its
   // sequence's prefill at kv_len - n_q and the whole prefill ends at prompt_ends[c]. The chunks'
-  // rows together stay within max_chunk + max_batch - 1 (a step's rows).
+  // rows lie within the first max_chunk + max_batch - 1 packed rows (a step's rows).
   void prefill_batch(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
                      const std::vector<int64_t>& prompt_ends, cudaStream_t stream);
 

@@ -40,6 +40,15 @@ inline int strided_row_count(int n_q, int gamma) { return (n_q + gamma - 1) / ga
 // Launch on `stream` without synchronizing; InputError for bad arguments, Error on launch failure.
 void delta_correct(const DeltaCorrectArgs& args, cudaStream_t stream);
 
+// The correction of several chunks of one packed batch at once (varlen, prefill_attention.h):
+// chunk c's rows are rows [c.q_row, c.q_row + c.n_q) of base.sparse and base.out at positions
+// c.first_pos.. (a multiple of gamma), its dense rows start at row c.delta_row of
+// base.dense_rows; base's n_q and first_pos are unused. Equals delta_correct per chunk; one
+// launch per kMaxVarlenChunks chunks. Interpolate needs base.out apart from base.sparse (same
+// row layout).
+void delta_correct_varlen(const DeltaCorrectArgs& base, const std::vector<VarlenChunk>& chunks,
+                          cudaStream_t stream);
+
 // strided[k] = rows[k * gamma] for k < strided_row_count(n_q, gamma).
 void gather_strided_rows(const __nv_bfloat16* rows, int n_q, int row_elems, int gamma,
                          __nv_bfloat16* strided, cudaStream_t stream);

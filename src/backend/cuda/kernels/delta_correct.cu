@@ -45,11 +45,9 @@ __device__ __forceinline__ Chunk delta_of(const bf16* dense, const bf16* sparse)
   return d;
 }
 
-__global__ void delta_correct_kernel(DeltaCorrectArgs a, int n_groups, int chunks) {
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (idx >= static_cast<int64_t>(n_groups) * chunks) return;
-  const int k = static_cast<int>(idx / chunks);
-  const int64_t col = (idx % chunks) * 8;
+// One thread's work: group k of the chunk (rows k * gamma .. k * gamma + gamma - 1), the 8
+// columns from col.
+__device__ __forceinline__ void correct_group(const DeltaCorrectArgs& a, int n_groups, int k, int64_t col) {
   const int64_t stride = a.row_elems;
   const int r = k * a.gamma;
   const int end = min(r + a.gamma, a.n_q);
@@ -79,6 +77,46 @@ __global__ void delta_correct_kernel(DeltaCorrectArgs a, int n_groups, int chunk
       store_chunk(a.out + i * stride + col, rows[b]);
     }
   }
+}
+
+__global__ void delta_correct_kernel(DeltaCorrectArgs a, int n_groups, int chunks) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (idx >= static_cast<int64_t>(n_groups) * chunks) return;
+  correct_group(a, n_groups, static_cast<int>(idx / chunks), (idx % chunks) * 8);
+}
+
+// Varlen correction: the groups of up to kMaxVarlenChunks chunks; chunk c owns the launch's groups
+// [group_begin, next chunk's group_begin) and its table entry travels in the parameters.
+struct CorrectChunk {
+  int q_row;
+  int n_q;
+  int first_pos;
+  int delta_row;
+  int n_groups;
+  int group_begin;
+};
+
+struct CorrectTable {
+  int count;
+  CorrectChunk chunk[kMaxVarlenChunks];
+};
+
+__global__ void delta_correct_varlen_kernel(DeltaCorrectArgs base, int launch_groups, int chunks,
+                                            const CorrectTable table) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (idx >= static_cast<int64_t>(launch_groups) * chunks) return;
+  const int group = static_cast<int>(idx / chunks);
+  int c = 0;
+  while (c + 1 < table.count && group >= table.chunk[c + 1].group_begin) ++c;
+  const CorrectChunk& ch = table.chunk[c];
+  const int64_t stride = base.row_elems;
+  DeltaCorrectArgs a = base;
+  a.sparse = base.sparse + ch.q_row * stride;
+  a.out = base.out + ch.q_row * stride;
+  a.dense_rows = base.dense_rows + ch.delta_row * stride;
+  a.n_q = ch.n_q;
+  a.first_pos = ch.first_pos;
+  correct_group(a, ch.n_groups, group - ch.group_begin, (idx % chunks) * 8);
 }
 
 __global__ void gather_rows_kernel(const bf16* rows, int count, int chunks, int gamma,
@@ -166,6 +204,44 @@ void delta_correct(const DeltaCorrectArgs& args, cudaStream_t stream) {
   delta_correct_kernel<<<blocks_for(int64_t{groups} * chunks), kThreads, 0, stream>>>(
       args, groups, chunks);
   check_launch(kWhat);
+}
+
+void delta_correct_varlen(const DeltaCorrectArgs& base, const std::vector<VarlenChunk>& chunks,
+                          cudaStream_t stream) {
+  constexpr const char* kWhat = "delta correction (varlen)";
+  check_rows(0, base.row_elems, base.gamma, kWhat);
+  if (base.sparse == nullptr || base.dense_rows == nullptr || base.out == nullptr) {
+    throw_input_error("{}: null pointer", kWhat);
+  }
+  if (base.mode == DeltaMode::kInterpolate && base.out == base.sparse) {
+    throw_input_error("{}: interpolate reads later rows, so it cannot run in place", kWhat);
+  }
+  for (const VarlenChunk& c : chunks) {
+    check_rows(c.n_q, base.row_elems, base.gamma, kWhat);
+    if (c.q_row < 0 || c.delta_row < 0 || c.first_pos < 0 || c.first_pos % base.gamma != 0) {
+      throw_input_error("{}: chunk at row {} (dense row {}) starts at position {}, not a multiple of gamma {}",
+                        kWhat, c.q_row, c.delta_row, c.first_pos, base.gamma);
+    }
+  }
+  CorrectTable table{};
+  int launch_groups = 0;
+  const int chunks_per_row = base.row_elems / 8;
+  auto launch = [&] {
+    if (launch_groups == 0) return;
+    delta_correct_varlen_kernel<<<blocks_for(int64_t{launch_groups} * chunks_per_row), kThreads, 0, stream>>>(
+        base, launch_groups, chunks_per_row, table);
+    check_launch(kWhat);
+    table.count = 0;
+    launch_groups = 0;
+  };
+  for (const VarlenChunk& c : chunks) {
+    if (c.n_q == 0) continue;
+    if (table.count == kMaxVarlenChunks) launch();
+    const int groups = strided_row_count(c.n_q, base.gamma);
+    table.chunk[table.count++] = {c.q_row, c.n_q, c.first_pos, c.delta_row, groups, launch_groups};
+    launch_groups += groups;
+  }
+  launch();
 }
 
 void gather_strided_rows(const __nv_bfloat16* rows, int n_q, int row_elems, int gamma,
