@@ -248,6 +248,61 @@ TEST(GpuBatchEquivalence, DeviceGreedyInABatchEqualsHostArgmax) {
   EXPECT_EQ(checked, 4 * 4 + 4 * 2 + 4 * 3);
 }
 
+// Two sliding+Δ sequences (different decode methods, the same prefill: one prefill_batch group)
+// and a vslash+Δ one prefill their chunks in the same steps; each gets the logits it gets alone
+// with the same chunks, within the bf16 bound above (only the GEMMs' row counts differ). A Δ row,
+// position or page row taken from the wrong sequence moves a logit row by order 1.
+TEST(GpuBatchEquivalence, SparsePrefillsOfOneStepShareLaunches) {
+  const std::string path = model_fixtures::model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path;
+  const auto source = model::open_model_source(path);
+  const auto model = open_gpu_model(*source, 4096, 4);
+  const int32_t vocab = source->config().vocab_size;
+  AttentionConfig vslash_delta;
+  vslash_delta.prefill.kind = attention::PrefillKind::VerticalSlash;
+  vslash_delta.prefill.delta = true;
+  vslash_delta.prefill.gamma = 16;
+  vslash_delta.prefill.vertical = 64;
+  vslash_delta.prefill.slash = 128;
+  vslash_delta.prefill.dense_tail = 32;
+  const std::vector<AttentionConfig> methods = {small_sliding_delta(), sliding_delta_with_delta_decode(), vslash_delta};
+  std::mt19937 rng(workload_seed());
+  // Chunk boundaries per sequence (multiples of γ 16); the steps' rows stay within max_batch_tokens.
+  const std::vector<std::vector<int64_t>> cuts = {{0, 96, 176, 250}, {0, 64, 128, 200}, {0, 48, 96, 130}};
+  std::vector<std::vector<int32_t>> prompts;
+  for (const std::vector<int64_t>& c : cuts) prompts.push_back(random_prompt(rng, c.back(), vocab));
+
+  const auto run = [&](const std::vector<size_t>& members) {
+    std::vector<runtime::SequenceId> ids;
+    for (size_t s : members) ids.push_back(model->open_sequence(methods[s]));
+    std::vector<std::vector<float>> logits(members.size(), std::vector<float>(static_cast<size_t>(vocab)));
+    for (size_t step = 0; step + 1 < cuts[0].size(); ++step) {
+      runtime::BatchPlan plan;
+      for (size_t m = 0; m < members.size(); ++m) {
+        const std::vector<int64_t>& c = cuts[members[m]];
+        const bool last = step + 2 == c.size();
+        plan.entries.push_back(prefill_entry(ids[m], prompts[members[m]].data() + c[step], c[step + 1] - c[step],
+                                             c.back(), last ? logits[m].data() : nullptr));
+      }
+      model->forward(plan);
+    }
+    for (runtime::SequenceId id : ids) model->close_sequence(id);
+    return logits;
+  };
+  const std::vector<std::vector<float>> together = run({0, 1, 2});
+  for (size_t s = 0; s < methods.size(); ++s) {
+    const std::vector<float> alone = run({s}).front();
+    ASSERT_TRUE(std::all_of(alone.begin(), alone.end(), [](float x) { return std::isfinite(x); })) << "sequence " << s;
+    const double error = relative_l2(together[s], alone);
+    std::cout << "sequence " << s << " (" << attention::describe(methods[s]) << "): batched prefill logits rel L2 "
+              << error << "\n";
+    EXPECT_LT(error, kRelativeL2) << "sequence " << s;
+    if (top_two_gap(alone) >= kNearTie) {
+      EXPECT_EQ(engine::argmax(together[s].data(), vocab), engine::argmax(alone.data(), vocab)) << "sequence " << s;
+    }
+  }
+}
+
 // A second method's workspaces are allocated when its first sequence opens and freed when its last
 // one closes; the default method's stay. vslash+Δ at 64K positions holds its estimator's buffers.
 TEST(GpuBatchEquivalence, AMethodsWorkspacesLeaveWithItsLastSequence) {

@@ -9,7 +9,9 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <iostream>
 #include <random>
@@ -21,6 +23,7 @@
 #include "core/error.h"
 #include "gpu_test_support.h"
 #include "reference_sparse_prefill.h"
+#include "varlen_packing.h"
 
 namespace deltainfer::cuda {
 namespace {
@@ -122,6 +125,123 @@ TEST(DeltaCorrectArgsTest, RejectsBadArguments) {
   a.mode = DeltaMode::kPropagate;
   a.row_elems = 12;
   EXPECT_THROW(delta_correct(a, nullptr), InputError);
+}
+
+// gather_strided_rows_varlen against its host twin: 70 chunks of one packed q (more than one
+// launch's table; one empty) in shuffled order, each's strided rows and positions at its own
+// dense row, given in another order than the packing's. Rows and positions past the last stay
+// poisoned.
+TEST(GatherStridedRowsVarlen, MatchesHostTwin) {
+  std::mt19937_64 rng(test::fresh_seed("gather strided rows varlen"));
+  constexpr int kGamma = 16, kRowElems = 6 * 64, kSpare = 3;
+  std::vector<VarlenChunk> chunks;
+  for (int i = 0; i < 70; ++i) {
+    const int n_q = i == 5 ? 0 : 1 + (i * 37) % 150;
+    const int first_pos = ((i * 53) % 20) * kGamma;
+    chunks.push_back({0, n_q, first_pos, first_pos + n_q, i, 0});
+  }
+  const int rows = test::pack_shuffled(chunks, rng);
+  int strided_rows = 0;
+  for (auto c = chunks.rbegin(); c != chunks.rend(); ++c) {  // dense rows in reverse chunk order
+    c->delta_row = strided_rows;
+    strided_rows += strided_row_count(c->n_q, kGamma);
+  }
+  const std::vector<float> q = test::random_bf16_values(static_cast<size_t>(rows) * kRowElems, rng);
+  DeviceVec<__nv_bfloat16> d_q(test::to_bf16(q));
+  DeviceVec<__nv_bfloat16> strided(static_cast<size_t>(strided_rows + kSpare) * kRowElems);
+  DeviceVec<int32_t> positions(static_cast<size_t>(strided_rows + kSpare));
+  ASSERT_TRUE(d_q.ptr && strided.ptr && positions.ptr);
+  strided.poison();
+  positions.poison();  // 0xffffffff: -1
+  gather_strided_rows_varlen(d_q.ptr, chunks, kRowElems, kGamma, strided.ptr, positions.ptr, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> got = test::to_float(strided.download());
+  const std::vector<int32_t> got_pos = positions.download();
+
+  std::vector<float> want(got.size(), NAN);
+  std::vector<int32_t> want_pos(got_pos.size(), -1);
+  for (const VarlenChunk& c : chunks) {
+    for (int k = 0; k < strided_row_count(c.n_q, kGamma); ++k) {
+      const size_t dst = static_cast<size_t>(c.delta_row + k);
+      const size_t src = static_cast<size_t>(c.q_row + k * kGamma);
+      std::copy(q.begin() + static_cast<std::ptrdiff_t>(src * kRowElems),
+                q.begin() + static_cast<std::ptrdiff_t>((src + 1) * kRowElems),
+                want.begin() + static_cast<std::ptrdiff_t>(dst * kRowElems));
+      want_pos[dst] = c.first_pos + k * kGamma;
+    }
+  }
+  size_t differ = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    differ += (std::isnan(want[i]) ? !std::isnan(got[i]) : got[i] != want[i]) ? 1 : 0;
+  }
+  EXPECT_EQ(differ, 0u) << "gathered elements that differ from the host twin (or spare rows written)";
+  EXPECT_EQ(got_pos, want_pos);
+
+  chunks[3].first_pos += 1;  // not at a multiple of gamma: refused before anything runs
+  EXPECT_THROW(gather_strided_rows_varlen(d_q.ptr, chunks, kRowElems, kGamma, strided.ptr, positions.ptr, nullptr),
+               InputError);
+}
+
+// delta_correct_varlen equals delta_correct run per chunk, bit for bit, in every mode: 70 chunks
+// (more than one launch's table; one empty) of one packed batch in shuffled order, dense rows in
+// another order, spare rows untouched.
+TEST(DeltaCorrectVarlen, EqualsOneCallPerChunk) {
+  std::mt19937_64 rng(test::fresh_seed("delta correct varlen"));
+  constexpr int kGamma = 32, kRowElems = 4 * 128;
+  std::vector<VarlenChunk> chunks;
+  for (int i = 0; i < 70; ++i) {
+    const int n_q = i == 9 ? 0 : 1 + (i * 41) % 170;
+    const int first_pos = ((i * 29) % 13) * kGamma;
+    chunks.push_back({0, n_q, first_pos, first_pos + n_q, i, 0});
+  }
+  const int rows = test::pack_shuffled(chunks, rng);
+  int dense_count = 0;
+  for (auto c = chunks.rbegin(); c != chunks.rend(); ++c) {
+    c->delta_row = dense_count;
+    dense_count += strided_row_count(c->n_q, kGamma);
+  }
+  const size_t elems = static_cast<size_t>(rows) * kRowElems;
+  DeviceVec<__nv_bfloat16> sparse(test::to_bf16(test::random_bf16_values(elems, rng)));
+  DeviceVec<__nv_bfloat16> dense(
+      test::to_bf16(test::random_bf16_values(static_cast<size_t>(dense_count) * kRowElems, rng)));
+  DeviceVec<__nv_bfloat16> batched(elems), alone(elems);
+  ASSERT_TRUE(sparse.ptr && dense.ptr && batched.ptr && alone.ptr);
+  for (const DeltaMode mode : {DeltaMode::kPropagate, DeltaMode::kRecompute, DeltaMode::kInterpolate}) {
+    batched.poison();
+    alone.poison();
+    DeltaCorrectArgs base;
+    base.sparse = sparse.ptr;
+    base.dense_rows = dense.ptr;
+    base.out = batched.ptr;
+    base.gamma = kGamma;
+    base.row_elems = kRowElems;
+    base.mode = mode;
+    delta_correct_varlen(base, chunks, nullptr);
+    for (const VarlenChunk& c : chunks) {
+      if (c.n_q == 0) continue;
+      DeltaCorrectArgs one = base;
+      one.sparse = sparse.ptr + static_cast<size_t>(c.q_row) * kRowElems;
+      one.dense_rows = dense.ptr + static_cast<size_t>(c.delta_row) * kRowElems;
+      one.out = alone.ptr + static_cast<size_t>(c.q_row) * kRowElems;
+      one.n_q = c.n_q;
+      one.first_pos = c.first_pos;
+      delta_correct(one, nullptr);
+    }
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    // Same bits everywhere: both left the spare rows poisoned (compared as raw bytes, NaN included).
+    const std::vector<__nv_bfloat16> got = batched.download(), want = alone.download();
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(__nv_bfloat16)), 0)
+        << "mode " << static_cast<int>(mode);
+    const std::vector<float> values = test::to_float(got);
+    EXPECT_TRUE(std::isnan(values.front())) << "the spare row before the first chunk was written";
+  }
+  DeltaCorrectArgs in_place;
+  in_place.sparse = in_place.out = batched.ptr;
+  in_place.dense_rows = dense.ptr;
+  in_place.gamma = kGamma;
+  in_place.row_elems = kRowElems;
+  in_place.mode = DeltaMode::kInterpolate;
+  EXPECT_THROW(delta_correct_varlen(in_place, chunks, nullptr), InputError);
 }
 
 // The unfused pipeline of a Delta prefill against the f64 reference.

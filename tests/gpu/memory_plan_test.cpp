@@ -10,6 +10,7 @@
 #include "attention/attention_config.h"
 #include "backend/cuda/cuda_attention.h"
 #include "backend/cuda/memory_plan.h"
+#include "backend/cuda/methods/cuda_decode_method.h"
 #include "core/error.h"
 
 namespace deltainfer::cuda {
@@ -67,25 +68,30 @@ TEST(MemoryPlanTest, RefusesWhatDoesNotFitNamingTheSizes) {
   EXPECT_THROW(plan_memory(llama3_8b(), request, 78 * kGiB), InputError);
 }
 
+// The memory plan sizes a decode method's page state from what the method's row declares
+// (page_state_bytes_per_page), naming no method: Quest's bounds, min and max of every 16 keys.
 TEST(MemoryPlanTest, QuestBoundsAreASixteenthOfTheirLayersKvAndCountAgainstTheFit) {
+  attention::DecodeConfig quest;
+  quest.kind = attention::DecodeKind::Quest;
+  quest.full_layers = 2;  // Sparse layers 2..31
   MemoryRequest request;
   request.max_context = 131072;
-  request.quest_layers = 30;  // --full-layers 2 of 32
+  request.page_state_bytes_per_page = page_state_bytes_per_page(quest, llama3_8b());
+  EXPECT_EQ(page_state_bytes_per_page(attention::DecodeConfig{}, llama3_8b()), 0u) << "dense decode keeps none";
   const MemoryPlan plan = plan_memory(llama3_8b(), request, 78 * kGiB);
   // Per layer and token: K and V 2 * 8 heads * 128 * 2 bytes = 4 KiB; min and max of 16 keys: 256 B.
-  EXPECT_EQ(plan.quest_bytes_per_token, size_t{30} * 256);
-  EXPECT_EQ(plan.quest_bytes, size_t{16} * kGiB / 32 * 30 / 16);
-  EXPECT_EQ(plan.total_bytes, plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes);
+  EXPECT_EQ(plan.page_state_bytes_per_token, size_t{30} * 256);
+  EXPECT_EQ(plan.page_state_bytes, size_t{16} * kGiB / 32 * 30 / 16);
+  EXPECT_EQ(plan.total_bytes, plan.weight_bytes + plan.kv_bytes + plan.page_state_bytes + plan.workspace_bytes);
 
   // Half a GiB to spare without the bounds; with them (0.94 GiB) the request must be refused.
-  const size_t free_bytes = plan.total_bytes - plan.quest_bytes + request.reserve_bytes + kGiB / 2;
-  request.quest_layers = 0;
+  const size_t free_bytes = plan.total_bytes - plan.page_state_bytes + request.reserve_bytes + kGiB / 2;
+  const size_t bounds = request.page_state_bytes_per_page;
+  request.page_state_bytes_per_page = 0;
   EXPECT_NO_THROW(plan_memory(llama3_8b(), request, free_bytes));
-  request.quest_layers = 30;
+  request.page_state_bytes_per_page = bounds;
   const std::string message = refusal(request, free_bytes);  // the bounds count against the free memory
-  EXPECT_NE(message.find("Quest bounds 0.94 GiB"), std::string::npos) << message;
-  request.quest_layers = 33;
-  EXPECT_THROW(plan_memory(llama3_8b(), request, 78 * kGiB), InputError);
+  EXPECT_NE(message.find("method page state 0.94 GiB"), std::string::npos) << message;
 }
 
 TEST(MemoryPlanTest, AttentionWorkspacesCountAgainstTheFit) {

@@ -169,7 +169,7 @@ class GpuSequence {
     kv.page_table = d_table_.data();
     kv.page_table_stride = num_pages_;
     kv.num_pages = num_pages_;
-    kv.quest_bounds = bounds_.layer(layer);
+    kv.page_state = bounds_.bounds(layer);
     return kv;
   }
 
@@ -322,7 +322,7 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
         attention.decode(layer, d_q.data(), d_len.data(), static_cast<int>(kCapacity), 1, kv, d_out.data(), nullptr);
         std::vector<std::vector<int32_t>> sets;
         if (!inputs.decisions.empty()) {
-          ASSERT_NE(kv.quest_bounds, nullptr) << "layer " << layer << " decodes with Quest on the CPU only";
+          ASSERT_NE(kv.page_state, nullptr) << "layer " << layer << " decodes with Quest on the CPU only";
           PagedKv paged;
           paged.k_pool = kv.k_pool;
           paged.v_pool = kv.v_pool;
@@ -334,7 +334,7 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
           paged.max_kv_len = static_cast<int>(kCapacity);
           paged.n_kv_heads = model.n_kv_heads;
           paged.head_dim = model.head_dim;
-          const TokenSet set = selector.select(d_q.data(), QuestCache{paged, kv.quest_bounds}, nullptr);
+          const TokenSet set = selector.select(d_q.data(), QuestCache{paged, static_cast<__nv_bfloat16*>(kv.page_state)}, nullptr);
           CUDA_CHECK(cudaDeviceSynchronize());
           for (int kv_head = 0; kv_head < model.n_kv_heads; ++kv_head) {
             sets.push_back(download_set(set, kv_head));
@@ -344,7 +344,7 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
                            tally);
           }
         } else {
-          ASSERT_EQ(kv.quest_bounds, nullptr) << "layer " << layer << " decodes with Quest on the GPU only";
+          ASSERT_EQ(kv.page_state, nullptr) << "layer " << layer << " decodes with Quest on the GPU only";
         }
         const double error =
             output_error(test::to_float(d_out.download()), inputs, gpu.host(layer), gpu.pages(), sets, kv_len, model);

@@ -4,6 +4,8 @@
 // shuffled pages of one pool, lengths that are not multiples of the tiles (1 .. 2600 rows),
 // chunks that start mid-sequence, NaN in every slot past a sequence's kv_len and in the spare
 // pages, and rows of the packed output that belong to no chunk (they must stay untouched).
+// Compacted cases give each chunk's rows positions position_step apart through q_pos (Δ's
+// strided rows of several chunks in one launch).
 // Tolerance as prefill_attention_test: bf16 output, rel L2 < 1e-2, max abs < 4e-2 per chunk.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -22,6 +24,7 @@
 #include "core/error.h"
 #include "gpu_test_support.h"
 #include "reference_sparse_prefill.h"
+#include "varlen_packing.h"
 
 namespace deltainfer::cuda {
 namespace {
@@ -42,7 +45,10 @@ struct VarlenCase {
   int head_dim;
   int window;  // 0: dense
   int sink;
+  int position_step = 1;  // > 1: compacted rows (q_pos), row r of a chunk at first_pos + r * step
 };
+
+int position_of(const VarlenCase& c, const VarlenChunk& ch, int r) { return ch.first_pos + r * c.position_step; }
 
 // A pool shared by every sequence: sequence s owns page-table row s (stride = the longest
 // sequence's pages + 1); all other slots hold NaN.
@@ -99,18 +105,10 @@ std::vector<VarlenChunk> make_chunks(const VarlenCase& c, std::mt19937_64& rng, 
   std::vector<VarlenChunk> chunks;
   for (size_t s = 0; s < c.sequences.size(); ++s) {
     const SequenceShape& shape = c.sequences[s];
-    chunks.push_back({0, shape.n_q, shape.first_pos, shape.first_pos + shape.n_q + shape.extra_keys,
-                      static_cast<int>(s)});
+    const int span = shape.n_q > 0 ? (shape.n_q - 1) * c.position_step + 1 : 0;  // positions the rows cover
+    chunks.push_back({0, shape.n_q, shape.first_pos, shape.first_pos + span + shape.extra_keys, static_cast<int>(s)});
   }
-  std::vector<size_t> order(chunks.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), rng);
-  rows = 0;
-  for (size_t i : order) {
-    rows += 1;
-    chunks[i].q_row = rows;
-    rows += chunks[i].n_q;
-  }
+  rows = test::pack_shuffled(chunks, rng);
   return chunks;
 }
 
@@ -134,7 +132,13 @@ TEST_P(VarlenPrefillTest, MatchesReferenceAndSingleLaunches) {
   DeviceVec<int32_t> d_tables(pool.tables);
   DeviceVec<__nv_bfloat16> d_out(static_cast<size_t>(rows) * row_elems), d_single(d_out.size);
   DeviceVec<float> d_lse(static_cast<size_t>(rows) * c.n_heads), d_single_lse(d_lse.size);
-  ASSERT_TRUE(d_q.ptr && d_k.ptr && d_v.ptr && d_tables.ptr && d_out.ptr && d_single.ptr && d_lse.ptr);
+  std::vector<int32_t> positions(static_cast<size_t>(rows), 0);  // rows of no chunk: 0
+  for (const VarlenChunk& ch : chunks) {
+    for (int r = 0; r < ch.n_q; ++r) positions[static_cast<size_t>(ch.q_row + r)] = position_of(c, ch, r);
+  }
+  DeviceVec<int32_t> d_positions(positions);
+  ASSERT_TRUE(d_q.ptr && d_k.ptr && d_v.ptr && d_tables.ptr && d_out.ptr && d_single.ptr && d_lse.ptr &&
+              d_positions.ptr);
   d_out.poison();
   d_single.poison();
   d_lse.poison();
@@ -155,6 +159,7 @@ TEST_P(VarlenPrefillTest, MatchesReferenceAndSingleLaunches) {
   args.page_table_stride = pool.stride;
   args.window = c.window;
   args.sink = c.sink;
+  args.q_pos = c.position_step > 1 ? d_positions.ptr : nullptr;
   varlen_prefill_attention(args, chunks, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
@@ -172,6 +177,7 @@ TEST_P(VarlenPrefillTest, MatchesReferenceAndSingleLaunches) {
     one.kv = PagedKvView{d_k.ptr, d_v.ptr, d_tables.ptr + static_cast<size_t>(ch.page_row) * pool.stride,
                          pool.num_pages, ch.kv_len};
     one.out = d_single.ptr + static_cast<size_t>(ch.q_row) * row_elems;
+    one.q_pos = args.q_pos != nullptr ? d_positions.ptr + ch.q_row : nullptr;
     if (c.window > 0) {
       sliding_prefill_attention(one, c.window, c.sink, nullptr);
     } else {
@@ -194,7 +200,7 @@ TEST_P(VarlenPrefillTest, MatchesReferenceAndSingleLaunches) {
     std::vector<double> ref(static_cast<size_t>(c.head_dim));
     for (const int r : test::checked_rows(ch.n_q)) {
       const int row = ch.q_row + r;
-      const int pos = ch.first_pos + r;
+      const int pos = position_of(c, ch, r);
       for (int h = 0; h < c.n_heads; ++h) {
         const int kvh = h / (c.n_heads / c.n_kv_heads);
         const float* qi = &q[static_cast<size_t>(row) * row_elems + static_cast<size_t>(h) * c.head_dim];
@@ -258,6 +264,10 @@ std::vector<SequenceShape> mixed_sequences() {
           {0, 10, 0}, {1, 4095, 0}, {65, 190, 0}};
 }
 
+std::vector<SequenceShape> compacted_sequences() {  // rows spread over position_step times their count
+  return {{1, 0, 0}, {3, 64, 0}, {64, 0, 0}, {127, 16, 0}, {200, 700, 5}, {0, 10, 0}, {1, 4095, 0}, {65, 192, 0}};
+}
+
 std::vector<SequenceShape> many_sequences() {  // more than one launch's chunk table
   std::vector<SequenceShape> s;
   for (int i = 0; i < 70; ++i) s.push_back({1 + (i * 37) % 150, (i * 53) % 300, i % 3});
@@ -270,7 +280,10 @@ INSTANTIATE_TEST_SUITE_P(
                       VarlenCase{"dense_d64_mha", mixed_sequences(), 4, 4, 64, 0, 0},
                       VarlenCase{"sliding_d128", mixed_sequences(), 8, 2, 128, 256, 64},
                       VarlenCase{"sliding_d64_odd_window", mixed_sequences(), 6, 2, 64, 100, 10},
-                      VarlenCase{"dense_70_chunks", many_sequences(), 8, 2, 128, 0, 0}),
+                      VarlenCase{"dense_70_chunks", many_sequences(), 8, 2, 128, 0, 0},
+                      // Compacted rows, as Δ's strided rows of several chunks: q_pos.
+                      VarlenCase{"compacted_dense_d128_step16", compacted_sequences(), 8, 2, 128, 0, 0, 16},
+                      VarlenCase{"compacted_sliding_d64_step32", compacted_sequences(), 6, 2, 64, 300, 16, 32}),
     [](const ::testing::TestParamInfo<VarlenCase>& info) { return info.param.name; });
 
 TEST(VarlenPrefill, RefusesChunksOutsideTheirSequence) {
@@ -286,6 +299,20 @@ TEST(VarlenPrefill, RefusesChunksOutsideTheirSequence) {
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 10, 60, 64, 0}}, nullptr), InputError);
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 129, 0}}, nullptr), InputError);
   args.page_table_stride = 0;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
+  // Fused Δ: only over a sliding window, with gamma 16/32/64, chunks starting at a multiple of it
+  // and contiguous queries (all refused before anything is launched).
+  args.page_table_stride = 2;
+  const std::vector<__nv_bfloat16> dense_rows(8);
+  args.delta_dense = dense_rows.data();
+  args.gamma = 64;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);  // window 0
+  args.window = 128;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 32, 64, 0}}, nullptr), InputError);  // starts mid-group
+  args.gamma = 48;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
+  args.gamma = 64;
+  args.q_pos = &table;
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
 }
 

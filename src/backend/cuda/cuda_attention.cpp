@@ -18,6 +18,13 @@ static_assert(kSparseQueryBlock == attention::kVerticalSlashQueryBlock,
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 
+// The prefill half of a method's description: equal for methods that prefill alike.
+std::string prefill_description(const attention::AttentionConfig& config) {
+  attention::AttentionConfig prefill_only = config;
+  prefill_only.decode = attention::DecodeConfig{};
+  return attention::describe(prefill_only);
+}
+
 DeltaMode delta_mode(attention::DeltaVariant variant) {
   switch (variant) {
     case attention::DeltaVariant::Delta: return DeltaMode::kPropagate;
@@ -38,17 +45,22 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
       sms_(current_device_sm_count()),
       max_batch_(std::max(1, max_batch)) {
   config_.validate(model.n_layers);
+  prefill_key_ = prefill_description(config_);
   prefill_method_ = cuda_prefill_method(config_.prefill.kind).create(CudaPrefillSetup{config_, model_, capacity, max_chunk});
   const CudaDecodeMethodInfo& method = cuda_decode_method(config_.decode.kind);
   decode_method_ = method.create(CudaDecodeSetup{config_, model_, capacity, max_batch_, sms_, scale_});
-  keeps_key_bounds_ = method.keeps_key_bounds;
   const int64_t q_elems = int64_t{model.n_heads} * model.head_dim;
   if (config_.prefill.delta) {
-    const int64_t rows = max_chunk / config_.prefill.gamma + 1;
-    strided_q_ = DeviceBuffer<__nv_bfloat16>(as_size(rows * q_elems));
-    dense_rows_ = DeviceBuffer<__nv_bfloat16>(as_size(rows * q_elems));
-    strided_pos_ = DeviceBuffer<int32_t>(as_size(rows));
-    corrected_ = DeviceBuffer<__nv_bfloat16>(as_size(max_chunk * q_elems));
+    // A step's rows (max_chunk + max_batch - 1) in up to max_batch chunks: each chunk rounds its
+    // strided row count up by at most one.
+    const int64_t step_rows = max_chunk + max_batch_ - 1;
+    strided_capacity_ = step_rows / config_.prefill.gamma + max_batch_ + 1;
+    strided_q_ = DeviceBuffer<__nv_bfloat16>(as_size(strided_capacity_ * q_elems));
+    dense_rows_ = DeviceBuffer<__nv_bfloat16>(as_size(strided_capacity_ * q_elems));
+    strided_pos_ = DeviceBuffer<int32_t>(as_size(strided_capacity_));
+    if (config_.prefill.variant == attention::DeltaVariant::Interpolate) {  // it cannot correct in place
+      corrected_ = DeviceBuffer<__nv_bfloat16>(as_size(step_rows * q_elems));
+    }
   }
 
   plan_dense_decode(capacity);
@@ -122,27 +134,117 @@ void CudaAttention::prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat1
   dense.out = dense_rows_.data();
   prefill_attention(dense, stream);
 
-  const attention::DeltaVariant variant = config_.prefill.variant;
-  const bool fusable = variant == attention::DeltaVariant::Delta && (gamma == 16 || gamma == 32 || gamma == 64);
-  if (fusable) {  // the correction happens in the sparse kernel's epilogue (measured faster)
+  if (delta_fusable()) {  // the correction happens in the sparse kernel's epilogue (measured faster)
     prefill_method_->attend(args, stream, DeltaFusion{dense_rows_.data(), gamma});
     return;
   }
   prefill_method_->attend(args, stream, DeltaFusion{});
+  correct_unfused(out, dense_rows_.data(), args.n_q, args.first_pos, stream);
+}
+
+bool CudaAttention::delta_fusable() const {
+  const int64_t gamma = config_.prefill.gamma;
+  return config_.prefill.variant == attention::DeltaVariant::Delta && (gamma == 16 || gamma == 32 || gamma == 64);
+}
+
+void CudaAttention::correct_unfused(__nv_bfloat16* out, const __nv_bfloat16* dense_rows, int n_q, int first_pos,
+                                    cudaStream_t stream) {
+  const int row_elems = model_.n_heads * model_.head_dim;
+  const attention::DeltaVariant variant = config_.prefill.variant;
   DeltaCorrectArgs correct;
   correct.sparse = out;
-  correct.dense_rows = dense_rows_.data();
+  correct.dense_rows = dense_rows;
   correct.out = variant == attention::DeltaVariant::Interpolate ? corrected_.data() : out;
-  correct.n_q = args.n_q;
-  correct.first_pos = args.first_pos;
-  correct.gamma = gamma;
+  correct.n_q = n_q;
+  correct.first_pos = first_pos;
+  correct.gamma = static_cast<int>(config_.prefill.gamma);
   correct.row_elems = row_elems;
   correct.mode = delta_mode(variant);
   delta_correct(correct, stream);
   if (correct.out != out) {
-    CUDA_CHECK(cudaMemcpyAsync(out, correct.out, as_size(int64_t{args.n_q} * row_elems) * sizeof(__nv_bfloat16),
+    CUDA_CHECK(cudaMemcpyAsync(out, correct.out, as_size(int64_t{n_q} * row_elems) * sizeof(__nv_bfloat16),
                                cudaMemcpyDeviceToDevice, stream));
   }
+}
+
+void CudaAttention::prefill_batch(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
+                                  const std::vector<int64_t>& prompt_ends, cudaStream_t stream) {
+  if (prompt_ends.size() != chunks.size()) {
+    throw_error("prefill batch: {} chunks with {} prompt ends", chunks.size(), prompt_ends.size());
+  }
+  VarlenPrefillArgs args = batch;
+  args.lse = nullptr;
+  args.n_heads = model_.n_heads;
+  args.n_kv_heads = model_.n_kv_heads;
+  args.head_dim = model_.head_dim;
+  args.softmax_scale = scale_;
+  args.window = args.sink = 0;  // the method sets its own
+  args.q_pos = nullptr;
+  args.delta_dense = nullptr;
+  args.gamma = 0;
+  if (!config_.prefill.delta) {
+    prefill_method_->attend_varlen(args, chunks, stream);
+    return;
+  }
+  const int gamma = static_cast<int>(config_.prefill.gamma);
+  const int row_elems = model_.n_heads * model_.head_dim;
+  // Each chunk's strided rows get consecutive rows of the compacted dense pass.
+  std::vector<VarlenChunk> sparse = chunks, strided;
+  int strided_rows = 0;
+  for (VarlenChunk& c : sparse) {
+    c.delta_row = strided_rows;
+    const int count = strided_row_count(c.n_q, gamma);
+    strided.push_back({strided_rows, count, c.first_pos, c.kv_len, c.page_row, 0});
+    strided_rows += count;
+  }
+  if (strided_rows > strided_capacity_) {
+    throw_error("prefill batch: {} strided rows with workspaces planned for {}", strided_rows, strided_capacity_);
+  }
+  // Dense attention for the rows at multiples of gamma of every chunk, causal by their true
+  // positions over their own pages: one launch.
+  gather_strided_rows_varlen(args.q, sparse, row_elems, gamma, strided_q_.data(), strided_pos_.data(), stream);
+  VarlenPrefillArgs dense = args;
+  dense.q = strided_q_.data();
+  dense.q_pos = strided_pos_.data();
+  dense.out = dense_rows_.data();
+  varlen_prefill_attention(dense, strided, stream);
+
+  if (delta_fusable()) {
+    VarlenPrefillArgs fused = args;
+    fused.delta_dense = dense_rows_.data();
+    fused.gamma = gamma;
+    prefill_method_->attend_varlen(fused, sparse, stream);
+  } else {  // the sparse pass, then every chunk's correction in one launch
+    prefill_method_->attend_varlen(args, sparse, stream);
+    const attention::DeltaVariant variant = config_.prefill.variant;
+    DeltaCorrectArgs correct;
+    correct.sparse = args.out;
+    correct.dense_rows = dense_rows_.data();
+    correct.out = variant == attention::DeltaVariant::Interpolate ? corrected_.data() : args.out;  // same rows
+    correct.gamma = gamma;
+    correct.row_elems = row_elems;
+    correct.mode = delta_mode(variant);
+    delta_correct_varlen(correct, sparse, stream);
+    for (const VarlenChunk& c : sparse) {  // interpolate: back from the side buffer, chunk by chunk
+      if (correct.out == args.out || c.n_q == 0) continue;
+      const int64_t first = int64_t{c.q_row} * row_elems;
+      CUDA_CHECK(cudaMemcpyAsync(args.out + first, correct.out + first,
+                                 as_size(int64_t{c.n_q} * row_elems) * sizeof(__nv_bfloat16), cudaMemcpyDeviceToDevice,
+                                 stream));
+    }
+  }
+
+  // The dense tail of every chunk that holds one: one launch.
+  std::vector<VarlenChunk> tails;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const VarlenChunk& c = chunks[i];
+    const attention::RowRange tail = attention::dense_tail_rows(config_.prefill, c.first_pos, c.n_q, prompt_ends[i]);
+    if (tail.begin == tail.end) continue;
+    const int skipped = static_cast<int>(tail.begin - c.first_pos);
+    tails.push_back({c.q_row + skipped, static_cast<int>(tail.end - tail.begin), static_cast<int>(tail.begin), c.kv_len,
+                     c.page_row, 0});
+  }
+  varlen_prefill_attention(args, tails, stream);
 }
 
 void CudaAttention::decode(int layer, const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch,

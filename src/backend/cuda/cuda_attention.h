@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "attention/attention_config.h"
 #include "attention/layer_schedule.h"
@@ -35,12 +37,10 @@ class CudaAttention {
 
   const attention::AttentionConfig& config() const { return config_; }
   int max_decode_batch() const { return max_batch_; }
-  // Whether decoding needs key bounds beside the pool (QuestBounds), kept current by the transformer.
-  bool keeps_key_bounds() const { return keeps_key_bounds_; }
 
-  // Whether this method's prefill chunks may join other sequences' in one varlen dense launch
-  // (a method that attends every key, without Δ) instead of prefill().
-  bool prefills_densely() const { return !config_.prefill.delta && prefill_method_->attends_every_key(); }
+  // Methods with equal prefill keys prefill alike (the decode half does not matter): their
+  // sequences' chunks of a step may go through one prefill_batch() call of either.
+  const std::string& prefill_key() const { return prefill_key_; }
 
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
   int64_t required_chunk_alignment() const;
@@ -50,19 +50,37 @@ class CudaAttention {
 
   // q: [n][n_heads][head_dim] at positions first_pos.., keys 0..first_pos+n-1 are in the cache.
   // prompt_end: one past the last row of the whole prefill (where Δ's dense tail ends).
+  // One sequence's chunk through the single-sequence kernels.
   void prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,
                const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream);
 
+  // A step's chunks of several sequences whose methods share this prefill_key(), each as
+  // prefill() would attend it, in as few launches as the method allows: without Δ the method's
+  // attend_varlen(); with Δ one gather and one dense varlen launch for the strided rows of every
+  // chunk (compacted, at their positions), the method's attend_varlen() with the correction fused
+  // (γ 16/32/64, variant delta; otherwise one delta_correct_varlen after it), and one dense varlen
+  // launch for every chunk's dense tail. `batch` holds the layer's packed q/out, pools and page
+  // tables (shapes, scale and the rest are filled in here); chunk c of `chunks` starts its
+  // sequence's prefill at kv_len - n_q and the whole prefill ends at prompt_ends[c]. The chunks'
+  // rows lie within the first max_chunk + max_batch - 1 packed rows (a step's rows).
+  void prefill_batch(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
+                     const std::vector<int64_t>& prompt_ends, cudaStream_t stream);
+
   // One decode step of `batch` sequences (q, out: [batch][n_heads][head_dim]; kv_lens: [batch] on
   // the device, each = position + 1, bounded by max_kv_len, the graph's bucket). Called for layers
-  // 0..L-1 in order each step. A method that keeps key bounds needs kv.quest_bounds current for
-  // [0, kv_len) in its Sparse layers.
+  // 0..L-1 in order each step. A method that keeps page state (CudaPageState) needs
+  // kv.page_state current for [0, kv_len) in its Sparse layers.
   void decode(int layer, const __nv_bfloat16* q, const int32_t* kv_lens, int max_kv_len, int batch, const LayerKv& kv,
               __nv_bfloat16* out, cudaStream_t stream);
 
  private:
   void prefill_delta(const PrefillAttentionArgs& args, __nv_bfloat16* out, cudaStream_t stream);
   void prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream);
+  bool delta_fusable() const;
+  // Δ's correction after an unfused sparse pass: out rows [n_q] from dense_rows (variants other
+  // than a fused delta).
+  void correct_unfused(__nv_bfloat16* out, const __nv_bfloat16* dense_rows, int n_q, int first_pos,
+                       cudaStream_t stream);
   void plan_dense_decode(int64_t capacity);
 
   attention::AttentionConfig config_;
@@ -71,12 +89,13 @@ class CudaAttention {
   float scale_;
   int sms_;
   int max_batch_;
+  int64_t strided_capacity_ = 0;  // rows of strided_q_ / dense_rows_
+  std::string prefill_key_;
   DeviceBuffer<__nv_bfloat16> strided_q_, dense_rows_, corrected_;
   DeviceBuffer<int32_t> strided_pos_;
   DeviceBuffer<unsigned char> dense_ws_;
   std::unique_ptr<CudaPrefillMethod> prefill_method_;  // attends each chunk's rows
   std::unique_ptr<CudaDecodeMethod> decode_method_;    // the decode method's layers that are not Full
-  bool keeps_key_bounds_ = false;
 };
 
 }  // namespace deltainfer::cuda

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -27,7 +28,7 @@
 #include "backend/cuda/memory_plan.h"
 #include "backend/cuda/methods/cuda_decode_method.h"
 #include "backend/cuda/prefill_attention.h"
-#include "backend/cuda/quest_decode.h"
+#include "backend/cuda/page_states.h"
 #include "backend/cuda/rank_collectives.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_buffers.h"
@@ -94,7 +95,7 @@ class CudaTransformer final : public runtime::Transformer {
     request.kv_pages = device_pages();
     request.prefill_chunk = static_cast<int>(max_rows_);
     request.kv_dtype = kv_dtype_;
-    request.quest_layers = key_bound_layer_count(options.attention.decode, config_.n_layers);
+    request.page_state_bytes_per_page = page_state_bytes_per_page(options.attention.decode, config_);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
     // count them against the memory that was free before.
     const size_t free_bytes = free_device_bytes();
@@ -104,8 +105,8 @@ class CudaTransformer final : public runtime::Transformer {
     plan_ = plan_memory(config_, request, free_bytes);
     weights_ = CudaWeights::load(source, shard_, stream_.get());
     allocate_state();
-    key_bounds_ = QuestBounds(config_, key_pools(), static_cast<int>(pages_per_sequence_));
-    key_bounds_.ensure_layers(options.attention.decode);  // counted in the plan (quest_layers)
+    page_states_ = PageStates(config_, key_pools(), static_cast<int>(pages_per_sequence_));
+    page_states_.ensure(options.attention.decode);  // counted in the plan (page_state_bytes_per_page)
     default_sequence_ = sequences_.open(options.attention);
     method_of_[default_sequence_] = 0;
     method_users_[0] = 1;
@@ -118,7 +119,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   runtime::SequenceId open_sequence(const attention::AttentionConfig& method) override {
     check_method(method);
-    ensure_key_bounds(method);
+    ensure_page_state(method);
     const int index = method_index(method);
     const runtime::SequenceId id = sequences_.open(method);
     method_of_[id] = index;
@@ -129,21 +130,21 @@ class CudaTransformer final : public runtime::Transformer {
   void close_sequence(runtime::SequenceId id) override {
     if (id == default_sequence_) throw_error("the default sequence of the CUDA backend cannot be closed");
     sequences_.close(id);
-    key_bounds_.forget(id);
+    page_states_.forget(id);
     const int index = method_of_.at(id);
     method_of_.erase(id);
     if (--method_users_[as_size(index)] == 0 && index != 0) release_method(index);
   }
 
-  // Quest's key bounds of the sequence are forgotten, so the next step rebuilds them for the new
-  // method; DELTA and Tidal select afresh every step.
+  // The sequence's page state (Quest's key bounds) is forgotten, so the next step rebuilds it for
+  // the new method; DELTA and Tidal select afresh every step.
   void set_sequence_method(runtime::SequenceId id, const attention::AttentionConfig& method) override {
     check_method(method);
-    ensure_key_bounds(method);
+    ensure_page_state(method);
     const int index = method_index(method);
     const int previous = method_of_.at(id);
     sequences_.set_method(id, method);
-    key_bounds_.forget(id);
+    page_states_.forget(id);
     method_of_[id] = index;
     ++method_users_[as_size(index)];
     if (--method_users_[as_size(previous)] == 0 && previous != 0) release_method(previous);
@@ -153,7 +154,7 @@ class CudaTransformer final : public runtime::Transformer {
 
   void truncate_sequence(runtime::SequenceId id, int64_t length) override {
     sequences_.truncate(id, length);
-    key_bounds_.truncate(id, length);
+    page_states_.truncate(id, length);
   }
 
   runtime::KvUsage kv_usage() const override { return sequences_.usage(); }
@@ -172,7 +173,7 @@ class CudaTransformer final : public runtime::Transformer {
     if (graphed) pad_decode_slots(layout, runtime::decode_slot_bucket(layout.slots(), max_batch_), scratch_page());
     localize_tokens(layout);
     step_.stage(layout);
-    rebuild_quest_bounds(plan, /*after_step=*/false);
+    rebuild_page_state(plan, /*after_step=*/false);
     if (graphed) {
       run_graphed_decode(layout, outputs);
     } else {
@@ -181,7 +182,7 @@ class CudaTransformer final : public runtime::Transformer {
     CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
     sequences_.commit(plan);
     hand_back_decode_outputs(plan, layout);
-    rebuild_quest_bounds(plan, /*after_step=*/true);
+    rebuild_page_state(plan, /*after_step=*/true);
   }
 
   // The default sequence's tokens, then the token that follows under `sampling`, chosen on the
@@ -284,29 +285,29 @@ class CudaTransformer final : public runtime::Transformer {
     }
   }
 
-  // Key bounds of the sequences whose method keeps them (Quest): before a step, whatever a
-  // truncation left stale is rebuilt; after it, a decode step has folded its key in inside the
-  // step, a prefill chunk's keys are folded in now.
-  void rebuild_quest_bounds(const runtime::BatchPlan& plan, bool after_step) {
+  // Page state of the sequences whose method keeps one (Quest's key bounds): before a step,
+  // whatever a truncation left stale is rebuilt; after it, a decode step has folded its key in
+  // inside the step, a prefill chunk's keys are folded in now. No-ops for the other methods.
+  void rebuild_page_state(const runtime::BatchPlan& plan, bool after_step) {
     for (const runtime::BatchEntry& entry : plan.entries) {
-      if (!methods_[as_size(method_of_.at(entry.sequence))]->keeps_key_bounds()) continue;
+      const attention::DecodeConfig& decode = methods_[as_size(method_of_.at(entry.sequence))]->config().decode;
       const runtime::Sequence& sequence = sequences_.at(entry.sequence);
       if (after_step && entry.decode) {
-        key_bounds_.appended(entry.sequence, sequence.length);
+        page_states_.appended(decode, entry.sequence, sequence.length);
       } else {
-        key_bounds_.rebuild_stale(entry.sequence, sequence.pages.data(), sequence.length, stream_.get());
+        page_states_.rebuild_stale(decode, entry.sequence, sequence.pages.data(), sequence.length, stream_.get());
       }
     }
   }
 
-  // Key bounds beside the pool for the layers where `method` needs them (none for most methods).
-  void ensure_key_bounds(const attention::AttentionConfig& method) {
+  // Page state beside the pool for the layers where `method` keeps one (none for most methods).
+  void ensure_page_state(const attention::AttentionConfig& method) {
     try {
-      key_bounds_.ensure_layers(method.decode);
+      page_states_.ensure(method.decode);
     } catch (const InputError&) {
       throw;
     } catch (const Error& e) {
-      throw_input_error("the key bounds of \"{}\" do not fit in GPU memory: {}", attention::describe(method), e.what());
+      throw_input_error("the page state of \"{}\" does not fit in GPU memory: {}", attention::describe(method), e.what());
     }
   }
 
@@ -468,17 +469,24 @@ class CudaTransformer final : public runtime::Transformer {
     fp8_append_kv(append, s);
   }
 
-  LayerKv layer_kv(int i, int slot) {
-    const bool fp8 = fp8_cache();
-    return {kv_.k_data(i), kv_.v_data(i), kv_dtype_, fp8 ? kv_.k_scales_of(i) : nullptr,
-            fp8 ? kv_.v_scales_of(i) : nullptr, step_.page_table(slot), static_cast<int>(pages_per_sequence_),
-            static_cast<int>(device_pages()), key_bounds_.layer(i)};
+  LayerKv layer_kv(int i, int slot, const attention::DecodeConfig& decode) {
+    LayerKv kv;
+    kv.k_pool = kv_.k_data(i);
+    kv.v_pool = kv_.v_data(i);
+    kv.dtype = kv_dtype_;
+    kv.k_scales = fp8_cache() ? kv_.k_scales_of(i) : nullptr;
+    kv.v_scales = fp8_cache() ? kv_.v_scales_of(i) : nullptr;
+    kv.page_table = step_.page_table(slot);
+    kv.page_table_stride = static_cast<int>(pages_per_sequence_);
+    kv.num_pages = static_cast<int>(device_pages());
+    kv.page_state = page_states_.layer(decode, i);
+    return kv;
   }
 
   // An FP8 cache's prefill: the pages holding keys [0, kv_len) of the slot's sequence, dequantized
   // into the bf16 staging pool (kv_fp8_stage.h), which the bf16 prefill kernels read through the
-  // identity page table.
-  LayerKv staged_layer_kv(int i, int slot, int64_t kv_len) {
+  // identity page table (row 0, one sequence at a time).
+  VarlenPrefillArgs staged_prefill_batch(int i, int slot, int64_t kv_len) {
     Fp8StageArgs stage;
     stage.source.k_pool = kv_.k_data(i);
     stage.source.v_pool = kv_.v_data(i);
@@ -493,8 +501,13 @@ class CudaTransformer final : public runtime::Transformer {
     stage.k_stage = stage_k_.data();
     stage.v_stage = stage_v_.data();
     fp8_stage_pages(stage, stream_.get());
-    return {stage_k_.data(), stage_v_.data(), KvDtype::Bf16, nullptr, nullptr, identity_pages_.data(),
-            static_cast<int>(pages_per_sequence_), static_cast<int>(pages_per_sequence_), key_bounds_.layer(i)};
+    VarlenPrefillArgs args = layer_prefill_batch(i);
+    args.k_pool = stage_k_.data();
+    args.v_pool = stage_v_.data();
+    args.num_pages = static_cast<int>(pages_per_sequence_);
+    args.page_tables = identity_pages_.data();
+    args.page_table_stride = static_cast<int>(pages_per_sequence_);
+    return args;
   }
 
   // Layer i's attention for every decode group (one batched call each) and prefill chunk.
@@ -504,50 +517,54 @@ class CudaTransformer final : public runtime::Transformer {
     for (const runtime::DecodeGroup& group : layout.decode_groups) {
       CudaAttention& method = *methods_[as_size(group.method)];
       const int32_t* kv_lens = step_.kv_lens() + group.first_slot;
-      // The layer's new keys are in the pool: Quest folds them into their pages' bounds before selecting.
-      if (method.keeps_key_bounds()) {
-        key_bounds_.append(i, step_.page_table(group.first_slot), static_cast<int>(pages_per_sequence_), kv_lens,
-                      static_cast<int>(bucket), group.slots, s);
-      }
+      const attention::DecodeConfig& decode = method.config().decode;
+      // The layer's new keys are in the pool: a method's page state (Quest's bounds) folds them in before it selects.
+      page_states_.append(decode, i, step_.page_table(group.first_slot), static_cast<int>(pages_per_sequence_), kv_lens,
+                          static_cast<int>(bucket), group.slots, s);
       method.decode(i, q_.data() + group.first_slot * q_dim, kv_lens, static_cast<int>(bucket), group.slots,
-                    layer_kv(i, group.first_slot), attn_.data() + group.first_slot * q_dim, s);
+                    layer_kv(i, group.first_slot, decode), attn_.data() + group.first_slot * q_dim, s);
     }
-    std::vector<VarlenChunk> dense_chunks;
+    // Chunks of methods that prefill alike (CudaAttention::prefill_key) share one prefill_batch call.
+    struct PrefillGroup {
+      CudaAttention* method = nullptr;
+      std::vector<VarlenChunk> chunks;
+      std::vector<int64_t> prompt_ends;
+    };
+    std::map<std::string, PrefillGroup> groups;
     for (const runtime::PrefillItem& item : layout.prefills) {
-      if (fp8_cache()) {  // one sequence's pages at a time through the staging pool
-        methods_[as_size(item.method)]->prefill(i, q_.data() + item.first_row * q_dim, item.n_tokens, item.first_pos,
-                                                item.prompt_end, staged_layer_kv(i, item.slot, item.first_pos + item.n_tokens),
-                                                attn_.data() + item.first_row * q_dim, s);
+      CudaAttention& method = *methods_[as_size(item.method)];
+      const VarlenChunk chunk{static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
+                              static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
+                              item.slot, 0};
+      if (fp8_cache()) {  // one sequence's pages at a time through the staging pool (its table's row 0)
+        VarlenChunk staged = chunk;
+        staged.page_row = 0;
+        method.prefill_batch(staged_prefill_batch(i, item.slot, item.first_pos + item.n_tokens), {staged},
+                             {item.prompt_end}, s);
         continue;
       }
-      if (methods_[as_size(item.method)]->prefills_densely()) {
-        dense_chunks.push_back({static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
-                                static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
-                                item.slot});
-        continue;
-      }
-      methods_[as_size(item.method)]->prefill(i, q_.data() + item.first_row * q_dim, item.n_tokens, item.first_pos,
-                                              item.prompt_end, layer_kv(i, item.slot),
-                                              attn_.data() + item.first_row * q_dim, s);
+      PrefillGroup& group = groups[method.prefill_key()];
+      if (group.method == nullptr) group.method = &method;
+      group.chunks.push_back(chunk);
+      group.prompt_ends.push_back(item.prompt_end);
     }
-    if (!dense_chunks.empty()) dense_prefill(i, dense_chunks);
+    for (const auto& entry : groups) {
+      const PrefillGroup& group = entry.second;
+      group.method->prefill_batch(layer_prefill_batch(i), group.chunks, group.prompt_ends, s);
+    }
   }
 
-  // The chunks of every sequence whose prefill is dense, in one varlen launch.
-  void dense_prefill(int i, const std::vector<VarlenChunk>& chunks) {
+  // Layer i's packed rows, pools and page tables, as a prefill batch sees them.
+  VarlenPrefillArgs layer_prefill_batch(int i) {
     VarlenPrefillArgs args;
     args.q = q_.data();
     args.out = attn_.data();
-    args.n_heads = config_.n_heads;
-    args.n_kv_heads = config_.n_kv_heads;
-    args.head_dim = config_.head_dim;
-    args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
-    args.k_pool = kv_.k_bf16(i);
-    args.v_pool = kv_.v_bf16(i);
+    args.k_pool = fp8_cache() ? nullptr : kv_.k_bf16(i);  // an FP8 cache's prefill sets its staging pool
+    args.v_pool = fp8_cache() ? nullptr : kv_.v_bf16(i);
     args.num_pages = static_cast<int>(device_pages());
     args.page_tables = step_.page_table(0);
     args.page_table_stride = static_cast<int>(pages_per_sequence_);
-    varlen_prefill_attention(args, chunks, stream_.get());
+    return args;
   }
 
   // Embedding, every layer, nothing after: the residual stream of the step's rows is in x_.
@@ -768,7 +785,7 @@ class CudaTransformer final : public runtime::Transformer {
   // FP8 cache only (allocate_fp8_staging).
   DeviceBuffer<bf16> stage_k_, stage_v_, k_rows_, v_rows_;
   DeviceBuffer<int32_t> identity_pages_;
-  QuestBounds key_bounds_;  // beside the pools, for methods that keep them (Quest)
+  PageStates page_states_;  // beside the pools, for methods that keep per-page state (Quest's key bounds)
   StepBuffers step_;
   DeviceBuffer<float> inv_freq_;
   DeviceBuffer<float> x_;

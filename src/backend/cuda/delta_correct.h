@@ -11,6 +11,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
+
+#include "backend/cuda/prefill_attention.h"
 
 namespace deltainfer::cuda {
 
@@ -37,11 +40,27 @@ inline int strided_row_count(int n_q, int gamma) { return (n_q + gamma - 1) / ga
 // Launch on `stream` without synchronizing; InputError for bad arguments, Error on launch failure.
 void delta_correct(const DeltaCorrectArgs& args, cudaStream_t stream);
 
+// The correction of several chunks of one packed batch at once (varlen, prefill_attention.h):
+// chunk c's rows are rows [c.q_row, c.q_row + c.n_q) of base.sparse and base.out at positions
+// c.first_pos.. (a multiple of gamma), its dense rows start at row c.delta_row of
+// base.dense_rows; base's n_q and first_pos are unused. Equals delta_correct per chunk; one
+// launch per kMaxVarlenChunks chunks. Interpolate needs base.out apart from base.sparse (same
+// row layout).
+void delta_correct_varlen(const DeltaCorrectArgs& base, const std::vector<VarlenChunk>& chunks,
+                          cudaStream_t stream);
+
 // strided[k] = rows[k * gamma] for k < strided_row_count(n_q, gamma).
 void gather_strided_rows(const __nv_bfloat16* rows, int n_q, int row_elems, int gamma,
                          __nv_bfloat16* strided, cudaStream_t stream);
 
 // positions[k] = first_pos + k * gamma for k < strided_row_count(n_q, gamma).
 void strided_positions(int n_q, int first_pos, int gamma, int32_t* positions, cudaStream_t stream);
+
+// The dense pass of several chunks of one packed `rows` at once (varlen, prefill_attention.h):
+// chunk c's strided rows rows[c.q_row + k * gamma] go to strided[c.delta_row + k] and their
+// positions c.first_pos + k * gamma to positions[c.delta_row + k], k < strided_row_count(c.n_q,
+// gamma). Every chunk must start at a multiple of gamma; one launch per kMaxVarlenChunks chunks.
+void gather_strided_rows_varlen(const __nv_bfloat16* rows, const std::vector<VarlenChunk>& chunks, int row_elems,
+                                int gamma, __nv_bfloat16* strided, int32_t* positions, cudaStream_t stream);
 
 }  // namespace deltainfer::cuda

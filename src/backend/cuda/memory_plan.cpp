@@ -21,11 +21,6 @@ constexpr size_t kF32 = 4;
 constexpr size_t kGemmWorkspace = size_t{32} << 20;
 constexpr int kMaxDecodeSplits = 256;  // the decode kernel's cap, bounds its workspace
 
-// Quest's bounds beside one pool page of every Quest layer.
-size_t quest_bytes_per_page(const model::ModelConfig& c, int quest_layers) {
-  return quest_bounds_elements(1, c.n_kv_heads, c.head_dim) * kBf16 * static_cast<size_t>(quest_layers);
-}
-
 double gib(size_t bytes) { return static_cast<double>(bytes) / static_cast<double>(size_t{1} << 30); }
 
 // Every tensor of the architecture's table in bf16.
@@ -68,12 +63,9 @@ size_t fp8_staging_bytes(const model::ModelConfig& c, const MemoryRequest& r, in
 }  // namespace
 
 MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& request, size_t free_bytes) {
-  if (request.max_context <= 0 || request.max_batch <= 0 || request.prefill_chunk <= 0 ||
-      request.quest_layers < 0 || request.quest_layers > config.n_layers) {
-    throw_input_error("memory plan: max_context {}, max_batch {}, prefill_chunk {} must all be positive, and "
-                      "quest_layers {} within the model's {} layers",
-                      request.max_context, request.max_batch, request.prefill_chunk, request.quest_layers,
-                      config.n_layers);
+  if (request.max_context <= 0 || request.max_batch <= 0 || request.prefill_chunk <= 0) {
+    throw_input_error("memory plan: max_context {}, max_batch {}, prefill_chunk {} must all be positive",
+                      request.max_context, request.max_batch, request.prefill_chunk);
   }
   MemoryPlan plan;
   plan.pages_per_sequence = (request.max_context + kKvPageSize - 1) / kKvPageSize;
@@ -82,29 +74,30 @@ MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& re
                            static_cast<size_t>(kv_pool_page_bytes(request.kv_dtype, config.n_kv_heads, config.head_dim));
   plan.kv_bytes_per_token = (plan.kv_bytes_per_page + kKvPageSize - 1) / kKvPageSize;
   plan.kv_bytes = static_cast<size_t>(plan.num_pages) * plan.kv_bytes_per_page;
-  plan.quest_bytes_per_token = quest_bytes_per_page(config, request.quest_layers) / kKvPageSize;
-  plan.quest_bytes = static_cast<size_t>(plan.num_pages) * quest_bytes_per_page(config, request.quest_layers);
+  plan.page_state_bytes_per_token = request.page_state_bytes_per_page / kKvPageSize;
+  plan.page_state_bytes = static_cast<size_t>(plan.num_pages) * request.page_state_bytes_per_page;
   plan.weight_bytes = weight_bytes(config);
   plan.workspace_bytes = workspace_bytes(config, request);
   plan.kv_staging_bytes = fp8_staging_bytes(config, request, plan.pages_per_sequence);
   plan.attention_bytes = request.attention_bytes;
-  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.quest_bytes + plan.workspace_bytes +
+  plan.total_bytes = plan.weight_bytes + plan.kv_bytes + plan.page_state_bytes + plan.workspace_bytes +
                      plan.kv_staging_bytes + plan.attention_bytes;
   if (plan.total_bytes + request.reserve_bytes > free_bytes) {
-    const size_t other = plan.total_bytes - plan.kv_bytes - plan.quest_bytes + request.reserve_bytes;  // not per token
-    const size_t per_token = plan.kv_bytes_per_token + plan.quest_bytes_per_token;
+    const size_t other = plan.total_bytes - plan.kv_bytes - plan.page_state_bytes + request.reserve_bytes;  // not per token
+    const size_t per_token = plan.kv_bytes_per_token + plan.page_state_bytes_per_token;
     const int64_t fit_tokens =
         free_bytes > other ? static_cast<int64_t>((free_bytes - other) / per_token / request.max_batch) : 0;
-    std::string quest =
-        plan.quest_bytes > 0 ? fmt::format(" + Quest bounds {:.2f} GiB", gib(plan.quest_bytes)) : std::string();
-    if (plan.kv_staging_bytes > 0) quest += fmt::format(" + FP8 staging {:.2f} GiB", gib(plan.kv_staging_bytes));
+    std::string page_state = plan.page_state_bytes > 0
+                                 ? fmt::format(" + method page state {:.2f} GiB", gib(plan.page_state_bytes))
+                                 : std::string();
+    if (plan.kv_staging_bytes > 0) page_state += fmt::format(" + FP8 staging {:.2f} GiB", gib(plan.kv_staging_bytes));
     throw_input_error(
         "{}: {} sequence(s) of {} tokens do not fit in GPU memory: weights {:.2f} GiB + KV cache {:.2f} GiB "
         "({}, {:.2f} KiB/token){} + workspaces {:.2f} GiB + attention workspaces {:.2f} GiB + reserve {:.2f} GiB = {:.2f} "
         "GiB, but {:.2f} GiB is free; "
         "at most about {} tokens per sequence fit (lower --max-context or the batch)",
         config.name, request.max_batch, request.max_context, gib(plan.weight_bytes), gib(plan.kv_bytes),
-        kv_dtype_name(request.kv_dtype), static_cast<double>(plan.kv_bytes_per_page) / kKvPageSize / 1024, quest, gib(plan.workspace_bytes), gib(plan.attention_bytes),
+        kv_dtype_name(request.kv_dtype), static_cast<double>(plan.kv_bytes_per_page) / kKvPageSize / 1024, page_state, gib(plan.workspace_bytes), gib(plan.attention_bytes),
         gib(request.reserve_bytes),
         gib(plan.total_bytes + request.reserve_bytes), gib(free_bytes), fit_tokens);
   }

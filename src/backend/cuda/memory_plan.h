@@ -1,7 +1,8 @@
 #pragma once
 // Device memory planned up front: bf16 weights, the paged KV cache (bf16, or FP8 codes plus a
 // scale per page and KV head: core/kv_fp8_page.h) for `max_batch`
-// sequences of `max_context` tokens (with Quest's key bounds beside the pools of its layers), and
+// sequences of `max_context` tokens (with the decode method's per-page state beside the pools:
+// methods/cuda_decode_method.h, CudaPageState), and
 // the activation workspaces of one prefill chunk, sized from the model config before they are
 // allocated; plus the attention policy's workspaces (the caller allocates those first and passes
 // their size, with the free memory measured before). A request that does not fit in the free
@@ -20,7 +21,7 @@ struct MemoryRequest {
   int64_t kv_pages = 0;     // pages of the shared KV pool; 0: max_batch sequences of max_context
   int prefill_chunk = 2048;  // tokens per prefill step
   KvDtype kv_dtype = KvDtype::Bf16;
-  int quest_layers = 0;      // layers keeping Quest key bounds beside their pools (1/16 of their KV)
+  size_t page_state_bytes_per_page = 0;  // the decode method's state per pool page, all layers (page_state_bytes_per_page)
   size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes)
   size_t reserve_bytes = size_t{512} << 20;  // left free for the CUDA context, cuBLASLt, fragmentation
 };
@@ -28,7 +29,7 @@ struct MemoryRequest {
 struct MemoryPlan {
   size_t weight_bytes = 0;
   size_t kv_bytes = 0;         // K and V pools of all layers (with FP8: their scales too)
-  size_t quest_bytes = 0;      // Quest key bounds of the quest_layers
+  size_t page_state_bytes = 0;  // the decode method's per-page state, every pool page
   size_t workspace_bytes = 0;  // activations, logits and GEMM workspaces
   // FP8 cache only: the bf16 staging pool of one sequence's pages that prefill reads
   // (kv_fp8_stage.h), its identity page table, and the rotated K/V rows fp8_append_kv quantizes.
@@ -39,7 +40,7 @@ struct MemoryPlan {
   int64_t num_pages = 0;           // physical pages per layer pool
   size_t kv_bytes_per_page = 0;    // all layers, K and V (with FP8: their scales too)
   size_t kv_bytes_per_token = 0;   // kv_bytes_per_page / kKvPageTokens, rounded up
-  size_t quest_bytes_per_token = 0;
+  size_t page_state_bytes_per_token = 0;  // page_state_bytes_per_page / kKvPageTokens
 };
 
 // Pure arithmetic: testable without a GPU. Throws InputError when the request is malformed or

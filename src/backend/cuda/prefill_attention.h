@@ -63,12 +63,22 @@ void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
 // sliding window + sink (as sliding_prefill_attention). Slots past a chunk's kv_len in its last
 // page are never read into a result (they may hold NaN). Chunks may come in any order and
 // share no rows; a chunk with n_q == 0 is skipped.
+//
+// Compacted queries (q_pos set, e.g. Δ's strided rows of several chunks): chunk c's rows are at
+// positions q_pos[q_row .. q_row + n_q), strictly increasing, the first one first_pos, all below
+// kv_len; nullptr gives the contiguous positions above.
+//
+// Fused Δ correction (delta_dense set; sliding only, window > 0, contiguous queries): as
+// sparse_prefill.h's DeltaFusion for each chunk, whose first_pos must be a multiple of gamma and
+// whose dense outputs of its rows at positions 0, gamma, 2 gamma, ... of the chunk are rows
+// [delta_row, delta_row + ceil(n_q / gamma)) of delta_dense ([rows][n_heads][head_dim]).
 struct VarlenChunk {
   int q_row = 0;
   int n_q = 0;
   int first_pos = 0;
   int kv_len = 0;
   int page_row = 0;
+  int delta_row = 0;  // with VarlenPrefillArgs::delta_dense only
 };
 
 struct VarlenPrefillArgs {
@@ -86,6 +96,9 @@ struct VarlenPrefillArgs {
   int page_table_stride = 0;  // int32 entries per page-table row
   int window = 0;             // 0: dense causal
   int sink = 0;
+  const int32_t* q_pos = nullptr;                // [rows] or nullptr: contiguous (see above)
+  const __nv_bfloat16* delta_dense = nullptr;  // nullptr: no Δ correction
+  int gamma = 0;                                 // 16, 32 or 64 with delta_dense
 };
 
 // Chunks per launch on Hopper (their table travels in the kernel's parameters); more are split
@@ -96,5 +109,9 @@ inline constexpr int kMaxVarlenChunks = 64;
 // launch fails; returns without synchronizing. Capturable in a CUDA graph.
 void varlen_prefill_attention(const VarlenPrefillArgs& args, const std::vector<VarlenChunk>& chunks,
                               cudaStream_t stream);
+
+// One chunk of a varlen batch as a single-sequence call's arguments (its rows of q/out/lse and
+// q_pos, its page-table row); Δ fusion is not part of them.
+PrefillAttentionArgs varlen_chunk_args(const VarlenPrefillArgs& args, const VarlenChunk& chunk);
 
 }  // namespace deltainfer::cuda

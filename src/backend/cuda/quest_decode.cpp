@@ -81,13 +81,13 @@ void QuestBounds::ensure_layers(const attention::DecodeConfig& decode) {
   const attention::LayerSchedule schedule(decode, static_cast<int>(k_pools_.size()));
   const size_t elements = quest_bounds_elements(pool_pages_, model_.n_kv_heads, model_.head_dim);
   for (int layer = 0; layer < schedule.n_layers(); ++layer) {
-    if (!keeps_key_bounds(decode, schedule, layer) || bounds_[static_cast<size_t>(layer)].size() != 0) continue;
+    if (!keeps_page_state(decode, schedule, layer) || bounds_[static_cast<size_t>(layer)].size() != 0) continue;
     bounds_[static_cast<size_t>(layer)] = DeviceBuffer<__nv_bfloat16>(elements);
     current_.clear();  // a new layer's bounds are current for no sequence yet
   }
 }
 
-__nv_bfloat16* QuestBounds::layer(int i) {
+__nv_bfloat16* QuestBounds::bounds(int i) {
   if (i < 0 || static_cast<size_t>(i) >= bounds_.size()) return nullptr;
   return bounds_[static_cast<size_t>(i)].data();  // nullptr when empty
 }
@@ -132,11 +132,11 @@ void QuestBounds::rebuild_stale(int64_t sequence, const int32_t* pages, int64_t 
 
 void QuestBounds::append(int i, const int32_t* page_table, int page_table_stride, const int32_t* kv_lens,
                          int max_kv_len, int batch, cudaStream_t stream) {
-  __nv_bfloat16* bounds = layer(i);
-  if (bounds == nullptr) return;
-  quest_append_bounds(
-      layer_cache(k_pools_[static_cast<size_t>(i)], bounds, page_table, page_table_stride, kv_lens, max_kv_len, batch),
-      stream);
+  __nv_bfloat16* layer_bounds = bounds(i);
+  if (layer_bounds == nullptr) return;
+  quest_append_bounds(layer_cache(k_pools_[static_cast<size_t>(i)], layer_bounds, page_table, page_table_stride,
+                                  kv_lens, max_kv_len, batch),
+                      stream);
 }
 
 // ---- QuestSelector ----

@@ -45,7 +45,8 @@ struct Params {
 
 // The chunk table of a varlen launch (count 0: a single-sequence launch). Chunk c owns the
 // launch's query blocks [block_begin, next chunk's block_begin) and holds its blocks' values of
-// the Params fields that differ per sequence.
+// the Params fields that differ per sequence. A varlen launch's q_pos and delta_dense hold every
+// chunk's rows; each block offsets them to its chunk's.
 inline constexpr int kMaxChunks = 64;  // == kMaxVarlenChunks
 
 struct ChunkEntry {
@@ -55,6 +56,7 @@ struct ChunkEntry {
   int kv_len;
   int page_row;
   int block_begin;
+  int delta_row;  // first row of this chunk's Δ dense outputs (Params::delta_dense set)
 };
 
 struct ChunkTable {

@@ -420,7 +420,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int n_qblocks = (chunk.n_q + kBlockM - 1) / kBlockM;
     qblock = n_qblocks - 1 - (static_cast<int>(blockIdx.y) - chunk.block_begin);  // long first
     q_row = chunk.q_row;
-    p.q_pos = nullptr;
+    p.q_pos = launch.q_pos != nullptr ? launch.q_pos + chunk.q_row : nullptr;
+    p.delta_dense = launch.delta_dense != nullptr
+                        ? launch.delta_dense + static_cast<int64_t>(chunk.delta_row) * launch.n_heads * D
+                        : nullptr;
     p.n_q = chunk.n_q;
     p.first_pos = chunk.first_pos;
     p.kv_len = chunk.kv_len;

@@ -1,6 +1,6 @@
-// Host entry of varlen prefill attention: checks every chunk against its sequence, orders the
-// chunks longest first, and launches the Hopper kernel over up to kMaxVarlenChunks chunks at a
-// time (one launch per chunk on devices without wgmma).
+// Host entry of varlen prefill attention: checks every chunk against its sequence (and Δ
+// fusion's conditions), orders the chunks longest first, and launches the Hopper kernel over up
+// to kMaxVarlenChunks chunks at a time (one launch per chunk on devices without wgmma).
 #include <algorithm>
 #include <vector>
 
@@ -25,9 +25,27 @@ void validate_chunk(const VarlenPrefillArgs& a, const VarlenChunk& c, size_t ind
         "its sequence (page-table rows hold {} pages)",
         index, c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, a.page_table_stride);
   }
+  if (a.delta_dense != nullptr && (c.first_pos % a.gamma != 0 || c.delta_row < 0)) {
+    throw_input_error("varlen prefill: chunk {} starts at position {}, not a multiple of Δ's gamma {} (or has "
+                      "dense row {})",
+                      index, c.first_pos, a.gamma, c.delta_row);
+  }
 }
 
-PrefillAttentionArgs chunk_args(const VarlenPrefillArgs& a, const VarlenChunk& c) {
+// Δ fusion runs in the sparse kernels' epilogue over contiguous rows (sparse_prefill.h).
+void validate_fusion(const VarlenPrefillArgs& a) {
+  if (a.delta_dense == nullptr) return;
+  if (a.window < 1 || a.q_pos != nullptr || (a.gamma != 16 && a.gamma != 32 && a.gamma != 64)) {
+    throw_input_error(
+        "varlen prefill: fused Δ correction needs a sliding window (window {}), contiguous queries and gamma "
+        "16, 32 or 64 (gamma {})",
+        a.window, a.gamma);
+  }
+}
+
+}  // namespace
+
+PrefillAttentionArgs varlen_chunk_args(const VarlenPrefillArgs& a, const VarlenChunk& c) {
   PrefillAttentionArgs args;
   args.q = a.q + static_cast<int64_t>(c.q_row) * a.n_heads * a.head_dim;
   args.first_pos = c.first_pos;
@@ -40,15 +58,23 @@ PrefillAttentionArgs chunk_args(const VarlenPrefillArgs& a, const VarlenChunk& c
                         a.num_pages, c.kv_len};
   args.out = a.out + static_cast<int64_t>(c.q_row) * a.n_heads * a.head_dim;
   args.lse = a.lse != nullptr ? a.lse + static_cast<int64_t>(c.q_row) * a.n_heads : nullptr;
+  args.q_pos = a.q_pos != nullptr ? a.q_pos + c.q_row : nullptr;
   return args;
 }
+
+namespace {
 
 void launch_each(const VarlenPrefillArgs& a, const std::vector<VarlenChunk>& chunks, cudaStream_t stream) {
   for (const VarlenChunk& c : chunks) {
     if (a.window > 0) {
-      sliding_prefill_attention(chunk_args(a, c), a.window, a.sink, stream);
+      DeltaFusion fused;
+      if (a.delta_dense != nullptr) {
+        fused.dense_rows = a.delta_dense + static_cast<int64_t>(c.delta_row) * a.n_heads * a.head_dim;
+        fused.gamma = a.gamma;
+      }
+      sliding_prefill_attention(varlen_chunk_args(a, c), a.window, a.sink, stream, fused);
     } else {
-      prefill_attention(chunk_args(a, c), stream);
+      prefill_attention(varlen_chunk_args(a, c), stream);
     }
   }
 }
@@ -61,7 +87,7 @@ void launch_table(const VarlenPrefillArgs& a, const prefill::Params& base, const
   int blocks = 0;
   for (size_t i = begin; i < end; ++i) {
     const VarlenChunk& c = chunks[i];
-    table.chunk[table.count++] = {c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, blocks};
+    table.chunk[table.count++] = {c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, blocks, c.delta_row};
     blocks += (c.n_q + kQueryBlock - 1) / kQueryBlock;
   }
   const cudaError_t err = prefill::launch_sm90_varlen(base, table, blocks, a.head_dim, a.num_pages, stream);
@@ -76,6 +102,7 @@ void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<Varl
     throw_input_error("varlen prefill: null page tables, page-table stride {}, window {} or sink {}",
                       a.page_table_stride, a.window, a.sink);
   }
+  validate_fusion(a);
   std::vector<VarlenChunk> active;
   for (size_t i = 0; i < chunks.size(); ++i) {
     validate_chunk(a, chunks[i], i);
@@ -83,22 +110,27 @@ void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<Varl
   }
   if (active.empty()) return;
   // Shapes and pointers are checked once, on the first chunk's view.
-  prefill::validate(chunk_args(a, active.front()));
+  prefill::validate(varlen_chunk_args(a, active.front()));
   if (!prefill::device_has_wgmma()) {
     launch_each(a, active, stream);
     return;
   }
-  // Longest first: a chunk's last query block visits the most key tiles.
-  std::stable_sort(active.begin(), active.end(), [](const VarlenChunk& x, const VarlenChunk& y) {
-    return x.first_pos + x.n_q > y.first_pos + y.n_q;
+  // Longest first: a chunk's last query block visits the most key tiles (compacted rows: their
+  // last position is not first_pos + n_q - 1, their kv_len bounds it).
+  const bool compacted = a.q_pos != nullptr;
+  std::stable_sort(active.begin(), active.end(), [compacted](const VarlenChunk& x, const VarlenChunk& y) {
+    return compacted ? x.kv_len > y.kv_len : x.first_pos + x.n_q > y.first_pos + y.n_q;
   });
-  prefill::Params base = prefill::make_params(chunk_args(a, active.front()));
+  prefill::Params base = prefill::make_params(varlen_chunk_args(a, active.front()));
   base.q = a.q;
   base.out = a.out;
   base.lse = a.lse;
   base.page_table = a.page_tables;
   base.window = a.window;
   base.sink = a.sink;
+  base.q_pos = a.q_pos;
+  base.delta_dense = a.delta_dense;
+  base.gamma = a.delta_dense != nullptr ? a.gamma : 0;
   for (size_t begin = 0; begin < active.size(); begin += kMaxVarlenChunks) {
     launch_table(a, base, active, begin, std::min(active.size(), begin + kMaxVarlenChunks), stream);
   }

@@ -13,6 +13,7 @@
 
 #include "attention/attention_config.h"
 #include "attention/layer_schedule.h"
+#include "backend/cuda/paged_kv.h"
 #include "core/kv_page.h"
 #include "model/model_config.h"
 
@@ -28,8 +29,40 @@ struct LayerKv {
   const float* v_scales = nullptr;
   const int32_t* page_table = nullptr;
   int page_table_stride = 0;
-  int num_pages = 0;                      // physical pages in the pools
-  __nv_bfloat16* quest_bounds = nullptr;  // layers of a method that keeps key bounds (quest_decode.h)
+  int num_pages = 0;          // physical pages in the pools
+  void* page_state = nullptr;  // this layer's part of the method's CudaPageState (below); nullptr: none
+};
+
+// State a decode method keeps per pool page beside the pools of its Sparse layers (Quest: each
+// page's key bounds). The method's row declares its size and makes it; the transformer owns one
+// per method kind in use, counts it in the memory plan and calls these hooks, not knowing what it
+// holds. Sequences are the runtime's ids.
+class CudaPageState {
+ public:
+  virtual ~CudaPageState() = default;
+  // Allocates the state of every layer where `decode` keeps one (Error when the device has no room).
+  virtual void ensure_layers(const attention::DecodeConfig& decode) = 0;
+  // Layer i's state, nullptr where it has none (what LayerKv::page_state carries).
+  virtual void* layer(int i) = 0;
+  // The sequence was cut to n_tokens / is gone (its pages may hold another's keys next).
+  virtual void truncate(int64_t sequence, int64_t n_tokens) = 0;
+  virtual void forget(int64_t sequence) = 0;
+  // Before a step, outside any graph capture: brings the state of the sequence's pages (host page
+  // table) up to date for [0, kv_len) (after a prefill chunk, or what a truncation left stale).
+  virtual void rebuild_stale(int64_t sequence, const int32_t* pages, int64_t kv_len, cudaStream_t stream) = 0;
+  // Inside the decode graph, after layer i's keys at positions kv_lens[s] - 1 of `batch` sequences
+  // are in the pool; appended() is the host's bookkeeping after such a step.
+  virtual void append(int i, const int32_t* page_table, int page_table_stride, const int32_t* kv_lens, int max_kv_len,
+                      int batch, cudaStream_t stream) = 0;
+  virtual void appended(int64_t sequence, int64_t kv_len) = 0;
+};
+
+// What a page state is made over: every layer's K pool of pool_pages pages, and the longest page
+// table of one sequence.
+struct CudaPageStateSetup {
+  const model::ModelConfig& model;
+  std::vector<PagedKv> k_pools;  // every layer's K pool, any dtype (its table and lengths unused)
+  int table_pages = 0;           // the longest page table of one sequence
 };
 
 // What a method's workspaces are planned for: batches of up to max_batch sequences of up to
@@ -69,9 +102,10 @@ class CudaDecodeMethod {
 
 struct CudaDecodeMethodInfo {
   attention::DecodeKind kind = attention::DecodeKind::Dense;  // filled in by the registry
-  // Its Sparse layers read key bounds beside the pool (LayerKv::quest_bounds), which the
-  // transformer keeps current (QuestBounds) and the memory plan counts.
-  bool keeps_key_bounds = false;
+  // Per-page state beside the pools of its Sparse layers (LayerKv::page_state): bytes per pool
+  // page and layer, and its factory; both nullptr for a method that keeps none.
+  size_t (*page_state_bytes)(const model::ModelConfig& model) = nullptr;
+  std::unique_ptr<CudaPageState> (*create_page_state)(const CudaPageStateSetup& setup) = nullptr;
   // Throws InputError for knobs its kernels do not support.
   std::unique_ptr<CudaDecodeMethod> (*create)(const CudaDecodeSetup& setup) = nullptr;
 };
@@ -79,10 +113,10 @@ struct CudaDecodeMethodInfo {
 const std::vector<CudaDecodeMethodInfo>& cuda_decode_methods();
 const CudaDecodeMethodInfo& cuda_decode_method(attention::DecodeKind kind);
 
-// Layers that keep key bounds beside their pools under `decode` (its Sparse layers, where its
-// method keeps them; none otherwise).
-int key_bound_layer_count(const attention::DecodeConfig& decode, int n_layers);
-bool keeps_key_bounds(const attention::DecodeConfig& decode, const attention::LayerSchedule& schedule, int layer);
+// Whether `layer` keeps page state under `decode` (a Sparse layer of a method that keeps some),
+// and the bytes of it per pool page over all layers (what the memory plan counts).
+bool keeps_page_state(const attention::DecodeConfig& decode, const attention::LayerSchedule& schedule, int layer);
+size_t page_state_bytes_per_page(const attention::DecodeConfig& decode, const model::ModelConfig& model);
 
 // Each decode method's row, defined in its own file (backend/cuda/methods/<name>.cpp).
 namespace methods {

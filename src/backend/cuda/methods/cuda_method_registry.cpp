@@ -47,15 +47,18 @@ const CudaPrefillMethodInfo& cuda_prefill_method(attention::PrefillKind kind) {
   throw_error("prefill kind {} has no CUDA implementation", static_cast<int>(kind));
 }
 
-bool keeps_key_bounds(const attention::DecodeConfig& decode, const attention::LayerSchedule& schedule, int layer) {
-  return cuda_decode_method(decode.kind).keeps_key_bounds && schedule.role(layer) == attention::LayerRole::Sparse;
+bool keeps_page_state(const attention::DecodeConfig& decode, const attention::LayerSchedule& schedule, int layer) {
+  return cuda_decode_method(decode.kind).create_page_state != nullptr &&
+         schedule.role(layer) == attention::LayerRole::Sparse;
 }
 
-int key_bound_layer_count(const attention::DecodeConfig& decode, int n_layers) {
-  const attention::LayerSchedule schedule(decode, n_layers);
-  int count = 0;
-  for (int layer = 0; layer < n_layers; ++layer) count += keeps_key_bounds(decode, schedule, layer) ? 1 : 0;
-  return count;
+size_t page_state_bytes_per_page(const attention::DecodeConfig& decode, const model::ModelConfig& model) {
+  const CudaDecodeMethodInfo& method = cuda_decode_method(decode.kind);
+  if (method.page_state_bytes == nullptr) return 0;
+  const attention::LayerSchedule schedule(decode, model.n_layers);
+  size_t layers = 0;
+  for (int layer = 0; layer < model.n_layers; ++layer) layers += keeps_page_state(decode, schedule, layer) ? 1 : 0;
+  return layers * method.page_state_bytes(model);
 }
 
 }  // namespace deltainfer::cuda

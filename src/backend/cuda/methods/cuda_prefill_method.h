@@ -39,9 +39,19 @@ class CudaPrefillMethod {
   // Attends the chunk's rows under the method; with fused.dense_rows set, Δ's correction is
   // applied in the same pass (only methods that keep fewer than every key are asked to).
   virtual void attend(const PrefillAttentionArgs& chunk, cudaStream_t stream, const DeltaFusion& fused) = 0;
-  // True when the method attends every key causally and needs nothing per chunk: then the chunks
-  // of many sequences may go through one varlen_prefill_attention launch instead of attend().
-  virtual bool attends_every_key() const { return false; }
+  // The chunks of several sequences of one step (varlen, prefill_attention.h: packed q/out, one
+  // page-table row each); with batch.delta_dense set, Δ's correction as in attend(), chunk c's
+  // dense rows from batch.delta_dense's row c.delta_row. What attend_each() does, in as few
+  // launches as the method's kernels allow: a method whose kernel takes a varlen batch overrides
+  // it; one that needs something per chunk (vertical-slash's estimate) keeps this.
+  virtual void attend_varlen(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
+                             cudaStream_t stream) {
+    attend_each(batch, chunks, stream);
+  }
+
+ protected:
+  // prepare() then attend() for each chunk in turn, through the single-sequence calls.
+  void attend_each(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks, cudaStream_t stream);
 };
 
 struct CudaPrefillMethodInfo {

@@ -1,4 +1,5 @@
-// Dense prefill on the GPU: prefill_attention (wgmma + TMA) over every key.
+// Dense prefill on the GPU: prefill_attention (wgmma + TMA) over every key; the chunks of a step's
+// sequences through one varlen launch.
 #include <memory>
 
 #include "backend/cuda/methods/cuda_prefill_method.h"
@@ -13,7 +14,14 @@ class DensePrefill final : public CudaPrefillMethod {
     if (fused.dense_rows != nullptr) throw_error("dense prefill has nothing for Δ to correct");
     prefill_attention(chunk, stream);
   }
-  bool attends_every_key() const override { return true; }
+  // Every chunk in one launch (per kMaxVarlenChunks).
+  void attend_varlen(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
+                     cudaStream_t stream) override {
+    if (batch.delta_dense != nullptr) throw_error("dense prefill has nothing for Δ to correct");
+    VarlenPrefillArgs args = batch;
+    args.window = 0;
+    varlen_prefill_attention(args, chunks, stream);
+  }
 };
 
 }  // namespace

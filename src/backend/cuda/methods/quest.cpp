@@ -1,6 +1,7 @@
 // Quest decode on the GPU (METHODS.md section 3): each Sparse layer selects every KV head's pages
-// from the key bounds beside the pool (QuestSelector, quest_decode.h; the transformer keeps the
-// bounds current) and attends them with sparse decode, one set per KV head.
+// from the key bounds beside the pool (QuestSelector, quest_decode.h) and attends them with sparse
+// decode, one set per KV head. The bounds are Quest's page state (QuestBounds): declared here, kept
+// current by the transformer through CudaPageState's hooks.
 #include <memory>
 
 #include "backend/cuda/methods/decode_calls.h"
@@ -30,7 +31,7 @@ class QuestDecode final : public CudaDecodeMethod {
     if (call.role != attention::LayerRole::Sparse) {
       throw_error("Quest layer {} is {}: only Sparse layers select", call.layer, attention::layer_role_name(call.role));
     }
-    const QuestCache cache{paged_kv_of(model_, call), call.kv.quest_bounds};
+    const QuestCache cache{paged_kv_of(model_, call), static_cast<__nv_bfloat16*>(call.kv.page_state)};
     sparse_decode_over_set(model_, scale_, call, selector_.select(call.q, cache, stream), sparse_ws_.data(),
                            sparse_ws_.bytes(), stream);
   }
@@ -46,7 +47,12 @@ class QuestDecode final : public CudaDecodeMethod {
 
 CudaDecodeMethodInfo quest() {
   CudaDecodeMethodInfo m;
-  m.keeps_key_bounds = true;
+  m.page_state_bytes = [](const model::ModelConfig& model) {
+    return quest_bounds_elements(1, model.n_kv_heads, model.head_dim) * sizeof(__nv_bfloat16);
+  };
+  m.create_page_state = [](const CudaPageStateSetup& setup) -> std::unique_ptr<CudaPageState> {
+    return std::make_unique<QuestBounds>(setup.model, setup.k_pools, setup.table_pages);
+  };
   m.create = [](const CudaDecodeSetup& setup) -> std::unique_ptr<CudaDecodeMethod> {
     return std::make_unique<QuestDecode>(setup);
   };

@@ -1,5 +1,6 @@
 // Sliding-window prefill on the GPU: sliding_prefill_attention (skips the tiles outside sink and
-// window), Δ's correction fused into its epilogue when asked.
+// window), Δ's correction fused into its epilogue when asked; the chunks of a step's sequences
+// through one varlen launch of the same kernel.
 #include <memory>
 
 #include "backend/cuda/methods/cuda_prefill_method.h"
@@ -13,6 +14,14 @@ class SlidingPrefill final : public CudaPrefillMethod {
       : window_(static_cast<int>(config.window)), sink_(static_cast<int>(config.sink)) {}
   void attend(const PrefillAttentionArgs& chunk, cudaStream_t stream, const DeltaFusion& fused) override {
     sliding_prefill_attention(chunk, window_, sink_, stream, fused);
+  }
+  // Every chunk in one launch (per kMaxVarlenChunks), Δ fused as in attend().
+  void attend_varlen(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
+                     cudaStream_t stream) override {
+    VarlenPrefillArgs args = batch;
+    args.window = window_;
+    args.sink = sink_;
+    varlen_prefill_attention(args, chunks, stream);
   }
 
  private:
