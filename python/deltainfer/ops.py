@@ -68,7 +68,14 @@ def _load_cuda_runtime(soname: str, error: ImportError) -> None:
                       f"$CUDA_HOME or /usr/local/cuda; put it on LD_LIBRARY_PATH): {error}") from error
 
 
+# The current stream's handle without building a torch.cuda.Stream object per call (torch's own
+# getter, the one torch.compile's generated code calls); the public API where a build lacks it.
+_current_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
 def _stream(device: torch.device) -> int:
+    if _current_raw_stream is not None and device.index is not None:
+        return _current_raw_stream(device.index)
     return torch.cuda.current_stream(device).cuda_stream
 
 
