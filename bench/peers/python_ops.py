@@ -539,7 +539,7 @@ def prewarm(a, peers):
         for kind in ("decode",) if a.no_flashinfer_prefill or a.skip_prefill else ("prefill", "decode"):
             children.append((f"flashinfer {kind}", subprocess.Popen([sys.executable, __file__, *sys.argv[1:],
                                                                      "--prewarm-flashinfer", kind])))
-    if a.minference_src and os.path.isdir(a.minference_src):
+    if a.minference_src and os.path.isdir(a.minference_src) and not a.skip_prefill:
         children.append(("minference", subprocess.Popen([sys.executable, __file__, *sys.argv[1:],
                                                          "--prewarm-minference"])))
     if peers["flex"] is not None and not a.skip_prefill:
