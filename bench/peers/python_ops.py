@@ -12,7 +12,8 @@ Prefill (GQA 32/8, d 128, bf16, causal), at each --tokens:
                         0..sink-1, slashes 0..window-1; its API wants equal heads: K/V repeated
                         outside the timing)
 Decode (one query per sequence over the paged cache): ours split-KV vs SDPA (contiguous K/V) and
-FlashInfer's paged decode (fa2, the same pages in HND layout) at batch 1 (128K) and 32 (4K).
+FlashInfer's paged decode (fa2, the same pages in HND layout) at batch 1 (128K) and 32 (4K); against
+FlashInfer also ours planned once and run per call (deltainfer.DecodePlan, as its plan/run).
 
 Timing, identical for ours and every peer (bench/peers/timing.py, device_ms): the GPU time of one
 call with the host's time taken out. A spin kernel holds the stream while the host queues all the
@@ -455,8 +456,11 @@ def decode_case(batch, kv_len, a, peers, limits):
            share)
     host_line(f"decode_batch{batch}", kv_len, "sdpa", ours, peer)
 
+    # Ours planned once and run per call (deltainfer.DecodePlan), the shape of FlashInfer's plan/run.
+    plan = deltainfer.DecodePlan(q, k_cache, v_cache, table, kv_lens, kv_len)
+    ours_run = lambda: plan.run(q, k_cache, v_cache)
     guarded("flashinfer decode", flashinfer_decode_case, batch, kv_len, a, peers, q, k_cache, v_cache, table,
-            ours, ours_timing, share)
+            ours, ours_timing, ours_run, share)
 
 
 def host_line(case, tokens, peer, ours, theirs):
@@ -467,7 +471,8 @@ def host_line(case, tokens, peer, ours, theirs):
           f"peer_call_ms={time_ms(theirs, 50):.3f}", flush=True)
 
 
-def flashinfer_decode_case(batch, kv_len, a, peers, q, k_cache, v_cache, table, ours, ours_timing, share):
+def flashinfer_decode_case(batch, kv_len, a, peers, q, k_cache, v_cache, table, ours, ours_timing, ours_run,
+                           share):
     flashinfer = peers["flashinfer"]
     if isinstance(flashinfer, str):
         skipped("flashinfer decode", flashinfer)
@@ -477,9 +482,13 @@ def flashinfer_decode_case(batch, kv_len, a, peers, q, k_cache, v_cache, table, 
     wrapper = flashinfer_decode_wrapper(flashinfer, table, batch, kv_len, a)
     theirs = lambda: wrapper.run(q, kv_cache)
     timed_warmup("flashinfer decode", theirs)
-    report(f"decode_batch{batch}", kv_len, ours_timing, "flashinfer_fa2", device_ms(theirs, 50),
-           agreement(ours(), theirs()), share)
+    theirs_timing = device_ms(theirs, 50)
+    report(f"decode_batch{batch}", kv_len, ours_timing, "flashinfer_fa2", theirs_timing, agreement(ours(), theirs()),
+           share)
     host_line(f"decode_batch{batch}", kv_len, "flashinfer_fa2", ours, theirs)
+    report(f"decode_plan_run_batch{batch}", kv_len, device_ms(ours_run, 50), "flashinfer_fa2", theirs_timing,
+           agreement(ours_run(), theirs()), share, note="ours: DecodePlan.run, planned once like FlashInfer")
+    host_line(f"decode_plan_run_batch{batch}", kv_len, "flashinfer_fa2", ours_run, theirs)
 
 
 def flashinfer_decode_wrapper(flashinfer, table, batch, kv_len, a):

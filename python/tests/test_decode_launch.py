@@ -113,3 +113,42 @@ def test_the_recorder_sees_a_device_read(recorder):
         deltainfer.decode_attention(q, k, v, table, kv_lens)
     assert "aten.max.default" in aten.ops and "aten._local_scalar_dense.default" in aten.ops
     assert recorder.launches[0][12] == 200
+
+
+def test_a_plan_checks_and_allocates_once_then_each_run_launches_on_its_workspace(recorder):
+    q, k, v, table, kv_lens = decode_inputs()
+    plan = deltainfer.DecodePlan(q, k, v, table, kv_lens, 200)
+    layers = [(k, v), (k.clone(), v.clone())]  # another layer's pools of the same layout
+    with AtenRecorder() as aten:
+        outs = [plan.run(q, *layer) for layer in layers]
+    assert aten.ops == ["aten.empty_like.default"] * 2  # out only: the workspace is the plan's
+    assert recorder.plans == [(2, 8, 2, 64, 200, 0)]
+    assert [launch[1:3] for launch in recorder.launches] == [(k.data_ptr(), v.data_ptr()) for k, v in layers]
+    assert [launch[6] for launch in recorder.launches] == [out.data_ptr() for out in outs]
+    assert len({launch[14] for launch in recorder.launches}) == 1  # one workspace for every run
+    assert recorder.launches[0][15] == PLAN_WORKSPACE_BYTES and recorder.launches[0][16] == 0
+
+
+def test_a_run_refuses_what_the_plan_was_not_made_for(recorder):
+    q, k, v, table, kv_lens = decode_inputs()
+    plan = deltainfer.DecodePlan(q, k, v, table, kv_lens, 200)
+    with pytest.raises(ValueError, match="shape"):
+        plan.run(q[:1].contiguous(), k, v)
+    with pytest.raises(ValueError, match="shape"):
+        plan.run(q, k[:2].contiguous(), v[:2].contiguous())
+    with pytest.raises(TypeError, match="bfloat16"):
+        plan.run(q.float(), k, v)
+    with pytest.raises(ValueError, match="contiguous"):
+        plan.run(q, k, v.transpose(2, 3).contiguous().transpose(2, 3))
+    with pytest.raises(ValueError, match="made for cpu"):
+        plan.run(q.to("meta"), k, v)
+    assert recorder.launches == []
+
+
+def test_a_plan_keeps_every_check_of_decode_attention():
+    """Made with CPU tensors and no stand-ins, the plan raises as decode_attention does."""
+    q, k, v, table, kv_lens = decode_inputs()
+    with pytest.raises(ValueError, match="CUDA"):
+        deltainfer.DecodePlan(q, k, v, table, kv_lens, 200)
+    with pytest.raises(ValueError, match="pages"):
+        deltainfer.DecodePlan(q, k, v, table, kv_lens, 100_000)
