@@ -28,8 +28,9 @@ synchronization, python/tests/test_checks.py checks that on the CPU).
 The host side is printed beside it, per call: "host us" (Python, checks, allocation, launches,
 measured while the GPU was still spinning) for every case, and for decode the HOST line adds
 loop_us (back-to-back calls with no spin: what a decode loop without CUDA graphs pays, about
-max(host, device)) and call_ms (one call timed alone and synchronized: host time before the first
-launch plus device time; the timing of rounds before this one). A measurement whose queue ran dry
+max(host, device)), call_ms (one call timed alone and synchronized: host time before the first
+launch plus device time; the timing of rounds before this one) and graph_ms (the call captured in
+a CUDA graph and replayed: device time with no host at all, a cross-check of "ms"). A measurement whose queue ran dry
 (an op that synchronizes inside) is marked "host time inside".
 Agreement: max abs difference and relative L2 (||a - b|| / ||b||) of ours vs the peer, and of each
 vs dense SDPA for the sparse methods. The same run measures the hardware limits (copy TB/s, bf16
@@ -55,7 +56,7 @@ import time
 
 import torch
 
-from timing import device_ms, loop_us, time_ms  # bench/peers/timing.py
+from timing import device_ms, graph_device_ms, loop_us, time_ms  # bench/peers/timing.py
 
 try:
     import deltainfer
@@ -466,10 +467,20 @@ def decode_case(batch, kv_len, a, peers, limits):
 
 def host_line(case, tokens, peer, ours, theirs):
     """What the host adds in a decode loop without CUDA graphs (timing.py): loop_us per call of
-    back-to-back calls, and call_ms of one call alone, synchronized (host before the launch + device)."""
+    back-to-back calls, and call_ms of one call alone, synchronized (host before the launch + device);
+    graph_ms: the call captured in a CUDA graph and replayed (device time with no host at all)."""
     print(f"HOST case={case} tokens={tokens} peer={peer} ours_loop_us={loop_us(ours):.1f} "
           f"peer_loop_us={loop_us(theirs):.1f} ours_call_ms={time_ms(ours, 50):.3f} "
-          f"peer_call_ms={time_ms(theirs, 50):.3f}", flush=True)
+          f"peer_call_ms={time_ms(theirs, 50):.3f} ours_graph_ms={graph_ms(ours)} "
+          f"peer_graph_ms={graph_ms(theirs)}", flush=True)
+
+
+def graph_ms(fn):
+    try:
+        return f"{graph_device_ms(fn, 50):.3f}"
+    except Exception as error:  # noqa: BLE001 - a peer whose call cannot be captured
+        torch.cuda.synchronize()
+        return f"not_captured({type(error).__name__})"
 
 
 def flashinfer_decode_case(batch, kv_len, a, peers, q, k_cache, v_cache, table, ours, ours_timing, ours_run,

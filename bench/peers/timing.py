@@ -112,3 +112,19 @@ def loop_us(fn, calls=100):
     stop.record()
     stop.synchronize()
     return start.elapsed_time(stop) / calls * 1e3
+
+
+def graph_device_ms(fn, repeats):
+    """device_ms of fn captured once in a CUDA graph and replayed: no Python and no launch calls
+    at all, a cross-check that device_ms holds only the call's kernels. Raises what the capture
+    raises (an op that synchronizes or allocates outside PyTorch cannot be captured)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as torch.cuda.graphs asks
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return device_ms(graph.replay, repeats).device_ms
