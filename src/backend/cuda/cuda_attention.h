@@ -15,6 +15,7 @@
 
 #include "attention/attention_config.h"
 #include "attention/layer_schedule.h"
+#include "backend/cuda/attention_fidelity.h"
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/methods/cuda_decode_method.h"
@@ -39,8 +40,14 @@ class CudaAttention {
   bool keeps_key_bounds() const { return keeps_key_bounds_; }
 
   // Whether this method's prefill chunks may join other sequences' in one varlen dense launch
-  // (a method that attends every key, without Δ) instead of prefill().
-  bool prefills_densely() const { return !config_.prefill.delta && prefill_method_->attends_every_key(); }
+  // (a method that attends every key, without Δ) instead of prefill(). Not when instrumented:
+  // --fidelity records inside prefill().
+  bool prefills_densely() const {
+    return !config_.prefill.delta && prefill_method_->attends_every_key() && fidelity_ == nullptr;
+  }
+
+  // The --fidelity recorder (prefill), when config.instrument; nullptr otherwise.
+  const CudaPrefillFidelity* fidelity() const { return fidelity_.get(); }
 
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
   int64_t required_chunk_alignment() const;
@@ -77,6 +84,7 @@ class CudaAttention {
   std::unique_ptr<CudaPrefillMethod> prefill_method_;  // attends each chunk's rows
   std::unique_ptr<CudaDecodeMethod> decode_method_;    // the decode method's layers that are not Full
   bool keeps_key_bounds_ = false;
+  std::unique_ptr<CudaPrefillFidelity> fidelity_;  // config.instrument only
 };
 
 }  // namespace deltainfer::cuda

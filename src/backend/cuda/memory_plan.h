@@ -21,7 +21,7 @@ struct MemoryRequest {
   int prefill_chunk = 2048;  // tokens per prefill step
   KvDtype kv_dtype = KvDtype::Bf16;
   int quest_layers = 0;      // layers keeping Quest key bounds beside their pools (1/16 of their KV)
-  size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes)
+  size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes; --fidelity's dense scratch too)
   size_t reserve_bytes = size_t{512} << 20;  // left free for the CUDA context, cuBLASLt, fragmentation
 };
 
