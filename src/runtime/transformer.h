@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "attention/attention_config.h"
 #include "core/kv_page.h"
@@ -80,6 +83,10 @@ class Transformer {
   // the token that follows them under `sampling`. The others throw from it.
   virtual bool samples_on_device() const { return false; }
   virtual int32_t forward_and_sample(const int32_t* tokens, int64_t n, const DeviceSampling& sampling);
+
+  // The default sequence's per-layer attention fidelity (--fidelity), as attention::FidelityReport's
+  // JSON; nullopt where this backend does not record it for that sequence's method.
+  virtual std::optional<nlohmann::json> attention_fidelity() { return std::nullopt; }
 
   // Called after each chunk of a prompt longer than one chunk in forward() / forward_and_sample()
   // with the prompt's tokens done so far and its length, once the chunk has run (a forward pass

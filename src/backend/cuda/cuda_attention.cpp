@@ -64,6 +64,7 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
   }
 
   plan_dense_decode(capacity);
+  if (config_.instrument) fidelity_ = std::make_unique<CudaPrefillFidelity>(config_, model_, max_chunk);
 }
 
 void CudaAttention::plan_dense_decode(int64_t capacity) {
@@ -76,7 +77,7 @@ void CudaAttention::plan_dense_decode(int64_t capacity) {
 size_t CudaAttention::device_bytes() const {
   size_t bytes = strided_q_.bytes() + dense_rows_.bytes() + corrected_.bytes() + strided_pos_.bytes() +
                  dense_ws_.bytes() + prefill_method_->device_bytes() + decode_method_->device_bytes();
-  return bytes;
+  return bytes + (fidelity_ != nullptr ? fidelity_->device_bytes() : 0);
 }
 
 int64_t CudaAttention::required_chunk_alignment() const {
@@ -85,7 +86,6 @@ int64_t CudaAttention::required_chunk_alignment() const {
 
 void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,
                             const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream) {
-  (void)layer;  // prefill policies are the same in every layer
   PrefillAttentionArgs args;
   args.q = q;
   args.first_pos = static_cast<int>(first_pos);
@@ -106,6 +106,7 @@ void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_
     prefill_delta(args, out, stream);
     prefill_dense_tail(args, prompt_end, stream);
   }
+  if (fidelity_ != nullptr) fidelity_->record(layer, args, prompt_end, stream);  // vs dense on the same q, k, v
 }
 
 void CudaAttention::prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream) {

@@ -17,6 +17,7 @@
 
 #include "attention/attention_config.h"
 #include "attention/layer_schedule.h"
+#include "backend/cuda/attention_fidelity.h"
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/methods/cuda_decode_method.h"
@@ -41,6 +42,10 @@ class CudaAttention {
   // Methods with equal prefill keys prefill alike (the decode half does not matter): their
   // sequences' chunks of a step may go through one prefill_batch() call of either.
   const std::string& prefill_key() const { return prefill_key_; }
+
+  // The --fidelity recorder (prefill), when config.instrument; nullptr otherwise. An instrumented
+  // method's chunks go through prefill() one at a time, where it records.
+  const CudaPrefillFidelity* fidelity() const { return fidelity_.get(); }
 
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
   int64_t required_chunk_alignment() const;
@@ -96,6 +101,7 @@ class CudaAttention {
   DeviceBuffer<unsigned char> dense_ws_;
   std::unique_ptr<CudaPrefillMethod> prefill_method_;  // attends each chunk's rows
   std::unique_ptr<CudaDecodeMethod> decode_method_;    // the decode method's layers that are not Full
+  std::unique_ptr<CudaPrefillFidelity> fidelity_;  // config.instrument only
 };
 
 }  // namespace deltainfer::cuda

@@ -82,7 +82,7 @@ class CudaTransformer final : public runtime::Transformer {
         kv_dtype_(options.kv_dtype),
         sequences_(checked_pool_pages(pool_pages_), options.capacity, config_.vocab_size) {
     static_assert(kKvPageSize == kKvPageTokens, "the CUDA kernels' page is the engine's page");
-    check_method(options.attention);
+    check_method(options.attention, /*default_method=*/true);
     if (config_.head_dim != 64 && config_.head_dim != 128) {
       throw_input_error("the CUDA backend supports head dim 64 and 128 (this model has {})", config_.head_dim);
     }
@@ -161,6 +161,12 @@ class CudaTransformer final : public runtime::Transformer {
   runtime::SequenceId default_sequence() const override { return default_sequence_; }
   bool samples_on_device() const override { return true; }
 
+  std::optional<nlohmann::json> attention_fidelity() override {
+    const CudaPrefillFidelity* fidelity = methods_.front()->fidelity();  // the default sequence's method
+    if (fidelity == nullptr) return std::nullopt;
+    return fidelity->to_json();
+  }
+
   using runtime::Transformer::forward;
   void forward(const runtime::BatchPlan& plan) override {
     check_plan(plan);
@@ -222,8 +228,11 @@ class CudaTransformer final : public runtime::Transformer {
     return static_cast<int32_t>(pages);
   }
 
-  void check_method(const attention::AttentionConfig& method) const {
-    if (method.instrument) throw_input_error("--fidelity instrumentation runs on the CPU backend only");
+  // --fidelity instruments the default sequence's method (attention_fidelity.h), on one GPU.
+  void check_method(const attention::AttentionConfig& method, bool default_method = false) const {
+    if (method.instrument && (!default_method || shard_.world() > 1)) {
+      throw_input_error("--fidelity on --backend cuda instruments the default sequence on one GPU only");
+    }
     method.validate(config_.n_layers);
     require_kv_dtype_kernels(method, kv_dtype_);
   }
@@ -536,6 +545,10 @@ class CudaTransformer final : public runtime::Transformer {
       const VarlenChunk chunk{static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
                               static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
                               item.slot, 0};
+      if (method.fidelity() != nullptr) {  // --fidelity records inside prefill(): one chunk at a time
+        prefill_recorded(i, method, item);
+        continue;
+      }
       if (fp8_cache()) {  // one sequence's pages at a time through the staging pool (its table's row 0)
         VarlenChunk staged = chunk;
         staged.page_row = 0;
@@ -552,6 +565,22 @@ class CudaTransformer final : public runtime::Transformer {
       const PrefillGroup& group = entry.second;
       group.method->prefill_batch(layer_prefill_batch(i), group.chunks, group.prompt_ends, s);
     }
+  }
+
+  // An instrumented method's chunk through CudaAttention::prefill (which records its fidelity), on
+  // the bf16 pools or, for an FP8 cache, the staging pool.
+  void prefill_recorded(int i, CudaAttention& method, const runtime::PrefillItem& item) {
+    const int64_t q_dim = config_.q_dim();
+    const int64_t end = item.first_pos + item.n_tokens;
+    const VarlenPrefillArgs pools = fp8_cache() ? staged_prefill_batch(i, item.slot, end) : layer_prefill_batch(i);
+    LayerKv kv;
+    kv.k_pool = pools.k_pool;
+    kv.v_pool = pools.v_pool;
+    kv.page_table = pools.page_tables + (fp8_cache() ? 0 : int64_t{item.slot} * pools.page_table_stride);
+    kv.page_table_stride = pools.page_table_stride;
+    kv.num_pages = pools.num_pages;
+    method.prefill(i, q_.data() + item.first_row * q_dim, item.n_tokens, item.first_pos, item.prompt_end, kv,
+                   attn_.data() + item.first_row * q_dim, stream_.get());
   }
 
   // Layer i's packed rows, pools and page tables, as a prefill batch sees them.
