@@ -2,9 +2,9 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "attention/method_registry.h"
-#include "backend/cpu/cpu_transformer.h"
 #include "core/error.h"
 
 namespace deltainfer::cli {
@@ -100,7 +100,8 @@ void AttentionOptions::add_to(CLI::App& command) {
                      "sliding+delta with named settings: ours (window 2048, sink 64, γ 64) or authors (window 2048, "
                      "sink 1024, γ 64, their window mode); --prefill/--window/--sink/--gamma given explicitly win");
   command.add_option("--fidelity", fidelity_path,
-                     "Write per-layer attention fidelity (attended tokens, cosine and recall vs dense) as JSON");
+                     "Write per-layer attention fidelity (attended tokens, cosine and recall vs dense) as JSON; "
+                     "--backend cuda: prefill only (dense and sliding, +delta), decode entries left empty");
 }
 
 attention::AttentionConfig AttentionOptions::to_config() const {
@@ -117,11 +118,11 @@ attention::AttentionConfig AttentionOptions::to_config() const {
 
 void AttentionOptions::write_fidelity(runtime::Transformer& transformer) const {
   if (fidelity_path.empty()) return;
-  auto* cpu = dynamic_cast<backend::cpu::CpuTransformer*>(&transformer);
-  if (cpu == nullptr) throw_input_error("--fidelity {}: only --backend cpu reports attention fidelity", fidelity_path);
+  const std::optional<nlohmann::json> report = transformer.attention_fidelity();
+  if (!report) throw_input_error("--fidelity {}: this backend does not report attention fidelity", fidelity_path);
   std::ofstream out(fidelity_path);
   if (!out) throw_input_error("--fidelity {}: cannot open the file for writing", fidelity_path);
-  out << cpu->attention().fidelity().to_json().dump(2) << "\n";
+  out << report->dump(2) << "\n";
   if (!out) throw_input_error("--fidelity {}: writing failed", fidelity_path);
 }
 

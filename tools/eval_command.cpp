@@ -191,8 +191,8 @@ Command register_eval(CLI::App& app) {
   cmd->add_option("--json", o->json_path, "Write every result to this JSON file (for scripts/plot)");
   cmd->add_option("--markdown", o->markdown_path, "Also write the tables to this file");
   cmd->add_flag("--fidelity", o->fidelity,
-                "Instrument every method (CPU only): per-layer attention cosine vs dense, attended tokens and "
-                "recall, in the --json file");
+                "Instrument every method: per-layer attention cosine vs dense, attended tokens and recall, in "
+                "the --json file (--backend cuda: prefill only, dense and sliding[+delta]; runs --batch 1)");
   cmd->add_option("--filler", o->filler_dir, "Directory of filler texts (default: the shipped data/filler)");
   cmd->add_flag("--perplexity", o->perplexity, "Also measure perplexity and LongPPL on real prose");
   cmd->add_option("--ppl-texts", o->perplexity_texts, "Prose windows per length for perplexity")

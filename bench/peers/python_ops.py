@@ -12,29 +12,51 @@ Prefill (GQA 32/8, d 128, bf16, causal), at each --tokens:
                         0..sink-1, slashes 0..window-1; its API wants equal heads: K/V repeated
                         outside the timing)
 Decode (one query per sequence over the paged cache): ours split-KV vs SDPA (contiguous K/V) and
-FlashInfer's paged decode (fa2, the same pages in HND layout) at batch 1 (128K) and 32 (4K).
+FlashInfer's paged decode (fa2, the same pages in HND layout) at batch 1 (128K) and 32 (4K); against
+FlashInfer also ours planned once and run per call (deltainfer.DecodePlan, as its plan/run).
 
-Times: CUDA events, median after warm-up (bench/peers/timing.py), including each op's Python
-checks and allocation — what a PyTorch user pays. JIT compiles and Triton autotuning happen in the
-warm-up, outside the timing (compile seconds printed). Agreement: max abs difference and relative
-L2 (||a - b|| / ||b||) of ours vs the peer, and of each vs dense SDPA for the sparse methods.
-The same run measures the hardware limits (copy TB/s, bf16 GEMM TFLOP/s) and prints each case's
-share of them. Each peer is optional: missing, it prints 'skipped: <why>' and the rest goes on.
-Prints one RESULT line per case, then a table.
+Timing, identical for ours and every peer (bench/peers/timing.py, device_ms): the GPU time of one
+call with the host's time taken out. A spin kernel holds the stream while the host queues all the
+timed calls; the GPU then runs them back to back, and an event pair around each call spans only
+that call's kernels (every kernel the op launches, the gaps between them included). Before each
+call a read of twice the L2 size, outside the events, evicts what the last call left. Median of
+the calls; "ms" and the speedup are this device time. Outside it, and so the same for ours and
+the peers: FlashInfer's plan() (once per shape, as its API intends), JIT compiles, Triton
+autotuning and torch.compile (all in the warm-up or the prewarm below). Inside it, for each side:
+whatever the call launches (our op: the split and combine kernels; no copy, conversion or
+synchronization, python/tests/test_checks.py checks that on the CPU).
+The host side is printed beside it, per call: "host us" (Python, checks, allocation, launches,
+measured while the GPU was still spinning) for every case, and for decode the HOST line adds
+loop_us (back-to-back calls with no spin: what a decode loop without CUDA graphs pays, about
+max(host, device)), call_ms (one call timed alone and synchronized: host time before the first
+launch plus device time; the timing of rounds before this one) and graph_ms (the call captured in
+a CUDA graph and replayed: device time with no host at all, a cross-check of "ms"). A measurement whose queue ran dry
+(an op that synchronizes inside) is marked "host time inside".
+Agreement: max abs difference and relative L2 (||a - b|| / ||b||) of ours vs the peer, and of each
+vs dense SDPA for the sparse methods. The same run measures the hardware limits (copy TB/s, bf16
+GEMM TFLOP/s) and prints each case's share of them: decode's KV bytes over the copy rate; prefill's
+useful FLOPs (4 * heads * dim * the keys each query row attends in the case's pattern; for Δ the
+dense strided rows added) over the GEMM rate, the same work counted for ours and the peer.
+Prewarm: before anything is timed, FlashInfer's JIT (a subprocess) and MInference's extension build
+(another) run while this process compiles FlexAttention for every --tokens; the timing starts when
+all three are done, on a quiet host. Each peer is optional: missing, it prints 'skipped: <why>'
+and the rest goes on. Prints one RESULT line per case, then a table.
 
   PYTHONPATH=/tmp/peers python3 bench/peers/python_ops.py [--tokens 32768,131072]
       [--delta-kernel /tmp/peers/delta_kernel.py] [--minference-src /tmp/peers/minference-0.1.6.0]
 Needs the deltainfer wheel importable (python/README.md); the peers: scripts/gpu-peers-check.
 """
 import argparse
+import functools
 import importlib.util
 import os
+import subprocess
 import sys
 import time
 
 import torch
 
-from timing import time_ms  # bench/peers/timing.py
+from timing import device_ms, graph_device_ms, loop_us, time_ms  # bench/peers/timing.py
 
 try:
     import deltainfer
@@ -43,6 +65,7 @@ except ImportError as error:  # gpu-check runs every peer script, with or withou
     sys.exit(0)
 
 ROWS = []  # the table printed at the end: one dict per case
+PREWARM_LIMIT_S = 360  # the compiles side by side are estimated at ~80-100 s (docs/notes/python-peers.md)
 
 
 # ---------------------------------------------------------------- measuring
@@ -62,25 +85,35 @@ def skipped(peer, why):
     print(f"{peer}: skipped: {why}", flush=True)
 
 
-def report(case, tokens, ours_ms, peer, peer_ms, agree, limit=None, note=""):
-    """agree: (max abs, rel L2) of ours vs the peer; limit: (ours' share, peer's share) of a hardware limit."""
-    speedup = peer_ms / ours_ms
-    row = dict(case=case, tokens=tokens, ours_ms=ours_ms, peer=peer, peer_ms=peer_ms, speedup=speedup,
+def report(case, tokens, ours, peer, theirs, agree, share=None, note=""):
+    """ours/theirs: DeviceTiming (timing.py); agree: (max abs, rel L2) of ours vs the peer;
+    share: ms -> fraction of the hardware limit for this case's work (None: no limit printed)."""
+    speedup = theirs.device_ms / ours.device_ms
+    limit = (share(ours.device_ms), share(theirs.device_ms)) if share else None
+    notes = [note] if note else []
+    notes += [f"{who} host time inside (queue ran dry)" for who, t in (("ours", ours), (peer, theirs)) if t.drained]
+    note = "; ".join(notes)
+    row = dict(case=case, tokens=tokens, ours=ours, peer=peer, theirs=theirs, speedup=speedup,
                max_abs=agree[0], rel_l2=agree[1], limit=limit, note=note)
     ROWS.append(row)
     limit_text = f" ours_limit_pct={100 * limit[0]:.1f} peer_limit_pct={100 * limit[1]:.1f}" if limit else ""
-    print(f"RESULT case={case} tokens={tokens} ours_ms={ours_ms:.3f} peer={peer} peer_ms={peer_ms:.3f} "
-          f"speedup={speedup:.2f} max_abs_diff={agree[0]:.4f} rel_l2={agree[1]:.4f}{limit_text}"
-          f"{' note=' + note if note else ''}", flush=True)
+    print(f"RESULT case={case} tokens={tokens} ours_ms={ours.device_ms:.3f} peer={peer} "
+          f"peer_ms={theirs.device_ms:.3f} speedup={speedup:.2f} ours_host_us={ours.host_us:.1f} "
+          f"peer_host_us={theirs.host_us:.1f} max_abs_diff={agree[0]:.4f} rel_l2={agree[1]:.4f}{limit_text}"
+          f"{' note=' + note.replace(' ', '_') if note else ''}", flush=True)
 
 
 def print_table():
-    print("\n| case | tokens | ours ms | peer | peer ms | speedup (peer/ours) | max abs | rel L2 | % of limit ours/peer |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\nms: device time per call (host excluded; bench/peers/timing.py); host us: host time per call.")
+    print("| case | tokens | ours ms | peer | peer ms | speedup (peer/ours) | host us ours / peer | max abs | rel L2 "
+          "| % of limit ours / peer | note |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in ROWS:
         limit = f"{100 * r['limit'][0]:.0f} / {100 * r['limit'][1]:.0f}" if r["limit"] else "-"
-        print(f"| {r['case']} | {r['tokens']} | {r['ours_ms']:.3f} | {r['peer']} | {r['peer_ms']:.3f} | "
-              f"{r['speedup']:.2f} | {r['max_abs']:.4f} | {r['rel_l2']:.4f} | {limit} |")
+        ours, theirs = r["ours"], r["theirs"]
+        print(f"| {r['case']} | {r['tokens']} | {ours.device_ms:.3f} | {r['peer']} | {theirs.device_ms:.3f} | "
+              f"{r['speedup']:.2f} | {ours.host_us:.0f} / {theirs.host_us:.0f} | {r['max_abs']:.4f} | "
+              f"{r['rel_l2']:.4f} | {limit} | {r['note']} |")
 
 
 def hardware_limits():
@@ -103,6 +136,17 @@ def gemm_rate(n=8192):
 
 def causal_flops(tokens, heads, dim):
     return 2 * heads * dim * tokens * tokens  # QK^T and PV over the lower triangle
+
+
+def pattern_flops(tokens, heads, dim, window, sink, gamma=None):
+    """Useful FLOPs of sliding window + sink (+ Δ's dense rows 0, γ, 2γ, ... when gamma): 4 * heads *
+    dim per (query row, attended key) pair: QK^T and PV, 2 FLOPs per multiply-add each."""
+    rows = torch.arange(tokens, dtype=torch.float64)
+    keys = torch.clamp(rows + 1, max=window) + torch.clamp(rows - window + 1, min=0, max=sink)
+    pairs = keys.sum().item()
+    if gamma:
+        pairs += (rows[::gamma] + 1).sum().item()
+    return 4 * heads * dim * pairs
 
 
 def decode_bytes(batch, kv_len, kv_heads, dim):
@@ -256,43 +300,53 @@ def prefill_cases(tokens, a, peers, limits):
     k_cache, v_cache, table, _ = deltainfer.paged_kv_from_contiguous(k, v)
     repeats = 10 if tokens <= 65536 else 3
     qh, kh, vh = (t.transpose(0, 1)[None].contiguous() for t in (q, k, v))  # the peers' [1][heads][n][d]
-    flops = causal_flops(tokens, heads, dim)
-    share = lambda ms: flops / ms / 1e9 / limits[1]
+    share = gemm_share(causal_flops(tokens, heads, dim), limits)
 
     dense = lambda: deltainfer.prefill_attention(q, k_cache, v_cache, table, tokens)
     reference = sdpa(qh, kh, vh, True)[0].transpose(0, 1).contiguous()  # [n][H][d], the dense truth
-    ours_dense_ms = time_ms(dense, repeats)
-    sdpa_ms = time_ms(lambda: sdpa(qh, kh, vh, True), repeats)
-    report("dense_prefill", tokens, ours_dense_ms, "sdpa", sdpa_ms, agreement(dense(), reference),
-           (share(ours_dense_ms), share(sdpa_ms)))
+    ours_dense = device_ms(dense, repeats)
+    report("dense_prefill", tokens, ours_dense, "sdpa", device_ms(lambda: sdpa(qh, kh, vh, True), repeats),
+           agreement(dense(), reference), share)
 
-    guarded("flashinfer prefill", flashinfer_prefill_case, tokens, a, peers, q, k, v, dense, ours_dense_ms, share,
+    guarded("flashinfer prefill", flashinfer_prefill_case, tokens, a, peers, q, k, v, dense, ours_dense, share,
             repeats)
 
     sliding = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, a.window, a.sink)
+    sliding_share = gemm_share(pattern_flops(tokens, heads, dim, a.window, a.sink), limits)
     if peers["flex"] is not None:
-        from torch.nn.attention.flex_attention import create_block_mask
-
-        window, sink = a.window, a.sink
-
-        def mask_mod(b, h, q_idx, kv_idx):
-            return (kv_idx <= q_idx) & ((kv_idx < sink) | (q_idx - kv_idx < window))
-
-        block_mask = create_block_mask(mask_mod, None, None, tokens, tokens, device="cuda", _compile=True)
-        flex = peers["flex"]
+        flex, block_mask = peers["flex"], flex_block_mask(tokens, a.window, a.sink)
         peer = lambda: flex(qh, kh, vh, block_mask=block_mask, enable_gqa=True)
         agree = agreement(sliding(), peer()[0].transpose(0, 1))
-        report("sliding_prefill", tokens, time_ms(sliding, repeats), "flex", time_ms(peer, repeats), agree)
+        report("sliding_prefill", tokens, device_ms(sliding, repeats), "flex", device_ms(peer, repeats), agree,
+               sliding_share)
     delta = lambda: deltainfer.sliding_delta_prefill(q, k_cache, v_cache, table, tokens, a.window, a.sink,
                                                      a.gamma)
-    # Ours Δ beside our sliding pass; agreement of each with dense.
-    report("sliding_delta_prefill", tokens, time_ms(delta, repeats), "ours_sliding", time_ms(sliding, repeats),
+    # Ours Δ beside our sliding pass (what Δ adds; no limit share: the two do different work);
+    # agreement of Δ with dense.
+    report("sliding_delta_prefill", tokens, device_ms(delta, repeats), "ours_sliding", device_ms(sliding, repeats),
            agreement(delta(), reference), note="agreement is ours_delta vs dense")
 
     guarded("authors' delta", authors_cases, tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table,
-            reference, repeats, scale)
+            reference, repeats, scale, limits)
     guarded("minference", minference_case, tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, reference,
-            repeats)
+            repeats, limits)
+
+
+def gemm_share(flops, limits):
+    """ms -> the share of the measured bf16 GEMM rate that `flops` in that time is."""
+    return lambda ms: flops / ms / 1e9 / limits[1]
+
+
+@functools.cache
+def flex_block_mask(tokens, window, sink):
+    """One block mask per shape, shared by the prewarm and the timed case, so that the compiled
+    FlexAttention's guards (which see the mask) match and nothing recompiles inside the timing."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (kv_idx <= q_idx) & ((kv_idx < sink) | (q_idx - kv_idx < window))
+
+    return create_block_mask(mask_mod, None, None, tokens, tokens, device="cuda", _compile=True)
 
 
 def guarded(peer, case, *args):
@@ -304,27 +358,27 @@ def guarded(peer, case, *args):
         torch.cuda.synchronize()
 
 
-def flashinfer_prefill_case(tokens, a, peers, q, k, v, dense, ours_dense_ms, share, repeats):
+def flashinfer_prefill_case(tokens, a, peers, q, k, v, dense, ours_dense, share, repeats):
     flashinfer = peers["flashinfer"]
     if isinstance(flashinfer, str):
         skipped("flashinfer prefill", flashinfer)
         return
     if a.no_flashinfer_prefill:
-        skipped("flashinfer prefill", "--no-flashinfer-prefill (its FA3 JIT compile takes ~1 minute)")
+        skipped("flashinfer prefill", "--no-flashinfer-prefill")
         return
     fa3 = lambda: flashinfer.single_prefill_with_kv_cache(q, k, v, causal=True, backend="fa3")
     out = timed_warmup("flashinfer fa3 prefill", fa3)
-    fa3_ms = time_ms(fa3, repeats)
-    report("dense_prefill", tokens, ours_dense_ms, "flashinfer_fa3", fa3_ms, agreement(dense(), out),
-           (share(ours_dense_ms), share(fa3_ms)))
+    report("dense_prefill", tokens, ours_dense, "flashinfer_fa3", device_ms(fa3, repeats), agreement(dense(), out),
+           share)
 
 
-def authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table, reference, repeats, scale):
+def authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table, reference, repeats, scale,
+                  limits):
     """Ours vs the authors' Δ with their window, sink and γ. Defined alike: the sliding pattern
     (window keys up to and including the row, plus the sink) and the correction of the γ - 1 rows
     after each strided dense row. Defined differently: they compute the last N mod γ + max(128, γ)
     rows densely, we correct them too; so agreement is printed over the rows before that cut
-    ('head') and over all rows."""
+    ('head') and over all rows. The limit share counts the same pattern's work for both."""
     peer = peers["authors"]
     if isinstance(peer, str):
         skipped("authors' delta (hip-attn)", peer)
@@ -338,8 +392,9 @@ def authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table
     theirs_sliding = lambda: authors_sliding(peer, qt, kt, vt, window, sink, scale)[0]
     timed_warmup("hip-attn sliding", theirs_sliding)
     ours_out, theirs_out = ours_sliding(), theirs_sliding()
-    report(f"sliding{window}_sink{sink}", tokens, time_ms(ours_sliding, repeats), "hip_attn_sliding",
-           time_ms(theirs_sliding, repeats), agreement(ours_out, theirs_out))
+    report(f"sliding{window}_sink{sink}", tokens, device_ms(ours_sliding, repeats), "hip_attn_sliding",
+           device_ms(theirs_sliding, repeats), agreement(ours_out, theirs_out),
+           gemm_share(pattern_flops(tokens, a.heads, a.dim, window, sink), limits))
     print(f"AGREE case=sliding{window}_sink{sink} tokens={tokens} ours_vs_dense={fmt(agreement(ours_out, reference))} "
           f"theirs_vs_dense={fmt(agreement(theirs_out, reference))}", flush=True)
 
@@ -347,8 +402,9 @@ def authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table
     theirs_delta = lambda: authors_delta(peer, qt, kt, vt, qh, kh, vh, window, sink, gamma, scale)[0]
     timed_warmup("authors' delta", theirs_delta)
     ours_out, theirs_out = ours_delta(), theirs_delta()
-    report(f"sliding_delta_g{gamma}_sink{sink}", tokens, time_ms(ours_delta, repeats), "authors_delta",
-           time_ms(theirs_delta, repeats), agreement(ours_out[:head], theirs_out[:head]),
+    report(f"sliding_delta_g{gamma}_sink{sink}", tokens, device_ms(ours_delta, repeats), "authors_delta",
+           device_ms(theirs_delta, repeats), agreement(ours_out[:head], theirs_out[:head]),
+           gemm_share(pattern_flops(tokens, a.heads, a.dim, window, sink, gamma), limits),
            note=f"agreement over rows 0..{head - 1} (theirs: last {cut} rows dense)")
     print(f"AGREE case=sliding_delta_g{gamma}_sink{sink} tokens={tokens} "
           f"ours_vs_theirs_all_rows={fmt(agreement(ours_out, theirs_out))} "
@@ -362,7 +418,7 @@ def fmt(agree):
     return f"{agree[0]:.4f}/{agree[1]:.4f}"
 
 
-def minference_case(tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, reference, repeats):
+def minference_case(tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, reference, repeats, limits):
     """MInference's vertical-slash kernel with a fixed pattern equal to sliding + sink: verticals
     0..sink-1, slashes 0..window-1. Its slashes cover whole 64x64 blocks along the diagonals, so it
     may attend a few keys past the window: agreement with ours is close, not exact."""
@@ -379,8 +435,10 @@ def minference_case(tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, re
     timed_warmup("minference vertical-slash", theirs)
     ours = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, window, sink)
     theirs_out = theirs()
-    report(f"sliding{window}_sink{sink}", tokens, time_ms(ours, repeats), "minference_vslash",
-           time_ms(theirs, repeats), agreement(ours(), theirs_out), note="minference: K/V repeated outside timing")
+    report(f"sliding{window}_sink{sink}", tokens, device_ms(ours, repeats), "minference_vslash",
+           device_ms(theirs, repeats), agreement(ours(), theirs_out),
+           gemm_share(pattern_flops(tokens, a.heads, a.dim, window, sink), limits),
+           note="minference: K/V repeated outside timing")
     print(f"AGREE case=minference_vslash tokens={tokens} theirs_vs_dense={fmt(agreement(theirs_out, reference))}",
           flush=True)
 
@@ -395,24 +453,59 @@ def decode_case(batch, kv_len, a, peers, limits):
     k, v = (torch.stack(t).transpose(1, 2).contiguous() for t in (keys, values))  # [B][Hkv][L][d]
     share = lambda ms: decode_bytes(batch, kv_len, kv_heads, dim) / ms / 1e9 / limits[0]
     peer = lambda: sdpa(q[:, :, None], k, v, False)[:, :, 0]
-    ours_ms = time_ms(ours, 50)
-    sdpa_ms = time_ms(peer, 50)
-    report(f"decode_batch{batch}", kv_len, ours_ms, "sdpa", sdpa_ms, agreement(ours(), peer()),
-           (share(ours_ms), share(sdpa_ms)))
-    print(f"HOST case=decode_batch{batch} tokens={kv_len} ours_host_us_per_call={host_us(ours):.1f} "
-          f"sdpa_host_us_per_call={host_us(peer):.1f}", flush=True)
+    ours_timing = device_ms(ours, 50)
+    report(f"decode_batch{batch}", kv_len, ours_timing, "sdpa", device_ms(peer, 50), agreement(ours(), peer()),
+           share)
+    host_line(f"decode_batch{batch}", kv_len, "sdpa", ours, peer)
 
+    # Ours planned once and run per call (deltainfer.DecodePlan), the shape of FlashInfer's plan/run.
+    plan = deltainfer.DecodePlan(q, k_cache, v_cache, table, kv_lens, kv_len)
+    ours_run = lambda: plan.run(q, k_cache, v_cache)
     guarded("flashinfer decode", flashinfer_decode_case, batch, kv_len, a, peers, q, k_cache, v_cache, table,
-            ours, ours_ms, share)
+            ours, ours_timing, ours_run, share)
 
 
-def flashinfer_decode_case(batch, kv_len, a, peers, q, k_cache, v_cache, table, ours, ours_ms, share):
+def host_line(case, tokens, peer, ours, theirs):
+    """What the host adds in a decode loop without CUDA graphs (timing.py): loop_us per call of
+    back-to-back calls, and call_ms of one call alone, synchronized (host before the launch + device);
+    graph_ms: the call captured in a CUDA graph and replayed (device time with no host at all)."""
+    print(f"HOST case={case} tokens={tokens} peer={peer} ours_loop_us={loop_us(ours):.1f} "
+          f"peer_loop_us={loop_us(theirs):.1f} ours_call_ms={time_ms(ours, 50):.3f} "
+          f"peer_call_ms={time_ms(theirs, 50):.3f} ours_graph_ms={graph_ms(ours)} "
+          f"peer_graph_ms={graph_ms(theirs)}", flush=True)
+
+
+def graph_ms(fn):
+    try:
+        return f"{graph_device_ms(fn, 50):.3f}"
+    except Exception as error:  # noqa: BLE001 - a peer whose call cannot be captured
+        torch.cuda.synchronize()
+        return f"not_captured({type(error).__name__})"
+
+
+def flashinfer_decode_case(batch, kv_len, a, peers, q, k_cache, v_cache, table, ours, ours_timing, ours_run,
+                           share):
     flashinfer = peers["flashinfer"]
     if isinstance(flashinfer, str):
         skipped("flashinfer decode", flashinfer)
         return
     # The same pages: our k/v pools [pages][Hkv][64][d] stacked are FlashInfer's HND cache.
     kv_cache = torch.stack((k_cache, v_cache), dim=1)
+    wrapper = flashinfer_decode_wrapper(flashinfer, table, batch, kv_len, a)
+    theirs = lambda: wrapper.run(q, kv_cache)
+    timed_warmup("flashinfer decode", theirs)
+    theirs_timing = device_ms(theirs, 50)
+    report(f"decode_batch{batch}", kv_len, ours_timing, "flashinfer_fa2", theirs_timing, agreement(ours(), theirs()),
+           share)
+    host_line(f"decode_batch{batch}", kv_len, "flashinfer_fa2", ours, theirs)
+    report(f"decode_plan_run_batch{batch}", kv_len, device_ms(ours_run, 50), "flashinfer_fa2", theirs_timing,
+           agreement(ours_run(), theirs()), share, note="ours: DecodePlan.run, planned once like FlashInfer")
+    host_line(f"decode_plan_run_batch{batch}", kv_len, "flashinfer_fa2", ours_run, theirs)
+
+
+def flashinfer_decode_wrapper(flashinfer, table, batch, kv_len, a):
+    """FlashInfer's fa2 paged decode planned for `batch` sequences of kv_len over `table`'s pages
+    (plan() once per shape, outside any timing, as its API intends)."""
     pages = -(-kv_len // deltainfer.PAGE_SIZE)
     indices = table[:, :pages].reshape(-1).contiguous()
     indptr = torch.arange(0, (batch + 1) * pages, pages, dtype=torch.int32, device="cuda")
@@ -423,24 +516,78 @@ def flashinfer_decode_case(batch, kv_len, a, peers, q, k_cache, v_cache, table, 
     start = time.perf_counter()
     wrapper.plan(indptr, indices, last_page_len, a.heads, a.kv_heads, a.dim, deltainfer.PAGE_SIZE,
                  q_data_type=torch.bfloat16, kv_data_type=torch.bfloat16)
-    print(f"flashinfer decode: plan (JIT compile on first use) {time.perf_counter() - start:.1f} s", flush=True)
-    theirs = lambda: wrapper.run(q, kv_cache)
-    timed_warmup("flashinfer decode", theirs)
-    fi_ms = time_ms(theirs, 50)
-    report(f"decode_batch{batch}", kv_len, ours_ms, "flashinfer_fa2", fi_ms, agreement(ours(), theirs()),
-           (share(ours_ms), share(fi_ms)))
+    print(f"flashinfer decode: plan {time.perf_counter() - start:.1f} s", flush=True)
+    return wrapper
 
 
-def host_us(fn, calls=200):
-    """Host time per call with the GPU kept busy behind it: what Python + launch cost on the CPU."""
-    fn()
-    torch.cuda.synchronize()
+# ---------------------------------------------------------------- prewarm (compiles before any timing)
+
+def prewarm_flashinfer(a):
+    """Run as a subprocess (--prewarm-flashinfer prefill|decode): compiles the FlashInfer JIT module
+    of the timed call (the same dtypes, head dims, mask and backend on tiny tensors: the module
+    depends on those, not on lengths) into its on-disk cache; FlashInfer locks each module across
+    processes, so the timed process loads it from there."""
+    flashinfer = load_flashinfer()
+    if isinstance(flashinfer, str):
+        return 0
     start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    elapsed = time.perf_counter() - start
+    q = rand(128, a.heads, a.dim, seed=1)
+    k, v = rand(128, a.kv_heads, a.dim, seed=2), rand(128, a.kv_heads, a.dim, seed=3)
+    if a.prewarm_flashinfer == "prefill":
+        flashinfer.single_prefill_with_kv_cache(q, k, v, causal=True, backend="fa3")
+    else:
+        k_cache, v_cache, table, _ = deltainfer.paged_kv_from_contiguous(k, v)
+        wrapper = flashinfer_decode_wrapper(flashinfer, table, 1, 128, a)
+        wrapper.run(q[:1], torch.stack((k_cache, v_cache), dim=1))
     torch.cuda.synchronize()
-    return elapsed / calls * 1e6
+    print(f"prewarm: flashinfer {a.prewarm_flashinfer} JIT module ready in {time.perf_counter() - start:.1f} s",
+          flush=True)
+    return 0
+
+
+def prewarm_minference(a):
+    """Run as a subprocess (--prewarm-minference): builds MInference's extension (CPU only)."""
+    ready = load_minference(a.minference_src)
+    return 0 if not isinstance(ready, str) else 1
+
+
+def prewarm(a, peers):
+    """FlashInfer's two JIT modules and MInference's build in subprocesses while this process compiles
+    FlexAttention for every --tokens; returns when all are done, before anything is timed."""
+    start = time.perf_counter()
+    children = []
+    if not isinstance(peers["flashinfer"], str):
+        for kind in ("decode",) if a.no_flashinfer_prefill or a.skip_prefill else ("prefill", "decode"):
+            children.append((f"flashinfer {kind}", subprocess.Popen([sys.executable, __file__, *sys.argv[1:],
+                                                                     "--prewarm-flashinfer", kind])))
+    if a.minference_src and os.path.isdir(a.minference_src) and not a.skip_prefill:
+        children.append(("minference", subprocess.Popen([sys.executable, __file__, *sys.argv[1:],
+                                                         "--prewarm-minference"])))
+    if peers["flex"] is not None and not a.skip_prefill:
+        for tokens in tokens_list(a):
+            qh = torch.empty(1, a.heads, tokens, a.dim, device="cuda", dtype=torch.bfloat16)
+            kh, vh = (torch.empty(1, a.kv_heads, tokens, a.dim, device="cuda", dtype=torch.bfloat16) for _ in "kv")
+            try:
+                peers["flex"](qh, kh, vh, block_mask=flex_block_mask(tokens, a.window, a.sink), enable_gqa=True)
+            except Exception as error:  # noqa: BLE001 - its failure is reported by the case itself
+                print(f"prewarm: flex at {tokens} failed ({type(error).__name__})", flush=True)
+            del qh, kh, vh
+            torch.cuda.synchronize()
+        print(f"prewarm: flex compiled in {time.perf_counter() - start:.1f} s", flush=True)
+    for name, child in children:
+        left_s = max(1.0, PREWARM_LIMIT_S - (time.perf_counter() - start))
+        try:
+            print(f"prewarm: {name} exit {child.wait(timeout=left_s)}", flush=True)
+        except subprocess.TimeoutExpired:
+            child.kill()  # the timed case then compiles (or fails) itself, in its warm-up
+            child.wait()
+            print(f"prewarm: {name} stopped after {PREWARM_LIMIT_S} s", flush=True)
+    print(f"prewarm: done in {time.perf_counter() - start:.1f} s", flush=True)
+    if any(name == "minference" for name, _ in children):
+        peers["minference"] = load_minference(a.minference_src)  # built by the subprocess: loads at once
+        if isinstance(peers["minference"], str):
+            skipped("minference", peers["minference"])
+    torch.cuda.empty_cache()
 
 
 def parse_args():
@@ -462,29 +609,43 @@ def parse_args():
     parser.add_argument("--no-flashinfer-prefill", action="store_true", help="skip FlashInfer's FA3 prefill")
     parser.add_argument("--skip-prefill", action="store_true")
     parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument("--prewarm-flashinfer", choices=("prefill", "decode"), help=argparse.SUPPRESS)  # prewarm()
+    parser.add_argument("--prewarm-minference", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
+def tokens_list(a):
+    return [int(t) for t in a.tokens.split(",")]
+
+
 def load_peers(a):
+    """Every peer but MInference, whose extension prewarm() builds and then loads."""
     peers = {"authors": load_authors_delta(a.delta_kernel), "flashinfer": load_flashinfer(),
-             "minference": load_minference(a.minference_src), "flex": None}
+             "minference": f"minference sdist not found at {a.minference_src!r} (scripts/gpu-peers-check unpacks it)",
+             "flex": None}
     if not a.no_flex:
         from torch.nn.attention.flex_attention import flex_attention
 
         peers["flex"] = torch.compile(flex_attention, dynamic=False)
     for name, value in peers.items():
-        if isinstance(value, str):
+        if isinstance(value, str) and name != "minference":
             skipped(name, value)
     return peers
 
 
 def main():
     a = parse_args()
+    if a.prewarm_flashinfer:
+        return prewarm_flashinfer(a)
+    if a.prewarm_minference:
+        return prewarm_minference(a)
+    start = time.perf_counter()
     print(torch.__version__, torch.cuda.get_device_name(), flush=True)
-    limits = hardware_limits()
     peers = load_peers(a)
+    prewarm(a, peers)
+    limits = hardware_limits()
     if not a.skip_prefill:
-        for tokens in [int(t) for t in a.tokens.split(",")]:
+        for tokens in tokens_list(a):
             try:
                 prefill_cases(tokens, a, peers, limits)
             except (RuntimeError, torch.OutOfMemoryError) as e:
@@ -498,7 +659,9 @@ def main():
                 print(f"decode batch {batch} failed: {str(e).splitlines()[0]}", flush=True)
             torch.cuda.empty_cache()
     print_table()
+    print(f"python_ops: {time.perf_counter() - start:.0f} s in all", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

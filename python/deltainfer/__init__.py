@@ -1,4 +1,5 @@
 """deltainfer's CUDA attention kernels as PyTorch ops (see docs/PYTHON.md)."""
+from deltainfer.decode_plan import DecodePlan
 from deltainfer.ops import (
     PAGE_SIZE,
     append_kv,
@@ -15,6 +16,7 @@ from deltainfer.ops import (
 )
 
 __all__ = [
+    "DecodePlan",
     "PAGE_SIZE",
     "append_kv",
     "decode_attention",

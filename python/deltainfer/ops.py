@@ -68,7 +68,14 @@ def _load_cuda_runtime(soname: str, error: ImportError) -> None:
                       f"$CUDA_HOME or /usr/local/cuda; put it on LD_LIBRARY_PATH): {error}") from error
 
 
+# The current stream's handle without building a torch.cuda.Stream object per call (torch's own
+# getter, the one torch.compile's generated code calls); the public API where a build lacks it.
+_current_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
 def _stream(device: torch.device) -> int:
+    if _current_raw_stream is not None and device.index is not None:
+        return _current_raw_stream(device.index)
     return torch.cuda.current_stream(device).cuda_stream
 
 
@@ -273,17 +280,21 @@ def decode_attention(q, k_cache, v_cache, page_table, kv_lens, max_kv_len=None, 
     _checks.integer(num_splits, "num_splits", 0)
     d = _decode_inputs(q, k_cache, v_cache, page_table, kv_lens, max_kv_len, softmax_scale)
     batch, n_heads, head_dim = q.shape
-    n_kv_heads = k_cache.shape[1]
-    nbytes = _decode_workspace_bytes(q.device, batch, n_heads, n_kv_heads, head_dim, d.max_kv_len, num_splits)
+    nbytes = _decode_workspace_bytes(q.device, batch, n_heads, k_cache.shape[1], head_dim, d.max_kv_len, num_splits)
+    return _launch_decode(q, k_cache, v_cache, d, _workspace(nbytes, q.device), num_splits, return_lse)
+
+
+def _launch_decode(q, k_cache, v_cache, d: _DecodeInputs, workspace, num_splits, return_lse):
+    """decode_raw on tensors the caller has checked (dtype, contiguity, shapes, one CUDA device):
+    the pointers cross as integers, because building a DLPack capsule per tensor cost more than
+    the kernel at batch 1. Returns out (and lse)."""
+    batch, n_heads, head_dim = q.shape
     out = torch.empty_like(q)
     lse = _lse(q, return_lse)
-    workspace = _workspace(nbytes, q.device)
-    # Every tensor is checked above (dtype, contiguity, shape, one CUDA device), so the pointers
-    # cross as integers: building a DLPack capsule per tensor cost more than the kernel at batch 1.
     _ext().decode_raw(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), d.page_table.data_ptr(),
                       d.page_table.shape[1], d.kv_lens.data_ptr(), out.data_ptr(),
-                      lse.data_ptr() if lse is not None else 0, batch, n_heads, n_kv_heads, head_dim, d.max_kv_len,
-                      d.scale, workspace.data_ptr(), workspace.numel(), num_splits, _stream(q.device))
+                      lse.data_ptr() if lse is not None else 0, batch, n_heads, k_cache.shape[1], head_dim,
+                      d.max_kv_len, d.scale, workspace.data_ptr(), workspace.numel(), num_splits, _stream(q.device))
     return _result(out, lse)
 
 

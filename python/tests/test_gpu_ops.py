@@ -130,6 +130,21 @@ def test_decode_reads_max_kv_len_when_not_given():
                        deltainfer.decode_attention(q, k_cache, v_cache, table, lens, 200))
 
 
+@pytest.mark.parametrize("num_splits", [0, 3])
+def test_decode_plan_runs_are_decode_attention_bit_for_bit(num_splits):
+    """The same kernel, split count and workspace layout: each layer's run equals the op exactly."""
+    kv_lens = [1, 130, 4000, 64]
+    q, _, _, k_cache, v_cache, table, lens = decode_case(kv_lens, 32, 8, 128)
+    layers = [(k_cache, v_cache), (v_cache.clone(), k_cache.clone())]
+    plan = deltainfer.DecodePlan(q, k_cache, v_cache, table, lens, max(kv_lens), num_splits=num_splits,
+                                 return_lse=True)
+    for k_layer, v_layer in layers:
+        out, lse = plan.run(q, k_layer, v_layer)
+        want, want_lse = deltainfer.decode_attention(q, k_layer, v_layer, table, lens, max(kv_lens),
+                                                     num_splits=num_splits, return_lse=True)
+        assert torch.equal(out, want) and torch.equal(lse, want_lse)
+
+
 def set_attention(q, k, v, positions):
     allowed = torch.zeros(k.shape[0], dtype=torch.bool, device="cuda")
     allowed[positions.long()] = True

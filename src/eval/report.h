@@ -53,7 +53,7 @@ struct PerplexityOutcome {
   int64_t key_tokens = 0;
 };
 
-// Per-layer attention fidelity of a method at a length, summed over all its samples (CPU only).
+// Per-layer attention fidelity of a method at a length, summed over all its samples (on CUDA: prefill only).
 struct MethodFidelity {
   std::string method;
   int64_t length = 0;

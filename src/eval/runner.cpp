@@ -3,9 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
+#include <utility>
 
 #include "attention/method_registry.h"
-#include "backend/cpu/cpu_transformer.h"
 #include "core/error.h"
 #include "eval/batched_answers.h"
 #include "eval/chat_prompt.h"
@@ -45,17 +46,15 @@ std::string perplexity_prose(const std::string& filler_dir) {
   return prose;
 }
 
-// The CPU attention of an engine, or nullptr on another backend.
-attention::CpuAttention* cpu_attention(engine::Engine& engine) {
-  auto* cpu = dynamic_cast<backend::cpu::CpuTransformer*>(&engine.transformer());
-  return cpu == nullptr ? nullptr : &cpu->attention();
+// The fidelity report of an engine's default sequence (--fidelity instruments it).
+nlohmann::json fidelity_of(engine::Engine& engine) {
+  std::optional<nlohmann::json> report = engine.transformer().attention_fidelity();
+  if (!report) throw_input_error("--fidelity: this backend does not report attention fidelity");
+  return std::move(*report);
 }
 
 void check_plan(const EvalPlan& plan, engine::Engine& reference) {
   if (plan.tasks.empty() && !plan.perplexity) throw_input_error("--tasks: nothing to run");
-  if (plan.fidelity && cpu_attention(reference) == nullptr) {
-    throw_input_error("--fidelity: only --backend cpu reports attention fidelity");
-  }
   if (plan.lengths.empty()) throw_input_error("--lengths: no length given");
   if (plan.samples < 1 && !plan.tasks.empty()) throw_input_error("--samples must be >= 1 (got {})", plan.samples);
   const int64_t trained = reference.model_config().context_length;
@@ -217,7 +216,7 @@ EvalReport run_sequential(const EvalPlan& plan, const Prepared& prepared, const 
         report.perplexity.push_back(score_text(engine, text, plan, method.label));
         progress.advance(1, fmt::format("{} perplexity {}", method.label, length));
       }
-      if (plan.fidelity) report.fidelity.push_back({method.label, length, cpu_attention(engine)->fidelity().to_json()});
+      if (plan.fidelity) report.fidelity.push_back({method.label, length, fidelity_of(engine)});
     }
     if (checkpoint) checkpoint(report);
   }
@@ -308,7 +307,7 @@ EvalReport run_eval(const EvalPlan& plan, const FillerCorpus& corpus, const std:
     prepared.samples = prepare_samples(plan, corpus, reference.tokenizer());
     prepared.texts = prepare_perplexity(plan, filler_dir, reference);
   }
-  // Fidelity is summed per method over its samples on the CPU policy of one sequence.
+  // Fidelity is summed per method over its samples on the attention of one sequence.
   if (plan.fidelity || (plan.batch == 1 && !plan.share_prefill)) return run_sequential(plan, prepared, open, checkpoint);
   return run_batched(plan, prepared, open, checkpoint);
 }

@@ -6,6 +6,9 @@
 // default sequence, through the non-virtual helpers below.
 #include <cstdint>
 #include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "attention/attention_config.h"
 #include "core/kv_page.h"
@@ -79,6 +82,10 @@ class Transformer {
   // the token that follows them under `sampling`. The others throw from it.
   virtual bool samples_on_device() const { return false; }
   virtual int32_t forward_and_sample(const int32_t* tokens, int64_t n, const DeviceSampling& sampling);
+
+  // The default sequence's per-layer attention fidelity (--fidelity), as attention::FidelityReport's
+  // JSON; nullopt where this backend does not record it for that sequence's method.
+  virtual std::optional<nlohmann::json> attention_fidelity() { return std::nullopt; }
 };
 
 }  // namespace deltainfer::runtime

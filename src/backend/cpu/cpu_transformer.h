@@ -37,6 +37,7 @@ class CpuTransformer final : public runtime::Transformer {
   // The attention policy of a sequence (its fidelity report, its decode selection).
   attention::CpuAttention& attention(runtime::SequenceId id) { return *attention_.at(id); }
   attention::CpuAttention& attention() { return attention(default_sequence_); }
+  std::optional<nlohmann::json> attention_fidelity() override { return attention().fidelity().to_json(); }
 
  private:
   struct Scratch {

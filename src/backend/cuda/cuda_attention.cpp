@@ -18,11 +18,12 @@ static_assert(kSparseQueryBlock == attention::kVerticalSlashQueryBlock,
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 
-// The prefill half of a method's description: equal for methods that prefill alike.
+// The prefill half of a method's description: equal for methods that prefill alike (an
+// instrumented method records its own prefill, so it shares with no other).
 std::string prefill_description(const attention::AttentionConfig& config) {
   attention::AttentionConfig prefill_only = config;
   prefill_only.decode = attention::DecodeConfig{};
-  return attention::describe(prefill_only);
+  return attention::describe(prefill_only) + (config.instrument ? " (instrumented)" : "");
 }
 
 DeltaMode delta_mode(attention::DeltaVariant variant) {
@@ -64,6 +65,7 @@ CudaAttention::CudaAttention(const attention::AttentionConfig& config, const mod
   }
 
   plan_dense_decode(capacity);
+  if (config_.instrument) fidelity_ = std::make_unique<CudaPrefillFidelity>(config_, model_, max_chunk);
 }
 
 void CudaAttention::plan_dense_decode(int64_t capacity) {
@@ -76,7 +78,7 @@ void CudaAttention::plan_dense_decode(int64_t capacity) {
 size_t CudaAttention::device_bytes() const {
   size_t bytes = strided_q_.bytes() + dense_rows_.bytes() + corrected_.bytes() + strided_pos_.bytes() +
                  dense_ws_.bytes() + prefill_method_->device_bytes() + decode_method_->device_bytes();
-  return bytes;
+  return bytes + (fidelity_ != nullptr ? fidelity_->device_bytes() : 0);
 }
 
 int64_t CudaAttention::required_chunk_alignment() const {
@@ -85,7 +87,6 @@ int64_t CudaAttention::required_chunk_alignment() const {
 
 void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,
                             const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream) {
-  (void)layer;  // prefill policies are the same in every layer
   PrefillAttentionArgs args;
   args.q = q;
   args.first_pos = static_cast<int>(first_pos);
@@ -103,6 +104,7 @@ void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_
     prefill_delta(args, out, stream);
     prefill_dense_tail(args, prompt_end, stream);
   }
+  if (fidelity_ != nullptr) fidelity_->record(layer, args, prompt_end, stream);  // vs dense on the same q, k, v
 }
 
 void CudaAttention::prefill_dense_tail(const PrefillAttentionArgs& args, int64_t prompt_end, cudaStream_t stream) {
@@ -164,10 +166,21 @@ void CudaAttention::correct_unfused(__nv_bfloat16* out, const __nv_bfloat16* den
   }
 }
 
-void CudaAttention::prefill_batch(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
+void CudaAttention::prefill_batch(int layer, const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
                                   const std::vector<int64_t>& prompt_ends, cudaStream_t stream) {
   if (prompt_ends.size() != chunks.size()) {
     throw_error("prefill batch: {} chunks with {} prompt ends", chunks.size(), prompt_ends.size());
+  }
+  if (fidelity_ != nullptr) {  // --fidelity records inside prefill()
+    const int64_t row_elems = int64_t{model_.n_heads} * model_.head_dim;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const VarlenChunk& c = chunks[i];
+      const LayerKv kv{batch.k_pool, batch.v_pool, batch.page_tables + int64_t{c.page_row} * batch.page_table_stride,
+                       batch.page_table_stride, batch.num_pages, nullptr};
+      prefill(layer, batch.q + c.q_row * row_elems, c.n_q, c.first_pos, prompt_ends[i], kv,
+              batch.out + c.q_row * row_elems, stream);
+    }
+    return;
   }
   VarlenPrefillArgs args = batch;
   args.lse = nullptr;

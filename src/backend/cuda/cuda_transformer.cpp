@@ -78,7 +78,7 @@ class CudaTransformer final : public runtime::Transformer {
         kv_dtype_(options.kv_dtype),
         sequences_(checked_pool_pages(pool_pages_), options.capacity, config_.vocab_size) {
     static_assert(kKvPageSize == kKvPageTokens, "the CUDA kernels' page is the engine's page");
-    check_method(options.attention);
+    check_method(options.attention, /*default_method=*/true);
     if (config_.head_dim != 64 && config_.head_dim != 128) {
       throw_input_error("the CUDA backend supports head dim 64 and 128 (this model has {})", config_.head_dim);
     }
@@ -158,6 +158,12 @@ class CudaTransformer final : public runtime::Transformer {
   runtime::SequenceId default_sequence() const override { return default_sequence_; }
   bool samples_on_device() const override { return true; }
 
+  std::optional<nlohmann::json> attention_fidelity() override {
+    const CudaPrefillFidelity* fidelity = methods_.front()->fidelity();  // the default sequence's method
+    if (fidelity == nullptr) return std::nullopt;
+    return fidelity->to_json();
+  }
+
   using runtime::Transformer::forward;
   void forward(const runtime::BatchPlan& plan) override {
     check_plan(plan);
@@ -218,8 +224,11 @@ class CudaTransformer final : public runtime::Transformer {
     return static_cast<int32_t>(pages);
   }
 
-  void check_method(const attention::AttentionConfig& method) const {
-    if (method.instrument) throw_input_error("--fidelity instrumentation runs on the CPU backend only");
+  // --fidelity instruments the default sequence's method (attention_fidelity.h), on one GPU.
+  void check_method(const attention::AttentionConfig& method, bool default_method = false) const {
+    if (method.instrument && (!default_method || shard_.world() > 1)) {
+      throw_input_error("--fidelity on --backend cuda instruments the default sequence on one GPU only");
+    }
     method.validate(config_.n_layers);
     require_kv_dtype_kernels(method, kv_dtype_);
   }
@@ -454,7 +463,7 @@ class CudaTransformer final : public runtime::Transformer {
     }
     for (const auto& entry : groups) {
       const PrefillGroup& group = entry.second;
-      group.method->prefill_batch(layer_prefill_batch(i), group.chunks, group.prompt_ends, s);
+      group.method->prefill_batch(i, layer_prefill_batch(i), group.chunks, group.prompt_ends, s);
     }
   }
 

@@ -22,7 +22,7 @@ struct MemoryRequest {
   int prefill_chunk = 2048;  // tokens per prefill step
   KvDtype kv_dtype = KvDtype::Bf16;
   size_t page_state_bytes_per_page = 0;  // the decode method's state per pool page, all layers (page_state_bytes_per_page)
-  size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes)
+  size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes; --fidelity's dense scratch too)
   size_t reserve_bytes = size_t{512} << 20;  // left free for the CUDA context, cuBLASLt, fragmentation
 };
 
