@@ -117,7 +117,7 @@ void run(const Method& method, const Shape& s, int repeats) {
         }
       },
       repeats);
-  const float batched = median_ms([&] { attention.prefill_batch(batch, chunks, prompt_ends, nullptr); }, repeats);
+  const float batched = median_ms([&] { attention.prefill_batch(0, batch, chunks, prompt_ends, nullptr); }, repeats);
   std::printf("RESULT batched_prefill %s B=%d C=%d P=%d %.4f %.4f %.2f\n", method.name, s.batch, s.chunk, s.cached,
               per_sequence, batched, per_sequence / batched);
 }

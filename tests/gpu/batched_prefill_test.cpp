@@ -167,7 +167,7 @@ TEST_P(BatchedPrefillTest, EqualsOneCallPerSequence) {
   batch.num_pages = pool.num_pages;
   batch.page_tables = d_tables.ptr;
   batch.page_table_stride = pool.stride;
-  attention.prefill_batch(batch, chunks, prompt_ends, nullptr);
+  attention.prefill_batch(0, batch, chunks, prompt_ends, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
   for (size_t s = 0; s < chunks.size(); ++s) {

@@ -18,11 +18,12 @@ static_assert(kSparseQueryBlock == attention::kVerticalSlashQueryBlock,
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 
-// The prefill half of a method's description: equal for methods that prefill alike.
+// The prefill half of a method's description: equal for methods that prefill alike (an
+// instrumented method records its own prefill, so it shares with no other).
 std::string prefill_description(const attention::AttentionConfig& config) {
   attention::AttentionConfig prefill_only = config;
   prefill_only.decode = attention::DecodeConfig{};
-  return attention::describe(prefill_only);
+  return attention::describe(prefill_only) + (config.instrument ? " (instrumented)" : "");
 }
 
 DeltaMode delta_mode(attention::DeltaVariant variant) {
@@ -168,10 +169,25 @@ void CudaAttention::correct_unfused(__nv_bfloat16* out, const __nv_bfloat16* den
   }
 }
 
-void CudaAttention::prefill_batch(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
+void CudaAttention::prefill_batch(int layer, const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
                                   const std::vector<int64_t>& prompt_ends, cudaStream_t stream) {
   if (prompt_ends.size() != chunks.size()) {
     throw_error("prefill batch: {} chunks with {} prompt ends", chunks.size(), prompt_ends.size());
+  }
+  if (fidelity_ != nullptr) {  // --fidelity records inside prefill()
+    const int64_t row_elems = int64_t{model_.n_heads} * model_.head_dim;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const VarlenChunk& c = chunks[i];
+      LayerKv kv;
+      kv.k_pool = batch.k_pool;
+      kv.v_pool = batch.v_pool;
+      kv.page_table = batch.page_tables + int64_t{c.page_row} * batch.page_table_stride;
+      kv.page_table_stride = batch.page_table_stride;
+      kv.num_pages = batch.num_pages;
+      prefill(layer, batch.q + c.q_row * row_elems, c.n_q, c.first_pos, prompt_ends[i], kv,
+              batch.out + c.q_row * row_elems, stream);
+    }
+    return;
   }
   VarlenPrefillArgs args = batch;
   args.lse = nullptr;

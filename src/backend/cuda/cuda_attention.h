@@ -39,12 +39,12 @@ class CudaAttention {
   const attention::AttentionConfig& config() const { return config_; }
   int max_decode_batch() const { return max_batch_; }
 
-  // Methods with equal prefill keys prefill alike (the decode half does not matter): their
-  // sequences' chunks of a step may go through one prefill_batch() call of either.
+  // Methods with equal prefill keys prefill alike (the decode half does not matter; an
+  // instrumented one has its own): their sequences' chunks of a step may go through one
+  // prefill_batch() call of either.
   const std::string& prefill_key() const { return prefill_key_; }
 
-  // The --fidelity recorder (prefill), when config.instrument; nullptr otherwise. An instrumented
-  // method's chunks go through prefill() one at a time, where it records.
+  // The --fidelity recorder (prefill), when config.instrument; nullptr otherwise.
   const CudaPrefillFidelity* fidelity() const { return fidelity_.get(); }
 
   // A prefill chunk must start at a multiple of required_chunk_alignment() (Δ's strided rows).
@@ -68,7 +68,8 @@ class CudaAttention {
   // tables (shapes, scale and the rest are filled in here); chunk c of `chunks` starts its
   // sequence's prefill at kv_len - n_q and the whole prefill ends at prompt_ends[c]. The chunks'
   // rows lie within the first max_chunk + max_batch - 1 packed rows (a step's rows).
-  void prefill_batch(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
+  // Instrumented (--fidelity), it runs prefill() chunk by chunk, which records.
+  void prefill_batch(int layer, const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
                      const std::vector<int64_t>& prompt_ends, cudaStream_t stream);
 
   // One decode step of `batch` sequences (q, out: [batch][n_heads][head_dim]; kv_lens: [batch] on

@@ -545,14 +545,10 @@ class CudaTransformer final : public runtime::Transformer {
       const VarlenChunk chunk{static_cast<int>(item.first_row), static_cast<int>(item.n_tokens),
                               static_cast<int>(item.first_pos), static_cast<int>(item.first_pos + item.n_tokens),
                               item.slot, 0};
-      if (method.fidelity() != nullptr) {  // --fidelity records inside prefill(): one chunk at a time
-        prefill_recorded(i, method, item);
-        continue;
-      }
       if (fp8_cache()) {  // one sequence's pages at a time through the staging pool (its table's row 0)
         VarlenChunk staged = chunk;
         staged.page_row = 0;
-        method.prefill_batch(staged_prefill_batch(i, item.slot, item.first_pos + item.n_tokens), {staged},
+        method.prefill_batch(i, staged_prefill_batch(i, item.slot, item.first_pos + item.n_tokens), {staged},
                              {item.prompt_end}, s);
         continue;
       }
@@ -563,24 +559,8 @@ class CudaTransformer final : public runtime::Transformer {
     }
     for (const auto& entry : groups) {
       const PrefillGroup& group = entry.second;
-      group.method->prefill_batch(layer_prefill_batch(i), group.chunks, group.prompt_ends, s);
+      group.method->prefill_batch(i, layer_prefill_batch(i), group.chunks, group.prompt_ends, s);
     }
-  }
-
-  // An instrumented method's chunk through CudaAttention::prefill (which records its fidelity), on
-  // the bf16 pools or, for an FP8 cache, the staging pool.
-  void prefill_recorded(int i, CudaAttention& method, const runtime::PrefillItem& item) {
-    const int64_t q_dim = config_.q_dim();
-    const int64_t end = item.first_pos + item.n_tokens;
-    const VarlenPrefillArgs pools = fp8_cache() ? staged_prefill_batch(i, item.slot, end) : layer_prefill_batch(i);
-    LayerKv kv;
-    kv.k_pool = pools.k_pool;
-    kv.v_pool = pools.v_pool;
-    kv.page_table = pools.page_tables + (fp8_cache() ? 0 : int64_t{item.slot} * pools.page_table_stride);
-    kv.page_table_stride = pools.page_table_stride;
-    kv.num_pages = pools.num_pages;
-    method.prefill(i, q_.data() + item.first_row * q_dim, item.n_tokens, item.first_pos, item.prompt_end, kv,
-                   attn_.data() + item.first_row * q_dim, stream_.get());
   }
 
   // Layer i's packed rows, pools and page tables, as a prefill batch sees them.
