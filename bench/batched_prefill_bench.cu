@@ -110,8 +110,9 @@ void run(const Method& method, const Shape& s, int repeats) {
   const float per_sequence = median_ms(
       [&] {
         for (int b = 0; b < s.batch; ++b) {
-          const dc::LayerKv kv{k.as<bf16>(), v.as<bf16>(), d_tables.as<int32_t>() + static_cast<size_t>(b) * pages,
-                               pages, s.batch * pages, nullptr};
+          const dc::LayerKv kv = dc::bf16_layer_kv(k.as<bf16>(), v.as<bf16>(),
+                                                   d_tables.as<int32_t>() + static_cast<size_t>(b) * pages, pages,
+                                                   s.batch * pages);
           attention.prefill(0, q.as<bf16>() + static_cast<size_t>(b) * s.chunk * row_elems, s.chunk, s.cached, kv_len, kv,
                             out.as<bf16>() + static_cast<size_t>(b) * s.chunk * row_elems, nullptr);
         }

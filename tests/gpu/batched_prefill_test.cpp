@@ -172,8 +172,9 @@ TEST_P(BatchedPrefillTest, EqualsOneCallPerSequence) {
 
   for (size_t s = 0; s < chunks.size(); ++s) {
     const VarlenChunk& ch = chunks[s];
-    const LayerKv kv{d_k.ptr, d_v.ptr, d_tables.ptr + static_cast<size_t>(ch.page_row) * static_cast<size_t>(pool.stride),
-                     pool.stride, pool.num_pages, nullptr};
+    const LayerKv kv = bf16_layer_kv(d_k.ptr, d_v.ptr,
+                                     d_tables.ptr + static_cast<size_t>(ch.page_row) * static_cast<size_t>(pool.stride),
+                                     pool.stride, pool.num_pages);
     attention.prefill(0, d_q.ptr + static_cast<size_t>(ch.q_row) * row_elems, ch.n_q, ch.first_pos, prompt_ends[s], kv,
                       d_single.ptr + static_cast<size_t>(ch.q_row) * row_elems, nullptr);
   }

@@ -33,6 +33,18 @@ struct LayerKv {
   void* page_state = nullptr;  // this layer's part of the method's CudaPageState (below); nullptr: none
 };
 
+// A bf16 layer's pools seen through one page-table row (tests and benches of the prefill path).
+inline LayerKv bf16_layer_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_pool, const int32_t* page_table,
+                             int page_table_stride, int num_pages) {
+  LayerKv kv;
+  kv.k_pool = k_pool;
+  kv.v_pool = v_pool;
+  kv.page_table = page_table;
+  kv.page_table_stride = page_table_stride;
+  kv.num_pages = num_pages;
+  return kv;
+}
+
 // State a decode method keeps per pool page beside the pools of its Sparse layers (Quest: each
 // page's key bounds). The method's row declares its size and makes it; the transformer owns one
 // per method kind in use, counts it in the memory plan and calls these hooks, not knowing what it
