@@ -74,6 +74,18 @@ void accumulate_values(const KvView& kv, int kv_head, int64_t d, const std::vect
   });
 }
 
+// Keys per step of the grouped decode: 16 keys of head_dim 64 are 4 KiB of K (or V), which stay in
+// L1 while every head of the group reads them.
+constexpr int64_t kGroupKeyStep = 16;
+
+// Calls body(begin, end, column) as for_each_page_run, with each run cut into kGroupKeyStep keys.
+template <typename Body>
+void for_each_key_step(const std::vector<KeyRange>& ranges, Body&& body) {
+  for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    for (int64_t b = begin; b < end; b += kGroupKeyStep) body(b, std::min(end, b + kGroupKeyStep), column + b - begin);
+  });
+}
+
 }  // namespace
 
 int64_t range_length(const std::vector<KeyRange>& ranges) {
@@ -132,6 +144,44 @@ int64_t attend(const HeadShape& shape, const KvView& kv, int head, const QueryRo
   });
   if (probabilities != nullptr) {
     std::memcpy(probabilities, scores, static_cast<size_t>(rows.count * columns) * sizeof(float));
+  }
+  return admitted;
+}
+
+}  // namespace deltainfer::attention
+
+namespace deltainfer::attention {
+
+int64_t attend_decode_group(const HeadShape& shape, const KvView& kv, int kv_head, const float* q, int64_t pos,
+                            const std::vector<KeyRange>& ranges, KeyRule rule, float* out, KernelScratch& scratch,
+                            float* probabilities) {
+  const int64_t d = shape.head_dim, columns = range_length(ranges), group = shape.group_size();
+  const int first_head = kv_head * shape.group_size();
+  if (columns == 0) {
+    std::fill(out + first_head * d, out + (first_head + group) * d, 0.0f);
+    return 0;
+  }
+  scratch.scores.resize(static_cast<size_t>(group * columns));
+  float* scores = scratch.scores.data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  // Scores for the same page-run split as attend(): a key's score does not depend on the run it is in.
+  for_each_key_step(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    const float* keys = kv.key(kv_head, begin);
+    for (int64_t h = 0; h < group; ++h) {
+      score_key_run(q + (first_head + h) * d, keys, end - begin, d, scale, scores + h * columns + column);
+    }
+  });
+  int64_t admitted = 0;
+  for (int64_t h = 0; h < group; ++h) admitted += softmax_row(scores + h * columns, pos, ranges, rule);
+  std::fill(out + first_head * d, out + (first_head + group) * d, 0.0f);
+  for_each_key_step(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    const float* values = kv.value(kv_head, begin);
+    for (int64_t h = 0; h < group; ++h) {
+      accumulate_value_run(scores + h * columns + column, values, end - begin, d, out + (first_head + h) * d);
+    }
+  });
+  if (probabilities != nullptr) {
+    std::memcpy(probabilities + first_head * columns, scores, static_cast<size_t>(group * columns) * sizeof(float));
   }
   return admitted;
 }
