@@ -139,14 +139,25 @@ void CpuAttention::decode(int layer, const float* q, int64_t pos, const KvView& 
   const std::vector<KeySet> keys = decode_keys(query);
   std::vector<float> probabilities(selects ? static_cast<size_t>(shape_.n_heads * (pos + 1)) : 0);
   std::vector<int64_t> attended(static_cast<size_t>(shape_.n_heads));
-  parallel_for(shape_.n_heads, threads_, [&](int64_t h, int worker) {
-    const KeySet& set = keys[static_cast<size_t>(h)];
-    const int64_t offset = h * shape_.head_dim;
-    attended[static_cast<size_t>(h)] =
-        attend(shape_, kv, static_cast<int>(h), {q + offset, shape_.head_dim, pos, 1}, set.ranges, set.rule,
-               {out + offset, shape_.head_dim}, scratch_[static_cast<size_t>(worker)],
-               selects ? probabilities.data() + h * (pos + 1) : nullptr);
-  });
+  if (schedule_.role(layer) != LayerRole::Sparse) {
+    // Every head attends to the same dense keys: one task per KV head reads K and V once for its
+    // query heads (exact_kernel.h; the same outputs as per head, bit for bit).
+    const KeySet& dense = keys.front();
+    parallel_for(shape_.n_kv_heads, threads_, [&](int64_t g, int worker) {
+      attended[static_cast<size_t>(g)] =
+          attend_decode_group(shape_, kv, static_cast<int>(g), q, pos, dense.ranges, dense.rule, out,
+                              scratch_[static_cast<size_t>(worker)], selects ? probabilities.data() : nullptr);
+    });
+  } else {
+    parallel_for(shape_.n_heads, threads_, [&](int64_t h, int worker) {
+      const KeySet& set = keys[static_cast<size_t>(h)];
+      const int64_t offset = h * shape_.head_dim;
+      attended[static_cast<size_t>(h)] =
+          attend(shape_, kv, static_cast<int>(h), {q + offset, shape_.head_dim, pos, 1}, set.ranges, set.rule,
+                 {out + offset, shape_.head_dim}, scratch_[static_cast<size_t>(worker)],
+                 selects ? probabilities.data() + h * (pos + 1) : nullptr);
+    });
+  }
   if (selects) decode_policy_->select(query, probabilities.data());
   if (config_.instrument) record_decode(layer, q, pos, kv, keys, out, sum(attended));
   if (decode_observer_) decode_observer_(layer, q, pos, kv, keys);

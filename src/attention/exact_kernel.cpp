@@ -7,6 +7,9 @@
 #include <cstring>
 #include <limits>
 
+#include "attention/key_row_kernels.h"
+#include "core/vector_math.h"
+
 namespace deltainfer::attention {
 namespace {
 
@@ -31,11 +34,8 @@ int64_t softmax_row(float* scores, int64_t row_pos, const std::vector<KeyRange>&
     std::fill(scores, scores + column, 0.0f);
     return 0;
   }
-  double sum = 0;
-  for (int64_t c = 0; c < column; ++c) {
-    scores[c] = std::exp(scores[c] - max_score);  // exp(-inf) = 0 for rejected keys
-    sum += scores[c];
-  }
+  // exp(-inf) = 0 for rejected keys (core/vector_math.h keeps that exact).
+  const double sum = exp_shifted_in_place(scores, column, max_score);
   const float inverse = static_cast<float>(1.0 / sum);
   for (int64_t c = 0; c < column; ++c) scores[c] *= inverse;
   return admitted;
@@ -56,26 +56,13 @@ void for_each_page_run(const std::vector<KeyRange>& ranges, Body&& body) {
   }
 }
 
-// Dot product with 8 independent partial sums: the compiler vectorizes them (a single running sum
-// would be one dependent chain, since f32 addition may not be reordered).
-float dot(const float* a, const float* b, int64_t n) {
-  float partial[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int lane = 0; lane < 8; ++lane) partial[lane] += a[i + lane] * b[i + lane];
-  }
-  for (; i < n; ++i) partial[i % 8] += a[i] * b[i];
-  return ((partial[0] + partial[4]) + (partial[1] + partial[5])) + ((partial[2] + partial[6]) + (partial[3] + partial[7]));
-}
-
 // One query row (decode, and the Δ rows of prefill): scores and outputs read K and V in place,
-// one key at a time. BLAS would pack K and V into its own buffers for a 1-row product, which cost
-// more than the product (a fifth of a SmolLM2 decode step at 512 context).
+// one page run at a time (key_row_kernels.h). BLAS would pack K and V into its own buffers for a
+// 1-row product, which cost more than the product (a fifth of a SmolLM2 decode step at 512 context).
 void score_keys(const KvView& kv, int kv_head, int64_t d, const float* q, const std::vector<KeyRange>& ranges,
                 float scale, float* scores) {
   for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
-    const float* key = kv.key(kv_head, begin);
-    for (int64_t j = 0; j < end - begin; ++j) scores[column + j] = scale * dot(q, key + j * d, d);
+    score_key_run(q, kv.key(kv_head, begin), end - begin, d, scale, scores + column);
   });
 }
 
@@ -83,13 +70,19 @@ void accumulate_values(const KvView& kv, int kv_head, int64_t d, const std::vect
                        const float* probabilities, float* out) {
   std::fill(out, out + d, 0.0f);
   for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
-    const float* value = kv.value(kv_head, begin);
-    for (int64_t j = 0; j < end - begin; ++j) {
-      const float p = probabilities[column + j];
-      if (p == 0.0f) continue;  // keys the rule rejects
-      const float* row = value + j * d;
-      for (int64_t c = 0; c < d; ++c) out[c] += p * row[c];
-    }
+    accumulate_value_run(probabilities + column, kv.value(kv_head, begin), end - begin, d, out);
+  });
+}
+
+// Keys per step of the grouped decode: 16 keys of head_dim 64 are 4 KiB of K (or V), which stay in
+// L1 while every head of the group reads them.
+constexpr int64_t kGroupKeyStep = 16;
+
+// Calls body(begin, end, column) as for_each_page_run, with each run cut into kGroupKeyStep keys.
+template <typename Body>
+void for_each_key_step(const std::vector<KeyRange>& ranges, Body&& body) {
+  for_each_page_run(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    for (int64_t b = begin; b < end; b += kGroupKeyStep) body(b, std::min(end, b + kGroupKeyStep), column + b - begin);
   });
 }
 
@@ -151,6 +144,44 @@ int64_t attend(const HeadShape& shape, const KvView& kv, int head, const QueryRo
   });
   if (probabilities != nullptr) {
     std::memcpy(probabilities, scores, static_cast<size_t>(rows.count * columns) * sizeof(float));
+  }
+  return admitted;
+}
+
+}  // namespace deltainfer::attention
+
+namespace deltainfer::attention {
+
+int64_t attend_decode_group(const HeadShape& shape, const KvView& kv, int kv_head, const float* q, int64_t pos,
+                            const std::vector<KeyRange>& ranges, KeyRule rule, float* out, KernelScratch& scratch,
+                            float* probabilities) {
+  const int64_t d = shape.head_dim, columns = range_length(ranges), group = shape.group_size();
+  const int first_head = kv_head * shape.group_size();
+  if (columns == 0) {
+    std::fill(out + first_head * d, out + (first_head + group) * d, 0.0f);
+    return 0;
+  }
+  scratch.scores.resize(static_cast<size_t>(group * columns));
+  float* scores = scratch.scores.data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  // Scores for the same page-run split as attend(): a key's score does not depend on the run it is in.
+  for_each_key_step(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    const float* keys = kv.key(kv_head, begin);
+    for (int64_t h = 0; h < group; ++h) {
+      score_key_run(q + (first_head + h) * d, keys, end - begin, d, scale, scores + h * columns + column);
+    }
+  });
+  int64_t admitted = 0;
+  for (int64_t h = 0; h < group; ++h) admitted += softmax_row(scores + h * columns, pos, ranges, rule);
+  std::fill(out + first_head * d, out + (first_head + group) * d, 0.0f);
+  for_each_key_step(ranges, [&](int64_t begin, int64_t end, int64_t column) {
+    const float* values = kv.value(kv_head, begin);
+    for (int64_t h = 0; h < group; ++h) {
+      accumulate_value_run(scores + h * columns + column, values, end - begin, d, out + (first_head + h) * d);
+    }
+  });
+  if (probabilities != nullptr) {
+    std::memcpy(probabilities + first_head * columns, scores, static_cast<size_t>(group * columns) * sizeof(float));
   }
   return admitted;
 }

@@ -51,6 +51,16 @@ int64_t attend(const HeadShape& shape, const KvView& kv, int head, const QueryRo
                const std::vector<KeyRange>& ranges, KeyRule rule, const OutputRows& out, KernelScratch& scratch,
                float* probabilities = nullptr);
 
+// One decode row of every query head that shares KV head `kv_head` (grouped-query attention), over
+// the same ranges and rule: q and out are the row of all heads ([n_heads][head_dim]); the group's
+// heads are written. K and V are read once for the group, in runs of a few keys that stay in L1
+// while each head scores or accumulates them, instead of once per head. Equal to attend() per head
+// bit for bit (same kernels, same order per head). `probabilities`, when not null, is the softmax
+// of all heads ([n_heads][range length]); the group's rows are written. Returns admitted pairs.
+int64_t attend_decode_group(const HeadShape& shape, const KvView& kv, int kv_head, const float* q, int64_t pos,
+                            const std::vector<KeyRange>& ranges, KeyRule rule, float* out, KernelScratch& scratch,
+                            float* probabilities = nullptr);
+
 // Total length of the ranges.
 int64_t range_length(const std::vector<KeyRange>& ranges);
 

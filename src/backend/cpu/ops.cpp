@@ -9,6 +9,7 @@
 
 #include "backend/cpu/quant/panel_matmul.h"
 #include "backend/cpu/quant/quant_matmul.h"
+#include "core/vector_math.h"
 #include "io/dequantize.h"
 
 namespace deltainfer::backend::cpu {
@@ -111,12 +112,7 @@ void apply_rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t 
   }
 }
 
-void swiglu(float* gate, const float* up, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
+void swiglu(float* gate, const float* up, int64_t count) { silu_multiply(gate, up, count); }
 
 void add_in_place(float* y, const float* x, int64_t count) {
   for (int64_t i = 0; i < count; ++i) y[i] += x[i];

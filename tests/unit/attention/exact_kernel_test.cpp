@@ -86,6 +86,39 @@ TEST(ExactKernel, DisjointRangesAndProbabilities) {
   EXPECT_NEAR(total, 1.0, 1e-5);
 }
 
+// The grouped decode (one task per KV head) against attend() per head, bit for bit: outputs,
+// probabilities and admitted counts, at lengths around the page (64) and key-step (16) edges, dense
+// and windowed, head dims of the packaged models' shape (64) and of the small test model (16).
+TEST(ExactKernel, GroupedDecodeEqualsAttendPerHead) {
+  std::mt19937 rng(testing::fresh_seed("ExactKernel.GroupedDecode"));
+  for (int head_dim : {16, 64}) {
+    const RandomLayer layer(testing::small_model(6, 9, 3, head_dim), 200, rng);
+    const HeadShape& shape = layer.shape;
+    for (int64_t length : {1, 15, 16, 17, 64, 65, 130, 200}) {
+      for (KeyRule rule : {KeyRule{}, KeyRule{3, 40}}) {
+        const int64_t pos = length - 1;
+        const std::vector<KeyRange> ranges{{0, length}};
+        std::vector<float> grouped(static_cast<size_t>(shape.q_row_stride())), per_head(grouped.size());
+        std::vector<float> grouped_p(static_cast<size_t>(shape.n_heads * length), -1.0f), per_head_p(grouped_p.size());
+        KernelScratch scratch;
+        int64_t grouped_admitted = 0, per_head_admitted = 0;
+        for (int g = 0; g < shape.n_kv_heads; ++g) {
+          grouped_admitted += attend_decode_group(shape, layer.kv(length), g, layer.q_row(pos), pos, ranges, rule,
+                                                  grouped.data(), scratch, grouped_p.data());
+        }
+        for (int h = 0; h < shape.n_heads; ++h) {
+          per_head_admitted += attend(shape, layer.kv(length), h, {layer.q_row(pos) + h * head_dim, head_dim, pos, 1},
+                                      ranges, rule, {per_head.data() + h * head_dim, head_dim}, scratch,
+                                      per_head_p.data() + h * length);
+        }
+        EXPECT_EQ(grouped, per_head) << "head_dim " << head_dim << " length " << length << " window " << rule.window;
+        EXPECT_EQ(grouped_p, per_head_p) << "head_dim " << head_dim << " length " << length;
+        EXPECT_EQ(grouped_admitted, per_head_admitted);
+      }
+    }
+  }
+}
+
 TEST(ExactKernel, RangesFromBlocksMergeAndClip) {
   const std::vector<KeyRange> ranges = ranges_from_blocks({0, 1, 3, 4}, 16, 70);
   ASSERT_EQ(ranges.size(), 2u);

@@ -313,6 +313,44 @@ TEST(QuantMatmul, SharedInputProductsEqualOneCallPerWeight) {
   }
 }
 
+// Decode (a few rows) splits a job into guided chunks of weight bytes rather than 16-row tiles:
+// large products, several of them, every thread count; each output must be written exactly once
+// (outputs start as NaN) and equal, bit for bit, the same row computed in a batch of 7 rows (uniform
+// tiles; a row's product does not depend on the batch, test above).
+TEST(QuantMatmul, DecodeChunksWriteEveryOutputOnceWhateverTheThreads) {
+  std::mt19937 rng(std::random_device{}());
+  const int64_t in = 512, batch = 7;
+  const GgmlType types[] = {GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::Q8_0};
+  const int64_t outs[] = {1001, 203, 517};
+  std::vector<Weight> weights(3);
+  std::vector<std::vector<float>> reference(3);
+  const std::vector<float> x = random_normal(batch * in, rng);
+  for (size_t i = 0; i < 3; ++i) {
+    weights[i].rows = outs[i];
+    weights[i].cols = in;
+    weights[i].quantized = random_matrix(types[i], outs[i], in, rng);
+    reference[i].resize(static_cast<size_t>(batch * outs[i]));
+    matmul(x.data(), weights[i], nullptr, reference[i].data(), batch, 2);
+  }
+  for (int64_t n : {1, 2, 4}) {
+    for (int threads : {1, 2, 3}) {
+      std::vector<std::vector<float>> y(3);
+      for (size_t i = 0; i < 3; ++i) y[i].assign(static_cast<size_t>(n * outs[i]), std::nanf(""));
+      matmul_shared_input(x.data(), n,
+                          {{weights[0], nullptr, y[0].data()},
+                           {weights[1], nullptr, y[1].data()},
+                           {weights[2], nullptr, y[2].data()}},
+                          threads);
+      for (size_t i = 0; i < 3; ++i) {
+        for (size_t o = 0; o < y[i].size(); ++o) {
+          ASSERT_EQ(y[i][o], reference[i][o])
+              << io::ggml_type_name(types[i]) << " n=" << n << " threads=" << threads << " output " << o;
+        }
+      }
+    }
+  }
+}
+
 // A batch of kPanelMinRows rows or more goes through f32 panels: the f32 result (up to GEMM
 // blocking order), not the 8-bit one. The Q4_0 case has 4.2M weights: two 16 MiB panels.
 TEST(QuantMatmul, PanelMatmulEqualsF32MatmulOnDequantizedWeights) {

@@ -181,31 +181,76 @@ DI_AVX2 inline __m256i block_pair_sums(const uint8_t* block, __m256i y, __m256i 
 
 constexpr int64_t kPrefetchGroups = 1;  // how many groups of four rows ahead
 
+// The four interleaved row streams defeat the hardware prefetchers (measured: half the speed of one
+// row at a time on weights out of cache), so each block step fetches its share of the next four
+// rows (contiguous, 4 * row_bytes on) ahead.
+DI_AVX2 inline void prefetch_next_rows(const uint8_t* ahead, int bytes) {
+  for (int line = 0; line < bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
+}
+
+// One block's int32 lane sums of weight values times activations, and its f32 terms, for four rows.
+template <typename Type>
+DI_AVX2 inline void add_block_terms(const uint8_t* block, const Q8Block& x, __m256i sums, __m256& acc, float& min) {
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(block) * x.d), _mm256_cvtepi32_ps(sums), acc);
+  if (Type::kHasMin) min = std::fma(load_f16(block + 2), x.sum, min);  // an explicit fma, as dot_rows
+}
+
 template <typename Type>
 DI_AVX2 void dot_weight_rows4(const uint8_t* w, int64_t row_bytes, const void* act, int64_t n_blocks, float* out) {
   const auto* x = static_cast<const Q8Block*>(act);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   float mins[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  // The four rows interleave four streams through memory, which the hardware prefetchers miss
-  // (measured: half the speed of one row at a time on weights out of cache); so each step fetches
-  // its share of the next four rows (contiguous, 4 * row_bytes on) ahead.
   const uint8_t* ahead = w + kPrefetchGroups * 4 * row_bytes;
   for (int64_t b = 0; b < n_blocks; ++b, ahead += 4 * Type::kBytes) {
-    for (int line = 0; line < 4 * Type::kBytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
+    prefetch_next_rows(ahead, 4 * Type::kBytes);
     const __m256i y = load32(x[b].qs);
     const __m256i offset_pairs = Type::kOffset > 0
                                      ? _mm256_maddubs_epi16(_mm256_set1_epi8(static_cast<char>(Type::kOffset)), y)
                                      : _mm256_setzero_si256();
     for (int k = 0; k < 4; ++k) {
       const uint8_t* block = w + k * row_bytes + b * Type::kBytes;
-      const __m256i sums = _mm256_madd_epi16(block_pair_sums<Type>(block, y, offset_pairs), ones);
-      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(block) * x[b].d), _mm256_cvtepi32_ps(sums), acc[k]);
-      if (Type::kHasMin) mins[k] = std::fma(load_f16(block + 2), x[b].sum, mins[k]);  // as dot_rows
+      add_block_terms<Type>(block, x[b], _mm256_madd_epi16(block_pair_sums<Type>(block, y, offset_pairs), ones), acc[k],
+                            mins[k]);
     }
   }
-  const __m128 totals = _mm_add_ps(horizontal_sums4(acc[0], acc[1], acc[2], acc[3]), _mm_loadu_ps(mins));
-  _mm_storeu_ps(out, totals);
+  _mm_storeu_ps(out, _mm_add_ps(horizontal_sums4(acc[0], acc[1], acc[2], acc[3]), _mm_loadu_ps(mins)));
+}
+
+// The same kernel where the CPU has AVX512-VNNI (with VL: the 256-bit forms): vpdpbusd adds four
+// unsigned × signed byte products into each int32 lane, replacing maddubs + madd. The int32 sums
+// are the same (the int16 step never saturated, see block_pair_sums), so the result is the AVX2
+// kernel's bit for bit. Q4_0/Q5_0's -kOffset · (activation sums) is the start value of the sums.
+#define DI_AVX2_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+
+template <typename Type>
+DI_AVX2_VNNI void dot_weight_rows4_vnni(const uint8_t* w, int64_t row_bytes, const void* act, int64_t n_blocks,
+                                        float* out) {
+  const auto* x = static_cast<const Q8Block*>(act);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  float mins[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  const uint8_t* ahead = w + kPrefetchGroups * 4 * row_bytes;
+  for (int64_t b = 0; b < n_blocks; ++b, ahead += 4 * Type::kBytes) {
+    prefetch_next_rows(ahead, 4 * Type::kBytes);
+    const __m256i y = load32(x[b].qs);
+    const __m256i start =
+        Type::kOffset > 0
+            ? _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(static_cast<char>(Type::kOffset)), y))
+            : zero;
+    for (int k = 0; k < 4; ++k) {
+      const uint8_t* block = w + k * row_bytes + b * Type::kBytes;
+      __m256i sums;
+      if constexpr (Type::kOffset < 0) {  // signed values lend their sign to y, as block_pair_sums
+        const __m256i q = Type::values(block);
+        sums = _mm256_dpbusd_epi32(zero, _mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
+      } else {
+        sums = _mm256_dpbusd_epi32(start, Type::unsigned_values(block), y);
+      }
+      add_block_terms<Type>(block, x[b], sums, acc[k], mins[k]);
+    }
+  }
+  _mm_storeu_ps(out, _mm_add_ps(horizontal_sums4(acc[0], acc[1], acc[2], acc[3]), _mm_loadu_ps(mins)));
 }
 
 // Σ over the 4 groups of 64 of scale(sub-block) * Σ q * y, for Q4_K (qh null) and Q5_K.
@@ -322,51 +367,56 @@ DI_AVX2 void dot_k_weight_rows4(const uint8_t* w, int64_t row_bytes, const void*
   float offsets[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   const uint8_t* ahead = w + kPrefetchGroups * 4 * row_bytes;
   for (int64_t b = 0; b < n_blocks; ++b, ahead += 4 * Type::kBytes) {
-    for (int line = 0; line < 4 * Type::kBytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
+    prefetch_next_rows(ahead, 4 * Type::kBytes);
     for (int k = 0; k < 4; ++k) Type::accumulate(w + k * row_bytes + b * Type::kBytes, x[b], acc[k], offsets[k]);
   }
   const __m128 totals = _mm_sub_ps(horizontal_sums4(acc[0], acc[1], acc[2], acc[3]), _mm_loadu_ps(offsets));
   _mm_storeu_ps(out, totals);
 }
 
+// pick(Type{}) for the 32-element type `type`, or nullptr for any other: one table for the kernels
+// that exist per 32-element type.
+template <typename Kernel, typename Pick>
+Kernel for_32_element_type(io::GgmlType type, Pick pick) {
+  switch (type) {
+    case io::GgmlType::Q4_0: return pick(Q4_0{});
+    case io::GgmlType::Q4_1: return pick(Q4_1{});
+    case io::GgmlType::Q5_0: return pick(Q5_0{});
+    case io::GgmlType::Q5_1: return pick(Q5_1{});
+    case io::GgmlType::Q8_0: return pick(Q8_0{});
+    default: return nullptr;
+  }
+}
+
 }  // namespace
 
 RowDot avx2_dot(io::GgmlType type) {
   switch (type) {
-    case io::GgmlType::Q4_0: return dot_one<Q4_0>;
-    case io::GgmlType::Q4_1: return dot_one<Q4_1>;
-    case io::GgmlType::Q5_0: return dot_one<Q5_0>;
-    case io::GgmlType::Q5_1: return dot_one<Q5_1>;
-    case io::GgmlType::Q8_0: return dot_one<Q8_0>;
     case io::GgmlType::Q4_K: return dot_k<Q4K>;
     case io::GgmlType::Q5_K: return dot_k<Q5K>;
     case io::GgmlType::Q6_K: return dot_k<Q6K>;
-    default: return nullptr;
+    default: return for_32_element_type<RowDot>(type, [](auto t) -> RowDot { return dot_one<decltype(t)>; });
   }
 }
 
 RowDot4 avx2_dot4(io::GgmlType type) {
-  switch (type) {
-    case io::GgmlType::Q4_0: return dot_four<Q4_0>;
-    case io::GgmlType::Q4_1: return dot_four<Q4_1>;
-    case io::GgmlType::Q5_0: return dot_four<Q5_0>;
-    case io::GgmlType::Q5_1: return dot_four<Q5_1>;
-    case io::GgmlType::Q8_0: return dot_four<Q8_0>;
-    default: return nullptr;
-  }
+  return for_32_element_type<RowDot4>(type, [](auto t) -> RowDot4 { return dot_four<decltype(t)>; });
+}
+
+// The k-quants scale 16-bit pair sums (no plain vpdpbusd): their AVX2 kernel serves.
+WeightRowsDot4 avx2_vnni_weight_rows_dot4(io::GgmlType type) {
+  return for_32_element_type<WeightRowsDot4>(
+      type, [](auto t) -> WeightRowsDot4 { return dot_weight_rows4_vnni<decltype(t)>; });
 }
 
 WeightRowsDot4 avx2_weight_rows_dot4(io::GgmlType type) {
   switch (type) {
-    case io::GgmlType::Q4_0: return dot_weight_rows4<Q4_0>;
-    case io::GgmlType::Q4_1: return dot_weight_rows4<Q4_1>;
-    case io::GgmlType::Q5_0: return dot_weight_rows4<Q5_0>;
-    case io::GgmlType::Q5_1: return dot_weight_rows4<Q5_1>;
-    case io::GgmlType::Q8_0: return dot_weight_rows4<Q8_0>;
     case io::GgmlType::Q4_K: return dot_k_weight_rows4<Q4K>;
     case io::GgmlType::Q5_K: return dot_k_weight_rows4<Q5K>;
     case io::GgmlType::Q6_K: return dot_k_weight_rows4<Q6K>;
-    default: return nullptr;
+    default:
+      return for_32_element_type<WeightRowsDot4>(
+          type, [](auto t) -> WeightRowsDot4 { return dot_weight_rows4<decltype(t)>; });
   }
 }
 
@@ -378,6 +428,7 @@ namespace deltainfer::backend::cpu::quant {
 RowDot avx2_dot(io::GgmlType) { return nullptr; }
 RowDot4 avx2_dot4(io::GgmlType) { return nullptr; }
 WeightRowsDot4 avx2_weight_rows_dot4(io::GgmlType) { return nullptr; }
+WeightRowsDot4 avx2_vnni_weight_rows_dot4(io::GgmlType) { return nullptr; }
 }  // namespace deltainfer::backend::cpu::quant
 
 #endif

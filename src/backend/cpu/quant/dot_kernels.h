@@ -26,7 +26,9 @@ using WeightRowsDot4 = void (*)(const uint8_t* first_row, int64_t row_bytes, con
                                 float* out);
 
 enum class ActivationFormat { Q8, Q8K };
-enum class Isa { Scalar, Avx2 };
+// Avx2Vnni: AVX2 plus AVX512-VNNI/VL (Zen 4, Ice Lake and later); only the decode kernel of the
+// 32-element types differs from AVX2 there (vpdpbusd), with the same results bit for bit.
+enum class Isa { Scalar, Avx2, Avx2Vnni };
 
 // Types with a quantized kernel: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
 bool has_quantized_kernel(io::GgmlType type);
@@ -37,6 +39,7 @@ RowDot scalar_dot(io::GgmlType type);
 RowDot avx2_dot(io::GgmlType type);
 RowDot4 avx2_dot4(io::GgmlType type);
 WeightRowsDot4 avx2_weight_rows_dot4(io::GgmlType type);
+WeightRowsDot4 avx2_vnni_weight_rows_dot4(io::GgmlType type);
 
 // The instruction sets this CPU runs, best last; always starts with Scalar.
 const std::vector<Isa>& supported_isas();

@@ -10,6 +10,10 @@ std::vector<Isa> detect_isas() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
     isas.push_back(Isa::Avx2);
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512f")) {
+      isas.push_back(Isa::Avx2Vnni);
+    }
   }
 #endif
   return isas;
@@ -33,17 +37,25 @@ const std::vector<Isa>& supported_isas() {
   return isas;
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::Avx2 ? "avx2" : "scalar"; }
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx2Vnni: return "avx2+avx512vnni";
+    default: return "scalar";
+  }
+}
 
 RowDot dot_kernel(io::GgmlType type, Isa isa) {
-  const RowDot simd = isa == Isa::Avx2 ? avx2_dot(type) : nullptr;
+  const RowDot simd = isa != Isa::Scalar ? avx2_dot(type) : nullptr;
   return simd != nullptr ? simd : scalar_dot(type);
 }
 
-RowDot4 dot4_kernel(io::GgmlType type, Isa isa) { return isa == Isa::Avx2 ? avx2_dot4(type) : nullptr; }
+RowDot4 dot4_kernel(io::GgmlType type, Isa isa) { return isa != Isa::Scalar ? avx2_dot4(type) : nullptr; }
 
 WeightRowsDot4 weight_rows_dot4_kernel(io::GgmlType type, Isa isa) {
-  return isa == Isa::Avx2 ? avx2_weight_rows_dot4(type) : nullptr;
+  if (isa == Isa::Scalar) return nullptr;
+  const WeightRowsDot4 vnni = isa == Isa::Avx2Vnni ? avx2_vnni_weight_rows_dot4(type) : nullptr;
+  return vnni != nullptr ? vnni : avx2_weight_rows_dot4(type);
 }
 
 }  // namespace deltainfer::backend::cpu::quant
