@@ -419,7 +419,7 @@ TEST(Fp8Quest, QuestBoundsOwnerKeepsFp8LayersCurrent) {
     const std::vector<float> expected = sequence_bounds(want, cache, 0, model.n_kv_heads, model.head_dim);
     layers_with_bounds = 0;
     for (int layer = 0; layer < model.n_layers; ++layer) {
-      __nv_bfloat16* layer_bounds = bounds.layer(layer);
+      __nv_bfloat16* layer_bounds = bounds.bounds(layer);
       if (layer_bounds == nullptr) continue;
       ++layers_with_bounds;
       DeviceBuffer<__nv_bfloat16> copy(want.size());
