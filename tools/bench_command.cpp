@@ -56,7 +56,7 @@ int run_bench(BenchOptions& o) {
   runtime::Transformer& model = engine.transformer();
   show_prefill_progress(model, o.progress);
   const model::ModelConfig& c = model.config();
-  const ModelCosts costs = model_costs(c);
+  const ModelCosts costs = model_costs(c, o.engine.kv_dtype);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, c.vocab_size - 1);
   std::vector<float> logits(static_cast<size_t>(c.vocab_size));

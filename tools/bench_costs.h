@@ -7,6 +7,7 @@
 #include "attention/attention_config.h"
 #include "attention/layer_schedule.h"
 #include "attention/method_registry.h"
+#include "core/kv_page.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cli {
@@ -14,19 +15,20 @@ namespace deltainfer::cli {
 struct ModelCosts {
   double weight_bytes = 0;        // bf16, every matrix read once per decode step
   double flops_per_token = 0;     // linear layers, 2 per multiply-add
-  double kv_bytes_per_token = 0;  // all layers, K and V, bf16
+  double kv_bytes_per_token = 0;  // all layers, K and V, in the cache's dtype (FP8: codes + scales)
   double attention_flops_per_pair = 0;  // per (query, key) pair over all layers
   int n_layers = 0;
 };
 
-inline ModelCosts model_costs(const model::ModelConfig& c) {
+inline ModelCosts model_costs(const model::ModelConfig& c, KvDtype kv_dtype = KvDtype::Bf16) {
   const double d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.ffn_dim, layers = c.n_layers;
   const double per_layer = d * q + 2 * d * kv + q * d + 3 * d * ffn;
   const double params = per_layer * layers + d * c.vocab_size * (c.tied_embeddings ? 1 : 2);
   ModelCosts costs;
   costs.weight_bytes = 2.0 * (per_layer * layers + d * c.vocab_size);
   costs.flops_per_token = 2.0 * (params - (c.tied_embeddings ? 0 : d * c.vocab_size));
-  costs.kv_bytes_per_token = 2.0 * 2.0 * kv * layers;
+  costs.kv_bytes_per_token =
+      2.0 * layers * static_cast<double>(kv_pool_page_bytes(kv_dtype, c.n_kv_heads, c.head_dim)) / kKvPageTokens;
   costs.attention_flops_per_pair = 4.0 * c.n_heads * c.head_dim * layers;
   costs.n_layers = c.n_layers;
   return costs;

@@ -12,9 +12,11 @@ namespace {
 
 constexpr int64_t kDefaultContextCap = 8192;
 
-int64_t resolve_context(const EngineConfig& config, const model::ModelConfig& model) {
+// A synthetic model (random weights, speed measurements only) has no trained context to keep to:
+// it runs any context the memory plan admits, so the engine can be timed at 1M tokens.
+int64_t resolve_context(const EngineConfig& config, const model::ModelConfig& model, bool synthetic) {
   if (config.context < 0) throw_input_error("context size must be >= 0 (got {})", config.context);
-  if (config.context > model.context_length) {
+  if (config.context > model.context_length && !synthetic) {
     throw_input_error("context size {} exceeds the model's trained context of {} tokens", config.context,
                       model.context_length);
   }
@@ -45,7 +47,7 @@ Engine Engine::open(const EngineConfig& config, const TransformerFactory& cuda_f
   if (!engine.source_->is_synthetic()) {
     engine.tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(config.model_path));
   }
-  const int64_t capacity = resolve_context(config, engine.source_->config());
+  const int64_t capacity = resolve_context(config, engine.source_->config(), engine.source_->is_synthetic());
   config.attention.validate(engine.source_->config().n_layers);
   if (config.kv_pages < 0) throw_input_error("KV pages must be >= 0 (got {})", config.kv_pages);
   runtime::BackendOptions options;

@@ -59,7 +59,7 @@ class KvFp8Model : public ::testing::Test {
     runtime::BackendOptions options;
     options.capacity = 2048;
     options.max_batch = 2;
-    options.prefill_chunk = kChunk;
+    options.prefill_chunk = 2 * kChunk;  // a pass holds both sequences' chunks
     options.kv_dtype = dtype;
     return cuda::make_cuda_transformer(*source_, options);
   }
