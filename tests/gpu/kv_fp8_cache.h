@@ -89,15 +89,29 @@ class Fp8TestCache {
         }
       }
     }
-    d_k_codes_ = to_device(k_codes_);
-    d_v_codes_ = to_device(v_codes_);
-    d_k_scales_ = to_device(k_scales_);
-    d_v_scales_ = to_device(v_scales_);
-    d_k_deq_ = to_device(to_bf16(deq_.k));
-    d_v_deq_ = to_device(to_bf16(deq_.v));
-    d_table_ = to_device(table_);
-    d_lens_ = to_device(std::vector<int32_t>(lens_.begin(), lens_.end()));
+    refresh(d_k_codes_, k_codes_);
+    refresh(d_v_codes_, v_codes_);
+    refresh(d_k_scales_, k_scales_);
+    refresh(d_v_scales_, v_scales_);
+    refresh(d_k_deq_, to_bf16(deq_.k));
+    refresh(d_v_deq_, to_bf16(deq_.v));
+    refresh(d_table_, table_);
+    refresh(d_lens_, std::vector<int32_t>(lens_.begin(), lens_.end()));
   }
+
+ private:
+  // Uploads into the buffer already there when the size is unchanged, so descriptors taken before
+  // (a QuestBounds keeps its pools' PagedKv) stay valid across uploads; allocates otherwise.
+  template <typename T>
+  static void refresh(DeviceBuffer<T>& buffer, const std::vector<T>& host) {
+    if (buffer.size() == host.size() && !host.empty()) {
+      buffer.upload(host);
+    } else {
+      buffer = to_device(host);
+    }
+  }
+
+ public:
 
   // The FP8 cache and its dequantized bf16 twin, as the kernels take them (after upload()).
   PagedKv fp8() const {
