@@ -38,6 +38,7 @@
 #include "backend/cuda/cuda_attention.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/methods/decode_calls.h"
 #include "backend/cuda/quest_decode.h"
 #include "engine/sampler.h"
 #include "gpu/gpu_test_support.h"
@@ -163,12 +164,8 @@ class GpuSequence {
   }
 
   LayerKv layer_kv(int layer) {
-    LayerKv kv;
-    kv.k_pool = k_pools_[static_cast<size_t>(layer)].data();
-    kv.v_pool = v_pools_[static_cast<size_t>(layer)].data();
-    kv.page_table = d_table_.data();
-    kv.page_table_stride = num_pages_;
-    kv.num_pages = num_pages_;
+    LayerKv kv = bf16_layer_kv(k_pools_[static_cast<size_t>(layer)].data(), v_pools_[static_cast<size_t>(layer)].data(),
+                               d_table_.data(), num_pages_, num_pages_);
     kv.page_state = bounds_.bounds(layer);
     return kv;
   }
@@ -323,18 +320,11 @@ TEST(QuestModelSelection, GpuPagesEqualCpuUpToBf16NearTiesOnSmolLm2) {
         std::vector<std::vector<int32_t>> sets;
         if (!inputs.decisions.empty()) {
           ASSERT_NE(kv.page_state, nullptr) << "layer " << layer << " decodes with Quest on the CPU only";
-          PagedKv paged;
-          paged.k_pool = kv.k_pool;
-          paged.v_pool = kv.v_pool;
-          paged.num_pages = kv.num_pages;
-          paged.page_table = kv.page_table;
-          paged.page_table_stride = kv.page_table_stride;
-          paged.kv_lens = d_len.data();
-          paged.batch = 1;
-          paged.max_kv_len = static_cast<int>(kCapacity);
-          paged.n_kv_heads = model.n_kv_heads;
-          paged.head_dim = model.head_dim;
-          const TokenSet set = selector.select(d_q.data(), QuestCache{paged, static_cast<__nv_bfloat16*>(kv.page_state)}, nullptr);
+          // The cache as the Quest method sees it in this decode call (methods/decode_calls.h).
+          const CudaDecodeCall call{layer, attention::LayerRole::Sparse, d_q.data(), d_len.data(),
+                                    static_cast<int>(kCapacity), 1, kv, d_out.data()};
+          const TokenSet set = selector.select(
+              d_q.data(), QuestCache{paged_kv_of(model, call), static_cast<__nv_bfloat16*>(kv.page_state)}, nullptr);
           CUDA_CHECK(cudaDeviceSynchronize());
           for (int kv_head = 0; kv_head < model.n_kv_heads; ++kv_head) {
             sets.push_back(download_set(set, kv_head));

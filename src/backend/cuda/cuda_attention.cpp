@@ -178,12 +178,9 @@ void CudaAttention::prefill_batch(int layer, const VarlenPrefillArgs& batch, con
     const int64_t row_elems = int64_t{model_.n_heads} * model_.head_dim;
     for (size_t i = 0; i < chunks.size(); ++i) {
       const VarlenChunk& c = chunks[i];
-      LayerKv kv;
-      kv.k_pool = batch.k_pool;
-      kv.v_pool = batch.v_pool;
-      kv.page_table = batch.page_tables + int64_t{c.page_row} * batch.page_table_stride;
-      kv.page_table_stride = batch.page_table_stride;
-      kv.num_pages = batch.num_pages;
+      const LayerKv kv = bf16_layer_kv(batch.k_pool, batch.v_pool,
+                                       batch.page_tables + int64_t{c.page_row} * batch.page_table_stride,
+                                       batch.page_table_stride, batch.num_pages);
       prefill(layer, batch.q + c.q_row * row_elems, c.n_q, c.first_pos, prompt_ends[i], kv,
               batch.out + c.q_row * row_elems, stream);
     }

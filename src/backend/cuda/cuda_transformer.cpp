@@ -372,16 +372,7 @@ class CudaTransformer final : public runtime::Transformer {
   // Every layer's K pool as Quest's bounds read it (any dtype; its table and lengths unused).
   std::vector<PagedKv> key_pools() const {
     std::vector<PagedKv> pools;
-    for (int i = 0; i < config_.n_layers; ++i) {
-      PagedKv pool;
-      pool.k_pool = kv_.k_data(i);
-      pool.dtype = kv_dtype_;
-      pool.k_scales = fp8_cache() ? kv_.k_scales_of(i) : nullptr;
-      pool.num_pages = static_cast<int>(device_pages());
-      pool.n_kv_heads = config_.n_kv_heads;
-      pool.head_dim = config_.head_dim;
-      pools.push_back(pool);
-    }
+    for (int i = 0; i < config_.n_layers; ++i) pools.push_back(kv_.layer(i));
     return pools;
   }
 
@@ -479,15 +470,16 @@ class CudaTransformer final : public runtime::Transformer {
   }
 
   LayerKv layer_kv(int i, int slot, const attention::DecodeConfig& decode) {
+    const PagedKv pools = kv_.layer(i);
     LayerKv kv;
-    kv.k_pool = kv_.k_data(i);
-    kv.v_pool = kv_.v_data(i);
-    kv.dtype = kv_dtype_;
-    kv.k_scales = fp8_cache() ? kv_.k_scales_of(i) : nullptr;
-    kv.v_scales = fp8_cache() ? kv_.v_scales_of(i) : nullptr;
+    kv.k_pool = pools.k_pool;
+    kv.v_pool = pools.v_pool;
+    kv.dtype = pools.dtype;
+    kv.k_scales = pools.k_scales;
+    kv.v_scales = pools.v_scales;
     kv.page_table = step_.page_table(slot);
     kv.page_table_stride = static_cast<int>(pages_per_sequence_);
-    kv.num_pages = static_cast<int>(device_pages());
+    kv.num_pages = pools.num_pages;
     kv.page_state = page_states_.layer(decode, i);
     return kv;
   }
@@ -497,14 +489,7 @@ class CudaTransformer final : public runtime::Transformer {
   // identity page table (row 0, one sequence at a time).
   VarlenPrefillArgs staged_prefill_batch(int i, int slot, int64_t kv_len) {
     Fp8StageArgs stage;
-    stage.source.k_pool = kv_.k_data(i);
-    stage.source.v_pool = kv_.v_data(i);
-    stage.source.dtype = KvDtype::Fp8E4m3;
-    stage.source.k_scales = kv_.k_scales_of(i);
-    stage.source.v_scales = kv_.v_scales_of(i);
-    stage.source.num_pages = static_cast<int>(device_pages());
-    stage.source.n_kv_heads = config_.n_kv_heads;
-    stage.source.head_dim = config_.head_dim;
+    stage.source = kv_.layer(i);
     stage.pages = step_.page_table(slot);  // staging page p is the sequence's logical page p
     stage.n_pages = static_cast<int>(pages_for_positions(kv_len));
     stage.k_stage = stage_k_.data();

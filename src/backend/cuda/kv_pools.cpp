@@ -5,7 +5,7 @@
 namespace deltainfer::cuda {
 
 KvPools::KvPools(KvDtype dtype, int n_layers, int64_t pages, int n_kv_heads, int head_dim)
-    : dtype_(dtype), pages_(pages) {
+    : dtype_(dtype), pages_(pages), n_kv_heads_(n_kv_heads), head_dim_(head_dim) {
   const size_t values = static_cast<size_t>(pages) * static_cast<size_t>(n_kv_heads) * kKvPageTokens *
                         static_cast<size_t>(head_dim);
   const size_t value_bytes = dtype == KvDtype::Fp8E4m3 ? 1 : sizeof(__nv_bfloat16);
@@ -60,15 +60,19 @@ float* KvPools::v_scales(int layer) {
   require(KvDtype::Fp8E4m3, "FP8 value scales");
   return at(layer).v_scales.data();
 }
-const void* KvPools::k_data(int layer) const { return at(layer).k.data(); }
-const float* KvPools::k_scales_of(int layer) const {
-  require(KvDtype::Fp8E4m3, "FP8 key scales");
-  return at(layer).k_scales.data();
+PagedKv KvPools::layer(int layer) const {
+  const Layer& pools = at(layer);
+  const bool fp8 = dtype_ == KvDtype::Fp8E4m3;
+  PagedKv kv;
+  kv.k_pool = pools.k.data();
+  kv.v_pool = pools.v.data();
+  kv.dtype = dtype_;
+  kv.k_scales = fp8 ? pools.k_scales.data() : nullptr;
+  kv.v_scales = fp8 ? pools.v_scales.data() : nullptr;
+  kv.num_pages = static_cast<int>(pages_);
+  kv.n_kv_heads = n_kv_heads_;
+  kv.head_dim = head_dim_;
+  return kv;
 }
-const float* KvPools::v_scales_of(int layer) const {
-  require(KvDtype::Fp8E4m3, "FP8 value scales");
-  return at(layer).v_scales.data();
-}
-const void* KvPools::v_data(int layer) const { return at(layer).v.data(); }
 
 }  // namespace deltainfer::cuda

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/paged_kv.h"
 #include "core/kv_page.h"
 
 namespace deltainfer::cuda {
@@ -34,11 +35,9 @@ class KvPools {
   uint8_t* v_codes(int layer);
   float* k_scales(int layer);
   float* v_scales(int layer);
-  // Either dtype, untyped (what a paged-KV descriptor carries); the FP8 scales read-only.
-  const void* k_data(int layer) const;
-  const void* v_data(int layer) const;
-  const float* k_scales_of(int layer) const;
-  const float* v_scales_of(int layer) const;
+  // Layer `layer`'s pools as the kernels read them, either dtype: pools, dtype, scales (FP8),
+  // num_pages, n_kv_heads, head_dim; the caller adds the page table and lengths it reads through.
+  PagedKv layer(int layer) const;
 
  private:
   struct Layer {
@@ -51,6 +50,8 @@ class KvPools {
 
   KvDtype dtype_ = KvDtype::Bf16;
   int64_t pages_ = 0;
+  int n_kv_heads_ = 0;
+  int head_dim_ = 0;
   std::vector<Layer> layers_;
 };
 

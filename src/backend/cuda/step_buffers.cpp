@@ -55,7 +55,7 @@ void StepBuffers::stage(const runtime::StepLayout& layout) {
   if (!page_runs_) return;
   const std::vector<KvPageRun> runs = step_page_runs(layout);
   runs_ = static_cast<int>(runs.size());
-  int32_t* at = host + 3 * rows_ + slots_ + int64_t{slots_} * page_stride_;
+  int32_t* at = host + runs_offset();
   for (const KvPageRun& run : runs) {
     *at++ = run.first_row;
     *at++ = run.seq;
@@ -66,11 +66,11 @@ void StepBuffers::stage(const runtime::StepLayout& layout) {
 
 const KvPageRun* StepBuffers::page_runs() const {
   if (!page_runs_) throw_error("StepBuffers: page runs were not planned (a bf16 cache)");
-  return reinterpret_cast<const KvPageRun*>(device_.data() + 3 * rows_ + slots_ + int64_t{slots_} * page_stride_);
+  return reinterpret_cast<const KvPageRun*>(device_.data() + runs_offset());
 }
 
 void StepBuffers::upload(cudaStream_t stream) {
-  const int64_t count = 3 * rows_ + slots_ + int64_t{slots_} * page_stride_ + kRunInts * runs_;
+  const int64_t count = runs_offset() + kRunInts * runs_;  // everything stage() wrote
   CUDA_CHECK(cudaMemcpyAsync(device_.data(), staging_->data(), static_cast<size_t>(count) * sizeof(int32_t),
                              cudaMemcpyHostToDevice, stream));
 }

@@ -42,6 +42,9 @@ class StepBuffers {
   int page_run_count() const { return runs_; }
 
  private:
+  // Where the staged step's page runs start: right after its page tables.
+  int64_t runs_offset() const { return 3 * rows_ + slots_ + int64_t{slots_} * page_stride_; }
+
   int64_t max_rows_ = 0;
   int max_slots_ = 0;
   int64_t page_stride_ = 0;
