@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,11 @@ constexpr auto kStreamKeepAlive = std::chrono::seconds(2);
 constexpr auto kStreamPoll = std::chrono::milliseconds(100);
 constexpr time_t kKeepAliveSeconds = 15;
 constexpr size_t kKeepAliveRequests = 1000;
+// Connections the kernel holds for accept(). Debian's libcpp-httplib is compiled with a backlog of
+// 5: 64 clients connecting at once overflowed it, and under load the kernel reset some of them
+// before any answer ('Connection reset by peer' in the load test). The kernel caps this at
+// net.core.somaxconn.
+constexpr int kListenBacklog = 4096;
 
 bool needs_api_key(const std::string& path) {
   return path.rfind("/v1/", 0) == 0 || path == "/tokenize" || path == "/detokenize";
@@ -112,6 +118,7 @@ struct Server::Impl {
   std::mutex in_flight_mutex;
   std::condition_variable in_flight_changed;
   int64_t in_flight = 0;  // completions accepted and not yet fully answered
+  ::socket_t listening_socket = INVALID_SOCKET;  // the socket bind() created
 
   Impl(engine::Scheduler& s, ServedModel m, ServerOptions o) : scheduler(s), model(std::move(m)), options(std::move(o)) {}
 
@@ -161,6 +168,10 @@ struct Server::Impl {
     // never sends a request on a connection the server is closing at that moment.
     http.set_keep_alive_timeout(kKeepAliveSeconds);
     http.set_keep_alive_max_count(kKeepAliveRequests);
+    http.set_socket_options([this](::socket_t sock) {
+      httplib::default_socket_options(sock);  // this hook replaces httplib's own options
+      listening_socket = sock;  // the last one offered is the one that bound
+    });
     const int threads = options.http_threads;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -280,13 +291,18 @@ Server::~Server() = default;
 
 int Server::bind() {
   const ServerOptions& o = impl_->options;
-  if (o.port == 0) {
-    const int port = impl_->http.bind_to_any_port(o.host);
+  int port = o.port;
+  if (port == 0) {
+    port = impl_->http.bind_to_any_port(o.host);
     if (port <= 0) throw_input_error("--host {}: cannot bind any port", o.host);
-    return port;
+  } else if (!impl_->http.bind_to_port(o.host, o.port)) {
+    throw_input_error("--host {} --port {}: cannot bind (in use?)", o.host, o.port);
   }
-  if (!impl_->http.bind_to_port(o.host, o.port)) throw_input_error("--host {} --port {}: cannot bind (in use?)", o.host, o.port);
-  return o.port;
+  // listen() again on a listening socket only sets its backlog.
+  if (::listen(impl_->listening_socket, kListenBacklog) != 0) {
+    throw Error(fmt::format("--host {} --port {}: cannot widen the listen backlog", o.host, port));
+  }
+  return port;
 }
 
 void Server::serve() { impl_->http.listen_after_bind(); }
