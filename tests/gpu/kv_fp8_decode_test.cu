@@ -6,11 +6,16 @@
 //     rescales) and selection: FP8 on the codes vs bf16 on the dequantized pool;
 //   - dense decode also against the f64 CPU twin on the dequantized values;
 //   - the FP8 -> bf16 staging copy against its CPU twin, and decode over the staging pool.
-// Tolerances: FP8 vs bf16-of-the-dequantized is expected bit for bit (decode_split.cuh: the page
-// scales are powers of two applied exactly), so outputs, LSEs and page scores must agree to rel L2
-// / abs 1e-6 (only a product leaving f32's normal range could round differently), selections and
-// Quest bounds exactly. Against the f64 twin: bf16 output rel L2 < 1e-2, LSE abs < 2e-3, as for bf16
-// pools (decode_attention_test.cu). The staging copy: exact.
+// Tolerances: FP8 vs bf16-of-the-dequantized. The page scales are powers of two applied exactly and
+// every product q_i k_i is the same, but the FP8 kernel feeds the head dimension to its MMA k-steps
+// in another grouping (decode_split.cuh: 16 dims per 16-byte load instead of 8), so a score's f32
+// sum rounds differently wherever a partial sum needs more than 24 bits. That is rare for small
+// values and common for large ones (the H200 showed an LSE 1.2e-4 apart on a sequence of
+// magnitude-50 keys at d 128, outputs still equal). So: LSEs within score_rounding_bound(), page
+// scores within twice it, bf16 outputs within one bf16 rounding step per element (a score that
+// moves at all can flip the last bit); selections and Quest bounds exactly. Against the f64 twin:
+// bf16 output rel L2 < 1e-2, LSE abs < 2e-3, as for bf16 pools (decode_attention_test.cu). The
+// staging copy: exact.
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
 
@@ -39,7 +44,42 @@
 namespace deltainfer::cuda {
 namespace {
 
-constexpr double kSameTolerance = 1e-6;  // FP8 vs bf16 of the dequantized values (see the file comment)
+// How far a score (natural-log units, as the LSE) of the FP8 kernel may be from the bf16 kernel's
+// on the dequantized values (see the file comment): per MMA k-step and once more, 2 ulps
+// (truncation inside the tensor core, then the rounding) of the largest partial sum, which is at
+// most sum_i |q_i k_i|; the largest such sum over the case's heads and keys. An LSE moves by at
+// most the largest move of its scores. q: [batch][n_heads][head_dim] as uploaded.
+double score_rounding_bound(const std::vector<float>& q, const test::Fp8TestCache& cache, int n_heads, float scale) {
+  const test::PagedCacheHost& deq = cache.dequantized();
+  const int d = deq.head_dim;
+  const int group = n_heads / deq.n_kv_heads;
+  double largest = 0.0;
+  for (size_t s = 0; s < cache.lens().size(); ++s) {
+    const int32_t* pages = cache.pages(static_cast<int>(s));
+    for (int h = 0; h < n_heads; ++h) {
+      const float* qh = q.data() + (s * static_cast<size_t>(n_heads) + static_cast<size_t>(h)) * static_cast<size_t>(d);
+      for (int j = 0; j < cache.lens()[s]; ++j) {
+        const float* kj = deq.k.data() + deq.index(pages[j / deq.page_size], h / group, j % deq.page_size);
+        double sum = 0.0;
+        for (int i = 0; i < d; ++i) sum += std::fabs(static_cast<double>(qh[i]) * kj[i]);
+        largest = std::max(largest, sum);
+      }
+    }
+  }
+  const int roundings = 2 * (d / 16 + 1);
+  return static_cast<double>(scale) * roundings * std::ldexp(1.0, -23) * largest;
+}
+
+// Elements of two bf16 results (as floats) further apart than one bf16 rounding step (2^-7 of
+// the larger magnitude bounds its last-bit step): 0 when they differ at most in rounding.
+int beyond_one_bf16_step(const std::vector<float>& a, const std::vector<float>& b) {
+  int count = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double step = std::ldexp(std::max(std::fabs(static_cast<double>(a[i])), std::fabs(static_cast<double>(b[i]))), -7);
+    if (!(std::fabs(static_cast<double>(a[i]) - b[i]) <= step)) ++count;
+  }
+  return count;
+}
 
 struct Fp8Case {
   std::string name;
@@ -136,10 +176,12 @@ TEST_P(Fp8DenseDecodeTest, MatchesBf16OnDequantizedValuesAndTheCpuTwin) {
   for (size_t i = 0; i < want_lse.size(); ++i) {
     if (!std::isinf(want_lse[i])) lse_vs_cpu = std::max(lse_vs_cpu, std::fabs(fp8.lse[i] - want_lse[i]));
   }
+  const double lse_bound = score_rounding_bound(q, cache, c.n_heads, scale);
   std::cout << c.name << ": rescaled slabs " << cache.rescaled_slabs() << ", vs bf16 rel L2 " << vs_bf16
-            << " lse " << lse_vs_bf16 << ", vs f64 twin rel L2 " << vs_cpu << " lse " << lse_vs_cpu << "\n";
-  EXPECT_LE(vs_bf16, kSameTolerance);
-  EXPECT_LE(lse_vs_bf16, kSameTolerance);
+            << " lse " << lse_vs_bf16 << " (bound " << lse_bound << "), vs f64 twin rel L2 " << vs_cpu << " lse "
+            << lse_vs_cpu << "\n";
+  EXPECT_EQ(beyond_one_bf16_step(fp8.out, bf16.out), 0);
+  EXPECT_LE(lse_vs_bf16, lse_bound);
   EXPECT_LT(vs_cpu, 1e-2);
   EXPECT_LT(lse_vs_cpu, 2e-3);
   EXPECT_GT(cache.rescaled_slabs(), 0) << "the case should rescale pages";
@@ -164,8 +206,8 @@ TEST(Fp8DeltaDecode, SelectionAndSparseDecodeMatchBf16OnDequantizedValues) {
   const Fp8Case c{"delta", {9000, 300, 4000}, 32, 8, 128};
   const test::Fp8TestCache cache = make_cache(c, rng);
   const int batch = 3;
-  const auto d_q =
-      to_device(test::to_bf16(test::random_bf16_values(static_cast<size_t>(batch) * 32 * 128, rng, 2.0f)));
+  const std::vector<float> q = test::random_bf16_values(static_cast<size_t>(batch) * 32 * 128, rng, 2.0f);
+  const auto d_q = to_device(test::to_bf16(q));
   PageSelectConfig config;
   config.budget = 1024;
   const DeltaSelectPlan plan =
@@ -225,9 +267,12 @@ TEST(Fp8DeltaDecode, SelectionAndSparseDecodeMatchBf16OnDequantizedValues) {
     worst = std::max(worst, std::fabs(static_cast<double>(fp8.page_scores[i]) - bf16.page_scores[i]));
   }
   const double out_err = test::relative_l2(fp8.out, bf16.out);
-  std::cout << "delta: page score max abs diff " << worst << ", sparse out rel L2 " << out_err << "\n";
-  EXPECT_LE(worst, kSameTolerance);
-  EXPECT_LE(out_err, kSameTolerance);
+  // A page score sums probabilities (at most 1), each moved by at most its score's move and the LSE's.
+  const double page_bound = 2.0 * score_rounding_bound(q, cache, 32, 0.088f);
+  std::cout << "delta: page score max abs diff " << worst << " (bound " << page_bound << "), sparse out rel L2 "
+            << out_err << "\n";
+  EXPECT_LE(worst, page_bound);
+  EXPECT_EQ(beyond_one_bf16_step(fp8.out, bf16.out), 0);
 }
 
 // Sparse decode over random per-KV-head sets (Quest's shape) and one shared set, every merge.
@@ -297,7 +342,7 @@ TEST(Fp8SparseDecode, EveryMergeMatchesBf16OnDequantizedValues) {
         }
         const double err = test::relative_l2(fp8, bf16);
         std::cout << c.name << " sets/seq " << sets_per_seq << " " << v.name << ": rel L2 " << err << "\n";
-        EXPECT_LE(err, kSameTolerance) << c.name << " sets/seq " << sets_per_seq << " " << v.name;
+        EXPECT_EQ(beyond_one_bf16_step(fp8, bf16), 0) << c.name << " sets/seq " << sets_per_seq << " " << v.name;
       }
     }
   }
@@ -500,11 +545,12 @@ TEST(Fp8Staging, DequantizesListedPagesExactlyAndServesDecodeThroughItsTable) {
     staged.v_pool = v_stage.data();
     staged.num_pages = n_pages;
     staged.page_table = d_stage_table.data();
-    const auto d_q = to_device(test::to_bf16(test::random_bf16_values(static_cast<size_t>(batch) * 8 * d, rng)));
+    const std::vector<float> q = test::random_bf16_values(static_cast<size_t>(batch) * 8 * d, rng);
+    const auto d_q = to_device(test::to_bf16(q));
     const DecodeRun through_stage = run_dense(staged, d_q, 8, 0.1f);
     const DecodeRun fp8 = run_dense(cache.fp8(), d_q, 8, 0.1f);
-    EXPECT_LE(test::relative_l2(through_stage.out, fp8.out), kSameTolerance) << "head_dim " << d;
-    EXPECT_LE(lse_difference(through_stage.lse, fp8.lse), kSameTolerance) << "head_dim " << d;
+    EXPECT_EQ(beyond_one_bf16_step(through_stage.out, fp8.out), 0) << "head_dim " << d;
+    EXPECT_LE(lse_difference(through_stage.lse, fp8.lse), score_rounding_bound(q, cache, 8, 0.1f)) << "head_dim " << d;
   }
 }
 

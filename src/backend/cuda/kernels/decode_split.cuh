@@ -18,8 +18,11 @@
 // two, are not multiplied into the values: a key row's scale multiplies its scores (q.(s c) =
 // s (q.c)), a value row's scale its probabilities before they are packed to bf16 (p (s c) =
 // (p s) c). Both are exact, so the FP8 kernel gives the bf16 kernel's result on a bf16 pool holding
-// the dequantized values, bit for bit unless a product leaves f32's normal range. Each chunk's four
-// row scales (K and V, rows lo and hi) ride in the cp.async ring with the codes.
+// the dequantized values up to the order of the QK^T sums: the FP8 pieces group the head dimension
+// into other MMA k-steps (see block_dim), so a score whose partial sums need more than f32's 24
+// bits rounds differently (seen: LSEs 1.2e-4 apart at scores of ~100; kv_fp8_decode_test.cu bounds
+// it). P.V is summed over tokens in the same order in both. Each chunk's four row scales (K and V,
+// rows lo and hi) ride in the cp.async ring with the codes.
 //
 // Variants (template flags, so the dense path compiles exactly as before):
 //   kGather     rows come from an index set of positions (sparse decode: DELTA, Quest, StreamingLLM)
