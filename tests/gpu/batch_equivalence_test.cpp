@@ -60,8 +60,14 @@ bool selects_keys(const AttentionConfig& method) {
          kind == attention::DecodeKind::Quest;
 }
 
-// A greedy disagreement is a near-tie when the alone run's top two logits are this close.
+// A greedy disagreement is a near-tie when the alone run's top two logits are closer than
+// kNoiseSigmas times the root-mean-square difference of that step's logits (batched − alone), or
+// than kNearTie. A fixed gap alone contradicted the logit bound: a step at rel L2 0.05 (within
+// kRelativeL2) flipped at a gap of 0.38 (Quest, H200, 2026-12-02), as bf16 noise of that size
+// does. Noise spreads over the vocabulary; a bug that moves the top tokens more than the rest is
+// still reported, and a step whose logits move by order 1 fails the L2 bound anyway.
 constexpr double kNearTie = 0.15;
+constexpr double kNoiseSigmas = 4.0;
 constexpr int64_t kChunk = 256;  // a multiple of every γ below
 constexpr int kSteps = 32;
 
@@ -100,6 +106,12 @@ double relative_l2(const std::vector<float>& got, const std::vector<float>& want
     norm += double{want[i]} * want[i];
   }
   return std::sqrt(diff / norm);
+}
+
+double rms_difference(const std::vector<float>& got, const std::vector<float>& want) {
+  double sum = 0;
+  for (size_t i = 0; i < want.size(); ++i) sum += (double{got[i]} - want[i]) * (double{got[i]} - want[i]);
+  return std::sqrt(sum / static_cast<double>(want.size()));
 }
 
 double top_two_gap(const std::vector<float>& logits) {
@@ -170,14 +182,18 @@ TEST(GpuBatchEquivalence, MixedBatchGivesEachSequenceItsAloneLogits) {
       }
       if (i >= alone[s].greedy.size()) continue;
       const int32_t got = engine::argmax(batched.sequences[s].logits[i].data(), static_cast<int32_t>(vocab));
+      const double noise = rms_difference(batched.sequences[s].logits[i], alone[s].logits[i]);
+      const double gap = top_two_gap(alone[s].logits[i]);
       if (got == alone[s].greedy[i]) {
         ++agree;
-      } else if (flip[i] || top_two_gap(alone[s].logits[i]) < kNearTie) {
+      } else if (flip[i] || gap < std::max(kNearTie, kNoiseSigmas * noise)) {
         ++near_ties;
+        std::cout << "sequence " << s << " step " << i << ": greedy near-tie, gap " << gap << ", logit noise rms "
+                  << noise << "\n";
       } else {
         ADD_FAILURE() << "sequence " << s << " step " << i << ": batched greedy " << got << ", alone "
-                      << alone[s].greedy[i] << ", top-two gap " << top_two_gap(alone[s].logits[i])
-                      << ", rel L2 per step:" << trace;
+                      << alone[s].greedy[i] << ", top-two gap " << gap << " (logit noise rms " << noise
+                      << "), rel L2 per step:" << trace;
       }
     }
     std::cout << "sequence " << s << " (" << work[s].prompt.size() << " tokens, "
