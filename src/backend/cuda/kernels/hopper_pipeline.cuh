@@ -71,9 +71,10 @@ __device__ __forceinline__ void mbar_wait_or_trap(uint32_t bar, uint32_t parity)
 }
 
 // TMA: one box of the 3-D tensor map at coordinates (c0 innermost, c1, c2) into shared memory
-// at dst (aligned as the map's swizzle requires: 1024 bytes for 128B swizzle); completes `bytes`
-// of the barrier's transaction count. Elements outside the map's extents arrive as zeros and
-// still count, so a box wholly out of bounds is a cheap way to fill a tile with zeros.
+// at dst (aligned as the map's swizzle requires: 1024 bytes for 128B swizzle); its bytes count
+// toward the barrier's expected transaction bytes when they land. Elements outside the map's extents arrive as zeros and
+// still count toward the transaction bytes (partial boxes; a box wholly outside the tensor is
+// best avoided: callers here never issue one).
 __device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map, uint32_t bar,
                                             int c0, int c1, int c2) {
   asm volatile(

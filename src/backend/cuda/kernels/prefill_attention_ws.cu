@@ -113,13 +113,17 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
   hp::tma_prefetch_map(tm_k);
   hp::tma_prefetch_map(tm_v);
   hp::tma_prefetch_map(tm_v_tail);
-  // Rows past n_q are outside the Q map and arrive as zeros: finite scores nobody stores.
+  // Rows past n_q are outside the Q map and arrive as zeros: finite scores nobody stores. A
+  // consumer with no rows at all (a last block of <= 64 rows) loads the block's last row and
+  // the zeros after it instead of a box wholly outside the map, so every box the kernel issues
+  // overlaps its tensor (the case partial boxes are documented for).
   for (int c = 0; c < kConsumers; ++c) {
     const uint32_t full = barrier_at(bars, L::kQFull + c);
+    const int row = min(b.row0 + c * kRowsPerConsumer, p.n_q - 1);
     hp::mbar_arrive_expect_tx(full, L::kQConsumer);
     for (int h = 0; h < L::kHalves; ++h) {
       hp::tma_load_3d(base + L::kQ + c * L::kQConsumer + h * kBoxBytes, tm_q, full, h * 64, b.head,
-                      b.row0 + c * kRowsPerConsumer);
+                      row);
     }
   }
   const int seq_pages = (p.kv_len + kPageSize - 1) / kPageSize;
