@@ -43,8 +43,13 @@ constexpr int kPagesPerTile = 2;
 constexpr int kBlockN = kPagesPerTile * kPageSize;
 static_assert(kBlockN == 128, "the S tile is one wgmma m64n128 per consumer");
 constexpr int kThreads = 128 * (1 + kConsumers);
+// setmaxnreg moves registers within the pool the launch reserved: __launch_bounds__(384, 1) gives
+// every thread 168 (65536 / 384 rounded down to 8). A request past the pool blocks forever.
+constexpr int kLaunchRegs = 65536 / kThreads / 8 * 8;
 constexpr int kProducerRegs = 24;
-constexpr int kConsumerRegs = 240;  // 24 * 128 + 240 * 256 = 64512 <= 65536
+constexpr int kConsumerRegs = 240;
+static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= kLaunchRegs * kThreads,
+              "setmaxnreg budget exceeds the launch's register pool");
 constexpr uint32_t kBoxBytes = 64 * 64 * 2;  // one TMA box: 64 rows x 128 bytes, 128B swizzle
 constexpr int kSchedBarrier = 1;             // named barriers 1, 2: consumer 0's and 1's turn
 
