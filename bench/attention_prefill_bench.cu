@@ -3,7 +3,10 @@
 // Prints "RESULT <kernel> <tokens> <ms> <tflops>" lines that bench/peers/sdpa_prefill.py --ours
 // reads to print the ratio against PyTorch SDPA.
 //   attention_prefill_bench [--tokens 8192,32768,131072] [--heads 32] [--kv-heads 8] [--dim 128]
-//                           [--kernel sm80|sm90|both]
+//                           [--kernel sm80|sm90|sm90ws|both|all[,...]]
+// --kernel takes a comma list; both = sm80,sm90 (the default), all = sm80,sm90,sm90ws. sm90ws is
+// the FA3-style kernel (PrefillKernel::kSm90Ws), opt-in until verified: time it beside sm90 with
+// --kernel sm90,sm90ws.
 #include <CLI/CLI.hpp>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -28,6 +31,34 @@ using bench_support::median_ms;
 using deltainfer::cuda::PrefillAttentionArgs;
 using deltainfer::cuda::PrefillKernel;
 constexpr double kPeakTflops = 989.0;  // H100 SXM dense bf16, datasheet
+
+const char* kernel_name(PrefillKernel kernel) {
+  switch (kernel) {
+    case PrefillKernel::kSm80:
+      return "sm80";
+    case PrefillKernel::kSm90:
+      return "sm90";
+    case PrefillKernel::kSm90Ws:
+      return "sm90ws";
+    case PrefillKernel::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+// The kernels of a --kernel list, in the order given, each once.
+std::vector<PrefillKernel> kernels_of(const std::vector<std::string>& names) {
+  std::vector<PrefillKernel> kernels;
+  const auto add = [&](PrefillKernel k) {
+    if (std::find(kernels.begin(), kernels.end(), k) == kernels.end()) kernels.push_back(k);
+  };
+  for (const std::string& name : names) {
+    if (name == "sm80" || name == "both" || name == "all") add(PrefillKernel::kSm80);
+    if (name == "sm90" || name == "both" || name == "all") add(PrefillKernel::kSm90);
+    if (name == "sm90ws" || name == "all") add(PrefillKernel::kSm90Ws);
+  }
+  return kernels;
+}
 
 double kernel_median_ms(const PrefillAttentionArgs& args, PrefillKernel kernel, int repeats) {
   return median_ms([&] { deltainfer::cuda::prefill_attention(args, nullptr, kernel); }, repeats, 2);
@@ -64,7 +95,7 @@ void run_size(int tokens, int heads, int kv_heads, int dim, const std::vector<Pr
   const double flops = 4.0 * tokens * static_cast<double>(tokens) * dim * heads / 2.0;
   const int repeats = tokens >= 100000 ? 5 : tokens >= 30000 ? 10 : 30;
   for (const PrefillKernel kernel : kernels) {
-    const char* name = kernel == PrefillKernel::kSm80 ? "sm80" : "sm90";
+    const char* name = kernel_name(kernel);
     const double ms = kernel_median_ms(args, kernel, repeats);
     const double tflops = flops / (ms * 1e-3) / 1e12;
     std::printf("ours-%s tokens=%d heads=%d/%d d=%d: %.3f ms, %.1f TFLOP/s, %.1f%% of %g peak\n",
@@ -80,17 +111,16 @@ int main(int argc, char** argv) {
   CLI::App app{"Prefill attention benchmark (causal, GQA, paged KV)"};
   std::vector<int> tokens{8192, 32768, 131072};
   int heads = 32, kv_heads = 8, dim = 128;
-  std::string kernel = "both";
+  std::vector<std::string> kernel_names{"both"};
   app.add_option("--tokens", tokens, "sequence lengths")->delimiter(',');
   app.add_option("--heads", heads, "query heads");
   app.add_option("--kv-heads", kv_heads, "KV heads");
   app.add_option("--dim", dim, "head dim (64 or 128)");
-  app.add_option("--kernel", kernel, "sm80, sm90 or both")
-      ->check(CLI::IsMember({"sm80", "sm90", "both"}));
+  app.add_option("--kernel", kernel_names, "comma list of sm80, sm90, sm90ws, both, all")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"sm80", "sm90", "sm90ws", "both", "all"}));
   CLI11_PARSE(app, argc, argv);
-  std::vector<PrefillKernel> kernels;
-  if (kernel != "sm90") kernels.push_back(PrefillKernel::kSm80);
-  if (kernel != "sm80") kernels.push_back(PrefillKernel::kSm90);
+  const std::vector<PrefillKernel> kernels = kernels_of(kernel_names);
   try {
     for (const int n : tokens) run_size(n, heads, kv_heads, dim, kernels);
   } catch (const std::exception& e) {

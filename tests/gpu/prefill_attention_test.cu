@@ -3,6 +3,8 @@
 // chunked prefill (first_pos > 0) and explicit query position lists.
 // Tolerance: bf16 output, so rel L2 error < 1e-2 and max abs error < 4e-2 per case (observed
 // errors are a few 1e-3); log-sum-exp is computed in f32: abs error < 5e-3.
+// Every case runs on each kernel (sm80, sm90, and the FA3-style sm90ws); the launch is awaited
+// through a watchdog so that a kernel hung in a barrier wait fails its case instead of hanging.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -14,10 +16,12 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/prefill_attention.h"
 #include "core/error.h"
+#include "stream_watchdog.h"
 
 namespace deltainfer::cuda {
 namespace {
@@ -154,7 +158,7 @@ TEST_P(PrefillAttentionTest, MatchesF64Reference) {
   args.lse = d_lse.ptr;
   prefill_attention(args, nullptr, c.kernel);
   CUDA_OK(cudaGetLastError());
-  CUDA_OK(cudaDeviceSynchronize());
+  CUDA_OK(test::sync_or_exit(nullptr, c.name));
 
   std::vector<__nv_bfloat16> out(q_elems);
   std::vector<float> lse(static_cast<size_t>(c.n_q) * c.n_heads);
@@ -230,11 +234,13 @@ std::vector<Case> cases() {
       {"random_pos_n100_kv777_d64_g1", 100, 777, 0, 0, true, 2, 2, 64, {}},
       {"random_pos_n300_kv2000_d128_g4", 300, 2000, 0, 0, true, 4, 1, 128, {}},
   };
+  const std::pair<PrefillKernel, const char*> kernels[] = {
+      {PrefillKernel::kSm80, "_sm80"}, {PrefillKernel::kSm90, "_sm90"}, {PrefillKernel::kSm90Ws, "_sm90ws"}};
   std::vector<Case> all;
-  for (const PrefillKernel kernel : {PrefillKernel::kSm80, PrefillKernel::kSm90}) {
+  for (const auto& [kernel, suffix] : kernels) {
     for (Case c : shapes) {
       c.kernel = kernel;
-      c.name += kernel == PrefillKernel::kSm80 ? "_sm80" : "_sm90";
+      c.name += suffix;
       all.push_back(c);
     }
   }
@@ -250,6 +256,7 @@ TEST(PrefillAttentionArgsTest, RejectsUnsupportedHeadDim) {
   args.n_heads = 4;
   args.n_kv_heads = 2;
   EXPECT_THROW(prefill_attention(args, nullptr), InputError);
+  EXPECT_THROW(prefill_attention(args, nullptr, PrefillKernel::kSm90Ws), InputError);
 }
 
 }  // namespace

@@ -48,7 +48,9 @@ struct PrefillAttentionArgs {
 };
 
 // Which kernel runs. kAuto picks the fastest available one for the device (Hopper: kSm90).
-enum class PrefillKernel { kAuto, kSm80, kSm90 };
+// kSm90Ws: the FlashAttention-3 style kernel (consumer ping-pong, softmax overlapped with the
+// GEMMs); opt-in, not yet verified on a device; InputError off sm_90.
+enum class PrefillKernel { kAuto, kSm80, kSm90, kSm90Ws };
 
 // Launches on `stream`; returns without synchronizing. Throws InputError for unsupported shapes
 // and Error when a launch fails.

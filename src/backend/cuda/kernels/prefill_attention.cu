@@ -69,9 +69,9 @@ void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
     kernel = prefill::device_has_wgmma() ? PrefillKernel::kSm90 : PrefillKernel::kSm80;
   }
   const cudaError_t err =
-      kernel == PrefillKernel::kSm90
-          ? prefill::launch_sm90(p, args.head_dim, args.kv.num_pages, stream)
-          : prefill::launch_sm80(p, args.head_dim, stream);
+      kernel == PrefillKernel::kSm90   ? prefill::launch_sm90(p, args.head_dim, args.kv.num_pages, stream)
+      : kernel == PrefillKernel::kSm90Ws ? prefill::launch_sm90_ws(p, args.head_dim, args.kv.num_pages, stream)
+                                         : prefill::launch_sm80(p, args.head_dim, stream);
   if (err != cudaSuccess) {
     throw_error("prefill attention: launch failed: {}", cudaGetErrorString(err));
   }

@@ -19,6 +19,11 @@ cudaError_t launch_sm80(const Params& p, int head_dim, cudaStream_t stream);
 // Hopper: wgmma + TMA, warp-specialized producer and two consumer warpgroups (sm_90a).
 cudaError_t launch_sm90(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
 
+// FlashAttention-3 recipe (prefill_attention_ws.cu): as launch_sm90 plus intra-warpgroup
+// overlap and consumer ping-pong; dense causal only. Throws InputError off sm_90 or for a head
+// dim other than 64 / 128.
+cudaError_t launch_sm90_ws(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
+
 // The same kernel visiting only the sink and window tiles (p.window, p.sink), or the tiles of
 // the per-(head, 128-row query block) lists of 64-key blocks (p.block_offsets/indices); with
 // p.delta_dense set, the epilogue applies the delta correction.

@@ -1,0 +1,366 @@
+// Hopper dense causal prefill attention on FlashAttention-3's recipe (PrefillKernel::kSm90Ws,
+// opt-in until verified on the device; see docs/notes/prefill-kernel.md, "FA3-style kernel").
+//
+// One CTA = one query head x 128 query rows, 384 threads in three warpgroups:
+//   warpgroup 0  producer: setmaxnreg down to 24 registers; one thread issues the TMA loads of
+//                the Q tile (each consumer's 64 rows on their own barrier) and of the K and V
+//                tiles (128 keys = two 64-key pages, each page one TMA box per 64 columns,
+//                looked up in the page table) into a kStages-deep ring; separate full/empty
+//                mbarriers for K and V so that S = Q K^T can start before V has landed.
+//   warpgroups 1, 2  consumers: setmaxnreg up to 240; each owns 64 query rows.
+// Consumer loop, tile j (FA3's intra-warpgroup overlap): issue S_j = Q K_j^T (wgmma SS) and
+// O += P_{j-1} V_{j-1} (wgmma RS, P from registers) back to back, wait for S_j only, run the
+// masked online softmax of S_j while the P V GEMM still runs, then wait for it, rescale O and
+// pack P_j. Across warpgroups (FA3's ping-pong) two named barriers hand the right to issue
+// GEMMs back and forth, so one warpgroup's softmax runs under the other's GEMMs.
+// Query blocks are launched longest first (the causal diagonal makes the last blocks the
+// longest), which keeps the tail of the grid short.
+//
+// Paging: a key tile is two whole pages (kPrefillPageSize = 64, tile 128). K and V pools are
+// viewed as a 3-D tensor [num_pages * n_kv_heads][64 slots][head_dim], a page's head a single
+// coordinate, so each TMA box is one page's 64 slots x 64 columns. The last page of a
+// sequence goes through a second V map whose slot extent is kv_len % 64, so its slots past
+// kv_len arrive as zeros (0 * NaN would poison P V); K slots past kv_len are masked to -inf by
+// a select. A tile whose second page lies past the sequence loads its first page twice: finite
+// data under P = 0 (its keys are masked), so the consumer loop has no page-count branches.
+#include <cuda.h>
+
+#include "backend/cuda/kernels/hopper_pipeline.cuh"
+#include "backend/cuda/kernels/hopper_tensor_map.cuh"
+#include "backend/cuda/kernels/prefill_attention_launch.cuh"
+#include "backend/cuda/kernels/prefill_attention_wgmma.cuh"
+#include "core/error.h"
+
+namespace deltainfer::cuda::prefill {
+namespace {
+
+namespace hp = deltainfer::cuda::hopper;
+
+constexpr int kConsumers = 2;
+constexpr int kRowsPerConsumer = 64;  // a wgmma M
+constexpr int kBlockM = kConsumers * kRowsPerConsumer;
+constexpr int kPagesPerTile = 2;
+constexpr int kBlockN = kPagesPerTile * kPageSize;
+static_assert(kBlockN == 128, "the S tile is one wgmma m64n128 per consumer");
+constexpr int kThreads = 128 * (1 + kConsumers);
+// setmaxnreg moves registers within the pool the launch reserved: __launch_bounds__(384, 1) gives
+// every thread 168 (65536 / 384 rounded down to 8). A request past the pool blocks forever.
+constexpr int kLaunchRegs = 65536 / kThreads / 8 * 8;
+constexpr int kProducerRegs = 24;
+constexpr int kConsumerRegs = 240;
+static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= kLaunchRegs * kThreads,
+              "setmaxnreg budget exceeds the launch's register pool");
+constexpr uint32_t kBoxBytes = 64 * 64 * 2;  // one TMA box: 64 rows x 128 bytes, 128B swizzle
+constexpr int kSchedBarrier = 1;             // named barriers 1, 2: consumer 0's and 1's turn
+
+// Shared memory (byte offsets from a 1024-aligned base). Tiles are column halves of 64
+// elements, [half][rows][64], 128B-swizzled: K-major for Q and K, MN-major for V.
+template <int D>
+struct WsLayout {
+  static constexpr int kStages = D == 128 ? 2 : 3;  // 160 KiB at d = 128 (three fit: 224 KiB)
+  static constexpr int kHalves = D / 64;
+  static constexpr uint32_t kQConsumer = kHalves * kBoxBytes;               // [half][64][64]
+  static constexpr uint32_t kKvHalf = kPagesPerTile * kBoxBytes;            // [128][64]
+  static constexpr uint32_t kKvTile = kHalves * kKvHalf;                    // [half][128][64]
+  static constexpr uint32_t kQ = 0;
+  static constexpr uint32_t kK = kQ + kConsumers * kQConsumer;
+  static constexpr uint32_t kV = kK + kStages * kKvTile;
+  static constexpr uint32_t kBarriers = kV + kStages * kKvTile;
+  // mbarriers: Q full per consumer, then K full, V full, K empty, V empty per stage.
+  static constexpr int kQFull = 0;
+  static constexpr int kKFull = kQFull + kConsumers;
+  static constexpr int kVFull = kKFull + kStages;
+  static constexpr int kKEmpty = kVFull + kStages;
+  static constexpr int kVEmpty = kKEmpty + kStages;
+  static constexpr int kBarrierCount = kVEmpty + kStages;
+  static constexpr int kBytes = static_cast<int>(kBarriers) + 8 * kBarrierCount + 1024;  // + align
+  static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90");
+};
+
+__device__ __forceinline__ uint32_t barrier_at(uint32_t bars, int index) {
+  return bars + 8u * static_cast<uint32_t>(index);
+}
+
+// The CTA's query block: rows [row0, row0 + rows) of head `head`, key tiles [0, n_tiles) of
+// which those below n_unmasked need no causal mask.
+struct WsBlock {
+  int head;
+  int kv_head;
+  int row0;
+  int rows;
+  int n_tiles;
+  int n_unmasked;
+};
+
+__device__ __forceinline__ WsBlock ws_block(const Params& p) {
+  WsBlock b;
+  b.head = static_cast<int>(blockIdx.x);
+  b.kv_head = b.head / p.group;
+  const int qblock = static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y);  // long first
+  b.row0 = qblock * kBlockM;
+  b.rows = min(kBlockM, p.n_q - b.row0);
+  const KeyRange range = key_range(p, b.row0, b.rows, kBlockN);
+  b.n_tiles = range.n_tiles;
+  b.n_unmasked = range.n_unmasked;
+  return b;
+}
+
+// Producer (one thread): Q once, then K and V of every tile into the ring. Stage s's n-th fill
+// waits for the n-th completion of its empty barrier (both consumers released it); the first
+// round passes at once (parity 1 of a fresh barrier).
+template <int D>
+__device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const CUtensorMap* tm_v,
+                        const CUtensorMap* tm_v_tail, const Params& p, const WsBlock& b,
+                        uint32_t base) {
+  using L = WsLayout<D>;
+  const uint32_t bars = base + L::kBarriers;
+  hp::tma_prefetch_map(tm_q);
+  hp::tma_prefetch_map(tm_k);
+  hp::tma_prefetch_map(tm_v);
+  hp::tma_prefetch_map(tm_v_tail);
+  // Rows past n_q are outside the Q map and arrive as zeros: finite scores nobody stores. A
+  // consumer with no rows at all (a last block of <= 64 rows) loads the block's last row and
+  // the zeros after it instead of a box wholly outside the map, so every box the kernel issues
+  // overlaps its tensor (the case partial boxes are documented for).
+  for (int c = 0; c < kConsumers; ++c) {
+    const uint32_t full = barrier_at(bars, L::kQFull + c);
+    const int row = min(b.row0 + c * kRowsPerConsumer, p.n_q - 1);
+    hp::mbar_arrive_expect_tx(full, L::kQConsumer);
+    for (int h = 0; h < L::kHalves; ++h) {
+      hp::tma_load_3d(base + L::kQ + c * L::kQConsumer + h * kBoxBytes, tm_q, full, h * 64, b.head,
+                      row);
+    }
+  }
+  const int seq_pages = (p.kv_len + kPageSize - 1) / kPageSize;
+  const bool has_tail = p.kv_len % kPageSize != 0;
+  for (int it = 0; it < b.n_tiles; ++it) {
+    const int stage = it % L::kStages;
+    const uint32_t empty_parity = ((it / L::kStages) & 1) ^ 1;
+    // Page-head coordinates of the tile's two slots; a slot past the sequence repeats slot 0.
+    int page[kPagesPerTile];
+    int page_head[kPagesPerTile];
+    for (int pg = 0; pg < kPagesPerTile; ++pg) {
+      page[pg] = it * kPagesPerTile + pg < seq_pages ? it * kPagesPerTile + pg : it * kPagesPerTile;
+      page_head[pg] = p.page_table[page[pg]] * p.n_kv_heads + b.kv_head;
+    }
+    const uint32_t k_full = barrier_at(bars, L::kKFull + stage);
+    hp::mbar_wait_or_trap(barrier_at(bars, L::kKEmpty + stage), empty_parity);
+    hp::mbar_arrive_expect_tx(k_full, L::kKvTile);
+    for (int pg = 0; pg < kPagesPerTile; ++pg) {
+      for (int h = 0; h < L::kHalves; ++h) {
+        hp::tma_load_3d(base + L::kK + stage * L::kKvTile + h * L::kKvHalf + pg * kBoxBytes, tm_k,
+                        k_full, h * 64, 0, page_head[pg]);
+      }
+    }
+    const uint32_t v_full = barrier_at(bars, L::kVFull + stage);
+    hp::mbar_wait_or_trap(barrier_at(bars, L::kVEmpty + stage), empty_parity);
+    hp::mbar_arrive_expect_tx(v_full, L::kKvTile);
+    for (int pg = 0; pg < kPagesPerTile; ++pg) {
+      for (int h = 0; h < L::kHalves; ++h) {
+        hp::tma_load_3d(base + L::kV + stage * L::kKvTile + h * L::kKvHalf + pg * kBoxBytes,
+                        has_tail && page[pg] == seq_pages - 1 ? tm_v_tail : tm_v, v_full, h * 64,
+                        0, page_head[pg]);
+      }
+    }
+  }
+}
+
+// S[64 x 128] = Q[64 x D] K^T: D/16 wgmma SS steps. The descriptors advance by constants from
+// their bases (16 columns = 32 bytes inside a swizzled line; 64 columns = the next half), so
+// nothing but the wgmmas sits between the fence and the commit.
+template <int D>
+__device__ __forceinline__ void issue_qk(float (&s)[kBlockN / 8][4], uint64_t desc_q,
+                                         uint64_t desc_k) {
+  using L = WsLayout<D>;
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint64_t q_step = ((kk / 4) * kBoxBytes + (kk % 4) * 32) >> 4;
+    const uint64_t k_step = ((kk / 4) * L::kKvHalf + (kk % 4) * 32) >> 4;
+    wgmma_ss_m64n128k16(reinterpret_cast<float(&)[64]>(s), desc_q + q_step, desc_k + k_step,
+                        kk > 0 ? 1 : 0);
+  }
+  wgmma_commit();
+}
+
+// O[64 x D] += P[64 x 128] V[128 x D]: 8 wgmma RS steps of 16 keys (16 swizzled lines of V).
+template <int D>
+__device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&pa)[kBlockN / 16][4],
+                                         uint64_t desc_v) {
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kBlockN / 16; ++kk) {
+    const uint64_t v_step = (kk * 16 * 128) >> 4;
+    if constexpr (D == 128) {
+      wgmma_rs_m64n128k16(reinterpret_cast<float(&)[64]>(o), pa[kk], desc_v + v_step);
+    } else {
+      wgmma_rs_m64n64k16(reinterpret_cast<float(&)[32]>(o), pa[kk], desc_v + v_step);
+    }
+  }
+  wgmma_commit();
+}
+
+// ptxas schedules a wgmma wait as early as its basic block allows: with the softmax and the
+// wait for P V in one block it hoisted the wait above all the exp2s (CUDA 13.0 SASS), which
+// serializes the softmax behind the GEMM again. A branch on a value that depends on every exp2
+// (the row sums; never taken: they are finite and positive, and a NaN only sleeps 0 ns) closes
+// the block, so the wait stays after the softmax.
+__device__ __forceinline__ void end_basic_block(float computed_last) {
+  if (__float_as_uint(computed_last) == 0xFFFFFFFFu) asm volatile("nanosleep.u32 0;\n");
+}
+
+// Ping-pong between the consumers: wait for this warpgroup's turn to issue GEMMs, and hand the
+// turn to the other one. Consumer 1 opens consumer 0's first turn and skips its own last
+// hand-over, so both barriers see as many arrivals as waits (n_tiles each).
+__device__ __forceinline__ void await_turn(int consumer) {
+  hp::bar_sync(kSchedBarrier + consumer, 2 * 128);
+}
+__device__ __forceinline__ void pass_turn(int consumer, bool last) {
+  if (!(consumer == 1 && last)) hp::bar_arrive(kSchedBarrier + (consumer ^ 1), 2 * 128);
+}
+
+template <int D>
+__device__ void consume(const Params& p, const WsBlock& b, uint32_t base, int consumer) {
+  using L = WsLayout<D>;
+  const uint32_t bars = base + L::kBarriers;
+  const int tid = static_cast<int>(threadIdx.x) % 128;
+  const int lane = tid % 32;
+  const int row_a = consumer * kRowsPerConsumer + (tid / 32) * 16 + lane / 4;
+  RowPair rows = row_pair(p, b.row0, row_a, b.rows);
+
+  const uint64_t desc_q = wgmma_desc_sw128(base + L::kQ + consumer * L::kQConsumer, 16, 1024);
+  const uint64_t desc_k0 = wgmma_desc_sw128(base + L::kK, 16, 1024);
+  const uint64_t desc_v0 = wgmma_desc_sw128(base + L::kV, L::kKvHalf, 1024);
+  constexpr uint64_t kStageStep = L::kKvTile >> 4;
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o[j][e] = 0.0f;
+  }
+  float s[kBlockN / 8][4];
+  uint32_t pa[kBlockN / 16][4];
+  float alpha[2];
+
+  if (consumer == 1) hp::bar_arrive(kSchedBarrier, 2 * 128);  // consumer 0 goes first
+  hp::mbar_wait(barrier_at(bars, L::kQFull + consumer), 0);
+
+  // Tile 0: S only (there is no P V yet).
+  hp::mbar_wait(barrier_at(bars, L::kKFull), 0);
+  await_turn(consumer);
+  issue_qk<D>(s, desc_q, desc_k0);
+  pass_turn(consumer, b.n_tiles == 1);
+  wgmma_wait<0>();
+  if (tid == 0) hp::mbar_arrive(barrier_at(bars, L::kKEmpty));
+  if (b.n_unmasked == 0) mask_scores(s, rows, 0, lane);
+  softmax_scores(s, rows, p.scale_log2, alpha);  // O is still 0: alpha unused
+#pragma unroll
+  for (int kk = 0; kk < kBlockN / 16; ++kk) probs_as_a(pa[kk], s, kk);
+
+  for (int it = 1; it < b.n_tiles; ++it) {
+    const int stage = it % L::kStages;
+    const int prev = (it - 1) % L::kStages;
+    const uint32_t parity = (it / L::kStages) & 1;
+    const uint32_t prev_parity = ((it - 1) / L::kStages) & 1;
+    hp::mbar_wait(barrier_at(bars, L::kKFull + stage), parity);
+    await_turn(consumer);
+    issue_qk<D>(s, desc_q, desc_k0 + stage * kStageStep);
+    hp::mbar_wait(barrier_at(bars, L::kVFull + prev), prev_parity);
+    issue_pv<D>(o, pa, desc_v0 + prev * kStageStep);
+    pass_turn(consumer, it == b.n_tiles - 1);
+
+    wgmma_wait<1>();  // S_it is in; P_{it-1} V_{it-1} may still run
+    if (tid == 0) hp::mbar_arrive(barrier_at(bars, L::kKEmpty + stage));
+    if (it >= b.n_unmasked) mask_scores(s, rows, it * kBlockN, lane);
+    softmax_scores(s, rows, p.scale_log2, alpha);
+    end_basic_block(rows.sum[0] + rows.sum[1]);
+    wgmma_wait<0>();
+    if (tid == 0) hp::mbar_arrive(barrier_at(bars, L::kVEmpty + prev));
+    rescale_rows(o, alpha);
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) probs_as_a(pa[kk], s, kk);
+  }
+
+  // The last tile's P V.
+  const int last = (b.n_tiles - 1) % L::kStages;
+  hp::mbar_wait(barrier_at(bars, L::kVFull + last), ((b.n_tiles - 1) / L::kStages) & 1);
+  issue_pv<D>(o, pa, desc_v0 + last * kStageStep);
+  wgmma_wait<0>();
+  if (tid == 0) hp::mbar_arrive(barrier_at(bars, L::kVEmpty + last));
+  store_rows(p, o, rows, b.row0, row_a, b.rows, b.head, lane);
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    prefill_ws_kernel(const __grid_constant__ CUtensorMap tm_q,
+                      const __grid_constant__ CUtensorMap tm_k,
+                      const __grid_constant__ CUtensorMap tm_v,
+                      const __grid_constant__ CUtensorMap tm_v_tail, const Params p) {
+  using L = WsLayout<D>;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t bars = base + L::kBarriers;
+  const WsBlock b = ws_block(p);
+  // Broadcast from lane 0 so that the compiler sees a warp-uniform value (setmaxnreg and the
+  // wgmmas are warpgroup-collective).
+  const int warpgroup = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0);
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < L::kBarrierCount; ++i) {
+      // Full barriers: the producer's one arrive (+ bytes); empty: one arrive per consumer.
+      hp::mbar_init(barrier_at(bars, i), i >= L::kKEmpty ? kConsumers : 1);
+    }
+    hp::mbar_fence_init();
+  }
+  __syncthreads();
+  if (warpgroup == 0) {
+    hp::setmaxnreg_dec<kProducerRegs>();
+    if (threadIdx.x == 0) produce<D>(&tm_q, &tm_k, &tm_v, &tm_v_tail, p, b, base);
+  } else {
+    hp::setmaxnreg_inc<kConsumerRegs>();
+    consume<D>(p, b, base, warpgroup - 1);
+  }
+}
+
+template <int D>
+cudaError_t launch_ws_d(const Params& p, int num_pages, cudaStream_t stream) {
+  CUtensorMap tm_q, tm_k, tm_v, tm_v_tail;
+  const uint64_t row_bytes = D * 2;
+  const uint64_t page_heads = static_cast<uint64_t>(num_pages) * p.n_kv_heads;
+  const uint64_t tail = static_cast<uint64_t>(p.kv_len % kPageSize);
+  const bool ok =
+      hp::encode_bf16_map_sw128(&tm_q, p.q, D, p.n_heads, p.n_q, row_bytes,
+                                row_bytes * p.n_heads, 1, kRowsPerConsumer) &&
+      hp::encode_bf16_map_sw128(&tm_k, p.k_pool, D, kPageSize, page_heads, row_bytes,
+                                row_bytes * kPageSize, kPageSize, 1) &&
+      hp::encode_bf16_map_sw128(&tm_v, p.v_pool, D, kPageSize, page_heads, row_bytes,
+                                row_bytes * kPageSize, kPageSize, 1) &&
+      hp::encode_bf16_map_sw128(&tm_v_tail, p.v_pool, D, tail == 0 ? kPageSize : tail, page_heads,
+                                row_bytes, row_bytes * kPageSize, kPageSize, 1);
+  if (!ok) return cudaErrorInvalidValue;
+  constexpr int kSmem = WsLayout<D>::kBytes;
+  const cudaError_t err = cudaFuncSetAttribute(prefill_ws_kernel<D>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>(p.n_heads),
+                  static_cast<unsigned>((p.n_q + kBlockM - 1) / kBlockM));
+  prefill_ws_kernel<D><<<grid, kThreads, kSmem, stream>>>(tm_q, tm_k, tm_v, tm_v_tail, p);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_sm90_ws(const Params& p, int head_dim, int num_pages, cudaStream_t stream) {
+  if (!device_has_wgmma()) {
+    throw_input_error("prefill attention: the sm90 warp-specialized kernel needs an sm_90 device");
+  }
+  if (head_dim != 64 && head_dim != 128) {
+    throw_input_error("prefill attention: the sm90 warp-specialized kernel supports head dim 64 "
+                      "or 128, not {}",
+                      head_dim);
+  }
+  return head_dim == 64 ? launch_ws_d<64>(p, num_pages, stream)
+                        : launch_ws_d<128>(p, num_pages, stream);
+}
+
+}  // namespace deltainfer::cuda::prefill
