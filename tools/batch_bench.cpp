@@ -127,7 +127,7 @@ int run_batch_bench(engine::Engine& engine, const attention::AttentionConfig& me
   if (o.batch < 1) throw_input_error("--batch must be >= 1");
   if (o.mixed_chunk < 0) throw_input_error("--mixed-chunk must be >= 0");
   runtime::Transformer& model = engine.transformer();
-  const ModelCosts costs = model_costs(model.config());
+  const ModelCosts costs = model_costs(model.config(), o.kv_dtype);
   std::mt19937 rng(1234);
   fmt::print("batched decode: {} sequences per step, {}, token chosen {}\n", o.batch, attention::describe(method),
              model.samples_on_device() ? "on the device (greedy)" : "on the host from the logits");
@@ -141,18 +141,21 @@ int run_batch_bench(engine::Engine& engine, const attention::AttentionConfig& me
     if (prompt < 1) throw_input_error("context {} is not longer than the {} decode steps timed", length, steps);
     DecodingBatch batch(model, method, o.batch, prompt, rng);
     const double step_s = median_step_seconds(model, batch, nullptr, o.decode_tokens);
-    const double floor_s =
-        (costs.weight_bytes + o.batch * attended_kv_bytes(costs, method, length)) / (o.peak_tbps * 1e12);
+    const double floor_at_one_tbps = (costs.weight_bytes + o.batch * attended_kv_bytes(costs, method, length)) / 1e12;
     std::string mixed;
     if (o.mixed_chunk > 0) {
       PrefillStream stream(model, method, o.mixed_chunk, rng);
       mixed = fmt::format(" {:.3f} |", 1e3 * median_step_seconds(model, batch, &stream, o.decode_tokens));
     }
-    fmt::print("| {} | {} | {:.3f} | {:.0f} | {:.3f} | {:.0f}% |{}\n", o.batch, length, 1e3 * step_s, o.batch / step_s,
-               1e3 * floor_s, 100.0 * floor_s / step_s, mixed);
+    const double floor_s = floor_at_one_tbps / o.peak_tbps;
+    const bool known = o.peak_tbps > 0;
+    fmt::print("| {} | {} | {:.3f} | {:.0f} | {} | {} |{}\n", o.batch, length, 1e3 * step_s, o.batch / step_s,
+               known ? fmt::format("{:.3f}", 1e3 * floor_s) : "n/a",
+               known ? fmt::format("{:.0f}%", 100.0 * floor_s / step_s) : "n/a", mixed);
     std::fflush(stdout);
   }
-  fmt::print("floor = (bf16 weights + each sequence's attended KV bytes) / {} TB/s\n", o.peak_tbps);
+  fmt::print("floor = (bf16 weights + each sequence's attended {} KV bytes) / {:.3f} TB/s{}\n", kv_dtype_name(o.kv_dtype),
+             o.peak_tbps, o.peak_tbps > 0 ? "" : " (n/a: no ceiling given, and none measured on the CPU)");
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/kv_page.h"
 #include "engine/engine.h"
 
 namespace deltainfer::cli {
@@ -15,7 +16,8 @@ struct BatchBenchOptions {
   int64_t mixed_chunk = 0;  // 0: decode steps only
   std::vector<int64_t> lengths;
   int64_t decode_tokens = 32;
-  double peak_tbps = 3.0;
+  double peak_tbps = 0.0;  // 0: unknown, the floor columns read n/a
+  KvDtype kv_dtype = KvDtype::Bf16;  // the cache's element type: its bytes enter the floor
 };
 
 int run_batch_bench(engine::Engine& engine, const attention::AttentionConfig& method, const BatchBenchOptions& o);

@@ -18,6 +18,10 @@
 #include "engine/engine.h"
 #include "prefill_progress.h"
 
+#ifdef DELTAINFER_WITH_CUDA
+#include "backend/cuda/hardware_rates.h"
+#endif
+
 namespace deltainfer::cli {
 namespace {
 
@@ -27,8 +31,8 @@ struct BenchOptions {
   AttentionOptions attention;
   std::vector<int64_t> lengths{8192, 32768, 131072};
   int64_t decode_tokens = 32;
-  double peak_tflops = 800.0;   // bf16 dense GEMM measured on the device's H100 (KINDS.md)
-  double peak_tbps = 3.0;       // device-to-device copy rate measured there
+  double peak_tflops = 0.0;     // 0: measured in this run (CUDA), else no prefill floor
+  double peak_tbps = 0.0;       // 0: measured in this run (CUDA), else no decode floor
   bool logits_to_host = false;  // decode as before device sampling: every step copies the logits back
   int batch = 0;                // sequences decoding together; 0: the single-sequence table
   int64_t mixed_chunk = 0;      // batched table: a prefill chunk of this many tokens beside the decodes
@@ -39,10 +43,32 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The ceilings the floors divide by: given ones stay; on CUDA the others are measured on the
+// device before the model takes its memory. On the CPU an unknown one leaves its floor out.
+void settle_ceilings(BenchOptions& o) {
+  if (o.peak_tflops > 0 && o.peak_tbps > 0) return;
+  if (o.backend.kind != engine::BackendKind::Cuda) return;
+#ifdef DELTAINFER_WITH_CUDA
+  const cuda::HardwareRates measured = cuda::measure_hardware_rates();
+  if (o.peak_tbps <= 0) o.peak_tbps = measured.copy_tbps;
+  if (o.peak_tflops <= 0) o.peak_tflops = measured.gemm_tflops;
+  fmt::print("device ceilings measured in this run: copy {:.3f} TB/s (2 GiB device to device, read + write), "
+             "bf16 GEMM {:.1f} TFLOP/s (cuBLASLt, 8192^3)\n", measured.copy_tbps, measured.gemm_tflops);
+#endif
+}
+
+// "n/a" where the ceiling is unknown.
+std::string floor_cell(double ceiling, double seconds_at_one, double scale, const char* format) {
+  if (ceiling <= 0) return "n/a";
+  return fmt::format(fmt::runtime(format), scale * seconds_at_one / ceiling);
+}
+
 int run_bench(BenchOptions& o) {
   if (o.decode_tokens < 1) throw_input_error("--decode-tokens must be >= 1");
+  if (o.peak_tflops < 0 || o.peak_tbps < 0) throw_input_error("--peak-tflops and --peak-tbps must be >= 0");
   o.engine.attention = o.attention.to_config();
   o.backend.apply_to(o.engine);
+  settle_ceilings(o);
   const int64_t longest = *std::max_element(o.lengths.begin(), o.lengths.end());
   o.engine.context = longest;
   if (o.batch > 0 || o.mixed_chunk > 0) {
@@ -50,7 +76,8 @@ int run_bench(BenchOptions& o) {
     o.engine.max_batch = o.batch + (o.mixed_chunk > 0 ? 1 : 0);
     engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
     return run_batch_bench(engine, o.engine.attention,
-                           BatchBenchOptions{o.batch, o.mixed_chunk, o.lengths, o.decode_tokens, o.peak_tbps});
+                           BatchBenchOptions{o.batch, o.mixed_chunk, o.lengths, o.decode_tokens, o.peak_tbps,
+                                             o.engine.kv_dtype});
   }
   engine::Engine engine = engine::Engine::open(o.engine, o.backend.factory());
   runtime::Transformer& model = engine.transformer();
@@ -95,15 +122,18 @@ int run_bench(BenchOptions& o) {
     std::sort(step_ms.begin(), step_ms.end());
     const double decode_ms = step_ms[step_ms.size() / 2];
     const double n = static_cast<double>(prompt);
-    const double prefill_floor = (costs.flops_per_token * n + costs.attention_flops_per_pair * n * n / 2) /
-                                 (o.peak_tflops * 1e12);
-    const double decode_floor_ms =
-        1e3 * (costs.weight_bytes + costs.kv_bytes_per_token * static_cast<double>(length)) / (o.peak_tbps * 1e12);
-    fmt::print("| {} | {:.3f} | {:.3f} | {:.0f} | {:.3f} | {:.3f} | {:.0f}% |\n", length, prefill_s, prefill_floor,
-               n / prefill_s, decode_ms, decode_floor_ms, 100.0 * decode_floor_ms / decode_ms);
+    // Floors at a ceiling of 1 TFLOP/s and 1 TB/s, then scaled by the measured or given ones.
+    const double prefill_at_one = (costs.flops_per_token * n + costs.attention_flops_per_pair * n * n / 2) / 1e12;
+    const double decode_at_one = (costs.weight_bytes + costs.kv_bytes_per_token * static_cast<double>(length)) / 1e12;
+    const std::string of_floor =
+        o.peak_tbps > 0 ? fmt::format("{:.0f}%", 100.0 * 1e3 * decode_at_one / o.peak_tbps / decode_ms) : "n/a";
+    fmt::print("| {} | {:.3f} | {} | {:.0f} | {:.3f} | {} | {} |\n", length, prefill_s,
+               floor_cell(o.peak_tflops, prefill_at_one, 1.0, "{:.3f}"), n / prefill_s, decode_ms,
+               floor_cell(o.peak_tbps, decode_at_one, 1e3, "{:.3f}"), of_floor);
   }
-  fmt::print("floors: prefill = (linear FLOPs + causal attention FLOPs) / {} TFLOP/s; decode = (bf16 weights + KV "
-             "cache bytes) / {} TB/s\n", o.peak_tflops, o.peak_tbps);
+  fmt::print("floors: prefill = (linear FLOPs + causal attention FLOPs) / {:g} TFLOP/s; decode = (bf16 weights + "
+             "{} KV cache bytes) / {:.3f} TB/s{}\n", o.peak_tflops, kv_dtype_name(o.engine.kv_dtype), o.peak_tbps,
+             o.peak_tflops > 0 && o.peak_tbps > 0 ? "" : " (n/a: no ceiling given, and none measured on the CPU)");
   return 0;
 }
 
@@ -119,8 +149,12 @@ Command register_bench(CLI::App& app) {
   cmd->add_option("--decode-tokens", o->decode_tokens, "Decode steps timed at each length")->capture_default_str();
   cmd->add_option("--prefill-chunk", o->engine.prefill_chunk, "Prompt tokens per forward chunk")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--peak-tflops", o->peak_tflops, "Compute ceiling for the floors")->capture_default_str();
-  cmd->add_option("--peak-tbps", o->peak_tbps, "Memory ceiling for the floors")->capture_default_str();
+  cmd->add_option("--peak-tflops", o->peak_tflops,
+                  "Compute ceiling for the prefill floor in TFLOP/s (default: measured on the GPU in this run; CPU: "
+                  "no floor)");
+  cmd->add_option("--peak-tbps", o->peak_tbps,
+                  "Memory ceiling for the decode floors in TB/s (default: measured on the GPU in this run; CPU: no "
+                  "floor)");
   cmd->add_option("-t,--threads", o->engine.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", o->batch, "Sequences decoding together, in one forward pass per step (the batched table)")
       ->check(CLI::PositiveNumber);
