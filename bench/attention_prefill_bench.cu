@@ -65,10 +65,10 @@ double kernel_median_ms(const PrefillAttentionArgs& args, PrefillKernel kernel, 
 }
 
 void run_size(int tokens, int heads, int kv_heads, int dim, const std::vector<PrefillKernel>& kernels) {
-  const int pages = (tokens + deltainfer::cuda::kPrefillPageSize - 1) / deltainfer::cuda::kPrefillPageSize;
+  const int pages = (tokens + deltainfer::cuda::kKvPageSize - 1) / deltainfer::cuda::kKvPageSize;
   const size_t q_elems = static_cast<size_t>(tokens) * heads * dim;
   const size_t pool_elems =
-      static_cast<size_t>(pages) * kv_heads * deltainfer::cuda::kPrefillPageSize * dim;
+      static_cast<size_t>(pages) * kv_heads * deltainfer::cuda::kKvPageSize * dim;
   DeviceArray q(q_elems * 2), k(pool_elems * 2), v(pool_elems * 2), out(q_elems * 2),
       lse(static_cast<size_t>(tokens) * heads * 4), table(static_cast<size_t>(pages) * 4);
   fill_random(q.as<__nv_bfloat16>(), q_elems, 1u);
@@ -85,10 +85,9 @@ void run_size(int tokens, int heads, int kv_heads, int dim, const std::vector<Pr
   args.q = q.as<__nv_bfloat16>();
   args.n_q = tokens;
   args.n_heads = heads;
-  args.n_kv_heads = kv_heads;
-  args.head_dim = dim;
   args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  args.kv = {k.as<__nv_bfloat16>(), v.as<__nv_bfloat16>(), table.as<int32_t>(), pages, tokens};
+  args.kv = deltainfer::cuda::bf16_sequence_kv(k.as<__nv_bfloat16>(), v.as<__nv_bfloat16>(), pages, kv_heads, dim,
+                                               table.as<int32_t>(), tokens);
   args.out = out.as<__nv_bfloat16>();
   args.lse = lse.as<float>();
 

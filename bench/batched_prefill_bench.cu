@@ -77,10 +77,10 @@ std::vector<Shape> parse_shapes(const std::vector<std::string>& texts) {
 void run(const Method& method, const Shape& s, int repeats) {
   const deltainfer::model::ModelConfig model = llama3_8b();
   const int kv_len = s.cached + s.chunk;
-  const int pages = (kv_len + dc::kPrefillPageSize - 1) / dc::kPrefillPageSize;
+  const int pages = (kv_len + dc::kKvPageSize - 1) / dc::kKvPageSize;
   const size_t row_elems = static_cast<size_t>(model.n_heads) * model.head_dim;
   const size_t rows = static_cast<size_t>(s.batch) * s.chunk;
-  const size_t pool_elems = static_cast<size_t>(s.batch) * pages * model.n_kv_heads * dc::kPrefillPageSize * model.head_dim;
+  const size_t pool_elems = static_cast<size_t>(s.batch) * pages * model.n_kv_heads * dc::kKvPageSize * model.head_dim;
   DeviceArray q(rows * row_elems * sizeof(bf16)), out(rows * row_elems * sizeof(bf16));
   DeviceArray k(pool_elems * sizeof(bf16)), v(pool_elems * sizeof(bf16));
   fill_random(q.as<bf16>(), rows * row_elems, 1);
@@ -102,18 +102,13 @@ void run(const Method& method, const Shape& s, int repeats) {
   dc::VarlenPrefillArgs batch;
   batch.q = q.as<bf16>();
   batch.out = out.as<bf16>();
-  batch.k_pool = k.as<bf16>();
-  batch.v_pool = v.as<bf16>();
-  batch.num_pages = s.batch * pages;
-  batch.page_tables = d_tables.as<int32_t>();
-  batch.page_table_stride = pages;
+  batch.kv = dc::bf16_batch_kv(k.as<bf16>(), v.as<bf16>(), s.batch * pages, model.n_kv_heads, model.head_dim,
+                               d_tables.as<int32_t>(), pages, s.batch);
 
   const float per_sequence = median_ms(
       [&] {
         for (int b = 0; b < s.batch; ++b) {
-          const dc::LayerKv kv = dc::bf16_layer_kv(k.as<bf16>(), v.as<bf16>(),
-                                                   d_tables.as<int32_t>() + static_cast<size_t>(b) * pages, pages,
-                                                   s.batch * pages);
+          const dc::PagedKv kv = dc::sequence_kv(batch.kv, b, kv_len);
           attention.prefill(0, q.as<bf16>() + static_cast<size_t>(b) * s.chunk * row_elems, s.chunk, s.cached, kv_len, kv,
                             out.as<bf16>() + static_cast<size_t>(b) * s.chunk * row_elems, nullptr);
         }

@@ -127,7 +127,7 @@ double dense_reference_ms = 0.0;  // largest measured dense size and its time
 int dense_reference_n = 0;
 
 void run_size(int n, const Options& o) {
-  const int page = dc::kPrefillPageSize;
+  const int page = dc::kKvPageSize;
   const int pages = (n + page - 1) / page;
   const size_t row_elems = static_cast<size_t>(o.heads) * o.dim;
   const size_t q_elems = static_cast<size_t>(n) * row_elems;
@@ -155,10 +155,8 @@ void run_size(int n, const Options& o) {
   args.q = q.as<bf16>();
   args.n_q = n;
   args.n_heads = o.heads;
-  args.n_kv_heads = o.kv_heads;
-  args.head_dim = o.dim;
   args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(o.dim));
-  args.kv = {k.as<bf16>(), v.as<bf16>(), table.as<int32_t>(), pages, n};
+  args.kv = dc::bf16_sequence_kv(k.as<bf16>(), v.as<bf16>(), pages, o.kv_heads, o.dim, table.as<int32_t>(), n);
   args.out = out.as<bf16>();
   dc::PrefillAttentionArgs strided = args;
   strided.q = q_strided.as<bf16>();

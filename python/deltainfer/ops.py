@@ -26,7 +26,7 @@ import torch
 
 from deltainfer import _checks
 
-PAGE_SIZE = 64  # tokens per KV page (src/backend/cuda/prefill_attention.h, kPrefillPageSize)
+PAGE_SIZE = 64  # tokens per KV page (src/backend/cuda/paged_kv.h, kKvPageSize)
 MAX_DECODE_GROUP = 16  # query heads per KV head in decode (decode_attention.h)
 FUSED_GAMMAS = (16, 32, 64)  # strides the sliding kernel's fused Δ epilogue supports
 QUEST_PAGE = 16  # tokens per Quest page (delta_decode.h, kQuestPage)

@@ -21,11 +21,10 @@ cuda::PrefillAttentionArgs prefill_args(const Tensor& q, const Tensor& k_pool, c
   args.first_pos = first_pos;
   args.n_q = static_cast<int>(q.shape(0));
   args.n_heads = static_cast<int>(q.shape(1));
-  args.head_dim = static_cast<int>(q.shape(2));
-  args.n_kv_heads = static_cast<int>(k_pool.shape(1));
   args.softmax_scale = scale;
-  args.kv = {bf16_data(k_pool, "k_cache"), bf16_data(v_pool, "v_cache"), i32_data(page_table, "page_table"),
-             static_cast<int>(k_pool.shape(0)), kv_len};
+  args.kv = cuda::bf16_sequence_kv(bf16_data(k_pool, "k_cache"), bf16_data(v_pool, "v_cache"),
+                                   static_cast<int>(k_pool.shape(0)), static_cast<int>(k_pool.shape(1)),
+                                   static_cast<int>(q.shape(2)), i32_data(page_table, "page_table"), kv_len);
   args.out = bf16_data(out, "out");
   args.lse = optional_f32_data(lse, "lse");
   return args;
@@ -56,7 +55,7 @@ void vslash_prefill(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                     uintptr_t stream) {
   const cuda::PrefillAttentionArgs args =
       prefill_args(q, k_pool, v_pool, page_table, out, lse, kv_len, first_pos, scale);
-  cuda::VslashEstimator estimator(args.n_heads, args.head_dim, args.n_q, kv_len,
+  cuda::VslashEstimator estimator(args.n_heads, args.kv.head_dim, args.n_q, kv_len,
                                   cuda::VslashParams{estimate_queries, vertical, slash});
   const cuda::BlockSparseLists lists = estimator.build_lists(args, as_stream(stream));
   const cuda::DeltaFusion fused{optional_bf16_data(dense_rows, "dense_rows"), dense_rows ? gamma : 0};
@@ -66,7 +65,7 @@ void vslash_prefill(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
 }  // namespace
 
 void bind_prefill(nb::module_& m) {
-  m.attr("PAGE_SIZE") = cuda::kPrefillPageSize;
+  m.attr("PAGE_SIZE") = cuda::kKvPageSize;
   m.def("prefill", &prefill, nb::arg("q"), nb::arg("k_pool"), nb::arg("v_pool"), nb::arg("page_table"),
         nb::arg("out"), nb::arg("lse").none(), nb::arg("kv_len"), nb::arg("first_pos"), nb::arg("q_pos").none(),
         nb::arg("scale"), nb::arg("stream"));

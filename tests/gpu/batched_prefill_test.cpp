@@ -76,7 +76,7 @@ model::ModelConfig model_of(const BatchCase& c) {
   return m;
 }
 
-int pages_of(int keys) { return (keys + kPrefillPageSize - 1) / kPrefillPageSize; }
+int pages_of(int keys) { return (keys + kKvPageSize - 1) / kKvPageSize; }
 
 // One pool for every sequence: sequence s owns page-table row s, its pages shuffled among all;
 // every slot no sequence holds a key in is NaN.
@@ -98,7 +98,7 @@ SharedPool make_pool(const BatchCase& c, const std::vector<VarlenChunk>& chunks,
   std::iota(physical.begin(), physical.end(), 0);
   std::shuffle(physical.begin(), physical.end(), rng);
   pool.tables.assign(chunks.size() * static_cast<size_t>(pool.stride), -1);
-  const size_t head_elems = static_cast<size_t>(kPrefillPageSize) * static_cast<size_t>(c.head_dim);
+  const size_t head_elems = static_cast<size_t>(kKvPageSize) * static_cast<size_t>(c.head_dim);
   pool.k.assign(static_cast<size_t>(pool.num_pages) * static_cast<size_t>(c.n_kv_heads) * head_elems, NAN);
   pool.v.assign(pool.k.size(), NAN);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -107,7 +107,7 @@ SharedPool make_pool(const BatchCase& c, const std::vector<VarlenChunk>& chunks,
     for (int p = 0; p < pages_of(chunks[s].kv_len); ++p) {
       const int32_t page = physical[next++];
       pool.tables[s * static_cast<size_t>(pool.stride) + static_cast<size_t>(p)] = page;
-      const int keys = std::min(kPrefillPageSize, chunks[s].kv_len - p * kPrefillPageSize);
+      const int keys = std::min(kKvPageSize, chunks[s].kv_len - p * kKvPageSize);
       for (int h = 0; h < c.n_kv_heads; ++h) {
         const size_t base = (static_cast<size_t>(page) * static_cast<size_t>(c.n_kv_heads) + static_cast<size_t>(h)) * head_elems;
         for (size_t e = 0; e < static_cast<size_t>(keys) * static_cast<size_t>(c.head_dim); ++e) {
@@ -162,19 +162,16 @@ TEST_P(BatchedPrefillTest, EqualsOneCallPerSequence) {
   VarlenPrefillArgs batch;
   batch.q = d_q.ptr;
   batch.out = d_batched.ptr;
-  batch.k_pool = d_k.ptr;
-  batch.v_pool = d_v.ptr;
-  batch.num_pages = pool.num_pages;
-  batch.page_tables = d_tables.ptr;
-  batch.page_table_stride = pool.stride;
+  batch.kv = bf16_batch_kv(d_k.ptr, d_v.ptr, pool.num_pages, c.n_kv_heads, c.head_dim, d_tables.ptr, pool.stride,
+                           static_cast<int>(chunks.size()));  // sequence s owns row s
   attention.prefill_batch(0, batch, chunks, prompt_ends, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
   for (size_t s = 0; s < chunks.size(); ++s) {
     const VarlenChunk& ch = chunks[s];
-    const LayerKv kv = bf16_layer_kv(d_k.ptr, d_v.ptr,
-                                     d_tables.ptr + static_cast<size_t>(ch.page_row) * static_cast<size_t>(pool.stride),
-                                     pool.stride, pool.num_pages);
+    const PagedKv kv = bf16_sequence_kv(d_k.ptr, d_v.ptr, pool.num_pages, c.n_kv_heads, c.head_dim,
+                                        d_tables.ptr + static_cast<size_t>(ch.page_row) * static_cast<size_t>(pool.stride),
+                                        ch.kv_len);
     attention.prefill(0, d_q.ptr + static_cast<size_t>(ch.q_row) * row_elems, ch.n_q, ch.first_pos, prompt_ends[s], kv,
                       d_single.ptr + static_cast<size_t>(ch.q_row) * row_elems, nullptr);
   }

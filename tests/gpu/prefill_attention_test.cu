@@ -101,9 +101,9 @@ TEST_P(PrefillAttentionTest, MatchesF64Reference) {
 
   const int d = c.head_dim;
   const int group = c.n_heads / c.n_kv_heads;
-  const int seq_pages = (c.kv_len + kPrefillPageSize - 1) / kPrefillPageSize;
+  const int seq_pages = (c.kv_len + kKvPageSize - 1) / kKvPageSize;
   const int num_pages = seq_pages + 3;  // extra physical pages nobody reads
-  const size_t page_elems = static_cast<size_t>(c.n_kv_heads) * kPrefillPageSize * d;
+  const size_t page_elems = static_cast<size_t>(c.n_kv_heads) * kKvPageSize * d;
   const size_t pool_elems = page_elems * static_cast<size_t>(num_pages);
   const size_t q_elems = static_cast<size_t>(c.n_q) * c.n_heads * d;
 
@@ -118,11 +118,11 @@ TEST_P(PrefillAttentionTest, MatchesF64Reference) {
   std::vector<__nv_bfloat16> v = random_bf16(pool_elems, 1.0f, rng);
   // Slots past kv_len hold NaN: the kernel must neither use nor multiply them.
   const auto key_offset = [&](int key, int kvh) {
-    const size_t page = static_cast<size_t>(pages[static_cast<size_t>(key / kPrefillPageSize)]);
+    const size_t page = static_cast<size_t>(pages[static_cast<size_t>(key / kKvPageSize)]);
     return page * page_elems +
-           (static_cast<size_t>(kvh) * kPrefillPageSize + key % kPrefillPageSize) * d;
+           (static_cast<size_t>(kvh) * kKvPageSize + key % kKvPageSize) * d;
   };
-  for (int key = c.kv_len; key < seq_pages * kPrefillPageSize; ++key) {
+  for (int key = c.kv_len; key < seq_pages * kKvPageSize; ++key) {
     for (int kvh = 0; kvh < c.n_kv_heads; ++kvh) {
       for (int e = 0; e < d; ++e) {
         k[key_offset(key, kvh) + e] = __float2bfloat16(NAN);
@@ -150,10 +150,8 @@ TEST_P(PrefillAttentionTest, MatchesF64Reference) {
   args.first_pos = c.first_pos;
   args.n_q = c.n_q;
   args.n_heads = c.n_heads;
-  args.n_kv_heads = c.n_kv_heads;
-  args.head_dim = d;
   args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(d));
-  args.kv = PagedKvView{d_k.ptr, d_v.ptr, d_pages.ptr, num_pages, c.kv_len};
+  args.kv = bf16_sequence_kv(d_k.ptr, d_v.ptr, num_pages, c.n_kv_heads, d, d_pages.ptr, c.kv_len);
   args.out = d_out.ptr;
   args.lse = d_lse.ptr;
   prefill_attention(args, nullptr, c.kernel);
@@ -252,11 +250,55 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PrefillAttentionTest, ::testing::ValuesIn(cases
 
 TEST(PrefillAttentionArgsTest, RejectsUnsupportedHeadDim) {
   PrefillAttentionArgs args;
-  args.head_dim = 96;
+  args.kv.head_dim = 96;
   args.n_heads = 4;
-  args.n_kv_heads = 2;
+  args.kv.n_kv_heads = 2;
   EXPECT_THROW(prefill_attention(args, nullptr), InputError);
   EXPECT_THROW(prefill_attention(args, nullptr, PrefillKernel::kSm90Ws), InputError);
+}
+
+// Arguments every check passes but the one a case breaks (host pointers: nothing launches).
+PrefillAttentionArgs checked_args(const __nv_bfloat16* values, const int32_t* table, __nv_bfloat16* out) {
+  PrefillAttentionArgs args;
+  args.q = values;
+  args.n_q = 1;
+  args.n_heads = 4;
+  args.softmax_scale = 0.125f;
+  args.kv = bf16_sequence_kv(values, values, 1, 2, 64, table, 1);
+  args.out = out;
+  return args;
+}
+
+void expect_refused(const PrefillAttentionArgs& args, const std::string& part) {
+  try {
+    prefill_attention(args, nullptr);
+    ADD_FAILURE() << "accepted; expected an InputError naming " << part;
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+TEST(PrefillAttentionArgsTest, RefusesCachesItCannotRead) {
+  const std::vector<__nv_bfloat16> values(64);
+  std::vector<__nv_bfloat16> out(64);
+  const int32_t table = 0;
+  const float scales = 1.0f;
+  PrefillAttentionArgs args = checked_args(values.data(), &table, out.data());
+  args.kv.dtype = KvDtype::Fp8E4m3;  // FP8 caches are staged to bf16 first
+  args.kv.k_scales = args.kv.v_scales = &scales;
+  expect_refused(args, "kv_fp8_stage.h");
+  args = checked_args(values.data(), &table, out.data());
+  args.kv.batch = 2;  // a single-sequence call reads one sequence
+  expect_refused(args, "sequence_kv");
+  args = checked_args(values.data(), &table, out.data());
+  args.kv.num_pages = 0;  // the Hopper kernel bounds its loads by it
+  expect_refused(args, "num_pages");
+  args = checked_args(values.data(), &table, out.data());
+  args.kv.v_pool = nullptr;
+  expect_refused(args, "v_pool");
+  args = checked_args(values.data(), &table, out.data());
+  args.kv.max_kv_len = 65;  // one table entry holds 64 keys
+  expect_refused(args, "page_table_stride");
 }
 
 }  // namespace

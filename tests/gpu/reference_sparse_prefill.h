@@ -65,7 +65,7 @@ struct PagedProblem {
   DeviceVec<int32_t> d_pages;
 
   PagedProblem(const ProblemShape& s, std::mt19937_64& rng) : shape(s) {
-    const int page = kPrefillPageSize;
+    const int page = kKvPageSize;
     const int seq_pages = (s.kv_len + page - 1) / page;
     num_pages = seq_pages + 3;  // physical pages nobody reads
     pages.resize(static_cast<size_t>(num_pages));
@@ -91,9 +91,9 @@ struct PagedProblem {
   }
 
   size_t key_offset(int key, int kv_head) const {
-    const size_t page = static_cast<size_t>(pages[static_cast<size_t>(key / kPrefillPageSize)]);
-    return ((page * shape.n_kv_heads + static_cast<size_t>(kv_head)) * kPrefillPageSize +
-            static_cast<size_t>(key % kPrefillPageSize)) *
+    const size_t page = static_cast<size_t>(pages[static_cast<size_t>(key / kKvPageSize)]);
+    return ((page * shape.n_kv_heads + static_cast<size_t>(kv_head)) * kKvPageSize +
+            static_cast<size_t>(key % kKvPageSize)) *
            static_cast<size_t>(shape.head_dim);
   }
   size_t row_elems() const { return static_cast<size_t>(shape.n_heads) * shape.head_dim; }
@@ -105,10 +105,8 @@ struct PagedProblem {
     a.first_pos = shape.first_pos;
     a.n_q = shape.n_q;
     a.n_heads = shape.n_heads;
-    a.n_kv_heads = shape.n_kv_heads;
-    a.head_dim = shape.head_dim;
     a.softmax_scale = scale();
-    a.kv = PagedKvView{d_k.ptr, d_v.ptr, d_pages.ptr, num_pages, shape.kv_len};
+    a.kv = bf16_sequence_kv(d_k.ptr, d_v.ptr, num_pages, shape.n_kv_heads, shape.head_dim, d_pages.ptr, shape.kv_len);
     a.out = out;
     a.lse = lse;
     return a;

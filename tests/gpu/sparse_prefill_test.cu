@@ -205,9 +205,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, SparsePrefillTest, ::testing::ValuesIn(cases())
 
 TEST(SparsePrefillArgsTest, RejectsBadParameters) {
   PrefillAttentionArgs args;
-  args.head_dim = 128;
+  args.kv.head_dim = 128;
   args.n_heads = 4;
-  args.n_kv_heads = 2;
+  args.kv.n_kv_heads = 2;
   EXPECT_THROW(sliding_prefill_attention(args, 0, 0, nullptr), InputError);
   EXPECT_THROW(block_sparse_prefill_attention(args, {}, nullptr), InputError);
 }

@@ -58,8 +58,8 @@ struct SharedPool {
   std::vector<float> k, v;
 
   size_t offset(int seq, int key, int kv_head) const {
-    const size_t page = static_cast<size_t>(tables[static_cast<size_t>(seq * stride + key / kPrefillPageSize)]);
-    return ((page * n_kv_heads + static_cast<size_t>(kv_head)) * kPrefillPageSize + key % kPrefillPageSize) *
+    const size_t page = static_cast<size_t>(tables[static_cast<size_t>(seq * stride + key / kKvPageSize)]);
+    return ((page * n_kv_heads + static_cast<size_t>(kv_head)) * kKvPageSize + key % kKvPageSize) *
            static_cast<size_t>(head_dim);
   }
 };
@@ -68,7 +68,7 @@ SharedPool make_pool(const VarlenCase& c, const std::vector<VarlenChunk>& chunks
   SharedPool pool{c.head_dim, c.n_kv_heads, 1, 0, {}, {}, {}};
   int total = 0;
   for (const VarlenChunk& ch : chunks) {
-    const int pages = (ch.kv_len + kPrefillPageSize - 1) / kPrefillPageSize;
+    const int pages = (ch.kv_len + kKvPageSize - 1) / kKvPageSize;
     pool.stride = std::max(pool.stride, pages + 1);
     total += pages;
   }
@@ -79,10 +79,10 @@ SharedPool make_pool(const VarlenCase& c, const std::vector<VarlenChunk>& chunks
   pool.tables.assign(chunks.size() * static_cast<size_t>(pool.stride), -1);
   size_t next = 0;
   for (size_t s = 0; s < chunks.size(); ++s) {
-    const int pages = (chunks[s].kv_len + kPrefillPageSize - 1) / kPrefillPageSize;
+    const int pages = (chunks[s].kv_len + kKvPageSize - 1) / kKvPageSize;
     for (int p = 0; p < pages; ++p) pool.tables[s * static_cast<size_t>(pool.stride) + static_cast<size_t>(p)] = physical[next++];
   }
-  const size_t elems = static_cast<size_t>(pool.num_pages) * c.n_kv_heads * kPrefillPageSize * c.head_dim;
+  const size_t elems = static_cast<size_t>(pool.num_pages) * c.n_kv_heads * kKvPageSize * c.head_dim;
   pool.k.assign(elems, NAN);
   pool.v.assign(elems, NAN);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -149,14 +149,9 @@ TEST_P(VarlenPrefillTest, MatchesReferenceAndSingleLaunches) {
   args.out = d_out.ptr;
   args.lse = c.window > 0 ? nullptr : d_lse.ptr;
   args.n_heads = c.n_heads;
-  args.n_kv_heads = c.n_kv_heads;
-  args.head_dim = c.head_dim;
   args.softmax_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  args.k_pool = d_k.ptr;
-  args.v_pool = d_v.ptr;
-  args.num_pages = pool.num_pages;
-  args.page_tables = d_tables.ptr;
-  args.page_table_stride = pool.stride;
+  args.kv = bf16_batch_kv(d_k.ptr, d_v.ptr, pool.num_pages, c.n_kv_heads, c.head_dim, d_tables.ptr, pool.stride,
+                          static_cast<int>(chunks.size()));  // sequence s owns row s
   args.window = c.window;
   args.sink = c.sink;
   args.q_pos = c.position_step > 1 ? d_positions.ptr : nullptr;
@@ -171,11 +166,9 @@ TEST_P(VarlenPrefillTest, MatchesReferenceAndSingleLaunches) {
     one.first_pos = ch.first_pos;
     one.n_q = ch.n_q;
     one.n_heads = c.n_heads;
-    one.n_kv_heads = c.n_kv_heads;
-    one.head_dim = c.head_dim;
     one.softmax_scale = args.softmax_scale;
-    one.kv = PagedKvView{d_k.ptr, d_v.ptr, d_tables.ptr + static_cast<size_t>(ch.page_row) * pool.stride,
-                         pool.num_pages, ch.kv_len};
+    one.kv = bf16_sequence_kv(d_k.ptr, d_v.ptr, pool.num_pages, c.n_kv_heads, c.head_dim,
+                              d_tables.ptr + static_cast<size_t>(ch.page_row) * pool.stride, ch.kv_len);
     one.out = d_single.ptr + static_cast<size_t>(ch.q_row) * row_elems;
     one.q_pos = args.q_pos != nullptr ? d_positions.ptr + ch.q_row : nullptr;
     if (c.window > 0) {
@@ -286,23 +279,70 @@ INSTANTIATE_TEST_SUITE_P(
                       VarlenCase{"compacted_sliding_d64_step32", compacted_sequences(), 6, 2, 64, 300, 16, 32}),
     [](const ::testing::TestParamInfo<VarlenCase>& info) { return info.param.name; });
 
+// A chunk's single-sequence view: its rows, and its sequence of the cache (sequence_kv) with the
+// host-side length, no device lengths and everything else the batch's.
+TEST(VarlenPrefill, ChunkArgsViewOneSequence) {
+  std::vector<__nv_bfloat16> rows(16 * 4 * 64), pool(8);
+  const std::vector<int32_t> tables(3 * 5), lens(3);
+  VarlenPrefillArgs args;
+  args.q = rows.data();
+  args.out = rows.data();
+  args.n_heads = 4;
+  args.kv.k_pool = pool.data();
+  args.kv.v_pool = pool.data() + 4;
+  args.kv.num_pages = 9;
+  args.kv.page_table = tables.data();
+  args.kv.page_table_stride = 5;
+  args.kv.kv_lens = lens.data();
+  args.kv.batch = 3;
+  args.kv.max_kv_len = 320;
+  args.kv.n_kv_heads = 2;
+  args.kv.head_dim = 64;
+  const PrefillAttentionArgs one = varlen_chunk_args(args, VarlenChunk{3, 5, 100, 105, 2, 0});
+  EXPECT_EQ(one.q, rows.data() + 3 * 4 * 64);
+  EXPECT_EQ(one.out, rows.data() + 3 * 4 * 64);
+  EXPECT_EQ(one.first_pos, 100);
+  EXPECT_EQ(one.n_q, 5);
+  EXPECT_EQ(one.kv.page_table, tables.data() + 2 * 5);
+  EXPECT_EQ(one.kv.batch, 1);
+  EXPECT_EQ(one.kv.max_kv_len, 105);
+  EXPECT_EQ(one.kv.kv_lens, nullptr);
+  EXPECT_EQ(one.kv.k_pool, args.kv.k_pool);
+  EXPECT_EQ(one.kv.v_pool, args.kv.v_pool);
+  EXPECT_EQ(one.kv.num_pages, 9);
+  EXPECT_EQ(one.kv.page_table_stride, 5);
+  EXPECT_EQ(one.kv.n_kv_heads, 2);
+  EXPECT_EQ(one.kv.head_dim, 64);
+}
+
+// Host pointers throughout, every one set, so that only the check each case breaks refuses it
+// (nothing launches).
 TEST(VarlenPrefill, RefusesChunksOutsideTheirSequence) {
+  const std::vector<__nv_bfloat16> pool(128 * 128 * 2);
+  std::vector<__nv_bfloat16> rows(8 * 128);
   VarlenPrefillArgs args;
   int32_t table = 0;
-  args.page_tables = &table;
-  args.page_table_stride = 2;
+  args.q = rows.data();
+  args.out = rows.data();
+  args.kv = bf16_batch_kv(pool.data(), pool.data(), 1, 2, 128, &table, 2, 1);  // one sequence of up to 128 keys
   args.n_heads = 8;
-  args.n_kv_heads = 2;
-  args.head_dim = 128;
   args.softmax_scale = 0.1f;
-  // Queries past kv_len, and a sequence longer than its page-table row.
+  // Queries past kv_len, a sequence longer than the cache's bound, a page-table row it lacks.
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 10, 60, 64, 0}}, nullptr), InputError);
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 129, 0}}, nullptr), InputError);
-  args.page_table_stride = 0;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 1}}, nullptr), InputError);
+  args.kv.page_table_stride = 1;  // rows of one page cannot hold max_kv_len 128
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
+  args.kv.page_table_stride = 2;
+  // FP8 pools: the prefill kernels read bf16 (an FP8 cache is staged first).
+  const float scales = 1.0f;
+  args.kv.dtype = KvDtype::Fp8E4m3;
+  args.kv.k_scales = args.kv.v_scales = &scales;
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
+  args.kv.dtype = KvDtype::Bf16;
+  args.kv.k_scales = args.kv.v_scales = nullptr;
   // Fused Δ: only over a sliding window, with gamma 16/32/64, chunks starting at a multiple of it
   // and contiguous queries (all refused before anything is launched).
-  args.page_table_stride = 2;
   const std::vector<__nv_bfloat16> dense_rows(8);
   args.delta_dense = dense_rows.data();
   args.gamma = 64;

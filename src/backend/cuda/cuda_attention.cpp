@@ -86,19 +86,18 @@ int64_t CudaAttention::required_chunk_alignment() const {
 }
 
 void CudaAttention::prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,
-                            const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream) {
+                            const PagedKv& kv, __nv_bfloat16* out, cudaStream_t stream) {
   PrefillAttentionArgs args;
   args.q = q;
   args.first_pos = static_cast<int>(first_pos);
   args.n_q = static_cast<int>(n);
   args.n_heads = model_.n_heads;
-  args.n_kv_heads = model_.n_kv_heads;
-  args.head_dim = model_.head_dim;
   args.softmax_scale = scale_;
   // The prefill kernels read bf16 pages: an FP8 cache comes here as its bf16 staging pool.
   if (kv.dtype != KvDtype::Bf16) throw_error("CudaAttention::prefill: the {} pool was not staged to bf16", kv_dtype_name(kv.dtype));
-  args.kv = {static_cast<const __nv_bfloat16*>(kv.k_pool), static_cast<const __nv_bfloat16*>(kv.v_pool), kv.page_table,
-             kv.num_pages, static_cast<int>(first_pos + n)};  // row 0 of the table
+  args.kv = sequence_kv(kv, 0, static_cast<int>(first_pos + n));
+  args.kv.n_kv_heads = model_.n_kv_heads;
+  args.kv.head_dim = model_.head_dim;
   args.out = out;
   prefill_method_->prepare(args, stream);
   if (!config_.prefill.delta) {
@@ -178,19 +177,16 @@ void CudaAttention::prefill_batch(int layer, const VarlenPrefillArgs& batch, con
     const int64_t row_elems = int64_t{model_.n_heads} * model_.head_dim;
     for (size_t i = 0; i < chunks.size(); ++i) {
       const VarlenChunk& c = chunks[i];
-      const LayerKv kv = bf16_layer_kv(batch.k_pool, batch.v_pool,
-                                       batch.page_tables + int64_t{c.page_row} * batch.page_table_stride,
-                                       batch.page_table_stride, batch.num_pages);
-      prefill(layer, batch.q + c.q_row * row_elems, c.n_q, c.first_pos, prompt_ends[i], kv,
-              batch.out + c.q_row * row_elems, stream);
+      prefill(layer, batch.q + c.q_row * row_elems, c.n_q, c.first_pos, prompt_ends[i],
+              sequence_kv(batch.kv, c.page_row, c.kv_len), batch.out + c.q_row * row_elems, stream);
     }
     return;
   }
   VarlenPrefillArgs args = batch;
   args.lse = nullptr;
   args.n_heads = model_.n_heads;
-  args.n_kv_heads = model_.n_kv_heads;
-  args.head_dim = model_.head_dim;
+  args.kv.n_kv_heads = model_.n_kv_heads;
+  args.kv.head_dim = model_.head_dim;
   args.softmax_scale = scale_;
   args.window = args.sink = 0;  // the method sets its own
   args.q_pos = nullptr;

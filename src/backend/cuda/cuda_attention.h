@@ -54,18 +54,20 @@ class CudaAttention {
   size_t device_bytes() const;
 
   // q: [n][n_heads][head_dim] at positions first_pos.., keys 0..first_pos+n-1 are in the cache.
+  // kv: the layer's bf16 cache (paged_kv.h) with the sequence's pages in row 0 of its page table;
+  // its batch, max_kv_len and kv_lens are not read (the chunk's keys are first_pos + n).
   // prompt_end: one past the last row of the whole prefill (where Δ's dense tail ends).
   // One sequence's chunk through the single-sequence kernels.
   void prefill(int layer, const __nv_bfloat16* q, int64_t n, int64_t first_pos, int64_t prompt_end,
-               const LayerKv& kv, __nv_bfloat16* out, cudaStream_t stream);
+               const PagedKv& kv, __nv_bfloat16* out, cudaStream_t stream);
 
   // A step's chunks of several sequences whose methods share this prefill_key(), each as
   // prefill() would attend it, in as few launches as the method allows: without Δ the method's
   // attend_varlen(); with Δ one gather and one dense varlen launch for the strided rows of every
   // chunk (compacted, at their positions), the method's attend_varlen() with the correction fused
   // (γ 16/32/64, variant delta; otherwise one delta_correct_varlen after it), and one dense varlen
-  // launch for every chunk's dense tail. `batch` holds the layer's packed q/out, pools and page
-  // tables (shapes, scale and the rest are filled in here); chunk c of `chunks` starts its
+  // launch for every chunk's dense tail. `batch` holds the layer's packed q/out and its cache
+  // (batch.kv: pools, page tables, batch, max_kv_len; shapes, scale and the rest are filled in here); chunk c of `chunks` starts its
   // sequence's prefill at kv_len - n_q and the whole prefill ends at prompt_ends[c]. The chunks'
   // rows lie within the first max_chunk + max_batch - 1 packed rows (a step's rows).
   // Instrumented (--fidelity), it runs prefill() chunk by chunk, which records.

@@ -496,11 +496,9 @@ class CudaTransformer final : public runtime::Transformer {
     stage.v_stage = stage_v_.data();
     fp8_stage_pages(stage, stream_.get());
     VarlenPrefillArgs args = layer_prefill_batch(i);
-    args.k_pool = stage_k_.data();
-    args.v_pool = stage_v_.data();
-    args.num_pages = static_cast<int>(pages_per_sequence_);
-    args.page_tables = identity_pages_.data();
-    args.page_table_stride = static_cast<int>(pages_per_sequence_);
+    const int pages = static_cast<int>(pages_per_sequence_);
+    args.kv = bf16_sequence_kv(stage_k_.data(), stage_v_.data(), pages, config_.n_kv_heads, config_.head_dim,
+                               identity_pages_.data(), pages * kKvPageSize);
     return args;
   }
 
@@ -548,16 +546,18 @@ class CudaTransformer final : public runtime::Transformer {
     }
   }
 
-  // Layer i's packed rows, pools and page tables, as a prefill batch sees them.
+  // Layer i's packed rows, pools and page tables (a row per slot), as a prefill batch sees them.
+  // An FP8 cache's pools are FP8 here, which the prefill kernels refuse: its prefill sets its
+  // staging pool (staged_prefill_batch).
   VarlenPrefillArgs layer_prefill_batch(int i) {
     VarlenPrefillArgs args;
     args.q = q_.data();
     args.out = attn_.data();
-    args.k_pool = fp8_cache() ? nullptr : kv_.k_bf16(i);  // an FP8 cache's prefill sets its staging pool
-    args.v_pool = fp8_cache() ? nullptr : kv_.v_bf16(i);
-    args.num_pages = static_cast<int>(device_pages());
-    args.page_tables = step_.page_table(0);
-    args.page_table_stride = static_cast<int>(pages_per_sequence_);
+    args.kv = kv_.layer(i);
+    args.kv.page_table = step_.page_table(0);
+    args.kv.page_table_stride = static_cast<int>(pages_per_sequence_);
+    args.kv.batch = max_batch_;
+    args.kv.max_kv_len = static_cast<int>(pages_per_sequence_) * kKvPageSize;  // what a row holds
     return args;
   }
 

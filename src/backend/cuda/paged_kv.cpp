@@ -39,4 +39,13 @@ void validate_paged_kv(const char* what, const PagedKv& kv, PagedKvReads reads) 
   }
 }
 
+PagedKv sequence_kv(const PagedKv& kv, int row, int kv_len) {
+  PagedKv one = kv;
+  one.page_table = kv.page_table + static_cast<int64_t>(row) * kv.page_table_stride;
+  one.kv_lens = nullptr;
+  one.batch = 1;
+  one.max_kv_len = kv_len;
+  return one;
+}
+
 }  // namespace deltainfer::cuda

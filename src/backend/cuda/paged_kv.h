@@ -1,7 +1,10 @@
 #pragma once
 // One layer's paged KV cache as the attention kernels read it, for a batch of sequences: the one
-// descriptor that dense decode (decode_attention.h), sparse decode and Quest (delta_decode.h)
-// hold, instead of each repeating the pool, page-table and length fields.
+// descriptor that dense decode (decode_attention.h), sparse decode and Quest (delta_decode.h),
+// and the prefill kernels (prefill_attention.h, sparse_prefill.h, vslash_estimate.h) hold,
+// instead of each repeating the pool, page-table and length fields. The prefill kernels take
+// their sequences' lengths from the host (max_kv_len of a single sequence, VarlenChunk::kv_len of
+// a batch) and read no kv_lens.
 //
 // Layouts (all device pointers):
 //   k_pool,
@@ -37,7 +40,8 @@ struct PagedKv {
   const float* v_scales = nullptr;  // FP8 only
   // Pages in each pool (and rows of the scale arrays); 0 where the caller does not know it (a raw
   // pointer from Python): the decode kernels reach pages only through the table, so only kernels
-  // that walk the pool themselves (the FP8 staging copy) require it.
+  // that walk the pool themselves (the FP8 staging copy) or bound their loads by it (the Hopper
+  // prefill kernels' TMA descriptors) require it.
   int num_pages = 0;
   const int32_t* page_table = nullptr;
   int page_table_stride = 0;  // pages per row of page_table
@@ -62,5 +66,10 @@ struct PagedKvReads {
 // scales included), a non-positive size, a head_dim that is not a multiple of 16 (the kernels load
 // 16-byte pieces of rows), a negative max_kv_len, or page_table rows too short for max_kv_len.
 void validate_paged_kv(const char* what, const PagedKv& kv, PagedKvReads reads = {});
+
+// Sequence `row` of `kv` alone, as the single-sequence prefill calls take it: batch 1, page_table
+// its row, max_kv_len = kv_len (its key count), kv_lens null; pools, dtype and shape as kv's.
+// Host-side pointer arithmetic; checks nothing.
+PagedKv sequence_kv(const PagedKv& kv, int row, int kv_len);
 
 }  // namespace deltainfer::cuda

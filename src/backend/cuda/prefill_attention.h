@@ -4,9 +4,12 @@
 //
 // Layouts (all device pointers):
 //   q          [n_q][n_heads][head_dim] bf16, one row per query token
-//   k_pool,
-//   v_pool     [num_pages][n_kv_heads][kPrefillPageSize][head_dim] bf16
-//   page_table [ceil(kv_len / kPrefillPageSize)] int32: logical page -> physical page
+//   kv         the sequence's cache (paged_kv.h), bf16 (an FP8 cache is staged to bf16 first,
+//              kv_fp8_stage.h; an FP8 descriptor is refused): batch 1, page_table its row of
+//              at least ceil(kv_len / kKvPageSize) pages, num_pages >= 1 (it bounds the Hopper
+//              kernel's TMA loads). kv_len = kv.max_kv_len is the sequence's key count, exactly:
+//              the prefill kernels take it from the host and read no kv_lens. head_dim is
+//              kv.head_dim, n_kv_heads kv.n_kv_heads.
 //   q_pos      [n_q] int32, strictly increasing, each < kv_len; or nullptr for contiguous
 //              queries at first_pos, first_pos + 1, ... (chunked prefill)
 //   out        [n_q][n_heads][head_dim] bf16
@@ -18,20 +21,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/kv_page.h"
+#include "backend/cuda/paged_kv.h"
 
 namespace deltainfer::cuda {
-
-// The engine's one page size (core/kv_page.h), as the int the kernels index with.
-inline constexpr int kPrefillPageSize = static_cast<int>(kKvPageTokens);
-
-struct PagedKvView {
-  const __nv_bfloat16* k_pool = nullptr;
-  const __nv_bfloat16* v_pool = nullptr;
-  const int32_t* page_table = nullptr;
-  int num_pages = 0;  // physical pages in the pools (bounds the TMA descriptors)
-  int kv_len = 0;     // keys of this sequence held in the cache
-};
 
 struct PrefillAttentionArgs {
   const __nv_bfloat16* q = nullptr;
@@ -39,13 +31,16 @@ struct PrefillAttentionArgs {
   int first_pos = 0;
   int n_q = 0;
   int n_heads = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;  // 64 or 128
   float softmax_scale = 0.0f;
-  PagedKvView kv;
+  PagedKv kv;  // batch 1, bf16; kv.max_kv_len keys, kv.head_dim 64 or 128 (see above)
   __nv_bfloat16* out = nullptr;
   float* lse = nullptr;  // optional
 };
+
+// One sequence's bf16 cache as PrefillAttentionArgs::kv: pools of num_pages pages, page_table its
+// ceil(kv_len / kKvPageSize) logical -> pool pages, kv_len keys. Host-side; checks nothing.
+PagedKv bf16_sequence_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_pool, int num_pages, int n_kv_heads,
+                         int head_dim, const int32_t* page_table, int kv_len);
 
 // Which kernel runs. kAuto picks the fastest available one for the device (Hopper: kSm90).
 // kSm90Ws: the FlashAttention-3 style kernel (consumer ping-pong, softmax overlapped with the
@@ -61,10 +56,12 @@ void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
 // prefill step). Chunk c's queries are the contiguous rows [q_row, q_row + n_q) of one packed
 // q / out ([rows][n_heads][head_dim]; lse [rows][n_heads]) at positions first_pos, first_pos + 1,
 // ..., and attend causally to keys [0, position] of their own sequence: kv_len keys in the
-// pages of its page-table row, page_tables + page_row * page_table_stride. window > 0 makes it
-// sliding window + sink (as sliding_prefill_attention). Slots past a chunk's kv_len in its last
-// page are never read into a result (they may hold NaN). Chunks may come in any order and
-// share no rows; a chunk with n_q == 0 is skipped.
+// pages of its row of the cache's page table, kv.page_table + page_row * kv.page_table_stride.
+// kv is as PrefillAttentionArgs::kv (bf16, num_pages >= 1, kv_lens unread) but for the whole
+// batch: kv.batch rows of page_table (page_row < kv.batch), kv.max_kv_len a bound on every
+// chunk's kv_len. window > 0 makes it sliding window + sink (as sliding_prefill_attention). Slots
+// past a chunk's kv_len in its last page are never read into a result (they may hold NaN).
+// Chunks may come in any order and share no rows; a chunk with n_q == 0 is skipped.
 //
 // Compacted queries (q_pos set, e.g. Δ's strided rows of several chunks): chunk c's rows are at
 // positions q_pos[q_row .. q_row + n_q), strictly increasing, the first one first_pos, all below
@@ -88,19 +85,13 @@ struct VarlenPrefillArgs {
   __nv_bfloat16* out = nullptr;
   float* lse = nullptr;  // optional
   int n_heads = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;  // 64 or 128
   float softmax_scale = 0.0f;
-  const __nv_bfloat16* k_pool = nullptr;
-  const __nv_bfloat16* v_pool = nullptr;
-  int num_pages = 0;
-  const int32_t* page_tables = nullptr;
-  int page_table_stride = 0;  // int32 entries per page-table row
-  int window = 0;             // 0: dense causal
+  PagedKv kv;      // bf16, every sequence's page-table row (see above); kv.head_dim 64 or 128
+  int window = 0;  // 0: dense causal
   int sink = 0;
-  const int32_t* q_pos = nullptr;                // [rows] or nullptr: contiguous (see above)
+  const int32_t* q_pos = nullptr;              // [rows] or nullptr: contiguous (see above)
   const __nv_bfloat16* delta_dense = nullptr;  // nullptr: no Δ correction
-  int gamma = 0;                                 // 16, 32 or 64 with delta_dense
+  int gamma = 0;                               // 16, 32 or 64 with delta_dense
 };
 
 // Chunks per launch on Hopper (their table travels in the kernel's parameters); more are split
@@ -112,8 +103,15 @@ inline constexpr int kMaxVarlenChunks = 64;
 void varlen_prefill_attention(const VarlenPrefillArgs& args, const std::vector<VarlenChunk>& chunks,
                               cudaStream_t stream);
 
+// A bf16 cache of `batch` sequences as VarlenPrefillArgs::kv: pools of num_pages pages, row s of
+// page_table (page_table_stride entries) sequence s's pages, max_kv_len what a row holds.
+// Host-side; checks nothing.
+PagedKv bf16_batch_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_pool, int num_pages, int n_kv_heads,
+                      int head_dim, const int32_t* page_table, int page_table_stride, int batch);
+
 // One chunk of a varlen batch as a single-sequence call's arguments (its rows of q/out/lse and
-// q_pos, its page-table row); Δ fusion is not part of them.
+// q_pos, its sequence of the cache: sequence_kv(kv, page_row, kv_len)); Δ fusion is not part of
+// them.
 PrefillAttentionArgs varlen_chunk_args(const VarlenPrefillArgs& args, const VarlenChunk& chunk);
 
 }  // namespace deltainfer::cuda

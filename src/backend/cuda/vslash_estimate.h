@@ -44,7 +44,7 @@ class VslashEstimator {
   VslashEstimator(int n_heads, int head_dim, int64_t max_chunk, int64_t capacity, const VslashParams& params);
 
   // `chunk`: the chunk as the sparse kernel will see it (contiguous q, q_pos == nullptr, n_q rows
-  // at first_pos, kv.kv_len == first_pos + n_q). The lists stay valid until the next call.
+  // at first_pos, kv.max_kv_len == first_pos + n_q). The lists stay valid until the next call.
   BlockSparseLists build_lists(const PrefillAttentionArgs& chunk, cudaStream_t stream);
 
   size_t device_bytes() const;  // what the constructor allocated

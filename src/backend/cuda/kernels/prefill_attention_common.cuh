@@ -5,14 +5,14 @@
 
 #include <cstdint>
 
-#include "core/kv_page.h"
+#include "backend/cuda/paged_kv.h"
 
 namespace deltainfer::cuda::prefill {
 
 using bf16 = __nv_bfloat16;
 
-// The engine's one page size (core/kv_page.h); the kernels' key tile is one page.
-inline constexpr int kPageSize = static_cast<int>(kKvPageTokens);
+// The engine's one page size (paged_kv.h); the kernels' key tile is one page.
+inline constexpr int kPageSize = kKvPageSize;
 
 struct Params {
   const bf16* q;

@@ -7,8 +7,12 @@
 
 namespace deltainfer::cuda::prefill {
 
-// Shape checks shared by the dense and sparse entry points (throw InputError).
+// Shape checks shared by the dense and sparse entry points (throw InputError); validate() checks
+// args.kv with validate_kv().
 void validate(const PrefillAttentionArgs& args);
+// What every prefill entry point needs of its cache: bf16 (an FP8 one is refused, naming the
+// staging path), validate_paged_kv without lengths, num_pages >= 1.
+void validate_kv(const char* what, const PagedKv& kv);
 // Kernel parameters of the dense fields; the sparse fields are left zero.
 Params make_params(const PrefillAttentionArgs& args);
 bool device_has_wgmma();

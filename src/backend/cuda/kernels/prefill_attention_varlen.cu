@@ -16,14 +16,14 @@ static_assert(kMaxVarlenChunks == prefill::kMaxChunks, "the kernel's chunk table
 
 constexpr int kQueryBlock = 128;  // rows per CTA of the Hopper kernel
 
+// validate_kv() has checked that page-table rows hold kv.max_kv_len keys.
 void validate_chunk(const VarlenPrefillArgs& a, const VarlenChunk& c, size_t index) {
-  const int64_t pages = (int64_t{c.kv_len} + kPrefillPageSize - 1) / kPrefillPageSize;
-  if (c.n_q < 0 || c.first_pos < 0 || c.q_row < 0 || c.page_row < 0 || c.kv_len < 1 ||
-      int64_t{c.first_pos} + c.n_q > c.kv_len || pages > a.page_table_stride) {
+  if (c.n_q < 0 || c.first_pos < 0 || c.q_row < 0 || c.page_row < 0 || c.page_row >= a.kv.batch || c.kv_len < 1 ||
+      int64_t{c.first_pos} + c.n_q > c.kv_len || c.kv_len > a.kv.max_kv_len) {
     throw_input_error(
         "varlen prefill: chunk {} (rows {}+{}, positions from {}, kv_len {}, page row {}) does not fit "
-        "its sequence (page-table rows hold {} pages)",
-        index, c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, a.page_table_stride);
+        "its sequence (the cache holds {} page-table rows of up to {} keys)",
+        index, c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, a.kv.batch, a.kv.max_kv_len);
   }
   if (a.delta_dense != nullptr && (c.first_pos % a.gamma != 0 || c.delta_row < 0)) {
     throw_input_error("varlen prefill: chunk {} starts at position {}, not a multiple of Δ's gamma {} (or has "
@@ -47,16 +47,13 @@ void validate_fusion(const VarlenPrefillArgs& a) {
 
 PrefillAttentionArgs varlen_chunk_args(const VarlenPrefillArgs& a, const VarlenChunk& c) {
   PrefillAttentionArgs args;
-  args.q = a.q + static_cast<int64_t>(c.q_row) * a.n_heads * a.head_dim;
+  args.q = a.q + static_cast<int64_t>(c.q_row) * a.n_heads * a.kv.head_dim;
   args.first_pos = c.first_pos;
   args.n_q = c.n_q;
   args.n_heads = a.n_heads;
-  args.n_kv_heads = a.n_kv_heads;
-  args.head_dim = a.head_dim;
   args.softmax_scale = a.softmax_scale;
-  args.kv = PagedKvView{a.k_pool, a.v_pool, a.page_tables + static_cast<int64_t>(c.page_row) * a.page_table_stride,
-                        a.num_pages, c.kv_len};
-  args.out = a.out + static_cast<int64_t>(c.q_row) * a.n_heads * a.head_dim;
+  args.kv = sequence_kv(a.kv, c.page_row, c.kv_len);
+  args.out = a.out + static_cast<int64_t>(c.q_row) * a.n_heads * a.kv.head_dim;
   args.lse = a.lse != nullptr ? a.lse + static_cast<int64_t>(c.q_row) * a.n_heads : nullptr;
   args.q_pos = a.q_pos != nullptr ? a.q_pos + c.q_row : nullptr;
   return args;
@@ -69,7 +66,7 @@ void launch_each(const VarlenPrefillArgs& a, const std::vector<VarlenChunk>& chu
     if (a.window > 0) {
       DeltaFusion fused;
       if (a.delta_dense != nullptr) {
-        fused.dense_rows = a.delta_dense + static_cast<int64_t>(c.delta_row) * a.n_heads * a.head_dim;
+        fused.dense_rows = a.delta_dense + static_cast<int64_t>(c.delta_row) * a.n_heads * a.kv.head_dim;
         fused.gamma = a.gamma;
       }
       sliding_prefill_attention(varlen_chunk_args(a, c), a.window, a.sink, stream, fused);
@@ -83,14 +80,14 @@ void launch_each(const VarlenPrefillArgs& a, const std::vector<VarlenChunk>& chu
 void launch_table(const VarlenPrefillArgs& a, const prefill::Params& base, const std::vector<VarlenChunk>& chunks,
                   size_t begin, size_t end, cudaStream_t stream) {
   prefill::ChunkTable table{};
-  table.page_table_stride = a.page_table_stride;
+  table.page_table_stride = a.kv.page_table_stride;
   int blocks = 0;
   for (size_t i = begin; i < end; ++i) {
     const VarlenChunk& c = chunks[i];
     table.chunk[table.count++] = {c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, blocks, c.delta_row};
     blocks += (c.n_q + kQueryBlock - 1) / kQueryBlock;
   }
-  const cudaError_t err = prefill::launch_sm90_varlen(base, table, blocks, a.head_dim, a.num_pages, stream);
+  const cudaError_t err = prefill::launch_sm90_varlen(base, table, blocks, a.kv.head_dim, a.kv.num_pages, stream);
   if (err != cudaSuccess) throw_error("varlen prefill: launch failed: {}", cudaGetErrorString(err));
 }
 
@@ -98,10 +95,10 @@ void launch_table(const VarlenPrefillArgs& a, const prefill::Params& base, const
 
 void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<VarlenChunk>& chunks,
                               cudaStream_t stream) {
-  if (a.page_tables == nullptr || a.page_table_stride < 1 || a.window < 0 || a.sink < 0) {
-    throw_input_error("varlen prefill: null page tables, page-table stride {}, window {} or sink {}",
-                      a.page_table_stride, a.window, a.sink);
+  if (a.window < 0 || a.sink < 0) {
+    throw_input_error("varlen prefill: window {} and sink {} must be >= 0", a.window, a.sink);
   }
+  prefill::validate_kv("varlen prefill", a.kv);
   validate_fusion(a);
   std::vector<VarlenChunk> active;
   for (size_t i = 0; i < chunks.size(); ++i) {
@@ -125,7 +122,7 @@ void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<Varl
   base.q = a.q;
   base.out = a.out;
   base.lse = a.lse;
-  base.page_table = a.page_tables;
+  base.page_table = a.kv.page_table;
   base.window = a.window;
   base.sink = a.sink;
   base.q_pos = a.q_pos;

@@ -16,7 +16,7 @@
 // Query blocks are launched longest first (the causal diagonal makes the last blocks the
 // longest), which keeps the tail of the grid short.
 //
-// Paging: a key tile is two whole pages (kPrefillPageSize = 64, tile 128). K and V pools are
+// Paging: a key tile is two whole pages (kKvPageSize = 64, tile 128). K and V pools are
 // viewed as a 3-D tensor [num_pages * n_kv_heads][64 slots][head_dim], a page's head a single
 // coordinate, so each TMA box is one page's 64 slots x 64 columns. The last page of a
 // sequence goes through a second V map whose slot extent is kv_len % 64, so its slots past

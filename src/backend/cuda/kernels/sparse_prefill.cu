@@ -48,7 +48,7 @@ void sliding_prefill_attention(const PrefillAttentionArgs& args, int window, int
   if (args.n_q == 0) return;
   p.window = window;
   p.sink = sink;
-  check_launch(prefill::launch_sm90_sliding(p, args.head_dim, args.kv.num_pages, stream), kWhat);
+  check_launch(prefill::launch_sm90_sliding(p, args.kv.head_dim, args.kv.num_pages, stream), kWhat);
 }
 
 void block_sparse_prefill_attention(const PrefillAttentionArgs& args,
@@ -62,7 +62,7 @@ void block_sparse_prefill_attention(const PrefillAttentionArgs& args,
   if (args.n_q == 0) return;
   p.block_offsets = lists.offsets;
   p.block_indices = lists.indices;
-  check_launch(prefill::launch_sm90_blocks(p, args.head_dim, args.kv.num_pages, stream), kWhat);
+  check_launch(prefill::launch_sm90_blocks(p, args.kv.head_dim, args.kv.num_pages, stream), kWhat);
 }
 
 }  // namespace deltainfer::cuda

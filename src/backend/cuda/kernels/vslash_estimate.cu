@@ -35,7 +35,7 @@ constexpr int kDiagonalPad = kKeyTile - 1;                  // diagonals per til
 constexpr int kListThreads = 128;
 constexpr int kScanThreads = 1024;
 constexpr int kFlatThreads = 256;
-static_assert(kKeyTile == kPrefillPageSize, "a score tile must be one cache page");
+static_assert(kKeyTile == kKvPageSize, "a score tile must be one cache page");
 
 size_t as_size(int64_t value) { return static_cast<size_t>(value); }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -43,10 +43,8 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 struct ScoreArgs {
   const __nv_bfloat16* q = nullptr;  // estimating rows [rows][n_heads][head_dim]
   const float* lse = nullptr;        // [rows][n_heads]
-  PagedKvView kv;
+  PagedKv kv;  // the chunk's (bf16): its pools, page-table row, n_kv_heads and head_dim
   int n_heads = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;
   float scale = 0.0f;
   int rows = 0;       // E
   int first_row = 0;  // position of estimating row 0 (= end - E)
@@ -86,12 +84,13 @@ __global__ void __launch_bounds__(kScoreThreads) vslash_scores_kernel(const Scor
   __shared__ float probs[kRowChunk][kKeyTile + 1];
   const int tile = static_cast<int>(blockIdx.x), kv_head = static_cast<int>(blockIdx.y);
   const int tid = static_cast<int>(threadIdx.x), jj = tid % kKeyTile, rg = tid / kKeyTile;
-  const int words = a.head_dim / 2, group = a.n_heads / a.n_kv_heads;
+  const int head_dim = a.kv.head_dim, n_kv_heads = a.kv.n_kv_heads;
+  const int words = head_dim / 2, group = a.n_heads / n_kv_heads;
   const int first_key = tile * kKeyTile;
 
   const size_t page = static_cast<size_t>(a.kv.page_table[tile]);
   const uint32_t* k_page = reinterpret_cast<const uint32_t*>(
-      a.kv.k_pool + (page * a.n_kv_heads + kv_head) * kPrefillPageSize * a.head_dim);
+      static_cast<const __nv_bfloat16*>(a.kv.k_pool) + (page * n_kv_heads + kv_head) * kKvPageSize * head_dim);
   for (int i = tid; i < kKeyTile * words; i += kScoreThreads) {
     k_words[(i / words) * (words + 1) + i % words] = k_page[i];
   }
@@ -106,7 +105,7 @@ __global__ void __launch_bounds__(kScoreThreads) vslash_scores_kernel(const Scor
       for (int i = tid; i < kRowChunk * words; i += kScoreThreads) {
         const int t = t0 + i / words;
         const uint32_t* row = reinterpret_cast<const uint32_t*>(
-            a.q + (static_cast<size_t>(t) * a.n_heads + head) * a.head_dim);
+            a.q + (static_cast<size_t>(t) * a.n_heads + head) * head_dim);
         q_words[i] = t < a.rows ? row[i % words] : 0u;
       }
       __syncthreads();
@@ -379,12 +378,12 @@ void VslashEstimator::select_top(const float* scores, int k, DeviceBuffer<int32_
 BlockSparseLists VslashEstimator::build_lists(const PrefillAttentionArgs& chunk, cudaStream_t stream) {
   const int64_t end = int64_t{chunk.first_pos} + chunk.n_q;
   if (chunk.q_pos != nullptr || chunk.n_q < 1 || chunk.n_q > max_chunk_ || chunk.first_pos < 0 ||
-      end > capacity_ || chunk.kv.kv_len != end || chunk.n_heads != n_heads_ || chunk.head_dim != head_dim_ ||
-      chunk.n_kv_heads < 1 || chunk.n_heads % chunk.n_kv_heads != 0) {
+      end > capacity_ || chunk.kv.max_kv_len != end || chunk.n_heads != n_heads_ || chunk.kv.head_dim != head_dim_ ||
+      chunk.kv.n_kv_heads < 1 || chunk.n_heads % chunk.kv.n_kv_heads != 0) {
     throw_input_error(
         "vertical-slash estimation: chunk of {} rows at {} over {} keys ({} heads of dim {}) does not fit the plan "
         "(chunks of {} in {} positions, {} heads of dim {}, contiguous queries)",
-        chunk.n_q, chunk.first_pos, chunk.kv.kv_len, chunk.n_heads, chunk.head_dim, max_chunk_, capacity_, n_heads_,
+        chunk.n_q, chunk.first_pos, chunk.kv.max_kv_len, chunk.n_heads, chunk.kv.head_dim, max_chunk_, capacity_, n_heads_,
         head_dim_);
   }
   if (vslash_list_bound(chunk.first_pos, chunk.n_q, n_heads_, params_) > list_capacity_) {
@@ -407,8 +406,6 @@ BlockSparseLists VslashEstimator::build_lists(const PrefillAttentionArgs& chunk,
   s.lse = lse_.data();
   s.kv = chunk.kv;
   s.n_heads = n_heads_;
-  s.n_kv_heads = chunk.n_kv_heads;
-  s.head_dim = head_dim_;
   s.scale = chunk.softmax_scale;
   s.rows = rows;
   s.first_row = last.first_pos;
@@ -419,7 +416,7 @@ BlockSparseLists VslashEstimator::build_lists(const PrefillAttentionArgs& chunk,
   s.vertical = vertical_.data();
   s.partials = diagonal_partials_.data();
   const unsigned tiles = static_cast<unsigned>(ceil_div(end, kKeyTile));
-  vslash_scores_kernel<<<dim3(tiles, static_cast<unsigned>(chunk.n_kv_heads)), kScoreThreads, 0, stream>>>(s);
+  vslash_scores_kernel<<<dim3(tiles, static_cast<unsigned>(chunk.kv.n_kv_heads)), kScoreThreads, 0, stream>>>(s);
   CUDA_CHECK_LAUNCH();
   const unsigned offset_blocks = static_cast<unsigned>(ceil_div(end, kFlatThreads));
   vslash_slash_kernel<<<dim3(offset_blocks, static_cast<unsigned>(n_heads_)), kFlatThreads, 0, stream>>>(

@@ -33,7 +33,7 @@ struct LayerKv {
   void* page_state = nullptr;  // this layer's part of the method's CudaPageState (below); nullptr: none
 };
 
-// A bf16 layer's pools seen through one page-table row (the prefill path, its tests and benches).
+// A bf16 layer's pools seen through one page-table row (decode tests).
 inline LayerKv bf16_layer_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_pool, const int32_t* page_table,
                              int page_table_stride, int num_pages) {
   LayerKv kv;

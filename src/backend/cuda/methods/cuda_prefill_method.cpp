@@ -6,7 +6,7 @@ namespace deltainfer::cuda {
 
 void CudaPrefillMethod::attend_each(const VarlenPrefillArgs& batch, const std::vector<VarlenChunk>& chunks,
                                     cudaStream_t stream) {
-  const int64_t row_elems = int64_t{batch.n_heads} * batch.head_dim;
+  const int64_t row_elems = int64_t{batch.n_heads} * batch.kv.head_dim;
   for (const VarlenChunk& c : chunks) {
     if (c.n_q == 0) continue;
     const PrefillAttentionArgs chunk = varlen_chunk_args(batch, c);
