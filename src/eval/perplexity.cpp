@@ -28,14 +28,6 @@ void score_chunk(runtime::Transformer& model, const std::vector<int32_t>& tokens
 
 }  // namespace
 
-double negative_log_likelihood(const float* logits, int32_t vocab_size, int32_t target) {
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (int32_t v = 0; v < vocab_size; ++v) max_logit = std::max(max_logit, logits[v]);
-  double sum = 0.0;
-  for (int32_t v = 0; v < vocab_size; ++v) sum += std::exp(static_cast<double>(logits[v] - max_logit));
-  return std::log(sum) + static_cast<double>(max_logit) - static_cast<double>(logits[target]);
-}
-
 std::vector<double> token_nlls(runtime::Transformer& model, const std::vector<int32_t>& tokens, int64_t chunk,
                                int64_t decode_tail) {
   if (tokens.size() < 2) throw_input_error("perplexity needs at least 2 tokens (got {})", tokens.size());

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "runtime/token_nll.h"
 #include "runtime/transformer.h"
 
 namespace deltainfer::eval {
@@ -50,7 +51,7 @@ std::vector<int64_t> select_key_tokens(const std::vector<double>& full_nlls, con
 double perplexity(const std::vector<double>& nlls);
 double perplexity(const std::vector<double>& nlls, const std::vector<int64_t>& positions);
 
-// −log softmax(logits)[target], computed stably.
-double negative_log_likelihood(const float* logits, int32_t vocab_size, int32_t target);
+// −log softmax(logits)[target], computed stably (runtime/token_nll.h: the backends return it).
+using runtime::negative_log_likelihood;
 
 }  // namespace deltainfer::eval
