@@ -17,7 +17,9 @@
 // tokens of context (the paper's sliding evaluation; stride defaults to K / 4).
 //
 // The selection is computed once, with the dense reference, and every method is then scored on
-// the same positions.
+// the same positions. Every score is asked of the backend as LogitsFor::TokenNlls (one NLL per
+// token), so a backend that computes logits on a device reduces them there (backend/cuda/token_nll.h)
+// instead of copying every row of logits to the host.
 #include <cstdint>
 #include <vector>
 
