@@ -9,32 +9,25 @@
 namespace deltainfer::eval {
 namespace {
 
-int32_t vocab_of(const runtime::Transformer& model) { return static_cast<int32_t>(model.config().vocab_size); }
-
 // Feeds tokens[begin, end) in one forward call and scores each fed token's successor that lies in
-// [score_from, tokens.size()), writing nlls[j - 1] for j = i + 1.
+// [score_from, tokens.size()), writing nlls[j - 1] for j = i + 1. The backend reduces each row's
+// logits to the successor's NLL itself (LogitsFor::TokenNlls), so no logits reach the host.
 void score_chunk(runtime::Transformer& model, const std::vector<int32_t>& tokens, size_t begin, size_t end,
-                 size_t score_from, std::vector<float>& logits, std::vector<double>& nlls) {
-  const int32_t vocab = vocab_of(model);
-  const auto n = static_cast<int64_t>(end - begin);
-  logits.resize(static_cast<size_t>(n) * static_cast<size_t>(vocab));
-  model.forward(tokens.data() + begin, n, runtime::LogitsFor::AllTokens, logits.data());
+                 size_t score_from, std::vector<double>& nlls) {
+  const size_t n = end - begin;
+  std::vector<int32_t> targets(n, runtime::kNoTarget);
   for (size_t i = begin; i < end; ++i) {
     const size_t next = i + 1;
-    if (next < score_from || next >= tokens.size()) continue;
-    nlls[next - 1] = negative_log_likelihood(logits.data() + (i - begin) * static_cast<size_t>(vocab), vocab, tokens[next]);
+    if (next >= score_from && next < tokens.size()) targets[i - begin] = tokens[next];
+  }
+  std::vector<double> chunk_nlls(n);
+  model.forward_token_nlls(tokens.data() + begin, static_cast<int64_t>(n), targets.data(), chunk_nlls.data());
+  for (size_t i = begin; i < end; ++i) {
+    if (targets[i - begin] != runtime::kNoTarget) nlls[i] = chunk_nlls[i - begin];
   }
 }
 
 }  // namespace
-
-double negative_log_likelihood(const float* logits, int32_t vocab_size, int32_t target) {
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (int32_t v = 0; v < vocab_size; ++v) max_logit = std::max(max_logit, logits[v]);
-  double sum = 0.0;
-  for (int32_t v = 0; v < vocab_size; ++v) sum += std::exp(static_cast<double>(logits[v] - max_logit));
-  return std::log(sum) + static_cast<double>(max_logit) - static_cast<double>(logits[target]);
-}
 
 std::vector<double> token_nlls(runtime::Transformer& model, const std::vector<int32_t>& tokens, int64_t chunk,
                                int64_t decode_tail) {
@@ -47,12 +40,11 @@ std::vector<double> token_nlls(runtime::Transformer& model, const std::vector<in
   const size_t prefill = n - tail;
   const auto step = static_cast<size_t>(std::max<int64_t>(chunk, 1));
   std::vector<double> nlls(n - 1, 0.0);
-  std::vector<float> logits;
   model.truncate(0);
   for (size_t begin = 0; begin < prefill; begin += step) {
-    score_chunk(model, tokens, begin, std::min(prefill, begin + step), 1, logits, nlls);
+    score_chunk(model, tokens, begin, std::min(prefill, begin + step), 1, nlls);
   }
-  for (size_t i = prefill; i < n; ++i) score_chunk(model, tokens, i, i + 1, 1, logits, nlls);
+  for (size_t i = prefill; i < n; ++i) score_chunk(model, tokens, i, i + 1, 1, nlls);
   return nlls;
 }
 
@@ -64,14 +56,13 @@ std::vector<double> short_context_nlls(runtime::Transformer& model, const std::v
   const auto k = static_cast<size_t>(short_context);
   const auto s = static_cast<size_t>(stride);
   std::vector<double> nlls(n - 1, 0.0);
-  std::vector<float> logits;
   // Window w feeds tokens [start - k, start + s) and scores the successors in [start + 1, ...):
   // the first window (start = 0) scores everything up to s with full context.
   for (size_t start = 0; start + 1 < n; start += s) {
     const size_t begin = start > k ? start - k : 0;
     const size_t end = std::min(n, start + s);
     model.truncate(0);
-    score_chunk(model, tokens, begin, end, start == 0 ? 1 : start + 1, logits, nlls);
+    score_chunk(model, tokens, begin, end, start == 0 ? 1 : start + 1, nlls);
   }
   model.truncate(0);
   return nlls;

@@ -17,10 +17,13 @@
 // tokens of context (the paper's sliding evaluation; stride defaults to K / 4).
 //
 // The selection is computed once, with the dense reference, and every method is then scored on
-// the same positions.
+// the same positions. Every score is asked of the backend as LogitsFor::TokenNlls (one NLL per
+// token), so a backend that computes logits on a device reduces them there (backend/cuda/token_nll.h)
+// instead of copying every row of logits to the host.
 #include <cstdint>
 #include <vector>
 
+#include "runtime/token_nll.h"
 #include "runtime/transformer.h"
 
 namespace deltainfer::eval {
@@ -50,7 +53,7 @@ std::vector<int64_t> select_key_tokens(const std::vector<double>& full_nlls, con
 double perplexity(const std::vector<double>& nlls);
 double perplexity(const std::vector<double>& nlls, const std::vector<int64_t>& positions);
 
-// −log softmax(logits)[target], computed stably.
-double negative_log_likelihood(const float* logits, int32_t vocab_size, int32_t target);
+// −log softmax(logits)[target], computed stably (runtime/token_nll.h: the backends return it).
+using runtime::negative_log_likelihood;
 
 }  // namespace deltainfer::eval

@@ -73,8 +73,20 @@ void KvSequences::check_entry(const BatchEntry& entry) const {
   if ((entry.sampling == nullptr) != (entry.sampled == nullptr)) {
     throw_error("a batch entry of sequence {} gives a sampling rule without a token slot or the reverse", entry.sequence);
   }
-  if (entry.logits != LogitsFor::None && entry.logits_out == nullptr) {
+  if (logit_rows(entry) > 0 && entry.logits_out == nullptr) {
     throw_error("a batch entry of sequence {} asks for logits but gives no buffer", entry.sequence);
+  }
+  if (entry.logits == LogitsFor::TokenNlls) check_targets(entry);
+}
+
+void KvSequences::check_targets(const BatchEntry& entry) const {
+  if (entry.targets == nullptr || entry.nlls_out == nullptr) {
+    throw_error("a batch entry of sequence {} asks for token NLLs but gives no targets or no buffer", entry.sequence);
+  }
+  for (int64_t i = 0; i < entry.n_tokens; ++i) {
+    if (entry.targets[i] != kNoTarget && (entry.targets[i] < 0 || entry.targets[i] >= vocab_size_)) {
+      throw_input_error("target token id {} is outside the vocabulary (0..{})", entry.targets[i], vocab_size_ - 1);
+    }
   }
 }
 

@@ -43,7 +43,8 @@ class KvSequences {
   // `method` prefills otherwise (runtime::same_prefill): its cached keys would not be the method's.
   void set_method(SequenceId id, const attention::AttentionConfig& method);
 
-  // Checks the plan (known sequences, each at most once, token ids in the vocabulary, decode
+  // Checks the plan (known sequences, each at most once, token ids and TokenNlls targets in the
+  // vocabulary (targets may be kNoTarget), output buffers for what is asked, decode
   // entries of one token after a prompt, every sequence within capacity, at most `max_tokens` rows
   // in all) and gives each entry's sequence the pages its new positions need. Throws InputError,
   // with nothing allocated, when the pool has too few free pages or a check fails.
@@ -57,6 +58,7 @@ class KvSequences {
  private:
   Sequence& mutable_at(SequenceId id);
   void check_entry(const BatchEntry& entry) const;
+  void check_targets(const BatchEntry& entry) const;
 
   KvPageAllocator allocator_;
   int64_t capacity_;

@@ -75,8 +75,12 @@ class Transformer {
   int64_t cached_tokens() const { return sequence_length(default_sequence()); }
   void truncate(int64_t length) { truncate_sequence(default_sequence(), length); }
   // Runs `n` tokens after the default sequence's cached positions, in chunks of prefill_chunk(). A call of one token after a prompt is a decode step; any other call is a
-  // prefill. Writes vocab_size logits for the last token, or for every token (n rows).
+  // prefill. Writes vocab_size logits for the last token, or for every token (n rows); `which`
+  // is None, LastToken or AllTokens (TokenNlls goes through forward_token_nlls).
   void forward(const int32_t* tokens, int64_t n, LogitsFor which, float* logits);
+  // The same feeding, asking for LogitsFor::TokenNlls: nlls[i] = −log p(targets[i] | the sequence
+  // up to tokens[i]) for i in [0, n), NaN where targets[i] is kNoTarget; no logits leave the backend.
+  void forward_token_nlls(const int32_t* tokens, int64_t n, const int32_t* targets, double* nlls);
 
   // Backends that choose the next token on their device (no logits copied to the host) say so
   // here and implement forward_and_sample on the default sequence: forward() of the tokens, then
@@ -100,6 +104,11 @@ class Transformer {
   }
 
  private:
+  // Feeds n tokens to the default sequence in chunks (the feeding forward() documents);
+  // `outputs(entry, start, last_chunk)` sets what each chunk's entry hands back.
+  void forward_in_chunks(const int32_t* tokens, int64_t n,
+                         const std::function<void(BatchEntry&, int64_t start, bool last_chunk)>& outputs);
+
   PrefillProgress prefill_progress_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "backend/cpu/ops.h"
 #include "core/error.h"
+#include "runtime/token_nll.h"
 
 namespace deltainfer::backend::cpu {
 namespace {
@@ -181,9 +182,16 @@ void CpuTransformer::feed_forward_block(int layer, int64_t n) {
 void CpuTransformer::write_logits(const runtime::BatchPlan& plan) {
   int64_t first_row = 0;
   for (const runtime::BatchEntry& entry : plan.entries) {
-    const int64_t rows = entry.logits == runtime::LogitsFor::AllTokens ? entry.n_tokens : 1;
-    if (entry.logits != runtime::LogitsFor::None) {
+    const int64_t rows = runtime::logit_rows(entry);
+    if (rows > 0) {
       compute_logits(s_.x.data() + (first_row + entry.n_tokens - rows) * config_.d_model, rows, entry.logits_out);
+    } else if (entry.logits == runtime::LogitsFor::TokenNlls) {
+      // The entry's logits in one product, as AllTokens computes them (the quantized matmul picks
+      // its kernel by row count), so the NLLs are those of AllTokens' logits to the bit. Freed
+      // after the entry: the memory AllTokens asked of the caller, held no longer than it was.
+      std::vector<float> logits(as_size(entry.n_tokens) * as_size(config_.vocab_size));
+      compute_logits(s_.x.data() + first_row * config_.d_model, entry.n_tokens, logits.data());
+      runtime::token_nlls_of_rows(logits.data(), entry.n_tokens, config_.vocab_size, entry.targets, entry.nlls_out);
     }
     first_row += entry.n_tokens;
   }

@@ -32,6 +32,7 @@
 #include "backend/cuda/rank_collectives.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/step_buffers.h"
+#include "backend/cuda/token_nll.h"
 #include "core/error.h"
 #include "model/shard_plan.h"
 #include "runtime/step_layout.h"
@@ -346,6 +347,8 @@ class CudaTransformer final : public runtime::Transformer {
     act_ = DeviceBuffer<bf16>(rows * as_size(config_.ffn_dim));
     logit_rows_ = std::max<int64_t>(std::min<int64_t>(max_rows_, 256), max_batch_);
     logits_ = DeviceBuffer<float>(as_size(logit_rows_) * as_size(config_.vocab_size));
+    nll_targets_ = DeviceBuffer<int32_t>(rows);  // indexed by step row, as x_ (counted in the plan's workspaces)
+    nlls_ = DeviceBuffer<double>(rows);
     if (collectives_ != nullptr) {
       rank_logits_ = DeviceBuffer<float>(as_size(logit_rows_) * as_size(shard_.vocab_stride()));
       gathered_logits_ = DeviceBuffer<float>(as_size(shard_.world()) * rank_logits_.size());
@@ -666,11 +669,30 @@ class CudaTransformer final : public runtime::Transformer {
     }
   }
 
-  // A prefill chunk's logits (copied straight to the caller) or its next token (to the pinned slot).
+  // The NLLs of a TokenNlls entry's rows [first_row, first_row + n) of the step: their logits go
+  // through logits_ in blocks of logit_rows_ and are reduced there (token_nll.h); n targets go up
+  // and n doubles come back, straight to the caller, instead of n rows of logits.
+  void token_nll_outputs(const runtime::BatchEntry& entry, int64_t first_row, int64_t n) {
+    cudaStream_t s = stream_.get();
+    CUDA_CHECK(cudaMemcpyAsync(nll_targets_.data() + first_row, entry.targets, as_size(n) * sizeof(int32_t),
+                               cudaMemcpyHostToDevice, s));
+    for (int64_t row = first_row; row < first_row + n; row += logit_rows_) {
+      const int64_t rows = std::min(logit_rows_, first_row + n - row);
+      project_logits(row, rows);
+      token_nll(logits_.data(), static_cast<int>(rows), config_.vocab_size, nll_targets_.data() + row,
+                nlls_.data() + row, s);
+    }
+    CUDA_CHECK(cudaMemcpyAsync(entry.nlls_out, nlls_.data() + first_row, as_size(n) * sizeof(double),
+                               cudaMemcpyDeviceToHost, s));
+  }
+
+  // A prefill chunk's logits (copied straight to the caller), its token NLLs, or its next token
+  // (to the pinned slot).
   void prefill_outputs(const runtime::BatchEntry& entry, const runtime::PrefillItem& item) {
     cudaStream_t s = stream_.get();
-    if (entry.logits != runtime::LogitsFor::None) {
-      const int64_t wanted = entry.logits == runtime::LogitsFor::AllTokens ? item.n_tokens : 1;
+    if (entry.logits == runtime::LogitsFor::TokenNlls) token_nll_outputs(entry, item.first_row, item.n_tokens);
+    const int64_t wanted = runtime::logit_rows(entry);
+    if (wanted > 0) {
       const int64_t first = item.first_row + item.n_tokens - wanted;
       const size_t vocab = as_size(config_.vocab_size);
       for (int64_t row = first; row < first + wanted; row += logit_rows_) {
@@ -691,7 +713,7 @@ class CudaTransformer final : public runtime::Transformer {
     DecodeOutputs outputs;
     for (const runtime::BatchEntry& entry : plan.entries) {
       if (!entry.decode) continue;
-      outputs.logits = outputs.logits || entry.logits != runtime::LogitsFor::None;
+      outputs.logits = outputs.logits || runtime::logit_rows(entry) > 0;
       if (entry.sampling != nullptr) {
         outputs.sampled = true;
         outputs.sampling = *entry.sampling;
@@ -701,11 +723,13 @@ class CudaTransformer final : public runtime::Transformer {
   }
 
   // A pure decode step of one method whose entries all ask for the same outputs replays a graph.
+  // Token NLLs run eagerly: their targets are not in the step buffers a graph replays from.
   bool graphable(const runtime::BatchPlan& plan, const runtime::StepLayout& layout, DecodeOutputs& outputs) const {
     if (!layout.prefills.empty() || layout.decode_groups.size() != 1) return false;
     outputs = decode_outputs_of(plan);
     for (const runtime::BatchEntry& entry : plan.entries) {
-      if ((entry.logits != runtime::LogitsFor::None) != outputs.logits) return false;
+      if (entry.logits == runtime::LogitsFor::TokenNlls) return false;
+      if ((runtime::logit_rows(entry) > 0) != outputs.logits) return false;
       if ((entry.sampling != nullptr) != outputs.sampled) return false;
       if (entry.sampling != nullptr && *entry.sampling != outputs.sampling) return false;
     }
@@ -715,6 +739,12 @@ class CudaTransformer final : public runtime::Transformer {
   void run_eager(const runtime::BatchPlan& plan, const runtime::StepLayout& layout) {
     run_layers(layout);
     decode_outputs(layout.decode_rows, decode_outputs_of(plan));
+    for (size_t e = 0; e < plan.entries.size(); ++e) {  // a decode step's row is its slot
+      const runtime::BatchEntry& entry = plan.entries[e];
+      if (entry.decode && entry.logits == runtime::LogitsFor::TokenNlls) {
+        token_nll_outputs(entry, layout.entry_first_row[e], 1);
+      }
+    }
     for (const runtime::PrefillItem& item : layout.prefills) prefill_outputs(plan.entries[item.entry], item);
   }
 
@@ -744,7 +774,7 @@ class CudaTransformer final : public runtime::Transformer {
     for (size_t e = 0; e < plan.entries.size(); ++e) {
       const runtime::BatchEntry& entry = plan.entries[e];
       const size_t slot = as_size(layout.entry_slot[e]);
-      if (entry.decode && entry.logits != runtime::LogitsFor::None) {
+      if (entry.decode && runtime::logit_rows(entry) > 0) {
         std::memcpy(entry.logits_out, pinned_logits_->data() + slot * vocab, vocab * sizeof(float));
       }
       if (entry.sampled != nullptr) *entry.sampled = pinned_chosen_->data()[slot];
@@ -785,6 +815,8 @@ class CudaTransformer final : public runtime::Transformer {
   DeviceBuffer<float> x_;
   DeviceBuffer<bf16> normed_, qkv_, q_, k_, v_, attn_, gate_up_, act_;
   DeviceBuffer<float> logits_;
+  DeviceBuffer<int32_t> nll_targets_;  // TokenNlls: per step row, the target and its NLL
+  DeviceBuffer<double> nlls_;
   DeviceBuffer<float> rank_logits_, gathered_logits_;  // tensor parallel: this rank's vocabulary part, all ranks'
   DeviceBuffer<int32_t> chosen_;
   std::unique_ptr<PinnedBuffer<int32_t>> pinned_chosen_;

@@ -47,7 +47,8 @@ size_t workspace_bytes(const model::ModelConfig& c, const MemoryRequest& r) {
   const size_t decode = static_cast<size_t>(r.max_batch) * static_cast<size_t>(c.n_heads) * kMaxDecodeSplits *
                         (static_cast<size_t>(c.head_dim) + 1) * kF32;
   const size_t lse = tokens * static_cast<size_t>(c.n_heads) * kF32;
-  return residual + normed + projections + attention_out + mlp + logits + decode + lse + kGemmWorkspace;
+  const size_t token_nlls = tokens * (sizeof(int32_t) + sizeof(double));  // LogitsFor::TokenNlls: target and NLL per row
+  return residual + normed + projections + attention_out + mlp + logits + decode + lse + token_nlls + kGemmWorkspace;
 }
 
 // FP8 cache: what prefill and the append need beside the pools (MemoryPlan::kv_staging_bytes).

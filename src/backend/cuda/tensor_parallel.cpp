@@ -101,28 +101,34 @@ class TensorParallelTransformer final : public runtime::Transformer {
    public:
     const runtime::BatchPlan& redirect(const runtime::BatchPlan& plan, int vocab) {
       plan_ = plan;
-      size_t floats = 0;
-      for (const runtime::BatchEntry& entry : plan.entries) floats += logit_rows(entry) * static_cast<size_t>(vocab);
+      size_t floats = 0, nlls = 0;
+      for (const runtime::BatchEntry& entry : plan.entries) {
+        floats += static_cast<size_t>(runtime::logit_rows(entry)) * static_cast<size_t>(vocab);
+        nlls += nll_rows(entry);
+      }
       logits_.resize(floats);
+      nlls_.resize(nlls);
       sampled_.resize(plan.entries.size());
-      size_t offset = 0;
+      size_t offset = 0, nll_offset = 0;
       for (size_t e = 0; e < plan_.entries.size(); ++e) {
         runtime::BatchEntry& entry = plan_.entries[e];
         if (entry.logits_out != nullptr) entry.logits_out = logits_.data() + offset;
+        if (entry.nlls_out != nullptr) entry.nlls_out = nlls_.data() + nll_offset;
         if (entry.sampled != nullptr) entry.sampled = &sampled_[e];
-        offset += logit_rows(entry) * static_cast<size_t>(vocab);
+        offset += static_cast<size_t>(runtime::logit_rows(entry)) * static_cast<size_t>(vocab);
+        nll_offset += nll_rows(entry);
       }
       return plan_;
     }
 
    private:
-    static size_t logit_rows(const runtime::BatchEntry& entry) {
-      if (entry.logits == runtime::LogitsFor::None) return 0;
-      return entry.logits == runtime::LogitsFor::AllTokens ? static_cast<size_t>(entry.n_tokens) : 1;
+    static size_t nll_rows(const runtime::BatchEntry& entry) {
+      return entry.logits == runtime::LogitsFor::TokenNlls ? static_cast<size_t>(entry.n_tokens) : 0;
     }
 
     runtime::BatchPlan plan_;
     std::vector<float> logits_;
+    std::vector<double> nlls_;
     std::vector<int32_t> sampled_;
   };
 

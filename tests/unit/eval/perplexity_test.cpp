@@ -15,8 +15,9 @@ namespace {
 // decode tail or the short-context windows feed the cache changes the scores.
 class ContextHashModel : public runtime::Transformer {
  public:
+  static constexpr int kVocab = 11;
   ContextHashModel() {
-    config_.vocab_size = 11;
+    config_.vocab_size = kVocab;
     config_.n_layers = 1;
   }
   const model::ModelConfig& config() const override { return config_; }
@@ -35,20 +36,29 @@ class ContextHashModel : public runtime::Transformer {
         cache_.push_back(entry.tokens[i]);
         if (entry.logits == runtime::LogitsFor::None) continue;
         if (entry.logits == runtime::LogitsFor::LastToken && i + 1 < entry.n_tokens) continue;
-        float* row = entry.logits == runtime::LogitsFor::AllTokens ? entry.logits_out + i * config_.vocab_size
-                                                                   : entry.logits_out;
-        for (int v = 0; v < config_.vocab_size; ++v) row[v] = static_cast<float>(std::cos(v * (1.0 + hash_of(cache_))));
+        if (entry.logits == runtime::LogitsFor::TokenNlls) {  // as a backend with host logits answers
+          std::vector<float> row(static_cast<size_t>(config_.vocab_size));
+          predict(cache_, row.data());
+          runtime::token_nlls_of_rows(row.data(), 1, config_.vocab_size, entry.targets + i, entry.nlls_out + i);
+          continue;
+        }
+        predict(cache_, entry.logits == runtime::LogitsFor::AllTokens ? entry.logits_out + i * config_.vocab_size
+                                                                      : entry.logits_out);
       }
     }
   }
   // What forward() predicts after `context`: used to compute expected scores directly.
   static double nll_after(const std::vector<int32_t>& context, int32_t target) {
-    std::vector<float> row(11);
-    for (int v = 0; v < 11; ++v) row[static_cast<size_t>(v)] = static_cast<float>(std::cos(v * (1.0 + hash_of(context))));
-    return negative_log_likelihood(row.data(), 11, target);
+    std::vector<float> row(kVocab);
+    predict(context, row.data());
+    return negative_log_likelihood(row.data(), kVocab, target);
   }
 
  private:
+  // The logits after `context`.
+  static void predict(const std::vector<int32_t>& context, float* row) {
+    for (int v = 0; v < kVocab; ++v) row[v] = static_cast<float>(std::cos(v * (1.0 + hash_of(context))));
+  }
   static double hash_of(const std::vector<int32_t>& tokens) {
     double h = 0;
     for (int32_t t : tokens) h = std::fmod(h * 1.37 + t + 0.5, 7.0);

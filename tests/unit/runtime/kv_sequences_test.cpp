@@ -71,6 +71,27 @@ TEST(KvSequences, RejectsBadEntries) {
   EXPECT_EQ(sequences.usage().used_pages, 0);
 }
 
+TEST(KvSequences, TokenNllEntriesNeedTargetsInTheVocabularyAndABuffer) {
+  KvSequences sequences(10, 100, kVocab);
+  const SequenceId id = sequences.open({});
+  const std::vector<int32_t> tokens(3, 1);
+  std::vector<double> nlls(3);
+  const auto scored = [&](const std::vector<int32_t>& targets, double* out) {
+    BatchEntry entry = prefill_entry(id, tokens);
+    entry.logits = LogitsFor::TokenNlls;
+    entry.targets = targets.empty() ? nullptr : targets.data();
+    entry.nlls_out = out;
+    return BatchPlan{{entry}};
+  };
+  const std::vector<int32_t> beyond{1, kVocab, 2}, negative{1, -2, 2}, good{kVocab - 1, 0, kNoTarget};
+  EXPECT_THROW(sequences.reserve(scored(beyond, nlls.data()), 100), InputError);
+  EXPECT_THROW(sequences.reserve(scored(negative, nlls.data()), 100), InputError) << "only kNoTarget is negative";
+  EXPECT_THROW(sequences.reserve(scored(good, nullptr), 100), Error) << "no NLL buffer";
+  EXPECT_THROW(sequences.reserve(scored({}, nlls.data()), 100), Error) << "no targets";
+  EXPECT_EQ(sequences.usage().used_pages, 0);
+  EXPECT_NO_THROW(sequences.reserve(scored(good, nlls.data()), 100));
+}
+
 // Thousands of random joins, chunks, decode steps, finishes and cancellations (a cancel is a
 // close at any point, a finish a close after decoding): the pages in use always equal the pages
 // the open sequences hold, and all come back at the end.
