@@ -55,6 +55,25 @@ TEST(MemoryPlanTest, SizesWeightsAndKvCache) {
   EXPECT_EQ(plan.total_bytes, plan.weight_bytes + plan.kv_bytes + plan.workspace_bytes);
 }
 
+// The logits buffer is as many rows as the transformer projects at once (256 prompt rows for
+// AllTokens and TokenNlls, or every decode row), not max_batch rows: 155 MB more with Qwen2.5's
+// vocabulary than the plan used to count. Only the logits depend on the vocabulary size.
+TEST(MemoryPlanTest, CountsTheLogitsBufferTheTransformerAllocates) {
+  for (const int max_batch : {1, 300}) {
+    MemoryRequest request;
+    request.max_context = 256;  // 300 sequences of it fit
+    request.max_batch = max_batch;
+    request.prefill_chunk = 2048;
+    model::ModelConfig larger = llama3_8b();
+    larger.vocab_size += 1000;
+    const size_t extra = plan_memory(larger, request, 78 * kGiB).workspace_bytes -
+                         plan_memory(llama3_8b(), request, 78 * kGiB).workspace_bytes;
+    const int64_t rows = logit_buffer_rows(request.prefill_chunk, max_batch);
+    EXPECT_EQ(rows, max_batch == 1 ? kLogitBlockRows : max_batch);
+    EXPECT_EQ(extra, static_cast<size_t>(rows) * 1000 * sizeof(float)) << "max_batch " << max_batch;
+  }
+}
+
 TEST(MemoryPlanTest, RefusesWhatDoesNotFitNamingTheSizes) {
   MemoryRequest request;
   request.max_context = 131072;

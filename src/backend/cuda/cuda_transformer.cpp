@@ -345,7 +345,7 @@ class CudaTransformer final : public runtime::Transformer {
     attn_ = DeviceBuffer<bf16>(rows * as_size(config_.q_dim()));
     gate_up_ = DeviceBuffer<bf16>(rows * 2 * as_size(config_.ffn_dim));
     act_ = DeviceBuffer<bf16>(rows * as_size(config_.ffn_dim));
-    logit_rows_ = std::max<int64_t>(std::min<int64_t>(max_rows_, 256), max_batch_);
+    logit_rows_ = logit_buffer_rows(max_rows_, max_batch_);
     logits_ = DeviceBuffer<float>(as_size(logit_rows_) * as_size(config_.vocab_size));
     nll_targets_ = DeviceBuffer<int32_t>(rows);  // indexed by step row, as x_ (counted in the plan's workspaces)
     nlls_ = DeviceBuffer<double>(rows);

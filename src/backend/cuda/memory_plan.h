@@ -43,6 +43,15 @@ struct MemoryPlan {
   size_t page_state_bytes_per_token = 0;  // page_state_bytes_per_page / kKvPageTokens
 };
 
+// Rows of the logits buffer: every decode row of a step (max_batch), and prompt rows (AllTokens,
+// TokenNlls) projected in blocks of up to kLogitBlockRows of the step's rows. The transformer
+// allocates it by this and the plan counts it by this.
+inline constexpr int64_t kLogitBlockRows = 256;
+inline int64_t logit_buffer_rows(int64_t step_rows, int max_batch) {
+  const int64_t block = step_rows < kLogitBlockRows ? step_rows : kLogitBlockRows;
+  return block > max_batch ? block : int64_t{max_batch};
+}
+
 // Pure arithmetic: testable without a GPU. Throws InputError when the request is malformed or
 // when total + reserve exceeds free_device_bytes.
 MemoryPlan plan_memory(const model::ModelConfig& config, const MemoryRequest& request, size_t free_device_bytes);
