@@ -25,7 +25,7 @@ test: setup model
 	cmake --preset ci
 	cmake --build --preset ci -j$$(nproc)
 	ctest --preset ci -j$$(nproc)
-	DELTAINFER_BINARY=build/ci/bin/deltainfer python3 -m pytest tests/server -q
+	DELTAINFER_BINARY=build/ci/bin/deltainfer python3 -m pytest tests/server tests/scripts -q
 
 test-asan: setup
 	cmake --preset asan
