@@ -74,6 +74,18 @@ TEST(MemoryPlanTest, CountsTheLogitsBufferTheTransformerAllocates) {
   }
 }
 
+// A tensor-parallel rank's logits: its vocabulary part and the gathered parts of every rank too.
+TEST(MemoryPlanTest, TensorParallelRanksCountTheirLogitParts) {
+  MemoryRequest request;
+  request.max_context = 256;
+  request.prefill_chunk = 512;
+  const size_t alone = plan_memory(llama3_8b(), request, 78 * kGiB).workspace_bytes;
+  request.world = 4;
+  request.rank_vocab_columns = 32064;  // ceil(128256 / 4)
+  const size_t rank = plan_memory(llama3_8b(), request, 78 * kGiB).workspace_bytes;
+  EXPECT_EQ(rank - alone, size_t{256} * 32064 * 5 * sizeof(float));
+}
+
 TEST(MemoryPlanTest, RefusesWhatDoesNotFitNamingTheSizes) {
   MemoryRequest request;
   request.max_context = 131072;

@@ -96,6 +96,8 @@ class CudaTransformer final : public runtime::Transformer {
     request.kv_pages = device_pages();
     request.prefill_chunk = static_cast<int>(max_rows_);
     request.kv_dtype = kv_dtype_;
+    request.world = shard_.world();
+    request.rank_vocab_columns = shard_.vocab_stride();
     request.page_state_bytes_per_page = page_state_bytes_per_page(options.attention.decode, config_);
     // The attention workspaces are sized by the policy's own constructor: allocate them first and
     // count them against the memory that was free before.

@@ -43,8 +43,9 @@ size_t workspace_bytes(const model::ModelConfig& c, const MemoryRequest& r) {
   const size_t projections = tokens * (qkv + static_cast<size_t>(c.q_dim())) * kBf16;  // q|k|v and rotated q
   const size_t attention_out = tokens * static_cast<size_t>(c.q_dim()) * kBf16;
   const size_t mlp = tokens * 3 * static_cast<size_t>(c.ffn_dim) * kBf16;  // gate|up and the product
-  const size_t logits = static_cast<size_t>(logit_buffer_rows(static_cast<int64_t>(tokens), r.max_batch)) *
-                        static_cast<size_t>(c.vocab_size) * kF32;
+  const size_t logit_rows = static_cast<size_t>(logit_buffer_rows(static_cast<int64_t>(tokens), r.max_batch));
+  const size_t rank_logit_columns = r.world > 1 ? static_cast<size_t>(r.rank_vocab_columns) * (1 + static_cast<size_t>(r.world)) : 0;
+  const size_t logits = logit_rows * (static_cast<size_t>(c.vocab_size) + rank_logit_columns) * kF32;
   const size_t decode = static_cast<size_t>(r.max_batch) * static_cast<size_t>(c.n_heads) * kMaxDecodeSplits *
                         (static_cast<size_t>(c.head_dim) + 1) * kF32;
   const size_t lse = tokens * static_cast<size_t>(c.n_heads) * kF32;

@@ -21,6 +21,10 @@ struct MemoryRequest {
   int64_t kv_pages = 0;     // pages of the shared KV pool; 0: max_batch sequences of max_context
   int prefill_chunk = 2048;  // tokens per prefill step
   KvDtype kv_dtype = KvDtype::Bf16;
+  // Tensor parallel (world > 1): each rank also holds its vocabulary part's logits
+  // ([logit rows][rank_vocab_columns]) and every rank's gathered ([world][rows][columns]).
+  int world = 1;
+  int64_t rank_vocab_columns = 0;
   size_t page_state_bytes_per_page = 0;  // the decode method's state per pool page, all layers (page_state_bytes_per_page)
   size_t attention_bytes = 0;  // the attention policy's workspaces (CudaAttention::device_bytes; --fidelity's dense scratch too)
   size_t reserve_bytes = size_t{512} << 20;  // left free for the CUDA context, cuBLASLt, fragmentation
