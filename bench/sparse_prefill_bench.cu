@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "backend/cuda/delta_correct.h"
+#include "backend/cuda/hardware_rates.h"
 #include "backend/cuda/prefill_attention.h"
 #include "backend/cuda/sparse_prefill.h"
 #include "backend/cuda/vslash_estimate.h"
@@ -126,7 +127,7 @@ struct Row {
 double dense_reference_ms = 0.0;  // largest measured dense size and its time
 int dense_reference_n = 0;
 
-void run_size(int n, const Options& o) {
+void run_size(int n, const Options& o, double gemm_tflops) {
   const int page = dc::kKvPageSize;
   const int pages = (n + page - 1) / page;
   const size_t row_elems = static_cast<size_t>(o.heads) * o.dim;
@@ -236,8 +237,8 @@ void run_size(int n, const Options& o) {
               o.heads, o.kv_heads, o.dim, o.window, o.sink, o.gamma, o.vs_blocks);
   for (const Row& r : rows) {
     const double tflops = 4.0 * o.dim * o.heads * r.pairs / (r.ms * 1e-3) / 1e12;
-    std::printf("  %-22s %10.3f ms %8.1f TFLOP/s  %7.2fx vs dense%s\n", r.name.c_str(), r.ms,
-                tflops, dense_ms / r.ms, r.extrapolated ? "  (extrapolated N^2)" : "");
+    std::printf("  %-22s %10.3f ms %8.1f TFLOP/s (%5.1f%% of GEMM)  %7.2fx vs dense%s\n", r.name.c_str(), r.ms,
+                tflops, 100.0 * tflops / gemm_tflops, dense_ms / r.ms, r.extrapolated ? "  (extrapolated N^2)" : "");
     std::printf("RESULT %s %d %.4f %.2f\n", r.name.c_str(), n, r.ms, tflops);
   }
   if (estimated_share >= 0.0) {
@@ -268,7 +269,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::sort(tokens.begin(), tokens.end());
   try {
-    for (const int n : tokens) run_size(n, o);
+    // The ceiling the work rates are held to, measured on this device in this run (cuBLASLt bf16).
+    const deltainfer::cuda::HardwareRates rates = deltainfer::cuda::measure_hardware_rates();
+    std::printf("bf16 GEMM %.1f TFLOP/s (cuBLASLt 8192^3), device copy %.3f TB/s, measured in this run\n",
+                rates.gemm_tflops, rates.copy_tbps);
+    std::printf("RESULT bench=gemm_rate tflops=%.1f\n", rates.gemm_tflops);
+    for (const int n : tokens) run_size(n, o, rates.gemm_tflops);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sparse_prefill_bench: %s\n", e.what());
     return 1;

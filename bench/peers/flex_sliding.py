@@ -45,7 +45,7 @@ def read_ours(path):
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if parts and parts[0] == "RESULT":
+            if parts and parts[0] == "RESULT" and "=" not in parts[1]:  # not the GEMM-rate line
                 ours[(parts[1], int(parts[2]))] = float(parts[3])
     return ours
 
