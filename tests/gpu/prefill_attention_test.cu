@@ -231,6 +231,13 @@ std::vector<Case> cases() {
       {"strided16_n257_kv4100_d64_g3", 257, 4100, 0, 16, false, 3, 1, 64, {}},
       {"random_pos_n100_kv777_d64_g1", 100, 777, 0, 0, true, 2, 2, 64, {}},
       {"random_pos_n300_kv2000_d128_g4", 300, 2000, 0, 0, true, 4, 1, 128, {}},
+      // kv_len a multiple of 64 (every shape above has a partial last page): no V tail map.
+      // 192: the last 128-key tile's second page lies past the sequence (its first page is
+      // loaded twice by sm90ws) and the last query block has exactly 64 rows (the second
+      // consumer warpgroup has none); 256: whole tiles, two full query blocks.
+      {"kv64x3_n192_d64_g1", 192, 192, 0, 0, false, 2, 2, 64, {}},
+      {"kv64x4_n256_d128_g4", 256, 256, 0, 0, false, 8, 2, 128, {}},
+      {"chunk_first64_n64_kv128_d128_g3", 64, 128, 64, 0, false, 6, 2, 128, {}},
   };
   const std::pair<PrefillKernel, const char*> kernels[] = {
       {PrefillKernel::kSm80, "_sm80"}, {PrefillKernel::kSm90, "_sm90"}, {PrefillKernel::kSm90Ws, "_sm90ws"}};
