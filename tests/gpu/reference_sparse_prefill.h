@@ -58,6 +58,9 @@ struct ProblemShape {
 // Host copies (as floats holding bf16 values) and device buffers of one random problem.
 struct PagedProblem {
   ProblemShape shape;
+  // Compacted queries (PrefillAttentionArgs::q_pos): row i sits at positions[i]; empty: at
+  // shape.first_pos + i. Set by the test before calling reference().
+  std::vector<int32_t> positions;
   int num_pages = 0;
   std::vector<int32_t> pages;
   std::vector<float> q, k, v;
@@ -117,7 +120,7 @@ struct PagedProblem {
   double reference(int row, int head, const std::function<bool(int, int)>& keep,
                    double* out) const {
     const int d = shape.head_dim;
-    const int pos = shape.first_pos + row;
+    const int pos = positions.empty() ? shape.first_pos + row : positions[static_cast<size_t>(row)];
     const int kvh = head / (shape.n_heads / shape.n_kv_heads);
     const float* qi = &q[(static_cast<size_t>(row) * shape.n_heads + head) * d];
     std::vector<double> scores;
