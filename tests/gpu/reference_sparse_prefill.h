@@ -11,6 +11,7 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/prefill_attention.h"
@@ -160,6 +161,20 @@ struct PagedProblem {
     dst.assign(b);
   }
 };
+
+// The cases as given (their kernel field left at kAuto: v3) followed by a copy of each on the
+// FA3-style kernel, PrefillKernel::kSm90Ws, named with the suffix "_sm90ws" (gtest filters on it).
+// Case: any struct with a std::string name and a PrefillKernel kernel.
+template <typename Case>
+std::vector<Case> with_sm90ws_copies(const std::vector<Case>& shapes) {
+  std::vector<Case> all = shapes;
+  for (Case c : shapes) {
+    c.kernel = PrefillKernel::kSm90Ws;
+    c.name += "_sm90ws";
+    all.push_back(c);
+  }
+  return all;
+}
 
 // Rows compared with the reference: all for small problems, a spread sample with both ends and
 // every multiple of 64 near the start for large ones.

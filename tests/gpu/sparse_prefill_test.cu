@@ -229,13 +229,7 @@ std::vector<Case> cases() {
       {"slide_compact_n150_kv5000_w100_s0_d64_g3", {150, 5000, 0, 3, 1, 64}, Kind::kSliding, 100, 0, 0, true},
       {"slide_compact_n40_kv700_w1_s5_d128", {40, 700, 0, 2, 2, 128}, Kind::kSliding, 1, 5, 0, true},
   };
-  std::vector<Case> all = shapes;
-  for (Case c : shapes) {
-    c.kernel = PrefillKernel::kSm90Ws;
-    c.name += "_sm90ws";
-    all.push_back(c);
-  }
-  return all;
+  return test::with_sm90ws_copies(shapes);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SparsePrefillTest, ::testing::ValuesIn(cases()),

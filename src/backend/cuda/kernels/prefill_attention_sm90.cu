@@ -9,6 +9,7 @@
 #include "backend/cuda/kernels/prefill_attention_delta.cuh"
 #include "backend/cuda/kernels/prefill_attention_launch.cuh"
 #include "backend/cuda/kernels/prefill_attention_schedule.cuh"
+#include "backend/cuda/kernels/prefill_attention_varlen.cuh"
 #include "backend/cuda/kernels/prefill_attention_wgmma.cuh"
 
 namespace deltainfer::cuda::prefill {
@@ -119,9 +120,8 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
   }
 }
 
-// Varlen: one tensor map cannot give every chunk's last page its own extent, so after the V
-// tile arrives each consumer warpgroup zeroes that page's slots past kv_len (0 * NaN would
-// poison P V). Both warpgroups write the same zeros; the producer refills the stage only after
+// Varlen: after the V tile arrives each consumer warpgroup zeroes the chunk's last page's slots
+// past kv_len (prefill_attention_varlen.cuh). Both warpgroups write the same zeros; the producer refills the stage only after
 // both have released it.
 template <int D>
 __device__ __forceinline__ void zero_v_tail(uint32_t v_smem, const Tile& t, const BlockInfo& b,
@@ -134,16 +134,7 @@ __device__ __forceinline__ void zero_v_tail(uint32_t v_smem, const Tile& t, cons
     if (t.page[pg] == b.seq_pages - 1) slot = pg;
   }
   if (slot < 0) return;
-  // 16-byte pieces of the rows [valid, 64) of the slot in every column half; a swizzled row is
-  // still one whole 128-byte line.
-  const int pieces = (kPageSize - valid) * 8 * L::kHalves;
-  for (int i = tid; i < pieces; i += 128) {
-    const int half = i / ((kPageSize - valid) * 8);
-    const int rest = i % ((kPageSize - valid) * 8);
-    const uint32_t addr = v_smem + half * L::kKvHalf + slot * kBoxBytes +
-                          static_cast<uint32_t>(valid + rest / 8) * 128 + (rest % 8) * 16;
-    asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(addr), "r"(0) : "memory");
-  }
+  zero_v_slot_tail<L::kHalves>(v_smem, slot * kBoxBytes, L::kKvHalf, valid, tid);
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   asm volatile("bar.sync %0, 128;\n" ::"r"(1 + warpgroup) : "memory");
 }
@@ -246,24 +237,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   Params p = launch;
   int qblock = static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y);  // long first
   int q_row = 0;
-  if constexpr (kVarlen) {
-    int c = 0;
-    while (c + 1 < table.count && static_cast<int>(blockIdx.y) >= table.chunk[c + 1].block_begin) ++c;
-    const ChunkEntry& chunk = table.chunk[c];
-    const int n_qblocks = (chunk.n_q + kBlockM - 1) / kBlockM;
-    qblock = n_qblocks - 1 - (static_cast<int>(blockIdx.y) - chunk.block_begin);  // long first
-    q_row = chunk.q_row;
-    p.q_pos = launch.q_pos != nullptr ? launch.q_pos + chunk.q_row : nullptr;
-    p.delta_dense = launch.delta_dense != nullptr
-                        ? launch.delta_dense + static_cast<int64_t>(chunk.delta_row) * launch.n_heads * D
-                        : nullptr;
-    p.n_q = chunk.n_q;
-    p.first_pos = chunk.first_pos;
-    p.kv_len = chunk.kv_len;
-    p.page_table = launch.page_table + static_cast<int64_t>(chunk.page_row) * table.page_table_stride;
-    p.out = launch.out + static_cast<int64_t>(chunk.q_row) * launch.n_heads * D;
-    p.lse = launch.lse != nullptr ? launch.lse + static_cast<int64_t>(chunk.q_row) * launch.n_heads : nullptr;
-  }
+  if constexpr (kVarlen) resolve_chunk<D>(launch, table, p, qblock, q_row);
   const BlockInfo b = block_info<M>(p, qblock, q_row, kVarlen);
   const int warpgroup = threadIdx.x / 128;
   if (threadIdx.x == 0) {

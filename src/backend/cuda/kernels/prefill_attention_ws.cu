@@ -38,6 +38,7 @@
 #include "backend/cuda/kernels/prefill_attention_delta.cuh"
 #include "backend/cuda/kernels/prefill_attention_launch.cuh"
 #include "backend/cuda/kernels/prefill_attention_schedule.cuh"
+#include "backend/cuda/kernels/prefill_attention_varlen.cuh"
 #include "backend/cuda/kernels/prefill_attention_wgmma.cuh"
 #include "core/error.h"
 
@@ -60,7 +61,7 @@ static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= kLaunchR
               "setmaxnreg budget exceeds the launch's register pool");
 constexpr uint32_t kBoxBytes = 64 * 64 * 2;  // one TMA box: 64 rows x 128 bytes, 128B swizzle
 constexpr int kSchedBarrier = 1;             // named barriers 1, 2: consumer 0's and 1's turn
-constexpr int kEpilogueBarrier = 3;          // 3, 4: consumer 0's and 1's delta epilogue
+constexpr int kConsumerBarrier = 3;  // 3, 4: consumer 0's and 1's own (V-tail zeroing, delta epilogue)
 
 // Shared memory (byte offsets from a 1024-aligned base). Tiles are column halves of 64
 // elements, [half][rows][64], 128B-swizzled: K-major for Q and K, MN-major for V.
@@ -109,14 +110,15 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
   // overlaps its tensor (the case partial boxes are documented for).
   for (int c = 0; c < kConsumers; ++c) {
     const uint32_t full = barrier_at(bars, L::kQFull + c);
-    const int row = min(b.row0 + c * kRowsPerConsumer, p.n_q - 1);
+    const int row = b.q_row + min(b.row0 + c * kRowsPerConsumer, p.n_q - 1);
     hp::mbar_arrive_expect_tx(full, L::kQConsumer);
     for (int h = 0; h < L::kHalves; ++h) {
       hp::tma_load_3d(base + L::kQ + c * L::kQConsumer + h * kBoxBytes, tm_q, full, h * 64, b.head,
                       row);
     }
   }
-  const bool has_tail = p.kv_len % kPageSize != 0;
+  // Varlen blocks zero their chunk's tail in shared memory instead (zero_v_tail_ws).
+  const bool has_tail = !b.zero_v_tail && p.kv_len % kPageSize != 0;
   for (int it = 0; it < b.n_iter; ++it) {
     const int stage = it % L::kStages;
     const uint32_t empty_parity = ((it / L::kStages) & 1) ^ 1;
@@ -227,15 +229,35 @@ __device__ __forceinline__ void store_block(const Params& p, const float (&o)[D 
   if constexpr (M != Mode::kDense) {
     if (p.delta_dense != nullptr) {
       store_rows_delta(p, o, rows, b, row_a, consumer, lane, delta_buf,
-                       kEpilogueBarrier + consumer);
+                       kConsumerBarrier + consumer);
       return;
     }
   }
   store_rows(p, o, rows, b.row0, row_a, b.rows, b.head, lane);
 }
 
+// Varlen (b.zero_v_tail): once tile t's V has landed in stage v_stage, zero the slots past the
+// chunk's kv_len of its last page, in every slot that holds it (a one-page tile repeats it in
+// slot 1), fence them for wgmma and sync this consumer. Runs before the consumer's GEMM turn so
+// that the turn stays as short as in the single-sequence kernel. Both consumers write the same
+// zeros; the producer refills the stage only after both have released it.
+template <int D>
+__device__ __forceinline__ void zero_v_tail_ws(uint32_t v_stage, const Tile& t, const BlockInfo& b,
+                                               int kv_len, int tid, int consumer) {
+  using L = WsLayout<D>;
+  const int last = b.seq_pages - 1;
+  const bool slot0 = t.page[0] == last;
+  const bool slot1 = (t.page[1] >= 0 ? t.page[1] : t.page[0]) == last;
+  if (!slot0 && !slot1) return;
+  const int valid = kv_len % kPageSize;
+  if (slot0) zero_v_slot_tail<L::kHalves>(v_stage, 0, L::kKvHalf, valid, tid);
+  if (slot1) zero_v_slot_tail<L::kHalves>(v_stage, kBoxBytes, L::kKvHalf, valid, tid);
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  hp::bar_sync(kConsumerBarrier + consumer, 128);
+}
+
 // delta_buf: this consumer's Q tile as floats (idle once its last S GEMM has completed).
-template <int D, Mode M>
+template <int D, Mode M, bool kVarlen>
 __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base,
                         [[maybe_unused]] float* delta_buf, int consumer) {
   using L = WsLayout<D>;
@@ -287,12 +309,20 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base,
 #pragma unroll
   for (int kk = 0; kk < kBlockN / 16; ++kk) probs_as_a(pa[kk], s, kk);
 
+  Tile t_prev = t0;  // varlen: the tile whose V the next P V reads
   for (int it = 1; it < b.n_iter; ++it) {
     const Tile t = tile_at<M>(p, b, it);
     const int stage = it % L::kStages;
     const int prev = (it - 1) % L::kStages;
     const uint32_t parity = (it / L::kStages) & 1;
     const uint32_t prev_parity = ((it - 1) / L::kStages) & 1;
+    if constexpr (kVarlen) {
+      if (b.zero_v_tail) {
+        hp::mbar_wait(barrier_at(bars, L::kVFull + prev), prev_parity);
+        zero_v_tail_ws<D>(base + L::kV + prev * L::kKvTile, t_prev, b, p.kv_len, tid, consumer);
+      }
+      t_prev = t;
+    }
     hp::mbar_wait(barrier_at(bars, L::kKFull + stage), parity);
     await_turn(consumer);
     issue_qk<D>(s, desc_q, desc_k0 + stage * kStageStep);
@@ -315,24 +345,35 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base,
   // The last tile's P V.
   const int last = (b.n_iter - 1) % L::kStages;
   hp::mbar_wait(barrier_at(bars, L::kVFull + last), ((b.n_iter - 1) / L::kStages) & 1);
+  if constexpr (kVarlen) {
+    if (b.zero_v_tail) {
+      zero_v_tail_ws<D>(base + L::kV + last * L::kKvTile, t_prev, b, p.kv_len, tid, consumer);
+    }
+  }
   issue_pv<D>(o, pa, desc_v0 + last * kStageStep);
   wgmma_wait<0>();
   if (tid == 0) hp::mbar_arrive(barrier_at(bars, L::kVEmpty + last));
   store_block<D, M>(p, o, rows, b, row_a, consumer, lane, delta_buf);
 }
 
-template <int D, Mode M>
+// kVarlen is compile-time so that the single-sequence kernels carry none of the chunk lookup.
+template <int D, Mode M, bool kVarlen>
 __global__ void __launch_bounds__(kThreads, 1)
     prefill_ws_kernel(const __grid_constant__ CUtensorMap tm_q,
                       const __grid_constant__ CUtensorMap tm_k,
                       const __grid_constant__ CUtensorMap tm_v,
-                      const __grid_constant__ CUtensorMap tm_v_tail, const Params p) {
+                      const __grid_constant__ CUtensorMap tm_v_tail, const Params launch,
+                      const __grid_constant__ ChunkTable table) {
   using L = WsLayout<D>;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const uint32_t bars = base + L::kBarriers;
-  const int qblock = static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y);  // long first
-  const BlockInfo b = block_info<M>(p, qblock, 0, false);
+  // A varlen block finds its chunk and sees the launch as that sequence's own prefill.
+  Params p = launch;
+  int qblock = static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y);  // long first
+  int q_row = 0;
+  if constexpr (kVarlen) resolve_chunk<D>(launch, table, p, qblock, q_row);
+  const BlockInfo b = block_info<M>(p, qblock, q_row, kVarlen);
   // Broadcast from lane 0 so that the compiler sees a warp-uniform value (setmaxnreg and the
   // wgmmas are warpgroup-collective).
   const int warpgroup = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0);
@@ -352,18 +393,21 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int consumer = warpgroup - 1;
     float* delta_buf = reinterpret_cast<float*>(smem_raw + (base - smem_u32(smem_raw)) + L::kQ +
                                                 static_cast<uint32_t>(consumer) * L::kQConsumer);
-    consume<D, M>(p, b, base, delta_buf, consumer);
+    consume<D, M, kVarlen>(p, b, base, delta_buf, consumer);
   }
 }
 
-template <int D, Mode M>
-cudaError_t launch_ws_d(const Params& p, int num_pages, cudaStream_t stream) {
+// Single-sequence launches: grid (heads, query blocks); varlen (table set): (heads, n_blocks of
+// all chunks), the Q map over the packed q's q_rows rows.
+template <int D, Mode M, bool kVarlen>
+cudaError_t launch_ws_d(const Params& p, int num_pages, cudaStream_t stream,
+                        const ChunkTable* table = nullptr, int n_blocks = 0, int q_rows = 0) {
   CUtensorMap tm_q, tm_k, tm_v, tm_v_tail;
   const uint64_t row_bytes = D * 2;
   const uint64_t page_heads = static_cast<uint64_t>(num_pages) * p.n_kv_heads;
   const uint64_t tail = static_cast<uint64_t>(p.kv_len % kPageSize);
   const bool ok =
-      hp::encode_bf16_map_sw128(&tm_q, p.q, D, p.n_heads, p.n_q, row_bytes,
+      hp::encode_bf16_map_sw128(&tm_q, p.q, D, p.n_heads, kVarlen ? q_rows : p.n_q, row_bytes,
                                 row_bytes * p.n_heads, 1, kRowsPerConsumer) &&
       hp::encode_bf16_map_sw128(&tm_k, p.k_pool, D, kPageSize, page_heads, row_bytes,
                                 row_bytes * kPageSize, kPageSize, 1) &&
@@ -373,17 +417,20 @@ cudaError_t launch_ws_d(const Params& p, int num_pages, cudaStream_t stream) {
                                 row_bytes, row_bytes * kPageSize, kPageSize, 1);
   if (!ok) return cudaErrorInvalidValue;
   constexpr int kSmem = WsLayout<D>::kBytes;
-  const cudaError_t err = cudaFuncSetAttribute(prefill_ws_kernel<D, M>,
+  const cudaError_t err = cudaFuncSetAttribute(prefill_ws_kernel<D, M, kVarlen>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(p.n_heads),
-                  static_cast<unsigned>((p.n_q + kBlockM - 1) / kBlockM));
-  prefill_ws_kernel<D, M><<<grid, kThreads, kSmem, stream>>>(tm_q, tm_k, tm_v, tm_v_tail, p);
+  static const ChunkTable kNoChunks{};
+  const int blocks = kVarlen ? n_blocks : (p.n_q + kBlockM - 1) / kBlockM;
+  const dim3 grid(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(blocks));
+  prefill_ws_kernel<D, M, kVarlen><<<grid, kThreads, kSmem, stream>>>(
+      tm_q, tm_k, tm_v, tm_v_tail, p, kVarlen ? *table : kNoChunks);
   return cudaGetLastError();
 }
 
-template <Mode M>
-cudaError_t launch_ws(const Params& p, int head_dim, int num_pages, cudaStream_t stream) {
+template <Mode M, bool kVarlen = false>
+cudaError_t launch_ws(const Params& p, int head_dim, int num_pages, cudaStream_t stream,
+                      const ChunkTable* table = nullptr, int n_blocks = 0, int q_rows = 0) {
   if (!device_has_wgmma()) {
     throw_input_error("prefill attention: the sm90 warp-specialized kernel needs an sm_90 device");
   }
@@ -392,8 +439,9 @@ cudaError_t launch_ws(const Params& p, int head_dim, int num_pages, cudaStream_t
                       "or 128, not {}",
                       head_dim);
   }
-  return head_dim == 64 ? launch_ws_d<64, M>(p, num_pages, stream)
-                        : launch_ws_d<128, M>(p, num_pages, stream);
+  return head_dim == 64
+             ? launch_ws_d<64, M, kVarlen>(p, num_pages, stream, table, n_blocks, q_rows)
+             : launch_ws_d<128, M, kVarlen>(p, num_pages, stream, table, n_blocks, q_rows);
 }
 
 }  // namespace
@@ -410,6 +458,17 @@ cudaError_t launch_sm90_ws_sliding(const Params& p, int head_dim, int num_pages,
 cudaError_t launch_sm90_ws_blocks(const Params& p, int head_dim, int num_pages,
                                   cudaStream_t stream) {
   return launch_ws<Mode::kBlocks>(p, head_dim, num_pages, stream);
+}
+
+cudaError_t launch_sm90_ws_varlen(const Params& p, const ChunkTable& table, int n_blocks,
+                                  int head_dim, int num_pages, cudaStream_t stream) {
+  int q_rows = 0;  // the packed q's extent for the Q tensor map
+  for (int c = 0; c < table.count; ++c) {
+    q_rows = max(q_rows, table.chunk[c].q_row + table.chunk[c].n_q);
+  }
+  return p.window > 0
+             ? launch_ws<Mode::kSliding, true>(p, head_dim, num_pages, stream, &table, n_blocks, q_rows)
+             : launch_ws<Mode::kDense, true>(p, head_dim, num_pages, stream, &table, n_blocks, q_rows);
 }
 
 }  // namespace deltainfer::cuda::prefill
