@@ -11,7 +11,9 @@
 // Prints "RESULT <variant> <tokens> <ms> <tflops>" lines (bench/peers/flex_sliding.py --ours).
 //   sparse_prefill_bench [--tokens 32768,131072,524288,1048576] [--window 2048] [--sink 64]
 //                        [--gamma 64] [--vs-blocks 32] [--dense-max 131072] [--vslash-max 131072]
-//                        [--estimate 64] [--vertical 1000] [--slash 6096]
+//                        [--estimate 64] [--vertical 1000] [--slash 6096] [--kernel sm90|sm90ws]
+// --kernel sm90ws runs every pass (dense, strided dense rows, sliding, vertical-slash) on the
+// FlashAttention-3 style kernel (PrefillKernel::kSm90Ws, opt-in until verified); default v3.
 #include <CLI/CLI.hpp>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -47,6 +49,7 @@ struct Options {
   int dense_max = 131072;
   int vslash_max = 131072;
   int estimate = 64, vertical = 1000, slash = 6096;
+  dc::PrefillKernel kernel = dc::PrefillKernel::kAuto;
 };
 
 // (query, key) pairs of rows p0..p1 in key block b under the causal mask.
@@ -178,9 +181,9 @@ void run_size(int n, const Options& o, double gemm_tflops) {
     dc::gather_strided_rows(q.as<bf16>(), n, static_cast<int>(row_elems), o.gamma,
                             q_strided.as<bf16>(), nullptr);
     dc::strided_positions(n, 0, o.gamma, positions.as<int32_t>(), nullptr);
-    dc::prefill_attention(strided, nullptr);
+    dc::prefill_attention(strided, nullptr, o.kernel);
   };
-  const auto sliding = [&] { dc::sliding_prefill_attention(args, o.window, o.sink, nullptr); };
+  const auto sliding = [&] { dc::sliding_prefill_attention(args, o.window, o.sink, nullptr, {}, o.kernel); };
   const int reps = n >= 500000 ? 3 : n >= 100000 ? 5 : 10;
 
   double strided_pairs = 0.0;
@@ -190,7 +193,7 @@ void run_size(int n, const Options& o, double gemm_tflops) {
 
   std::vector<Row> rows;
   if (n <= o.dense_max) {
-    const double ms = median_ms([&] { dc::prefill_attention(args, nullptr); }, n >= 100000 ? 3 : 5);
+    const double ms = median_ms([&] { dc::prefill_attention(args, nullptr, o.kernel); }, n >= 100000 ? 3 : 5);
     rows.push_back({"dense", ms, dense_pairs, false});
     dense_reference_ms = ms;
     dense_reference_n = n;
@@ -208,13 +211,13 @@ void run_size(int n, const Options& o, double gemm_tflops) {
                   }, reps), slide_pairs + strided_pairs, false});
   rows.push_back({"sliding+delta-fused", median_ms([&] {
                     dense_pass();
-                    dc::sliding_prefill_attention(args, o.window, o.sink, nullptr, fused);
+                    dc::sliding_prefill_attention(args, o.window, o.sink, nullptr, fused, o.kernel);
                   }, reps), slide_pairs + strided_pairs, false});
-  rows.push_back({"vslash", median_ms([&] { dc::block_sparse_prefill_attention(args, lists, nullptr); }, reps),
+  rows.push_back({"vslash", median_ms([&] { dc::block_sparse_prefill_attention(args, lists, nullptr, {}, o.kernel); }, reps),
                   vs_pairs, false});
   rows.push_back({"vslash+delta-fused", median_ms([&] {
                     dense_pass();
-                    dc::block_sparse_prefill_attention(args, lists, nullptr, fused);
+                    dc::block_sparse_prefill_attention(args, lists, nullptr, fused, o.kernel);
                   }, reps), vs_pairs + strided_pairs, false});
   double estimated_share = -1.0;
   if (n <= o.vslash_max) {
@@ -226,15 +229,16 @@ void run_size(int n, const Options& o, double gemm_tflops) {
     rows.push_back({"vslash-estimated+delta-fused", median_ms([&] {
                       estimate();
                       dense_pass();
-                      dc::block_sparse_prefill_attention(args, estimated, nullptr, fused);
+                      dc::block_sparse_prefill_attention(args, estimated, nullptr, fused, o.kernel);
                     }, reps), estimated_pairs + strided_pairs, false});
     estimated_share = estimated_pairs / dense_pairs;
   }
   check(cudaDeviceSynchronize(), "bench");
 
   const double dense_ms = rows[0].ms;
-  std::printf("\nN=%d heads=%d/%d d=%d window=%d sink=%d gamma=%d vslash budget=%d blocks\n", n,
-              o.heads, o.kv_heads, o.dim, o.window, o.sink, o.gamma, o.vs_blocks);
+  std::printf("\nN=%d heads=%d/%d d=%d window=%d sink=%d gamma=%d vslash budget=%d blocks kernel=%s\n", n,
+              o.heads, o.kv_heads, o.dim, o.window, o.sink, o.gamma, o.vs_blocks,
+              o.kernel == dc::PrefillKernel::kSm90Ws ? "sm90ws" : "sm90");
   for (const Row& r : rows) {
     const double tflops = 4.0 * o.dim * o.heads * r.pairs / (r.ms * 1e-3) / 1e12;
     std::printf("  %-22s %10.3f ms %8.1f TFLOP/s (%5.1f%% of GEMM)  %7.2fx vs dense%s\n", r.name.c_str(), r.ms,
@@ -266,7 +270,11 @@ int main(int argc, char** argv) {
   app.add_option("--estimate", o.estimate, "vertical-slash: last queries that estimate");
   app.add_option("--vertical", o.vertical, "vertical-slash: key columns kept per head");
   app.add_option("--slash", o.slash, "vertical-slash: diagonals kept per head");
+  std::string kernel = "sm90";
+  app.add_option("--kernel", kernel, "sm90 (v3, the default) or sm90ws (FA3-style, opt-in)")
+      ->check(CLI::IsMember({"sm90", "sm90ws"}));
   CLI11_PARSE(app, argc, argv);
+  if (kernel == "sm90ws") o.kernel = dc::PrefillKernel::kSm90Ws;
   std::sort(tokens.begin(), tokens.end());
   try {
     // The ceiling the work rates are held to, measured on this device in this run (cuBLASLt bf16).

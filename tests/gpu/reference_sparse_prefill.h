@@ -11,6 +11,7 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/prefill_attention.h"
@@ -58,6 +59,9 @@ struct ProblemShape {
 // Host copies (as floats holding bf16 values) and device buffers of one random problem.
 struct PagedProblem {
   ProblemShape shape;
+  // Compacted queries (PrefillAttentionArgs::q_pos): row i sits at positions[i]; empty: at
+  // shape.first_pos + i. Set by the test before calling reference().
+  std::vector<int32_t> positions;
   int num_pages = 0;
   std::vector<int32_t> pages;
   std::vector<float> q, k, v;
@@ -117,7 +121,7 @@ struct PagedProblem {
   double reference(int row, int head, const std::function<bool(int, int)>& keep,
                    double* out) const {
     const int d = shape.head_dim;
-    const int pos = shape.first_pos + row;
+    const int pos = positions.empty() ? shape.first_pos + row : positions[static_cast<size_t>(row)];
     const int kvh = head / (shape.n_heads / shape.n_kv_heads);
     const float* qi = &q[(static_cast<size_t>(row) * shape.n_heads + head) * d];
     std::vector<double> scores;
@@ -157,6 +161,20 @@ struct PagedProblem {
     dst.assign(b);
   }
 };
+
+// The cases as given (their kernel field left at kAuto: v3) followed by a copy of each on the
+// FA3-style kernel, PrefillKernel::kSm90Ws, named with the suffix "_sm90ws" (gtest filters on it).
+// Case: any struct with a std::string name and a PrefillKernel kernel.
+template <typename Case>
+std::vector<Case> with_sm90ws_copies(const std::vector<Case>& shapes) {
+  std::vector<Case> all = shapes;
+  for (Case c : shapes) {
+    c.kernel = PrefillKernel::kSm90Ws;
+    c.name += "_sm90ws";
+    all.push_back(c);
+  }
+  return all;
+}
 
 // Rows compared with the reference: all for small problems, a spread sample with both ends and
 // every multiple of 64 near the start for large ones.

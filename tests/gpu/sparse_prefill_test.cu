@@ -4,6 +4,9 @@
 // be fully written.
 // Tolerances: bf16 outputs, so rel L2 < 1e-2 and max abs < 4e-2 (6e-2 with the fused delta,
 // whose rows carry the rounding of two attention outputs); f32 LSE abs error < 5e-3.
+// Every case runs on the v3 kernel (kAuto) and on the FA3-style one (kSm90Ws, suffix _sm90ws;
+// the fused cases' dense rows then come from its dense mode too). Runs wait through the stream
+// watchdog, so a kernel stuck in a barrier fails its case instead of blocking the suite.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -11,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -21,6 +25,7 @@
 #include "core/error.h"
 #include "gpu_test_support.h"
 #include "reference_sparse_prefill.h"
+#include "stream_watchdog.h"
 
 namespace deltainfer::cuda {
 namespace {
@@ -45,7 +50,21 @@ struct Case {
   int window;  // sliding
   int sink;
   int gamma;  // > 0: fused delta correction
+  bool compact = false;  // sliding: compacted queries (q_pos), random increasing positions
+  PrefillKernel kernel = PrefillKernel::kAuto;
 };
+
+// n strictly increasing positions in [0, kv_len), the last one kv_len - 1 (a chunk's queries
+// compacted as a strided or tail pass passes them).
+std::vector<int32_t> random_positions(int n, int kv_len, std::mt19937_64& rng) {
+  std::vector<int32_t> all(static_cast<size_t>(kv_len - 1));
+  std::iota(all.begin(), all.end(), 0);
+  std::shuffle(all.begin(), all.end(), rng);
+  std::vector<int32_t> pos(all.begin(), all.begin() + (n - 1));
+  pos.push_back(kv_len - 1);
+  std::sort(pos.begin(), pos.end());
+  return pos;
+}
 
 // Random lists: every block that meets the query block's position range (the diagonal), and
 // each earlier block with probability 0.3 (block 0 always: a "vertical" column).
@@ -104,23 +123,29 @@ TEST_P(SparsePrefillTest, MatchesF64Reference) {
     dense.q = q_strided.ptr;
     dense.q_pos = positions.ptr;
     dense.n_q = n_strided;
-    prefill_attention(dense, nullptr);
+    prefill_attention(dense, nullptr, c.kernel);
     fused = DeltaFusion{dense_rows.ptr, c.gamma};
   }
 
   Lists lists;
   DeviceVec<int32_t> d_offsets, d_indices;
-  const PrefillAttentionArgs args = prob.args(out.ptr, lse.ptr);
+  PrefillAttentionArgs args = prob.args(out.ptr, lse.ptr);
+  DeviceVec<int32_t> d_positions;
+  if (c.compact) {
+    prob.positions = random_positions(s.n_q, s.kv_len, rng);
+    d_positions.assign(prob.positions);
+    args.q_pos = d_positions.ptr;
+  }
   if (c.kind == Kind::kSliding) {
-    sliding_prefill_attention(args, c.window, c.sink, nullptr, fused);
+    sliding_prefill_attention(args, c.window, c.sink, nullptr, fused, c.kernel);
   } else {
     lists = random_lists(s, rng);
     d_offsets.assign(lists.offsets);
     d_indices.assign(lists.indices);
-    block_sparse_prefill_attention(args, {d_offsets.ptr, d_indices.ptr}, nullptr, fused);
+    block_sparse_prefill_attention(args, {d_offsets.ptr, d_indices.ptr}, nullptr, fused, c.kernel);
   }
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(test::sync_or_exit(nullptr, c.name), cudaSuccess);
   const std::vector<__nv_bfloat16> got = out.download();
   const std::vector<float> got_lse = lse.download();
   size_t unwritten = 0;
@@ -174,8 +199,8 @@ TEST_P(SparsePrefillTest, MatchesF64Reference) {
 }
 
 std::vector<Case> cases() {
-  // name, {n_q, kv_len, first_pos, heads, kv heads, d}, kind, window, sink, gamma
-  return {
+  // name, {n_q, kv_len, first_pos, heads, kv heads, d}, kind, window, sink, gamma[, compact]
+  const std::vector<Case> shapes = {
       {"slide_n1000_w128_s64_d128_g4", {1000, 1000, 0, 8, 2, 128}, Kind::kSliding, 128, 64, 0},
       {"slide_n4097_w300_s0_d64_g3", {4097, 4097, 0, 3, 1, 64}, Kind::kSliding, 300, 0, 0},
       {"slide_n3000_w2048_s64_d128_g4", {3000, 3000, 0, 4, 1, 128}, Kind::kSliding, 2048, 64, 0},
@@ -197,7 +222,14 @@ std::vector<Case> cases() {
       {"slide_delta16_n333_w50_s0_d128", {333, 333, 0, 2, 1, 128}, Kind::kSliding, 50, 0, 16},
       {"slide_delta64_chunk_first1024_n700", {700, 1724, 1024, 4, 2, 128}, Kind::kSliding, 300, 64, 64},
       {"blocks_delta64_n2000_d128_g4", {2000, 2000, 0, 8, 2, 128}, Kind::kBlocks, 0, 0, 64},
+      // Compacted queries: windows spanning several tiles, a first block whose rows are far
+      // apart (the tile range runs from the first row's window to the last row's diagonal),
+      // and a short last block (<= 64 rows: the second consumer warpgroup has none).
+      {"slide_compact_n300_kv2000_w256_s64_d128_g4", {300, 2000, 0, 8, 2, 128}, Kind::kSliding, 256, 64, 0, true},
+      {"slide_compact_n150_kv5000_w100_s0_d64_g3", {150, 5000, 0, 3, 1, 64}, Kind::kSliding, 100, 0, 0, true},
+      {"slide_compact_n40_kv700_w1_s5_d128", {40, 700, 0, 2, 2, 128}, Kind::kSliding, 1, 5, 0, true},
   };
+  return test::with_sm90ws_copies(shapes);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SparsePrefillTest, ::testing::ValuesIn(cases()),
@@ -210,6 +242,11 @@ TEST(SparsePrefillArgsTest, RejectsBadParameters) {
   args.kv.n_kv_heads = 2;
   EXPECT_THROW(sliding_prefill_attention(args, 0, 0, nullptr), InputError);
   EXPECT_THROW(block_sparse_prefill_attention(args, {}, nullptr), InputError);
+  EXPECT_THROW(sliding_prefill_attention(args, 0, 0, nullptr, {}, PrefillKernel::kSm90Ws), InputError);
+  EXPECT_THROW(block_sparse_prefill_attention(args, {}, nullptr, {}, PrefillKernel::kSm90Ws),
+               InputError);
+  // The sm80 kernel has no sparse modes: refused before anything is read.
+  EXPECT_THROW(sliding_prefill_attention(args, 4, 0, nullptr, {}, PrefillKernel::kSm80), InputError);
 }
 
 }  // namespace

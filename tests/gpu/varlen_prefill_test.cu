@@ -7,6 +7,9 @@
 // Compacted cases give each chunk's rows positions position_step apart through q_pos (Δ's
 // strided rows of several chunks in one launch).
 // Tolerance as prefill_attention_test: bf16 output, rel L2 < 1e-2, max abs < 4e-2 per chunk.
+// Every case runs on the v3 kernel (kAuto) and on the FA3-style one (kSm90Ws, suffix _sm90ws,
+// whose single launches are then its own single-sequence modes), waiting through the stream
+// watchdog so that a kernel stuck in a barrier fails its case instead of blocking the suite.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -24,6 +27,7 @@
 #include "core/error.h"
 #include "gpu_test_support.h"
 #include "reference_sparse_prefill.h"
+#include "stream_watchdog.h"
 #include "varlen_packing.h"
 
 namespace deltainfer::cuda {
@@ -46,6 +50,7 @@ struct VarlenCase {
   int window;  // 0: dense
   int sink;
   int position_step = 1;  // > 1: compacted rows (q_pos), row r of a chunk at first_pos + r * step
+  PrefillKernel kernel = PrefillKernel::kAuto;
 };
 
 int position_of(const VarlenCase& c, const VarlenChunk& ch, int r) { return ch.first_pos + r * c.position_step; }
@@ -155,8 +160,9 @@ TEST_P(VarlenPrefillTest, MatchesReferenceAndSingleLaunches) {
   args.window = c.window;
   args.sink = c.sink;
   args.q_pos = c.position_step > 1 ? d_positions.ptr : nullptr;
-  varlen_prefill_attention(args, chunks, nullptr);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  varlen_prefill_attention(args, chunks, nullptr, c.kernel);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  ASSERT_EQ(test::sync_or_exit(nullptr, c.name + " (varlen)"), cudaSuccess);
 
   // The same chunks one launch each, through the single-sequence entry points.
   for (const VarlenChunk& ch : chunks) {
@@ -172,13 +178,14 @@ TEST_P(VarlenPrefillTest, MatchesReferenceAndSingleLaunches) {
     one.out = d_single.ptr + static_cast<size_t>(ch.q_row) * row_elems;
     one.q_pos = args.q_pos != nullptr ? d_positions.ptr + ch.q_row : nullptr;
     if (c.window > 0) {
-      sliding_prefill_attention(one, c.window, c.sink, nullptr);
+      sliding_prefill_attention(one, c.window, c.sink, nullptr, {}, c.kernel);
     } else {
       one.lse = d_single_lse.ptr + static_cast<size_t>(ch.q_row) * c.n_heads;
-      prefill_attention(one, nullptr);
+      prefill_attention(one, nullptr, c.kernel);
     }
   }
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  ASSERT_EQ(test::sync_or_exit(nullptr, c.name + " (single launches)"), cudaSuccess);
 
   const std::vector<float> out = test::to_float(d_out.download());
   const std::vector<float> alone = test::to_float(d_single.download());
@@ -267,17 +274,21 @@ std::vector<SequenceShape> many_sequences() {  // more than one launch's chunk t
   return s;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, VarlenPrefillTest,
-    ::testing::Values(VarlenCase{"dense_d128_gqa4", mixed_sequences(), 8, 2, 128, 0, 0},
-                      VarlenCase{"dense_d64_mha", mixed_sequences(), 4, 4, 64, 0, 0},
-                      VarlenCase{"sliding_d128", mixed_sequences(), 8, 2, 128, 256, 64},
-                      VarlenCase{"sliding_d64_odd_window", mixed_sequences(), 6, 2, 64, 100, 10},
-                      VarlenCase{"dense_70_chunks", many_sequences(), 8, 2, 128, 0, 0},
-                      // Compacted rows, as Δ's strided rows of several chunks: q_pos.
-                      VarlenCase{"compacted_dense_d128_step16", compacted_sequences(), 8, 2, 128, 0, 0, 16},
-                      VarlenCase{"compacted_sliding_d64_step32", compacted_sequences(), 6, 2, 64, 300, 16, 32}),
-    [](const ::testing::TestParamInfo<VarlenCase>& info) { return info.param.name; });
+std::vector<VarlenCase> varlen_cases() {
+  const std::vector<VarlenCase> shapes = {
+      VarlenCase{"dense_d128_gqa4", mixed_sequences(), 8, 2, 128, 0, 0},
+      VarlenCase{"dense_d64_mha", mixed_sequences(), 4, 4, 64, 0, 0},
+      VarlenCase{"sliding_d128", mixed_sequences(), 8, 2, 128, 256, 64},
+      VarlenCase{"sliding_d64_odd_window", mixed_sequences(), 6, 2, 64, 100, 10},
+      VarlenCase{"dense_70_chunks", many_sequences(), 8, 2, 128, 0, 0},
+      // Compacted rows, as Δ's strided rows of several chunks: q_pos.
+      VarlenCase{"compacted_dense_d128_step16", compacted_sequences(), 8, 2, 128, 0, 0, 16},
+      VarlenCase{"compacted_sliding_d64_step32", compacted_sequences(), 6, 2, 64, 300, 16, 32}};
+  return test::with_sm90ws_copies(shapes);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, VarlenPrefillTest, ::testing::ValuesIn(varlen_cases()),
+                         [](const ::testing::TestParamInfo<VarlenCase>& info) { return info.param.name; });
 
 // A chunk's single-sequence view: its rows, and its sequence of the cache (sequence_kv) with the
 // host-side length, no device lengths and everything else the batch's.
@@ -331,6 +342,9 @@ TEST(VarlenPrefill, RefusesChunksOutsideTheirSequence) {
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 10, 60, 64, 0}}, nullptr), InputError);
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 129, 0}}, nullptr), InputError);
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 1}}, nullptr), InputError);
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 1}}, nullptr, PrefillKernel::kSm90Ws), InputError);
+  // The sm80 kernel has no varlen launch (a valid chunk, refused for the kernel alone).
+  EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr, PrefillKernel::kSm80), InputError);
   args.kv.page_table_stride = 1;  // rows of one page cannot hold max_kv_len 128
   EXPECT_THROW(varlen_prefill_attention(args, {{0, 1, 0, 1, 0}}, nullptr), InputError);
   args.kv.page_table_stride = 2;

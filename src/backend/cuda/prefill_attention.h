@@ -100,8 +100,11 @@ inline constexpr int kMaxVarlenChunks = 64;
 
 // Throws InputError for unsupported shapes or chunks outside their sequence, Error when a
 // launch fails; returns without synchronizing. Capturable in a CUDA graph.
+// kernel: kAuto (v3 on Hopper, else one sm80 launch per chunk), kSm90 (v3), kSm90Ws (the
+// FlashAttention-3 style kernel; opt-in, not yet verified on a device; InputError off sm_90);
+// kSm80 has no varlen launch (InputError).
 void varlen_prefill_attention(const VarlenPrefillArgs& args, const std::vector<VarlenChunk>& chunks,
-                              cudaStream_t stream);
+                              cudaStream_t stream, PrefillKernel kernel = PrefillKernel::kAuto);
 
 // A bf16 cache of `batch` sequences as VarlenPrefillArgs::kv: pools of num_pages pages, row s of
 // page_table (page_table_stride entries) sequence s's pages, max_kv_len what a row holds.

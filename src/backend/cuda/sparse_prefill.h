@@ -42,10 +42,15 @@ struct BlockSparseLists {
 
 // Launch on `stream` without synchronizing. Throw InputError for unsupported shapes or
 // parameters, and for devices without wgmma; Error when a launch fails.
+// kernel: kAuto and kSm90 run the verified v3 kernel; kSm90Ws the FlashAttention-3 style one
+// (same schedule, masks and fused epilogue; opt-in, not yet verified on a device); kSm80 has no
+// sparse modes (InputError).
 void sliding_prefill_attention(const PrefillAttentionArgs& args, int window, int sink,
-                               cudaStream_t stream, const DeltaFusion& fused = {});
+                               cudaStream_t stream, const DeltaFusion& fused = {},
+                               PrefillKernel kernel = PrefillKernel::kAuto);
 void block_sparse_prefill_attention(const PrefillAttentionArgs& args,
                                     const BlockSparseLists& lists, cudaStream_t stream,
-                                    const DeltaFusion& fused = {});
+                                    const DeltaFusion& fused = {},
+                                    PrefillKernel kernel = PrefillKernel::kAuto);
 
 }  // namespace deltainfer::cuda

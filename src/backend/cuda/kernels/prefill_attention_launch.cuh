@@ -24,9 +24,16 @@ cudaError_t launch_sm80(const Params& p, int head_dim, cudaStream_t stream);
 cudaError_t launch_sm90(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
 
 // FlashAttention-3 recipe (prefill_attention_ws.cu): as launch_sm90 plus intra-warpgroup
-// overlap and consumer ping-pong; dense causal only. Throws InputError off sm_90 or for a head
-// dim other than 64 / 128.
+// overlap and consumer ping-pong. Throws InputError off sm_90 or for a head dim other than
+// 64 / 128. The _sliding / _blocks variants take the same p as launch_sm90_sliding / _blocks
+// (same tile schedule, masks and fused delta epilogue); _varlen as launch_sm90_varlen.
 cudaError_t launch_sm90_ws(const Params& p, int head_dim, int num_pages, cudaStream_t stream);
+cudaError_t launch_sm90_ws_sliding(const Params& p, int head_dim, int num_pages,
+                                   cudaStream_t stream);
+cudaError_t launch_sm90_ws_blocks(const Params& p, int head_dim, int num_pages,
+                                  cudaStream_t stream);
+cudaError_t launch_sm90_ws_varlen(const Params& p, const ChunkTable& table, int n_blocks,
+                                  int head_dim, int num_pages, cudaStream_t stream);
 
 // The same kernel visiting only the sink and window tiles (p.window, p.sink), or the tiles of
 // the per-(head, 128-row query block) lists of 64-key blocks (p.block_offsets/indices); with

@@ -6,15 +6,15 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include "backend/cuda/kernels/prefill_attention_delta.cuh"
 #include "backend/cuda/kernels/prefill_attention_launch.cuh"
+#include "backend/cuda/kernels/prefill_attention_schedule.cuh"
+#include "backend/cuda/kernels/prefill_attention_varlen.cuh"
 #include "backend/cuda/kernels/prefill_attention_wgmma.cuh"
 
 namespace deltainfer::cuda::prefill {
 namespace {
 
-constexpr int kBlockM = 128;  // two consumer warpgroups x 64 rows
-constexpr int kPagesPerTile = 2;
-constexpr int kBlockN = kPagesPerTile * kPageSize;
 constexpr int kStages = 2;
 constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
 constexpr uint32_t kBoxBytes = 64 * 64 * 2;  // one TMA box: 64 rows x 128 bytes, 128B swizzle
@@ -71,118 +71,6 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map
       : "memory");
 }
 
-// Which key tiles a query block visits: all up to the diagonal (dense), the sink and the
-// window (sliding), or the caller's list of 64-key blocks (blocks).
-enum class Mode { kDense, kSliding, kBlocks };
-
-struct BlockInfo {
-  int head;
-  int kv_head;
-  int q_row;  // row of the packed q where this block's sequence starts (varlen; else 0)
-  bool zero_v_tail;  // varlen: consumers zero the last page's slots past kv_len (no tail map)
-  int row0;
-  int rows;
-  int first;  // position of the block's first and last query
-  int last;
-  int seq_pages;
-  int n_iter;      // tiles visited
-  int n_unmasked;  // dense: tiles below this need no mask
-  int sink_tiles;  // sliding: tiles [0, sink_tiles) then [win_begin, ...)
-  int win_begin;
-  const int32_t* blocks;  // blocks: this (head, query block)'s 64-key block list
-  int n_blocks;
-};
-
-// p: the block's own sequence (a varlen launch has resolved its chunk into p already).
-template <Mode M>
-__device__ __forceinline__ BlockInfo block_info(const Params& p, int qblock, int q_row, bool varlen) {
-  BlockInfo b{};
-  b.head = blockIdx.x;
-  b.kv_head = b.head / p.group;
-  b.q_row = q_row;
-  b.zero_v_tail = varlen && p.kv_len % kPageSize != 0;
-  b.row0 = qblock * kBlockM;
-  b.rows = min(kBlockM, p.n_q - b.row0);
-  b.first = query_position(p, b.row0);
-  b.last = query_position(p, b.row0 + b.rows - 1);
-  b.seq_pages = (p.kv_len + kPageSize - 1) / kPageSize;
-  const int end_tiles = (min(p.kv_len, b.last + 1) + kBlockN - 1) / kBlockN;
-  if constexpr (M == Mode::kDense) {
-    const KeyRange range = key_range(p, b.row0, b.rows, kBlockN);
-    b.n_iter = range.n_tiles;
-    b.n_unmasked = range.n_unmasked;
-  } else if constexpr (M == Mode::kSliding) {
-    b.win_begin = max(0, b.first - p.window + 1) / kBlockN;
-    b.sink_tiles = min((p.sink + kBlockN - 1) / kBlockN, b.win_begin);
-    b.n_iter = b.sink_tiles + end_tiles - b.win_begin;
-  } else {
-    const int n_qblocks = (p.n_q + kBlockM - 1) / kBlockM;
-    const int list = b.head * n_qblocks + qblock;
-    const int begin = p.block_offsets[list];
-    b.blocks = p.block_indices + begin;
-    b.n_blocks = p.block_offsets[list + 1] - begin;
-    b.n_iter = (b.n_blocks + kPagesPerTile - 1) / kPagesPerTile;
-  }
-  return b;
-}
-
-// One key tile: the logical pages of its two 64-key slots (-1: empty, only the second can be)
-// and whether any score of it needs a mask.
-struct Tile {
-  int page[kPagesPerTile];
-  bool masked;
-};
-
-template <Mode M>
-__device__ __forceinline__ Tile tile_at(const Params& p, const BlockInfo& b, int it) {
-  Tile t;
-  if constexpr (M == Mode::kBlocks) {
-    t.page[0] = b.blocks[2 * it];
-    t.page[1] = 2 * it + 1 < b.n_blocks ? b.blocks[2 * it + 1] : -1;
-    t.masked = t.page[1] < 0 || max(t.page[0], t.page[1]) * kPageSize + kPageSize - 1 > b.first;
-  } else {
-    int tile = it;
-    if constexpr (M == Mode::kSliding) tile = it < b.sink_tiles ? it : b.win_begin + it - b.sink_tiles;
-    t.page[0] = tile * kPagesPerTile;
-    t.page[1] = t.page[0] + 1 < b.seq_pages ? t.page[0] + 1 : -1;
-    if constexpr (M == Mode::kDense) {
-      t.masked = it >= b.n_unmasked;
-    } else {
-      // Unmasked: causal for the first row, and wholly sink or wholly inside the last row's
-      // window (the last row's window starts latest).
-      const int key_end = (tile + 1) * kBlockN;
-      t.masked = !(key_end - 1 <= b.first &&
-                   (key_end <= p.sink || tile * kBlockN > b.last - p.window));
-    }
-  }
-  return t;
-}
-
-// Sets to -inf the scores of keys a row may not see: past its limit (causal, or an empty slot
-// whose base is huge) and, with a window, keys in [sink, limit - window].
-template <bool kWindow, int NS>
-__device__ __forceinline__ void mask_tile(float (&s)[NS][4], const RowPair& rows,
-                                          const Tile& t, int window, int sink, int lane) {
-  constexpr int kHalf = NS / kPagesPerTile;  // 8-column blocks per slot
-  int base[kPagesPerTile];
-#pragma unroll
-  for (int slot = 0; slot < kPagesPerTile; ++slot) {
-    base[slot] = t.page[slot] >= 0 ? t.page[slot] * kPageSize : (1 << 30);
-  }
-#pragma unroll
-  for (int j = 0; j < NS; ++j) {
-    const int key = base[j / kHalf] + (j % kHalf) * 8 + 2 * (lane % 4);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int k = key + (e & 1);
-      const int limit = rows.limit[e / 2];
-      bool hide = k > limit;
-      if constexpr (kWindow) hide = hide || (k >= sink && k <= limit - window);
-      if (hide) s[j][e] = -INFINITY;
-    }
-  }
-}
-
 // One thread: Q once, then K and V of every tile into the stage ring. The last page of the
 // sequence goes through the tail map of V, whose slot extent is kv_len % 64, so the slots past
 // kv_len arrive as zeros (0 * garbage could be NaN in P.V; K garbage is masked to -inf).
@@ -232,9 +120,8 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
   }
 }
 
-// Varlen: one tensor map cannot give every chunk's last page its own extent, so after the V
-// tile arrives each consumer warpgroup zeroes that page's slots past kv_len (0 * NaN would
-// poison P V). Both warpgroups write the same zeros; the producer refills the stage only after
+// Varlen: after the V tile arrives each consumer warpgroup zeroes the chunk's last page's slots
+// past kv_len (prefill_attention_varlen.cuh). Both warpgroups write the same zeros; the producer refills the stage only after
 // both have released it.
 template <int D>
 __device__ __forceinline__ void zero_v_tail(uint32_t v_smem, const Tile& t, const BlockInfo& b,
@@ -247,16 +134,7 @@ __device__ __forceinline__ void zero_v_tail(uint32_t v_smem, const Tile& t, cons
     if (t.page[pg] == b.seq_pages - 1) slot = pg;
   }
   if (slot < 0) return;
-  // 16-byte pieces of the rows [valid, 64) of the slot in every column half; a swizzled row is
-  // still one whole 128-byte line.
-  const int pieces = (kPageSize - valid) * 8 * L::kHalves;
-  for (int i = tid; i < pieces; i += 128) {
-    const int half = i / ((kPageSize - valid) * 8);
-    const int rest = i % ((kPageSize - valid) * 8);
-    const uint32_t addr = v_smem + half * L::kKvHalf + slot * kBoxBytes +
-                          static_cast<uint32_t>(valid + rest / 8) * 128 + (rest % 8) * 16;
-    asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(addr), "r"(0) : "memory");
-  }
+  zero_v_slot_tail<L::kHalves>(v_smem, slot * kBoxBytes, L::kKvHalf, valid, tid);
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   asm volatile("bar.sync %0, 128;\n" ::"r"(1 + warpgroup) : "memory");
 }
@@ -268,60 +146,6 @@ __device__ __forceinline__ void pv_step(float (&o)[D / 8][4], const uint32_t (&a
     wgmma_rs_m64n128k16(reinterpret_cast<float(&)[64]>(o), a, desc);
   } else {
     wgmma_rs_m64n64k16(reinterpret_cast<float(&)[32]>(o), a, desc);
-  }
-}
-
-// Epilogue of the fused delta correction (METHODS.md section 1): row i gets
-// o^s_i + (o^d_r - o^s_r), r = gamma * floor(i / gamma); rows r get o^d_r. gamma divides 64, so
-// each group lies inside one consumer warpgroup: the threads holding row r put delta_r into
-// this warpgroup's (now idle) Q shared memory, a named barrier, then every row adds its delta.
-template <int NO>
-__device__ void store_rows_delta(const Params& p, const float (&o)[NO][4], RowPair& rows,
-                                 const BlockInfo& b, int row_a, int warpgroup, int lane,
-                                 float* delta_buf) {
-  constexpr int D = NO * 8;
-  const int64_t row_stride = static_cast<int64_t>(p.n_heads) * D;
-  float inv[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    rows.sum[r] += __shfl_xor_sync(0xffffffffu, rows.sum[r], 1);
-    rows.sum[r] += __shfl_xor_sync(0xffffffffu, rows.sum[r], 2);
-    inv[r] = 1.0f / rows.sum[r];
-  }
-  const int col0 = 2 * (lane % 4);
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = row_a + 8 * r;
-    if (row >= b.rows || row % p.gamma != 0) continue;
-    const bf16* dense = p.delta_dense + ((b.row0 + row) / p.gamma) * row_stride +
-                        static_cast<int64_t>(b.head) * D + col0;
-    float* delta = delta_buf + ((row - warpgroup * 64) / p.gamma) * D + col0;
-#pragma unroll
-    for (int j = 0; j < NO; ++j) {
-      const __nv_bfloat162 d2 = *reinterpret_cast<const __nv_bfloat162*>(dense + j * 8);
-      delta[j * 8] = __low2float(d2) - o[j][2 * r] * inv[r];
-      delta[j * 8 + 1] = __high2float(d2) - o[j][2 * r + 1] * inv[r];
-    }
-  }
-  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + warpgroup) : "memory");
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = row_a + 8 * r;
-    if (row >= b.rows) continue;
-    const float* delta = delta_buf + ((row - warpgroup * 64) / p.gamma) * D + col0;
-    bf16* out = p.out + (b.row0 + row) * row_stride + static_cast<int64_t>(b.head) * D + col0;
-#pragma unroll
-    for (int j = 0; j < NO; ++j) {
-      // Rows r: o^s_r * inv + (o^d_r - o^s_r * inv) is o^d_r up to one f32 rounding, which the
-      // bf16 store removes.
-      const float x0 = o[j][2 * r] * inv[r] + delta[j * 8];
-      const float x1 = o[j][2 * r + 1] * inv[r] + delta[j * 8 + 1];
-      *reinterpret_cast<uint32_t*>(out + j * 8) = pack_bf16x2(x0, x1);
-    }
-    if (p.lse != nullptr && lane % 4 == 0) {
-      constexpr float kLn2 = 0.69314718055994531f;
-      p.lse[(b.row0 + row) * p.n_heads + b.head] = (rows.max[r] + log2f(rows.sum[r])) * kLn2;
-    }
   }
 }
 
@@ -392,7 +216,7 @@ __device__ void consume(const Params& p, const BlockInfo& b, uint32_t base, floa
     if (tid == 0) mbar_arrive(bars + 8 * (kVEmpty + stage));
   }
   if (M != Mode::kDense && p.delta_dense != nullptr) {
-    store_rows_delta(p, o, rows, b, row_a, warpgroup, lane, delta_buf);
+    store_rows_delta(p, o, rows, b, row_a, warpgroup, lane, delta_buf, 1 + warpgroup);
   } else {
     store_rows(p, o, rows, b.row0, row_a, b.rows, b.head, lane);
   }
@@ -413,24 +237,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   Params p = launch;
   int qblock = static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y);  // long first
   int q_row = 0;
-  if constexpr (kVarlen) {
-    int c = 0;
-    while (c + 1 < table.count && static_cast<int>(blockIdx.y) >= table.chunk[c + 1].block_begin) ++c;
-    const ChunkEntry& chunk = table.chunk[c];
-    const int n_qblocks = (chunk.n_q + kBlockM - 1) / kBlockM;
-    qblock = n_qblocks - 1 - (static_cast<int>(blockIdx.y) - chunk.block_begin);  // long first
-    q_row = chunk.q_row;
-    p.q_pos = launch.q_pos != nullptr ? launch.q_pos + chunk.q_row : nullptr;
-    p.delta_dense = launch.delta_dense != nullptr
-                        ? launch.delta_dense + static_cast<int64_t>(chunk.delta_row) * launch.n_heads * D
-                        : nullptr;
-    p.n_q = chunk.n_q;
-    p.first_pos = chunk.first_pos;
-    p.kv_len = chunk.kv_len;
-    p.page_table = launch.page_table + static_cast<int64_t>(chunk.page_row) * table.page_table_stride;
-    p.out = launch.out + static_cast<int64_t>(chunk.q_row) * launch.n_heads * D;
-    p.lse = launch.lse != nullptr ? launch.lse + static_cast<int64_t>(chunk.q_row) * launch.n_heads : nullptr;
-  }
+  if constexpr (kVarlen) resolve_chunk<D>(launch, table, p, qblock, q_row);
   const BlockInfo b = block_info<M>(p, qblock, q_row, kVarlen);
   const int warpgroup = threadIdx.x / 128;
   if (threadIdx.x == 0) {

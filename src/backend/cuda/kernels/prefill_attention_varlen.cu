@@ -1,6 +1,7 @@
 // Host entry of varlen prefill attention: checks every chunk against its sequence (and Δ
-// fusion's conditions), orders the chunks longest first, and launches the Hopper kernel over up
-// to kMaxVarlenChunks chunks at a time (one launch per chunk on devices without wgmma).
+// fusion's conditions), orders the chunks longest first, and launches the Hopper kernel (v3, or
+// the FA3-style one on an explicit kSm90Ws) over up to kMaxVarlenChunks chunks at a time (one
+// launch per chunk on devices without wgmma).
 #include <algorithm>
 #include <vector>
 
@@ -78,7 +79,7 @@ void launch_each(const VarlenPrefillArgs& a, const std::vector<VarlenChunk>& chu
 
 // One Hopper launch over chunks[begin, end).
 void launch_table(const VarlenPrefillArgs& a, const prefill::Params& base, const std::vector<VarlenChunk>& chunks,
-                  size_t begin, size_t end, cudaStream_t stream) {
+                  size_t begin, size_t end, bool ws, cudaStream_t stream) {
   prefill::ChunkTable table{};
   table.page_table_stride = a.kv.page_table_stride;
   int blocks = 0;
@@ -87,14 +88,18 @@ void launch_table(const VarlenPrefillArgs& a, const prefill::Params& base, const
     table.chunk[table.count++] = {c.q_row, c.n_q, c.first_pos, c.kv_len, c.page_row, blocks, c.delta_row};
     blocks += (c.n_q + kQueryBlock - 1) / kQueryBlock;
   }
-  const cudaError_t err = prefill::launch_sm90_varlen(base, table, blocks, a.kv.head_dim, a.kv.num_pages, stream);
+  const auto launch = ws ? prefill::launch_sm90_ws_varlen : prefill::launch_sm90_varlen;
+  const cudaError_t err = launch(base, table, blocks, a.kv.head_dim, a.kv.num_pages, stream);
   if (err != cudaSuccess) throw_error("varlen prefill: launch failed: {}", cudaGetErrorString(err));
 }
 
 }  // namespace
 
 void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<VarlenChunk>& chunks,
-                              cudaStream_t stream) {
+                              cudaStream_t stream, PrefillKernel kernel) {
+  if (kernel == PrefillKernel::kSm80) {
+    throw_input_error("varlen prefill: the sm80 kernel has no varlen launch (kAuto runs it per chunk off Hopper)");
+  }
   if (a.window < 0 || a.sink < 0) {
     throw_input_error("varlen prefill: window {} and sink {} must be >= 0", a.window, a.sink);
   }
@@ -108,7 +113,9 @@ void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<Varl
   if (active.empty()) return;
   // Shapes and pointers are checked once, on the first chunk's view.
   prefill::validate(varlen_chunk_args(a, active.front()));
+  const bool ws = kernel == PrefillKernel::kSm90Ws;
   if (!prefill::device_has_wgmma()) {
+    if (ws) throw_input_error("varlen prefill: the sm90 warp-specialized kernel needs an sm_90 device");
     launch_each(a, active, stream);
     return;
   }
@@ -129,7 +136,7 @@ void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<Varl
   base.delta_dense = a.delta_dense;
   base.gamma = a.delta_dense != nullptr ? a.gamma : 0;
   for (size_t begin = 0; begin < active.size(); begin += kMaxVarlenChunks) {
-    launch_table(a, base, active, begin, std::min(active.size(), begin + kMaxVarlenChunks), stream);
+    launch_table(a, base, active, begin, std::min(active.size(), begin + kMaxVarlenChunks), ws, stream);
   }
 }
 

@@ -1,5 +1,6 @@
 // Host entry of the sparse prefill kernels: checks the sparse parameters on top of the dense
-// ones and launches the sm90 kernel in its sliding or block-list mode.
+// ones and launches the sm90 kernel (v3, or the FA3-style one on an explicit kSm90Ws) in its
+// sliding or block-list mode.
 #include "backend/cuda/sparse_prefill.h"
 
 #include "backend/cuda/kernels/prefill_attention_launch.cuh"
@@ -36,11 +37,20 @@ void check_launch(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw_error("{}: launch failed: {}", what, cudaGetErrorString(err));
 }
 
+// True for the FA3-style kernel; v3 for kAuto / kSm90 (the default stays the verified one).
+bool use_ws(PrefillKernel kernel, const char* what) {
+  if (kernel == PrefillKernel::kSm80) {
+    throw_input_error("{}: the sm80 kernel has no sparse modes (use kAuto, kSm90 or kSm90Ws)", what);
+  }
+  return kernel == PrefillKernel::kSm90Ws;
+}
+
 }  // namespace
 
 void sliding_prefill_attention(const PrefillAttentionArgs& args, int window, int sink,
-                               cudaStream_t stream, const DeltaFusion& fused) {
+                               cudaStream_t stream, const DeltaFusion& fused, PrefillKernel kernel) {
   constexpr const char* kWhat = "sliding prefill attention";
+  const bool ws = use_ws(kernel, kWhat);
   if (window < 1 || sink < 0) {
     throw_input_error("{}: window {} must be >= 1 and sink {} >= 0", kWhat, window, sink);
   }
@@ -48,13 +58,15 @@ void sliding_prefill_attention(const PrefillAttentionArgs& args, int window, int
   if (args.n_q == 0) return;
   p.window = window;
   p.sink = sink;
-  check_launch(prefill::launch_sm90_sliding(p, args.kv.head_dim, args.kv.num_pages, stream), kWhat);
+  const auto launch = ws ? prefill::launch_sm90_ws_sliding : prefill::launch_sm90_sliding;
+  check_launch(launch(p, args.kv.head_dim, args.kv.num_pages, stream), kWhat);
 }
 
 void block_sparse_prefill_attention(const PrefillAttentionArgs& args,
                                     const BlockSparseLists& lists, cudaStream_t stream,
-                                    const DeltaFusion& fused) {
+                                    const DeltaFusion& fused, PrefillKernel kernel) {
   constexpr const char* kWhat = "block-sparse prefill attention";
+  const bool ws = use_ws(kernel, kWhat);
   if (lists.offsets == nullptr || lists.indices == nullptr) {
     throw_input_error("{}: null block list", kWhat);
   }
@@ -62,7 +74,8 @@ void block_sparse_prefill_attention(const PrefillAttentionArgs& args,
   if (args.n_q == 0) return;
   p.block_offsets = lists.offsets;
   p.block_indices = lists.indices;
-  check_launch(prefill::launch_sm90_blocks(p, args.kv.head_dim, args.kv.num_pages, stream), kWhat);
+  const auto launch = ws ? prefill::launch_sm90_ws_blocks : prefill::launch_sm90_blocks;
+  check_launch(launch(p, args.kv.head_dim, args.kv.num_pages, stream), kWhat);
 }
 
 }  // namespace deltainfer::cuda
