@@ -31,7 +31,8 @@ void matmul(const float* x, const float* weight, const float* bias, float* y, in
 
 void matmul(const float* x, const Weight& weight, const float* bias, float* y, int64_t n, int threads) {
   if (weight.is_quantized()) {
-    if (n >= quant::kPanelMinRows && quant::panel_matmul_supports(weight.quantized->type)) {
+    const io::GgmlType type = weight.quantized->type;
+    if (n >= quant::kPanelMinRows && quant::panel_matmul_supports(type) && !quant::tiles_beat_panels(type, n)) {
       quant::panel_matmul(x, *weight.quantized, bias, y, n, threads);
     } else {
       quant::quant_matmul(x, *weight.quantized, bias, y, n, threads);
@@ -42,9 +43,10 @@ void matmul(const float* x, const Weight& weight, const float* bias, float* y, i
 }
 
 void matmul_shared_input(const float* x, int64_t n, std::initializer_list<MatmulTarget> targets, int threads) {
-  const bool fused = n < quant::kPanelMinRows && std::all_of(targets.begin(), targets.end(), [](const MatmulTarget& t) {
-                       return t.weight.is_quantized() && quant::has_quantized_kernel(t.weight.quantized->type);
-                     });
+  const bool fused = std::all_of(targets.begin(), targets.end(), [n](const MatmulTarget& t) {
+    return t.weight.is_quantized() && quant::has_quantized_kernel(t.weight.quantized->type) &&
+           (n < quant::kPanelMinRows || quant::tiles_beat_panels(t.weight.quantized->type, n));
+  });
   if (!fused) {
     for (const MatmulTarget& target : targets) matmul(x, target.weight, target.bias, target.y, n, threads);
     return;

@@ -15,7 +15,8 @@ void matmul(const float* x, const float* weight, const float* bias, float* y, in
 
 // The same for a model weight, f32 or quantized: a few rows of x against a quantized weight are
 // quantized to 8 bits on the fly (quant/quant_matmul.h), a batch of kPanelMinRows or more goes
-// through dequantized f32 panels (quant/panel_matmul.h).
+// through dequantized f32 panels (quant/panel_matmul.h) unless the type's 8-bit tile kernels beat
+// the panels (quant::tiles_beat_panels).
 // threads: 0 for one per hardware thread (used by the quantized path; BLAS keeps its own).
 void matmul(const float* x, const Weight& weight, const float* bias, float* y, int64_t n, int threads = 0);
 

@@ -32,14 +32,7 @@ std::vector<float> random_normal(int64_t n, std::mt19937& rng) {
   return v;
 }
 
-QuantizedMatrix random_matrix(GgmlType type, int64_t rows, int64_t cols, std::mt19937& rng) {
-  QuantizedMatrix m;
-  m.type = type;
-  m.rows = rows;
-  m.cols = cols;
-  m.blocks = testing::random_blocks(type, rows, cols, rng);
-  return m;
-}
+using testing::random_matrix;
 
 std::vector<float> dequantized(const QuantizedMatrix& w) {
   std::vector<float> dense(static_cast<size_t>(w.rows * w.cols));
@@ -351,11 +344,12 @@ TEST(QuantMatmul, DecodeChunksWriteEveryOutputOnceWhateverTheThreads) {
   }
 }
 
-// A batch of kPanelMinRows rows or more goes through f32 panels: the f32 result (up to GEMM
-// blocking order), not the 8-bit one. The Q4_0 case has 4.2M weights: two 16 MiB panels.
+// A batch of kPanelMinRows rows or more goes through f32 panels (for the types with tile kernels,
+// from kTileMaxRows rows on): the f32 result (up to GEMM blocking order), not the 8-bit one. The
+// Q4_0 case has 4.2M weights: two 16 MiB panels.
 TEST(QuantMatmul, PanelMatmulEqualsF32MatmulOnDequantizedWeights) {
   std::mt19937 rng(5);
-  const int64_t in = 256, n = kPanelMinRows + 3;
+  const int64_t in = 256, n = std::max(kPanelMinRows, kTileMaxRows) + 3;
   for (GgmlType type : kTypes) {
     if (!panel_matmul_supports(type)) continue;
     SCOPED_TRACE(io::ggml_type_name(type));

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "backend/cpu/quant/quantized_matrix.h"
 #include "io/ggml_type.h"
 
 namespace deltainfer::testing {
@@ -53,6 +54,17 @@ inline std::vector<uint8_t> random_blocks(io::GgmlType type, int64_t rows, int64
     if (fields.offset >= 0) put_half(block + fields.offset, random_half(rng, true));
   }
   return bytes;
+}
+
+// A rows × cols QuantizedMatrix of random valid blocks.
+inline backend::cpu::quant::QuantizedMatrix random_matrix(io::GgmlType type, int64_t rows, int64_t cols,
+                                                          std::mt19937& rng) {
+  backend::cpu::quant::QuantizedMatrix m;
+  m.type = type;
+  m.rows = rows;
+  m.cols = cols;
+  m.blocks = random_blocks(type, rows, cols, rng);
+  return m;
 }
 
 }  // namespace deltainfer::testing

@@ -163,19 +163,31 @@ DI_AVX2 inline __m128 horizontal_sums4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_hadd_ps(ab, cd);  // (a02 + a13, b02 + b13, c02 + c13, d02 + d13)
 }
 
-// 16 int16 pair sums of a block's weight values times the activations y: unsigned values with
-// maddubs directly, minus kOffset * (y pair sums), which `offset_pairs` holds (shared by the rows);
-// Q8_0's signed values lend their sign to y. Bounds: |31 * 127 * 2| + 16 * 127 * 2 < 2^15, and
-// 128 * 127 * 2 < 2^15, so maddubs never saturates and the integer sums equal the scalar kernel's.
+// A block's weight values as the integer kernels consume them: unsigned (0..31) where the type has
+// an unsigned form, else (Q8_0) the signed values. Unpacked once per block step and used for every
+// activation row of a tile.
 template <typename Type>
-DI_AVX2 inline __m256i block_pair_sums(const uint8_t* block, __m256i y, __m256i offset_pairs) {
+DI_AVX2 inline __m256i kernel_values(const uint8_t* block) {
   if constexpr (Type::kOffset < 0) {
-    const __m256i q = Type::values(block);
-    return _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
-  } else if constexpr (Type::kOffset > 0) {
-    return _mm256_sub_epi16(_mm256_maddubs_epi16(Type::unsigned_values(block), y), offset_pairs);
+    return Type::values(block);
   } else {
-    return _mm256_maddubs_epi16(Type::unsigned_values(block), y);
+    return Type::unsigned_values(block);
+  }
+}
+
+// 16 int16 pair sums of a block's weight values v (kernel_values) times the activations y:
+// unsigned values with maddubs directly, minus kOffset * (y pair sums), which `offset_pairs` holds
+// (shared by the rows); Q8_0's signed values lend their sign to y. Bounds: |31 * 127 * 2| + 16 *
+// 127 * 2 < 2^15, and 128 * 127 * 2 < 2^15, so maddubs never saturates and the integer sums equal
+// the scalar kernel's.
+template <typename Type>
+DI_AVX2 inline __m256i block_pair_sums(__m256i v, __m256i y, __m256i offset_pairs) {
+  if constexpr (Type::kOffset < 0) {
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(y, v));
+  } else if constexpr (Type::kOffset > 0) {
+    return _mm256_sub_epi16(_mm256_maddubs_epi16(v, y), offset_pairs);
+  } else {
+    return _mm256_maddubs_epi16(v, y);
   }
 }
 
@@ -188,70 +200,148 @@ DI_AVX2 inline void prefetch_next_rows(const uint8_t* ahead, int bytes) {
   for (int line = 0; line < bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
 }
 
-// One block's int32 lane sums of weight values times activations, and its f32 terms, for four rows.
+// The f16 fields of four blocks `stride` bytes apart, as f32 (exact, as load_f16).
+DI_AVX2 inline __m128 load_f16x4(const uint8_t* block, int64_t stride) {
+  uint16_t bits[4];
+  for (int k = 0; k < 4; ++k) std::memcpy(&bits[k], block + k * stride, sizeof bits[k]);
+  return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bits)));
+}
+
+// Lane k of v in all 8 lanes.
+DI_AVX2 inline __m256 lane(__m128 v, int k) {
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(k));
+}
+
+// The f32 terms of one block step of tile row j: the four weight rows' scales times the activation
+// block's (one mul for the four: each lane is the scalar product d_w * d_x), each broadcast to its
+// row's int32 sums; and Q4_1/Q5_1's four min terms (m_w * sum_x, each an fma) in one lane-wise fma.
 template <typename Type>
-DI_AVX2 inline void add_block_terms(const uint8_t* block, const Q8Block& x, __m256i sums, __m256& acc, float& min) {
-  acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16(block) * x.d), _mm256_cvtepi32_ps(sums), acc);
-  if (Type::kHasMin) min = std::fma(load_f16(block + 2), x.sum, min);  // an explicit fma, as dot_rows
+DI_AVX2 inline void add_tile_terms(__m128 weight_scales, __m128 weight_mins, const Q8Block& x, const __m256i (&sums)[4],
+                                   __m256 (&acc)[4], __m128& mins) {
+  const __m128 scales = _mm_mul_ps(weight_scales, _mm_set1_ps(x.d));
+  for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(lane(scales, k), _mm256_cvtepi32_ps(sums[k]), acc[k]);
+  if (Type::kHasMin) mins = _mm_fmadd_ps(weight_mins, _mm_set1_ps(x.sum), mins);
+}
+
+// The tile's outputs: out[4 j + k] = weight row k against activation row j, each row's 8 lanes
+// summed in horizontal_sum's order plus its min term.
+template <int kRows>
+DI_AVX2 inline void store_tile(const __m256 (&acc)[kRows][4], const __m128 (&mins)[kRows], float* out) {
+  for (int j = 0; j < kRows; ++j) {
+    _mm_storeu_ps(out + 4 * j, _mm_add_ps(horizontal_sums4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]), mins[j]));
+  }
+}
+
+// One block step's four weight blocks, unpacked once for the tile's activation rows: their values
+// (kernel_values), scales and (Q4_1/Q5_1) mins.
+struct WeightStep {
+  __m256i values[4];
+  __m128 scales;
+  __m128 mins;
+};
+
+// Block b of the four rows from w; decode (kRows = 1) also prefetches its share of the next four rows.
+template <typename Type, int kRows>
+DI_AVX2 inline WeightStep load_weight_step(const uint8_t* w, int64_t row_bytes, int64_t b) {
+  if constexpr (kRows == 1) prefetch_next_rows(w + kPrefetchGroups * 4 * row_bytes + b * 4 * Type::kBytes, 4 * Type::kBytes);
+  const uint8_t* blocks = w + b * Type::kBytes;
+  WeightStep step;
+  for (int k = 0; k < 4; ++k) step.values[k] = kernel_values<Type>(blocks + k * row_bytes);
+  step.scales = load_f16x4(blocks, row_bytes);
+  step.mins = Type::kHasMin ? load_f16x4(blocks + 2, row_bytes) : _mm_setzero_ps();
+  return step;
+}
+
+template <int kRows>
+DI_AVX2 inline void zero_tile(__m256 (&acc)[kRows][4], __m128 (&mins)[kRows]) {
+  for (int j = 0; j < kRows; ++j) {
+    for (int k = 0; k < 4; ++k) acc[j][k] = _mm256_setzero_ps();
+    mins[j] = _mm_setzero_ps();
+  }
+}
+
+// Four consecutive weight rows (row_bytes apart) against kRows activation rows. kRows = 1 is the
+// decode kernel: the activation block is loaded once for the four rows, four independent FMA
+// chains, the next four rows prefetched. kRows > 1 is prefill's tile: each weight block is
+// unpacked once for the kRows rows, each activation block loaded once for the four weight rows.
+// Every (weight row, activation row) pair runs the same operations in the same order whatever
+// kRows is, so a product does not depend on the tile (or batch) it was computed in.
+template <typename Type, int kRows>
+DI_AVX2 void dot_weight_tile(const uint8_t* w, int64_t row_bytes, const void* const* act, int64_t n_blocks, float* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[kRows][4];
+  __m128 mins[kRows];
+  zero_tile<kRows>(acc, mins);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const WeightStep step = load_weight_step<Type, kRows>(w, row_bytes, b);
+    const __m256i(&v)[4] = step.values;
+    for (int j = 0; j < kRows; ++j) {
+      const Q8Block& x = static_cast<const Q8Block*>(act[j])[b];
+      const __m256i y = load32(x.qs);
+      const __m256i offset_pairs = Type::kOffset > 0
+                                       ? _mm256_maddubs_epi16(_mm256_set1_epi8(static_cast<char>(Type::kOffset)), y)
+                                       : _mm256_setzero_si256();
+      __m256i sums[4];
+      for (int k = 0; k < 4; ++k) sums[k] = _mm256_madd_epi16(block_pair_sums<Type>(v[k], y, offset_pairs), ones);
+      add_tile_terms<Type>(step.scales, step.mins, x, sums, acc[j], mins[j]);
+    }
+  }
+  store_tile<kRows>(acc, mins, out);
 }
 
 template <typename Type>
 DI_AVX2 void dot_weight_rows4(const uint8_t* w, int64_t row_bytes, const void* act, int64_t n_blocks, float* out) {
-  const auto* x = static_cast<const Q8Block*>(act);
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  float mins[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  const uint8_t* ahead = w + kPrefetchGroups * 4 * row_bytes;
-  for (int64_t b = 0; b < n_blocks; ++b, ahead += 4 * Type::kBytes) {
-    prefetch_next_rows(ahead, 4 * Type::kBytes);
-    const __m256i y = load32(x[b].qs);
-    const __m256i offset_pairs = Type::kOffset > 0
-                                     ? _mm256_maddubs_epi16(_mm256_set1_epi8(static_cast<char>(Type::kOffset)), y)
-                                     : _mm256_setzero_si256();
-    for (int k = 0; k < 4; ++k) {
-      const uint8_t* block = w + k * row_bytes + b * Type::kBytes;
-      add_block_terms<Type>(block, x[b], _mm256_madd_epi16(block_pair_sums<Type>(block, y, offset_pairs), ones), acc[k],
-                            mins[k]);
-    }
-  }
-  _mm_storeu_ps(out, _mm_add_ps(horizontal_sums4(acc[0], acc[1], acc[2], acc[3]), _mm_loadu_ps(mins)));
+  dot_weight_tile<Type, 1>(w, row_bytes, &act, n_blocks, out);
 }
 
-// The same kernel where the CPU has AVX512-VNNI (with VL: the 256-bit forms): vpdpbusd adds four
+// The same kernels where the CPU has AVX512-VNNI (with VL: the 256-bit forms): vpdpbusd adds four
 // unsigned × signed byte products into each int32 lane, replacing maddubs + madd. The int32 sums
 // are the same (the int16 step never saturated, see block_pair_sums), so the result is the AVX2
 // kernel's bit for bit. Q4_0/Q5_0's -kOffset · (activation sums) is the start value of the sums.
+// With 32 vector registers the prefill tile can be 4 × 4 (16 accumulators).
 #define DI_AVX2_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+
+template <typename Type, int kRows>
+DI_AVX2_VNNI void dot_weight_tile_vnni(const uint8_t* w, int64_t row_bytes, const void* const* act, int64_t n_blocks,
+                                       float* out) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256 acc[kRows][4];
+  __m128 mins[kRows];
+  zero_tile<kRows>(acc, mins);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const WeightStep step = load_weight_step<Type, kRows>(w, row_bytes, b);
+    const __m256i(&v)[4] = step.values;
+    for (int j = 0; j < kRows; ++j) {
+      const Q8Block& x = static_cast<const Q8Block*>(act[j])[b];
+      const __m256i y = load32(x.qs);
+      const __m256i start =
+          Type::kOffset > 0
+              ? _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(static_cast<char>(Type::kOffset)), y))
+              : zero;
+      __m256i sums[4];
+      for (int k = 0; k < 4; ++k) {
+        if constexpr (Type::kOffset < 0) {  // signed values lend their sign to y, as block_pair_sums
+          sums[k] = _mm256_dpbusd_epi32(zero, _mm256_sign_epi8(v[k], v[k]), _mm256_sign_epi8(y, v[k]));
+        } else {
+          sums[k] = _mm256_dpbusd_epi32(start, v[k], y);
+        }
+      }
+      add_tile_terms<Type>(step.scales, step.mins, x, sums, acc[j], mins[j]);
+    }
+  }
+  store_tile<kRows>(acc, mins, out);
+}
 
 template <typename Type>
 DI_AVX2_VNNI void dot_weight_rows4_vnni(const uint8_t* w, int64_t row_bytes, const void* act, int64_t n_blocks,
                                         float* out) {
-  const auto* x = static_cast<const Q8Block*>(act);
-  const __m256i zero = _mm256_setzero_si256();
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  float mins[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  const uint8_t* ahead = w + kPrefetchGroups * 4 * row_bytes;
-  for (int64_t b = 0; b < n_blocks; ++b, ahead += 4 * Type::kBytes) {
-    prefetch_next_rows(ahead, 4 * Type::kBytes);
-    const __m256i y = load32(x[b].qs);
-    const __m256i start =
-        Type::kOffset > 0
-            ? _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(static_cast<char>(Type::kOffset)), y))
-            : zero;
-    for (int k = 0; k < 4; ++k) {
-      const uint8_t* block = w + k * row_bytes + b * Type::kBytes;
-      __m256i sums;
-      if constexpr (Type::kOffset < 0) {  // signed values lend their sign to y, as block_pair_sums
-        const __m256i q = Type::values(block);
-        sums = _mm256_dpbusd_epi32(zero, _mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
-      } else {
-        sums = _mm256_dpbusd_epi32(start, Type::unsigned_values(block), y);
-      }
-      add_block_terms<Type>(block, x[b], sums, acc[k], mins[k]);
-    }
-  }
-  _mm_storeu_ps(out, _mm_add_ps(horizontal_sums4(acc[0], acc[1], acc[2], acc[3]), _mm_loadu_ps(mins)));
+  dot_weight_tile_vnni<Type, 1>(w, row_bytes, &act, n_blocks, out);
 }
+
+// Activation rows per prefill tile: AVX2 has 16 vector registers (2 × 4 accumulators, 4 weight
+// blocks and the activation block fit), the VNNI variant's AVX-512 CPUs 32 (4 × 4).
+constexpr int kAvx2TileRows = 2;
+constexpr int kVnniTileRows = 4;
 
 // Σ over the 4 groups of 64 of scale(sub-block) * Σ q * y, for Q4_K (qh null) and Q5_K.
 DI_AVX2 inline __m256i k_scaled_sums(const uint8_t* nibbles, const uint8_t* qh, const uint8_t scales[8],
@@ -384,7 +474,7 @@ Kernel for_32_element_type(io::GgmlType type, Pick pick) {
     case io::GgmlType::Q5_0: return pick(Q5_0{});
     case io::GgmlType::Q5_1: return pick(Q5_1{});
     case io::GgmlType::Q8_0: return pick(Q8_0{});
-    default: return nullptr;
+    default: return Kernel{};
   }
 }
 
@@ -401,6 +491,18 @@ RowDot avx2_dot(io::GgmlType type) {
 
 RowDot4 avx2_dot4(io::GgmlType type) {
   return for_32_element_type<RowDot4>(type, [](auto t) -> RowDot4 { return dot_four<decltype(t)>; });
+}
+
+WeightTile avx2_weight_tile(io::GgmlType type) {
+  return for_32_element_type<WeightTile>(type, [](auto t) -> WeightTile {
+    return {dot_weight_tile<decltype(t), kAvx2TileRows>, kAvx2TileRows};
+  });
+}
+
+WeightTile avx2_vnni_weight_tile(io::GgmlType type) {
+  return for_32_element_type<WeightTile>(type, [](auto t) -> WeightTile {
+    return {dot_weight_tile_vnni<decltype(t), kVnniTileRows>, kVnniTileRows};
+  });
 }
 
 // The k-quants scale 16-bit pair sums (no plain vpdpbusd): their AVX2 kernel serves.
@@ -429,6 +531,8 @@ RowDot avx2_dot(io::GgmlType) { return nullptr; }
 RowDot4 avx2_dot4(io::GgmlType) { return nullptr; }
 WeightRowsDot4 avx2_weight_rows_dot4(io::GgmlType) { return nullptr; }
 WeightRowsDot4 avx2_vnni_weight_rows_dot4(io::GgmlType) { return nullptr; }
+WeightTile avx2_weight_tile(io::GgmlType) { return {}; }
+WeightTile avx2_vnni_weight_tile(io::GgmlType) { return {}; }
 }  // namespace deltainfer::backend::cpu::quant
 
 #endif

@@ -25,6 +25,17 @@ using RowDot4 = void (*)(const uint8_t* weight_row, const void* const* activatio
 using WeightRowsDot4 = void (*)(const uint8_t* first_row, int64_t row_bytes, const void* activations, int64_t n_blocks,
                                 float* out);
 
+// Four consecutive weight rows (row_bytes apart) against `rows` activation rows (a tile; prefill):
+// out[4 j + k] = dot(weight row k, activations[j]). Each weight block is unpacked once for the
+// activation rows and each activation block loaded once for the four weight rows; every output is
+// bit for bit what WeightRowsDot4 gives for that weight row and activation row.
+using WeightTileDot = void (*)(const uint8_t* first_row, int64_t row_bytes, const void* const* activations,
+                               int64_t n_blocks, float* out);
+struct WeightTile {
+  WeightTileDot dot = nullptr;  // nullptr: no tile kernel for the type and instruction set
+  int rows = 0;                 // activation rows per call
+};
+
 enum class ActivationFormat { Q8, Q8K };
 // Avx2Vnni: AVX2 plus AVX512-VNNI/VL (Zen 4, Ice Lake and later); only the decode kernel of the
 // 32-element types differs from AVX2 there (vpdpbusd), with the same results bit for bit.
@@ -40,6 +51,8 @@ RowDot avx2_dot(io::GgmlType type);
 RowDot4 avx2_dot4(io::GgmlType type);
 WeightRowsDot4 avx2_weight_rows_dot4(io::GgmlType type);
 WeightRowsDot4 avx2_vnni_weight_rows_dot4(io::GgmlType type);
+WeightTile avx2_weight_tile(io::GgmlType type);  // 32-element types only
+WeightTile avx2_vnni_weight_tile(io::GgmlType type);
 
 // The instruction sets this CPU runs, best last; always starts with Scalar.
 const std::vector<Isa>& supported_isas();
@@ -50,5 +63,7 @@ RowDot dot_kernel(io::GgmlType type, Isa isa);
 RowDot4 dot4_kernel(io::GgmlType type, Isa isa);
 // The four-weight-row kernel of `type` for `isa`, or nullptr (then callers use dot_kernel per row).
 WeightRowsDot4 weight_rows_dot4_kernel(io::GgmlType type, Isa isa);
+// The tile kernel of `type` for `isa` (32-element types on AVX2 and AVX2+VNNI), or an empty one.
+WeightTile weight_tile_kernel(io::GgmlType type, Isa isa);
 
 }  // namespace deltainfer::backend::cpu::quant

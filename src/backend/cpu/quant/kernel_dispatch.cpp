@@ -58,4 +58,12 @@ WeightRowsDot4 weight_rows_dot4_kernel(io::GgmlType type, Isa isa) {
   return vnni != nullptr ? vnni : avx2_weight_rows_dot4(type);
 }
 
+WeightTile weight_tile_kernel(io::GgmlType type, Isa isa) {
+  switch (isa) {
+    case Isa::Avx2Vnni: return avx2_vnni_weight_tile(type);
+    case Isa::Avx2: return avx2_weight_tile(type);
+    default: return {};
+  }
+}
+
 }  // namespace deltainfer::backend::cpu::quant

@@ -11,7 +11,9 @@
 
 namespace deltainfer::backend::cpu::quant {
 
-// From this many activation rows on, panel_matmul beats quant_matmul (measured on SmolLM2 shapes).
+// From this many activation rows on, panel_matmul beats quant_matmul's one-row kernels (measured on
+// SmolLM2 shapes); the types with tile kernels stay on quant_matmul up to kTileMaxRows
+// (quant_matmul.h: tiles_beat_panels).
 constexpr int64_t kPanelMinRows = 32;
 
 // Whether panel_matmul handles `type` (io::dequantize must know it).

@@ -59,6 +59,7 @@ struct ProductPlan {
   RowDot dot;
   RowDot4 dot4;
   WeightRowsDot4 rows_dot4;
+  WeightTile tile;  // batches of more than kFewRows rows only (decode keeps its chunks and rows_dot4)
   const QuantizedActivations* activations;
   int64_t output_tiles;
   int64_t first_tile;
@@ -102,6 +103,40 @@ std::vector<Tile> guided_chunks(const std::vector<ProductPlan>& plans, int64_t n
   return chunks;
 }
 
+// The activation rows of `tile` from r in groups of the tile kernel's rows, against the tile's
+// weight rows in fours (a weight tail row by row); returns the first row it left.
+int64_t run_weight_tiles(const ProductPlan& plan, const Tile& tile, int64_t r) {
+  const QuantizedMatrix& weight = *plan.product.weight;
+  const QuantizedActivations& xq = *plan.activations;
+  const float* bias = plan.product.bias;
+  float* y = plan.product.y;
+  const int64_t out = weight.rows, n_blocks = weight.blocks_per_row(), row_bytes = weight.row_bytes();
+  const int rows = plan.tile.rows;
+  constexpr int kMaxRows = 4;
+  if (rows > kMaxRows) throw_error("weight tile of {} activation rows (at most {})", rows, kMaxRows);
+  for (; r + rows <= tile.r_end; r += rows) {
+    const void* activations[kMaxRows];
+    for (int j = 0; j < rows; ++j) activations[j] = xq.row(r + j);
+    int64_t o = tile.o_begin;
+    for (; o + 4 <= tile.o_end; o += 4) {
+      float products[4 * kMaxRows];
+      plan.tile.dot(weight.blocks.data() + o * row_bytes, row_bytes, activations, n_blocks, products);
+      for (int j = 0; j < rows; ++j) {
+        for (int64_t k = 0; k < 4; ++k) {
+          y[(r + j) * out + o + k] = products[4 * j + k] + (bias != nullptr ? bias[o + k] : 0.0f);
+        }
+      }
+    }
+    for (; o < tile.o_end; ++o) {
+      for (int j = 0; j < rows; ++j) {
+        const uint8_t* weight_row = weight.blocks.data() + o * row_bytes;
+        y[(r + j) * out + o] = plan.dot(weight_row, activations[j], n_blocks) + (bias != nullptr ? bias[o] : 0.0f);
+      }
+    }
+  }
+  return r;
+}
+
 void run_tile(const ProductPlan& plan, const Tile& tile) {
   const QuantizedMatrix& weight = *plan.product.weight;
   const QuantizedActivations& xq = *plan.activations;
@@ -110,6 +145,7 @@ void run_tile(const ProductPlan& plan, const Tile& tile) {
   const int64_t out = weight.rows, n_blocks = weight.blocks_per_row(), row_bytes = weight.row_bytes();
   const int64_t o_begin = tile.o_begin, o_end = tile.o_end, r_end = tile.r_end;
   int64_t r = tile.r_begin;
+  if (plan.tile.dot != nullptr) r = run_weight_tiles(plan, tile, r);
   if (plan.dot4 != nullptr) {
     for (; r + 4 <= r_end; r += 4) {
       const void* activations[4] = {xq.row(r), xq.row(r + 1), xq.row(r + 2), xq.row(r + 3)};
@@ -161,7 +197,8 @@ void quant_matmul_many(const float* x, int64_t n, const QuantProduct* products, 
     }
     const int64_t output_tiles = (weight.rows + kOutputTile - 1) / kOutputTile;
     plans.push_back({products[i], dot_kernel(weight.type, isa), dot4_kernel(weight.type, isa),
-                     weight_rows_dot4_kernel(weight.type, isa), &quantized[format],
+                     weight_rows_dot4_kernel(weight.type, isa),
+                     n > kFewRows ? weight_tile_kernel(weight.type, isa) : WeightTile{}, &quantized[format],
                      output_tiles, tiles});
     tiles += output_tiles * input_tiles;
   }
@@ -177,6 +214,10 @@ void quant_matmul_many(const float* x, int64_t n, const QuantProduct* products, 
       run_tile(plans[uniform.plan], uniform);
     });
   }
+}
+
+bool tiles_beat_panels(io::GgmlType type, int64_t n) {
+  return n < kTileMaxRows && weight_tile_kernel(type, supported_isas().back()).dot != nullptr;
 }
 
 void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bias, float* y, int64_t n, int threads,

@@ -16,6 +16,16 @@ struct QuantProduct {
   float* y;           // [n, weight->rows]
 };
 
+// Below this many rows a batch of a type with tile kernels (the 32-element types) runs faster
+// through quant_matmul than through panel_matmul (kPanelMinRows, panel_matmul.h); from here on the
+// panels' f32 GEMM wins (measured: docs/notes/cpu-quant-kernels.md, bench/cpu/quant_prefill_bench).
+constexpr int64_t kTileMaxRows = 128;
+
+// Whether a batch of n rows against a weight of `type` goes through quant_matmul's tile kernels
+// rather than panel_matmul on this CPU: n < kTileMaxRows and the type has a tile kernel for this
+// CPU's best instruction set.
+bool tiles_beat_panels(io::GgmlType type, int64_t n);
+
 // threads: 0 for one per hardware thread. Uses the best instruction set of this CPU.
 void quant_matmul(const float* x, const QuantizedMatrix& weight, const float* bias, float* y, int64_t n,
                   int threads = 0);
