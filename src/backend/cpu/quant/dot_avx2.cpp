@@ -51,12 +51,6 @@ DI_AVX2 inline __m256i dot_unsigned_signed(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-// 8 int32 partial sums of signed bytes a times signed bytes b (maddubs wants one side unsigned:
-// move a's sign onto b).
-DI_AVX2 inline __m256i dot_signed(__m256i a, __m256i b) {
-  return dot_unsigned_signed(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-}
-
 DI_AVX2 inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 DI_AVX2 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
