@@ -6,6 +6,8 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include "backend/cuda/kernels/hopper_pipeline.cuh"
+#include "backend/cuda/kernels/hopper_tensor_map.cuh"
 #include "backend/cuda/kernels/prefill_attention_delta.cuh"
 #include "backend/cuda/kernels/prefill_attention_launch.cuh"
 #include "backend/cuda/kernels/prefill_attention_schedule.cuh"
@@ -14,6 +16,10 @@
 
 namespace deltainfer::cuda::prefill {
 namespace {
+
+using hopper::mbar_arrive;
+using hopper::mbar_init;
+using hopper::tma_load_3d;
 
 constexpr int kStages = 2;
 constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
@@ -43,16 +49,9 @@ constexpr int kKEmpty = 5;  // + stage
 constexpr int kVEmpty = 7;  // + stage
 constexpr int kBarrierCount = 9;
 
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
+// The spin v3 has run with on the H200: try_wait and its retry branch in one asm block. The
+// FA3-style kernel's hopper::mbar_wait loops in C++ around try_wait, which ptxas schedules
+// differently; v3 keeps the form it was measured with.
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   asm volatile(
       "{\n.reg .pred done;\nWAIT:\n"
@@ -62,14 +61,6 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
       : "memory");
 }
 
-__device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map, uint32_t bar,
-                                            int c0, int c1, int c2) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
-      " [%0], [%1, {%3, %4, %5}], [%2];\n" ::"r"(dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
-      : "memory");
-}
 
 // One thread: Q once, then K and V of every tile into the stage ring. The last page of the
 // sequence goes through the tail map of V, whose slot extent is kv_len % 64, so the slots past
@@ -81,7 +72,7 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
   using L = Layout<D>;
   const uint32_t bars = base + L::kBarriers;
   const int q_warpgroups = (b.rows + 63) / 64;
-  mbar_expect_tx(bars + 8 * kQFull, q_warpgroups * L::kQWarpgroup);
+  hopper::mbar_arrive_expect_tx(bars + 8 * kQFull, q_warpgroups * L::kQWarpgroup);
   for (int wg = 0; wg < q_warpgroups; ++wg) {
     for (int h = 0; h < L::kHalves; ++h) {
       tma_load_3d(base + L::kQ + wg * L::kQWarpgroup + h * kBoxBytes, tm_q, bars + 8 * kQFull,
@@ -100,7 +91,7 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
       page_head[pg] = p.page_table[t.page[pg]] * p.n_kv_heads + b.kv_head;
     }
     mbar_wait(bars + 8 * (kKEmpty + stage), parity);
-    mbar_expect_tx(bars + 8 * (kKFull + stage), bytes);
+    hopper::mbar_arrive_expect_tx(bars + 8 * (kKFull + stage), bytes);
     for (int pg = 0; pg < pages; ++pg) {
       for (int h = 0; h < L::kHalves; ++h) {
         tma_load_3d(base + L::kK + stage * L::kKvTile + h * L::kKvHalf + pg * kBoxBytes, tm_k,
@@ -108,7 +99,7 @@ __device__ void produce(const CUtensorMap* tm_q, const CUtensorMap* tm_k, const 
       }
     }
     mbar_wait(bars + 8 * (kVEmpty + stage), parity);
-    mbar_expect_tx(bars + 8 * (kVFull + stage), bytes);
+    hopper::mbar_arrive_expect_tx(bars + 8 * (kVFull + stage), bytes);
     for (int pg = 0; pg < pages; ++pg) {
       const bool last = t.page[pg] == b.seq_pages - 1;
       const CUtensorMap* map = tail && last ? tm_v_tail : tm_v;
@@ -245,14 +236,14 @@ __global__ void __launch_bounds__(kThreads, 1)
       const bool empty = i >= kKEmpty;
       mbar_init(bars + 8 * i, empty ? 2 : 1);  // empty: one arrival per consumer warpgroup
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    hopper::mbar_fence_init();
   }
   __syncthreads();
   if (warpgroup == 0) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    hopper::setmaxnreg_dec<24>();
     if (threadIdx.x == 0) produce<D, M>(&tm_q, &tm_k, &tm_v, &tm_v_tail, p, b, base);
   } else {
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    hopper::setmaxnreg_inc<240>();
     float* delta_buf = reinterpret_cast<float*>(
         smem_raw + (base - smem_u32(smem_raw)) + Layout<D>::kQ +
         static_cast<uint32_t>(warpgroup - 1) * Layout<D>::kQWarpgroup);
@@ -260,37 +251,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda).
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult result{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
-                                         &result) != cudaSuccess ||
-        result != cudaDriverEntryPointSuccess) {
-      fn = nullptr;
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }();
-  return encode;
-}
-
-// A 3-D bf16 map [outer][middle][inner] with a box of 64 inner x box_middle x box_outer, 128B
-// swizzle; reads outside the extents fill zeros.
-bool encode_map(CUtensorMap* map, const void* base, uint64_t inner, uint64_t middle,
-                uint64_t outer, uint64_t middle_stride_bytes, uint64_t outer_stride_bytes,
-                uint32_t box_middle, uint32_t box_outer) {
-  const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
-  if (encode == nullptr) return false;
-  const cuuint64_t dims[3] = {inner, middle, outer};
-  const cuuint64_t strides[2] = {middle_stride_bytes, outer_stride_bytes};
-  const cuuint32_t box[3] = {64, box_middle, box_outer};
-  const cuuint32_t elem_strides[3] = {1, 1, 1};
-  return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), dims, strides,
-                box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
 
 // Single-sequence launches: grid (heads, query blocks); varlen: (heads, blocks of all chunks).
 template <int D, Mode M, bool kVarlen = false>
@@ -302,13 +262,13 @@ cudaError_t launch_sm90_d(const Params& p, int num_pages, cudaStream_t stream,
   const uint64_t page_heads = static_cast<uint64_t>(num_pages) * p.n_kv_heads;
   const uint64_t tail = static_cast<uint64_t>(p.kv_len % kPageSize);
   const bool ok =
-      encode_map(&tm_q, p.q, D, p.n_heads, varlen != nullptr ? varlen_rows : p.n_q, row_bytes,
+      hopper::encode_bf16_map_sw128(&tm_q, p.q, D, p.n_heads, varlen != nullptr ? varlen_rows : p.n_q, row_bytes,
                  row_bytes * p.n_heads, 1, 64) &&
-      encode_map(&tm_k, p.k_pool, D, kPageSize, page_heads, row_bytes, row_bytes * kPageSize, 64,
+      hopper::encode_bf16_map_sw128(&tm_k, p.k_pool, D, kPageSize, page_heads, row_bytes, row_bytes * kPageSize, 64,
                  1) &&
-      encode_map(&tm_v, p.v_pool, D, kPageSize, page_heads, row_bytes, row_bytes * kPageSize, 64,
+      hopper::encode_bf16_map_sw128(&tm_v, p.v_pool, D, kPageSize, page_heads, row_bytes, row_bytes * kPageSize, 64,
                  1) &&
-      encode_map(&tm_v_tail, p.v_pool, D, tail == 0 ? kPageSize : tail, page_heads, row_bytes,
+      hopper::encode_bf16_map_sw128(&tm_v_tail, p.v_pool, D, tail == 0 ? kPageSize : tail, page_heads, row_bytes,
                  row_bytes * kPageSize, 64, 1);
   if (!ok) return cudaErrorInvalidValue;
   constexpr int kSmem = Layout<D>::kBytes;
