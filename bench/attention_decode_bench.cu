@@ -21,6 +21,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/decode_attention.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/hardware_rates.h"
 #include "bench_support.cuh"
 
 namespace {
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
   try {
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    const double copy_tbps = bench_support::copy_rate_tbps();
+    const double copy_tbps = deltainfer::cuda::measure_copy_tbps();
     std::printf("device %s, %d SMs; device-to-device copy %.3f TB/s (read + write)\n", prop.name,
                 prop.multiProcessorCount, copy_tbps);
     std::printf("RESULT bench=d2d_copy tbps=%.3f\n", copy_tbps);

@@ -103,16 +103,6 @@ inline float median_ms(const std::function<void()>& fn, int repeats, int warmup 
   return times[times.size() / 2];
 }
 
-// The device's copy rate in TB/s: a 2 GiB device-to-device cudaMemcpy, bytes read + written.
-inline double copy_rate_tbps() {
-  const size_t bytes = size_t{2} << 30;
-  DeviceArray src(bytes), dst(bytes);
-  check(cudaMemset(src.ptr, 1, bytes), "cudaMemset");
-  const float ms = median_ms(
-      [&] { check(cudaMemcpyAsync(dst.ptr, src.ptr, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpyAsync"); }, 10, 2);
-  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e12;
-}
-
 // --kv-dtype bf16|fp8|both from argv (default bf16): the KV pool element types a decode bench runs.
 inline std::vector<deltainfer::KvDtype> kv_dtypes_from_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {

@@ -30,6 +30,7 @@
 #include "backend/cuda/decode_attention.h"
 #include "backend/cuda/delta_decode.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/hardware_rates.h"
 #include "bench_support.cuh"
 
 namespace {
@@ -313,7 +314,7 @@ int main(int argc, char** argv) {
   try {
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    const double copy_tbps = bench_support::copy_rate_tbps();
+    const double copy_tbps = deltainfer::cuda::measure_copy_tbps();
     std::printf("device %s, %d SMs; Llama-3-8B attention (32 layers, 32/8 heads, d 128), batch 1, budget %d; "
                 "device-to-device copy %.3f TB/s (read + write)\n",
                 prop.name, prop.multiProcessorCount, kBudget, copy_tbps);

@@ -57,7 +57,7 @@ class StreamTimer {
   cudaEvent_t stop_ = nullptr;
 };
 
-double copy_tbps(StreamTimer& timer) {
+double copy_tbps_with(StreamTimer& timer) {
   DeviceBuffer<unsigned char> src(kCopyBytes), dst(kCopyBytes);
   CUDA_CHECK(cudaMemsetAsync(src.data(), 1, kCopyBytes, timer.stream()));
   const double ms = timer.median_ms([&] {
@@ -66,7 +66,7 @@ double copy_tbps(StreamTimer& timer) {
   return 2.0 * static_cast<double>(kCopyBytes) / (ms * 1e-3) / 1e12;
 }
 
-double gemm_tflops(StreamTimer& timer) {
+double gemm_tflops_with(StreamTimer& timer) {
   const size_t elements = static_cast<size_t>(kGemmSize) * kGemmSize;
   DeviceBuffer<__nv_bfloat16> x(elements), weight(elements), y(elements);
   // Zero bytes are bf16 zeros: finite inputs, and the tensor cores' speed does not depend on values.
@@ -81,11 +81,21 @@ double gemm_tflops(StreamTimer& timer) {
 
 }  // namespace
 
+double measure_copy_tbps() {
+  StreamTimer timer;
+  return copy_tbps_with(timer);
+}
+
+double measure_gemm_tflops() {
+  StreamTimer timer;
+  return gemm_tflops_with(timer);
+}
+
 HardwareRates measure_hardware_rates() {
   StreamTimer timer;
   HardwareRates rates;
-  rates.copy_tbps = copy_tbps(timer);
-  rates.gemm_tflops = gemm_tflops(timer);
+  rates.copy_tbps = copy_tbps_with(timer);
+  rates.gemm_tflops = gemm_tflops_with(timer);
   return rates;
 }
 

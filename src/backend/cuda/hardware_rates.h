@@ -11,9 +11,12 @@ struct HardwareRates {
   double gemm_tflops = 0.0;  // 8192^3 bf16 GEMM, f32 accumulation, bf16 output: 2 m n k / s / 1e12
 };
 
-// Median of 10 timed repetitions of each after 2 warm-ups, on the current device and a stream of
-// its own. Needs ~4.4 GiB of free device memory for about a second and frees it before returning:
-// call it before the model allocates. Throws deltainfer::Error when allocation or a launch fails.
-HardwareRates measure_hardware_rates();
+// Each rate is the median of 10 timed repetitions after 2 warm-ups, on the current device and a
+// stream of its own; the buffers (4 GiB for the copy, 384 MiB for the GEMM) are freed before
+// returning, so call these before the model allocates. Throws deltainfer::Error when allocation or
+// a launch fails.
+double measure_copy_tbps();
+double measure_gemm_tflops();
+HardwareRates measure_hardware_rates();  // both
 
 }  // namespace deltainfer::cuda
