@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """deltainfer's Python ops beside their peers, on the same tensors in one process.
 
-Prefill (GQA 32/8, d 128, bf16, causal), at each --tokens:
+Prefill (GQA 32/8, d 128, bf16, causal), at each --tokens and for each of our --kernels (auto: the
+engine's default; sm90ws: the FlashAttention-3 style kernel; its cases are named *_sm90ws):
   ours dense            vs cuDNN SDPA, and FlashInfer's FA3 single prefill
   ours sliding + sink   vs FlexAttention (compiled block mask)
   ours sliding + Δ      vs the authors' Δ: hip-attn's block_sparse_attention (sliding window +
@@ -42,7 +43,7 @@ Prewarm: before anything is timed, FlashInfer's JIT (a subprocess) and MInferenc
 all three are done, on a quiet host. Each peer is optional: missing, it prints 'skipped: <why>'
 and the rest goes on. Prints one RESULT line per case, then a table.
 
-  PYTHONPATH=/tmp/peers python3 bench/peers/python_ops.py [--tokens 32768,131072]
+  PYTHONPATH=/tmp/peers python3 bench/peers/python_ops.py [--tokens 32768,131072] [--kernels auto,sm90ws]
       [--delta-kernel /tmp/peers/delta_kernel.py] [--minference-src /tmp/peers/minference-0.1.6.0]
 Needs the deltainfer wheel importable (python/README.md); the peers: scripts/gpu-peers-check.
 """
@@ -292,7 +293,9 @@ def minference_build_dir(src):
 
 # ---------------------------------------------------------------- cases
 
-def prefill_cases(tokens, a, peers, limits):
+def prefill_cases(tokens, a, peers, limits, kernel):
+    """Each case of ours runs on `kernel` (--kernels); its name carries the kernel unless "auto"."""
+    tag = "" if kernel == "auto" else f"_{kernel}"
     heads, kv_heads, dim = a.heads, a.kv_heads, a.dim
     scale = dim ** -0.5
     q = rand(tokens, heads, dim, seed=1)
@@ -302,34 +305,34 @@ def prefill_cases(tokens, a, peers, limits):
     qh, kh, vh = (t.transpose(0, 1)[None].contiguous() for t in (q, k, v))  # the peers' [1][heads][n][d]
     share = gemm_share(causal_flops(tokens, heads, dim), limits)
 
-    dense = lambda: deltainfer.prefill_attention(q, k_cache, v_cache, table, tokens)
+    dense = lambda: deltainfer.prefill_attention(q, k_cache, v_cache, table, tokens, kernel=kernel)
     reference = sdpa(qh, kh, vh, True)[0].transpose(0, 1).contiguous()  # [n][H][d], the dense truth
     ours_dense = device_ms(dense, repeats)
-    report("dense_prefill", tokens, ours_dense, "sdpa", device_ms(lambda: sdpa(qh, kh, vh, True), repeats),
+    report(f"dense_prefill{tag}", tokens, ours_dense, "sdpa", device_ms(lambda: sdpa(qh, kh, vh, True), repeats),
            agreement(dense(), reference), share)
 
     guarded("flashinfer prefill", flashinfer_prefill_case, tokens, a, peers, q, k, v, dense, ours_dense, share,
-            repeats)
+            repeats, tag)
 
-    sliding = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, a.window, a.sink)
+    sliding = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, a.window, a.sink, kernel=kernel)
     sliding_share = gemm_share(pattern_flops(tokens, heads, dim, a.window, a.sink), limits)
     if peers["flex"] is not None:
         flex, block_mask = peers["flex"], flex_block_mask(tokens, a.window, a.sink)
         peer = lambda: flex(qh, kh, vh, block_mask=block_mask, enable_gqa=True)
         agree = agreement(sliding(), peer()[0].transpose(0, 1))
-        report("sliding_prefill", tokens, device_ms(sliding, repeats), "flex", device_ms(peer, repeats), agree,
+        report(f"sliding_prefill{tag}", tokens, device_ms(sliding, repeats), "flex", device_ms(peer, repeats), agree,
                sliding_share)
     delta = lambda: deltainfer.sliding_delta_prefill(q, k_cache, v_cache, table, tokens, a.window, a.sink,
-                                                     a.gamma)
+                                                     a.gamma, kernel=kernel)
     # Ours Δ beside our sliding pass (what Δ adds; no limit share: the two do different work);
     # agreement of Δ with dense.
-    report("sliding_delta_prefill", tokens, device_ms(delta, repeats), "ours_sliding", device_ms(sliding, repeats),
+    report(f"sliding_delta_prefill{tag}", tokens, device_ms(delta, repeats), "ours_sliding", device_ms(sliding, repeats),
            agreement(delta(), reference), note="agreement is ours_delta vs dense")
 
     guarded("authors' delta", authors_cases, tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table,
-            reference, repeats, scale, limits)
+            reference, repeats, scale, limits, kernel)
     guarded("minference", minference_case, tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, reference,
-            repeats, limits)
+            repeats, limits, kernel)
 
 
 def gemm_share(flops, limits):
@@ -358,7 +361,7 @@ def guarded(peer, case, *args):
         torch.cuda.synchronize()
 
 
-def flashinfer_prefill_case(tokens, a, peers, q, k, v, dense, ours_dense, share, repeats):
+def flashinfer_prefill_case(tokens, a, peers, q, k, v, dense, ours_dense, share, repeats, tag):
     flashinfer = peers["flashinfer"]
     if isinstance(flashinfer, str):
         skipped("flashinfer prefill", flashinfer)
@@ -368,12 +371,12 @@ def flashinfer_prefill_case(tokens, a, peers, q, k, v, dense, ours_dense, share,
         return
     fa3 = lambda: flashinfer.single_prefill_with_kv_cache(q, k, v, causal=True, backend="fa3")
     out = timed_warmup("flashinfer fa3 prefill", fa3)
-    report("dense_prefill", tokens, ours_dense, "flashinfer_fa3", device_ms(fa3, repeats), agreement(dense(), out),
+    report(f"dense_prefill{tag}", tokens, ours_dense, "flashinfer_fa3", device_ms(fa3, repeats), agreement(dense(), out),
            share)
 
 
 def authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table, reference, repeats, scale,
-                  limits):
+                  limits, kernel):
     """Ours vs the authors' Δ with their window, sink and γ. Defined alike: the sliding pattern
     (window keys up to and including the row, plus the sink) and the correction of the γ - 1 rows
     after each strided dense row. Defined differently: they compute the last N mod γ + max(128, γ)
@@ -388,25 +391,27 @@ def authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table
     cut = tokens % gamma + max(128, gamma)
     head = tokens - cut
 
-    ours_sliding = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, window, sink)
+    tag = "" if kernel == "auto" else f"_{kernel}"
+    ours_sliding = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, window, sink, kernel=kernel)
     theirs_sliding = lambda: authors_sliding(peer, qt, kt, vt, window, sink, scale)[0]
     timed_warmup("hip-attn sliding", theirs_sliding)
     ours_out, theirs_out = ours_sliding(), theirs_sliding()
-    report(f"sliding{window}_sink{sink}", tokens, device_ms(ours_sliding, repeats), "hip_attn_sliding",
+    report(f"sliding{window}_sink{sink}{tag}", tokens, device_ms(ours_sliding, repeats), "hip_attn_sliding",
            device_ms(theirs_sliding, repeats), agreement(ours_out, theirs_out),
            gemm_share(pattern_flops(tokens, a.heads, a.dim, window, sink), limits))
-    print(f"AGREE case=sliding{window}_sink{sink} tokens={tokens} ours_vs_dense={fmt(agreement(ours_out, reference))} "
+    print(f"AGREE case=sliding{window}_sink{sink}{tag} tokens={tokens} ours_vs_dense={fmt(agreement(ours_out, reference))} "
           f"theirs_vs_dense={fmt(agreement(theirs_out, reference))}", flush=True)
 
-    ours_delta = lambda: deltainfer.sliding_delta_prefill(q, k_cache, v_cache, table, tokens, window, sink, gamma)
+    ours_delta = lambda: deltainfer.sliding_delta_prefill(q, k_cache, v_cache, table, tokens, window, sink, gamma,
+                                                          kernel=kernel)
     theirs_delta = lambda: authors_delta(peer, qt, kt, vt, qh, kh, vh, window, sink, gamma, scale)[0]
     timed_warmup("authors' delta", theirs_delta)
     ours_out, theirs_out = ours_delta(), theirs_delta()
-    report(f"sliding_delta_g{gamma}_sink{sink}", tokens, device_ms(ours_delta, repeats), "authors_delta",
+    report(f"sliding_delta_g{gamma}_sink{sink}{tag}", tokens, device_ms(ours_delta, repeats), "authors_delta",
            device_ms(theirs_delta, repeats), agreement(ours_out[:head], theirs_out[:head]),
            gemm_share(pattern_flops(tokens, a.heads, a.dim, window, sink, gamma), limits),
            note=f"agreement over rows 0..{head - 1} (theirs: last {cut} rows dense)")
-    print(f"AGREE case=sliding_delta_g{gamma}_sink{sink} tokens={tokens} "
+    print(f"AGREE case=sliding_delta_g{gamma}_sink{sink}{tag} tokens={tokens} "
           f"ours_vs_theirs_all_rows={fmt(agreement(ours_out, theirs_out))} "
           f"ours_vs_dense={fmt(agreement(ours_out, reference))} "
           f"theirs_vs_dense={fmt(agreement(theirs_out, reference))} "
@@ -418,7 +423,7 @@ def fmt(agree):
     return f"{agree[0]:.4f}/{agree[1]:.4f}"
 
 
-def minference_case(tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, reference, repeats, limits):
+def minference_case(tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, reference, repeats, limits, kernel):
     """MInference's vertical-slash kernel with a fixed pattern equal to sliding + sink: verticals
     0..sink-1, slashes 0..window-1. Its slashes cover whole 64x64 blocks along the diagonals, so it
     may attend a few keys past the window: agreement with ours is close, not exact."""
@@ -433,9 +438,10 @@ def minference_case(tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, re
     s_idx = torch.arange(window, device="cuda", dtype=torch.int32).expand(1, a.heads, window).contiguous()
     theirs = lambda: vertical_slash(qh, k_all, v_all, v_idx, s_idx, 64, 64)[0].transpose(0, 1)
     timed_warmup("minference vertical-slash", theirs)
-    ours = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, window, sink)
+    ours = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, window, sink, kernel=kernel)
     theirs_out = theirs()
-    report(f"sliding{window}_sink{sink}", tokens, device_ms(ours, repeats), "minference_vslash",
+    tag = "" if kernel == "auto" else f"_{kernel}"
+    report(f"sliding{window}_sink{sink}{tag}", tokens, device_ms(ours, repeats), "minference_vslash",
            device_ms(theirs, repeats), agreement(ours(), theirs_out),
            gemm_share(pattern_flops(tokens, a.heads, a.dim, window, sink), limits),
            note="minference: K/V repeated outside timing")
@@ -607,6 +613,8 @@ def parse_args():
                                                                    "/tmp/peers/minference-0.1.6.0"))
     parser.add_argument("--no-flex", action="store_true", help="skip FlexAttention (its compile takes a minute)")
     parser.add_argument("--no-flashinfer-prefill", action="store_true", help="skip FlashInfer's FA3 prefill")
+    parser.add_argument("--kernels", default="auto",
+                        help="our prefill kernels to time, comma-separated: auto, sm90, sm90ws (the FA3-style one)")
     parser.add_argument("--skip-prefill", action="store_true")
     parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--prewarm-flashinfer", choices=("prefill", "decode"), help=argparse.SUPPRESS)  # prewarm()
@@ -646,11 +654,12 @@ def main():
     limits = hardware_limits()
     if not a.skip_prefill:
         for tokens in tokens_list(a):
-            try:
-                prefill_cases(tokens, a, peers, limits)
-            except (RuntimeError, torch.OutOfMemoryError) as e:
-                print(f"prefill {tokens} failed: {str(e).splitlines()[0]}", flush=True)
-            torch.cuda.empty_cache()
+            for kernel in a.kernels.split(","):
+                try:
+                    prefill_cases(tokens, a, peers, limits, kernel)
+                except (RuntimeError, ValueError, torch.OutOfMemoryError) as e:
+                    print(f"prefill {tokens} ({kernel}) failed: {str(e).splitlines()[0]}", flush=True)
+                torch.cuda.empty_cache()
     if not a.skip_decode:
         for batch, kv_len in ((1, 131072), (32, 4096)):
             try:

@@ -31,6 +31,14 @@ def integer(value, name: str, minimum: int | None = None) -> int:
     return value
 
 
+def choice(value, name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
+    return value
+
+
 def on_one_cuda_device(op: str, **tensors: torch.Tensor) -> None:
     """Checked last, so that every other mistake is reported the same with CPU tensors."""
     for name, t in tensors.items():

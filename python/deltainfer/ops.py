@@ -29,6 +29,8 @@ from deltainfer import _checks
 PAGE_SIZE = 64  # tokens per KV page (src/backend/cuda/paged_kv.h, kKvPageSize)
 MAX_DECODE_GROUP = 16  # query heads per KV head in decode (decode_attention.h)
 FUSED_GAMMAS = (16, 32, 64)  # strides the sliding kernel's fused Δ epilogue supports
+SPARSE_KERNELS = ("auto", "sm90", "sm90ws")  # prefill kernels with the sparse modes (Hopper only)
+DENSE_KERNELS = ("auto", "sm80") + SPARSE_KERNELS[1:]
 QUEST_PAGE = 16  # tokens per Quest page (delta_decode.h, kQuestPage)
 
 
@@ -114,7 +116,7 @@ def _result(out, lse):
 
 
 def prefill_attention(q, k_cache, v_cache, page_table, kv_len, first_pos=0, *, softmax_scale=None,
-                      return_lse=False):
+                      return_lse=False, kernel="auto"):
     """Dense causal prefill (docs/METHODS.md, "The methods by name": dense attention).
 
     Query row i sits at position first_pos + i and attends keys 0..first_pos + i of the paged
@@ -122,11 +124,16 @@ def prefill_attention(q, k_cache, v_cache, page_table, kv_len, first_pos=0, *, s
     first position). GQA: query head h reads KV head h // (n_heads // n_kv_heads).
     Returns out [n_q][n_heads][head_dim] bf16, and the f32 log-sum-exp [n_q][n_heads] (natural
     log of sum_j exp(scale * q.k_j)) when return_lse.
+    kernel picks the prefill kernel (src/backend/cuda/prefill_attention.h): "auto" (the Hopper
+    kernel where wgmma exists, else the sm80 one), "sm80", "sm90", or "sm90ws" (the
+    FlashAttention-3 style warp-specialized kernel).
     """
+    _checks.choice(kernel, "kernel", DENSE_KERNELS)
     page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)
     out = torch.empty_like(q)
     lse = _lse(q, return_lse)
-    _ext().prefill(q, k_cache, v_cache, page_table, out, lse, kv_len, first_pos, None, scale, _stream(q.device))
+    _ext().prefill(q, k_cache, v_cache, page_table, out, lse, kv_len, first_pos, None, scale, kernel,
+                   _stream(q.device))
     return _result(out, lse)
 
 
@@ -140,24 +147,25 @@ def _window_sink(window, sink):
 
 
 def sliding_prefill(q, k_cache, v_cache, page_table, kv_len, window, sink=0, first_pos=0, *,
-                    softmax_scale=None, return_lse=False):
+                    softmax_scale=None, return_lse=False, kernel="auto"):
     """Sliding window + sink prefill (docs/METHODS.md, "The methods by name": sliding window +
     sink, StreamingLLM's pattern at prefill; the sparse pass of "Δ attention (prefill)").
 
     The query at position p attends keys j <= p with j < sink or j > p - window. Arguments and
-    result as prefill_attention; window >= 1, sink >= 0.
+    result as prefill_attention; window >= 1, sink >= 0; kernel "auto", "sm90" or "sm90ws".
     """
     _window_sink(window, sink)
+    _checks.choice(kernel, "kernel", SPARSE_KERNELS)
     page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)
     out = torch.empty_like(q)
     lse = _lse(q, return_lse)
     _ext().sliding_prefill(q, k_cache, v_cache, page_table, out, lse, kv_len, first_pos, scale, window, sink,
-                           None, 0, _stream(q.device))
+                           None, 0, kernel, _stream(q.device))
     return _result(out, lse)
 
 
 def sliding_delta_prefill(q, k_cache, v_cache, page_table, kv_len, window, sink=0, gamma=64, first_pos=0, *,
-                          softmax_scale=None):
+                          softmax_scale=None, kernel="auto"):
     """Sliding window + sink with the Δ correction, fused (docs/METHODS.md, "Δ attention
     (prefill)", the "propagate" variant).
 
@@ -166,15 +174,16 @@ def sliding_delta_prefill(q, k_cache, v_cache, page_table, kv_len, window, sink=
     sliding pass whose epilogue writes o^s_i + (o^d_r - o^s_r), r = gamma * floor(pos_i / gamma),
     and o^d_r on the rows r. gamma is 16, 32 or 64, and first_pos a multiple of gamma. Unlike the
     engine this op computes no dense tail rows (docs/METHODS.md): every row is corrected.
-    Returns out [n_q][n_heads][head_dim] bf16.
+    kernel ("auto", "sm90" or "sm90ws") runs both passes. Returns out [n_q][n_heads][head_dim] bf16.
     """
     _window_sink(window, sink)
     _delta_gamma(gamma, first_pos)
+    _checks.choice(kernel, "kernel", SPARSE_KERNELS)
     page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)
-    dense_rows = _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale)
+    dense_rows = _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale, kernel)
     out = torch.empty_like(q)
     _ext().sliding_prefill(q, k_cache, v_cache, page_table, out, None, kv_len, first_pos, scale, window, sink,
-                           dense_rows, gamma, _stream(q.device))
+                           dense_rows, gamma, kernel, _stream(q.device))
     return out
 
 
@@ -186,18 +195,18 @@ def _delta_gamma(gamma, first_pos):
         raise ValueError(f"first_pos: {first_pos} must be a multiple of gamma {gamma}")
 
 
-def _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale):
+def _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale, kernel):
     """o^d_r: dense causal attention of the rows at positions first_pos, first_pos + gamma, ..."""
     strided_q = q[::gamma].contiguous()
     positions = torch.arange(first_pos, first_pos + q.shape[0], gamma, dtype=torch.int32, device=q.device)
     dense_rows = torch.empty_like(strided_q)
     _ext().prefill(strided_q, k_cache, v_cache, page_table, dense_rows, None, kv_len, first_pos, positions, scale,
-                   _stream(q.device))
+                   kernel, _stream(q.device))
     return dense_rows
 
 
 def vslash_prefill(q, k_cache, v_cache, page_table, kv_len, first_pos=0, *, vertical=1000, slash=6096,
-                   estimate_queries=64, gamma=None, softmax_scale=None):
+                   estimate_queries=64, gamma=None, softmax_scale=None, kernel="auto"):
     """Vertical-slash block-sparse prefill with its estimator (docs/METHODS.md,
     "Vertical-slash (prefill)"), with the fused Δ correction when gamma is given ("Δ attention
     (prefill)": vslash+Δ).
@@ -208,8 +217,9 @@ def vslash_prefill(q, k_cache, v_cache, page_table, kv_len, first_pos=0, *, vert
     query block then visits the 64-key blocks they touch plus block 0 and its own diagonal.
     The estimator's buffers are allocated for the call (cudaMalloc) and freed at its end.
     gamma (16, 32 or 64, first_pos a multiple of it) adds the Δ correction as in
-    sliding_delta_prefill. Returns out [n_q][n_heads][head_dim] bf16.
+    sliding_delta_prefill. kernel: "auto", "sm90" or "sm90ws". Returns out [n_q][n_heads][head_dim] bf16.
     """
+    _checks.choice(kernel, "kernel", SPARSE_KERNELS)
     for name, value in (("vertical", vertical), ("slash", slash), ("estimate_queries", estimate_queries)):
         _checks.integer(value, name, 1)
     if gamma is not None:
@@ -221,10 +231,10 @@ def vslash_prefill(q, k_cache, v_cache, page_table, kv_len, first_pos=0, *, vert
     page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)
     dense_rows = None
     if gamma is not None:
-        dense_rows = _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale)
+        dense_rows = _strided_dense_rows(q, k_cache, v_cache, page_table, kv_len, first_pos, gamma, scale, kernel)
     out = torch.empty_like(q)
     _ext().vslash_prefill(q, k_cache, v_cache, page_table, out, None, kv_len, first_pos, scale, estimate_queries,
-                          vertical, slash, dense_rows, gamma or 0, _stream(q.device))
+                          vertical, slash, dense_rows, gamma or 0, kernel, _stream(q.device))
     return out
 
 

@@ -28,7 +28,7 @@ def test_extension_rejects_cpu_tensors_without_crashing():
     k, v, table, _ = paged()
     q = q_rows()
     with pytest.raises(TypeError):
-        _ext.prefill(q, k, v, table[0], torch.empty_like(q), None, 200, 0, None, 0.125, 0)
+        _ext.prefill(q, k, v, table[0], torch.empty_like(q), None, 200, 0, None, 0.125, "auto", 0)
 
 
 def test_kernel_input_errors_reach_python_as_value_errors():
@@ -114,6 +114,18 @@ def test_unfused_gamma_and_unaligned_first_pos_are_value_errors():
         deltainfer.sliding_delta_prefill(q_rows(), k, v, table, 200, window=64, gamma=48)
     with pytest.raises(ValueError, match="first_pos"):
         deltainfer.sliding_delta_prefill(q_rows(), k, v, table, 200, window=64, gamma=64, first_pos=10)
+
+
+def test_unknown_or_sparse_less_kernel_is_a_value_error():
+    k, v, table, _ = paged()
+    with pytest.raises(ValueError, match="kernel"):
+        deltainfer.prefill_attention(q_rows(), k, v, table, 200, kernel="fa3")
+    with pytest.raises(ValueError, match="kernel"):
+        deltainfer.sliding_prefill(q_rows(), k, v, table, 200, window=64, kernel="sm80")  # no sparse modes
+    with pytest.raises(ValueError, match="kernel"):
+        deltainfer.sliding_delta_prefill(q_rows(), k, v, table, 200, window=64, kernel="SM90WS")
+    with pytest.raises(TypeError, match="kernel"):
+        deltainfer.prefill_attention(q_rows(), k, v, table, 200, kernel=3)
 
 
 def test_decode_fast_path_keeps_every_check():

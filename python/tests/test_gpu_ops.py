@@ -47,15 +47,18 @@ def paged(k, v, seed=0):
 
 
 SHAPES = [(8, 2, 64), (32, 8, 128), (4, 4, 128)]  # (n_heads, n_kv_heads, head_dim)
+KERNELS = ["auto", "sm90ws"]  # the default and the FlashAttention-3 style prefill kernel
 
 
 @pytest.mark.parametrize("n_heads,n_kv_heads,head_dim", SHAPES)
 @pytest.mark.parametrize("kv_len,first_pos", [(300, 0), (777, 500), (1, 0)])
-def test_dense_prefill_matches_reference(n_heads, n_kv_heads, head_dim, kv_len, first_pos):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_dense_prefill_matches_reference(n_heads, n_kv_heads, head_dim, kv_len, first_pos, kernel):
     k, v = make_kv(kv_len, n_kv_heads, head_dim)
     q = make_q(kv_len - first_pos, n_heads, head_dim)
     k_cache, v_cache, table, _ = paged(k, v)
-    out, lse = deltainfer.prefill_attention(q, k_cache, v_cache, table[0], kv_len, first_pos, return_lse=True)
+    out, lse = deltainfer.prefill_attention(q, k_cache, v_cache, table[0], kv_len, first_pos, return_lse=True,
+                                            kernel=kernel)
     pos = torch.arange(first_pos, kv_len, device="cuda")
     want, want_lse = ref.attention(q, k, v, pos, ref.causal)
     expect_close(out, want)
@@ -76,12 +79,14 @@ def test_dense_prefill_matches_sdpa():
 
 @pytest.mark.parametrize("n_heads,n_kv_heads,head_dim", SHAPES)
 @pytest.mark.parametrize("window,sink", [(128, 16), (64, 0), (1, 64), (5000, 8)])
-def test_sliding_prefill_matches_masked_reference(n_heads, n_kv_heads, head_dim, window, sink):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_sliding_prefill_matches_masked_reference(n_heads, n_kv_heads, head_dim, window, sink, kernel):
     kv_len = 900
     k, v = make_kv(kv_len, n_kv_heads, head_dim)
     q = make_q(kv_len, n_heads, head_dim)
     k_cache, v_cache, table, _ = paged(k, v)
-    out, lse = deltainfer.sliding_prefill(q, k_cache, v_cache, table, kv_len, window, sink, return_lse=True)
+    out, lse = deltainfer.sliding_prefill(q, k_cache, v_cache, table, kv_len, window, sink, return_lse=True,
+                                          kernel=kernel)
     want, want_lse = ref.attention(q, k, v, torch.arange(kv_len, device="cuda"), ref.sliding(window, sink))
     expect_close(out, want)
     assert ref.max_abs(lse, want_lse) < LSE_ABS
@@ -89,12 +94,14 @@ def test_sliding_prefill_matches_masked_reference(n_heads, n_kv_heads, head_dim,
 
 @pytest.mark.parametrize("n_heads,n_kv_heads,head_dim", SHAPES)
 @pytest.mark.parametrize("gamma,first_pos", [(64, 0), (16, 0), (32, 256)])
-def test_sliding_delta_prefill_matches_delta_reference(n_heads, n_kv_heads, head_dim, gamma, first_pos):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_sliding_delta_prefill_matches_delta_reference(n_heads, n_kv_heads, head_dim, gamma, first_pos, kernel):
     kv_len, window, sink = 1000, 128, 16
     k, v = make_kv(kv_len, n_kv_heads, head_dim)
     q = make_q(kv_len - first_pos, n_heads, head_dim)
     k_cache, v_cache, table, _ = paged(k, v)
-    out = deltainfer.sliding_delta_prefill(q, k_cache, v_cache, table, kv_len, window, sink, gamma, first_pos)
+    out = deltainfer.sliding_delta_prefill(q, k_cache, v_cache, table, kv_len, window, sink, gamma, first_pos,
+                                           kernel=kernel)
     pos = torch.arange(first_pos, kv_len, device="cuda")
     sparse, _ = ref.attention(q, k, v, pos, ref.sliding(window, sink))
     dense, _ = ref.attention(q, k, v, pos, ref.causal)

@@ -42,10 +42,17 @@ struct PrefillAttentionArgs {
 PagedKv bf16_sequence_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_pool, int num_pages, int n_kv_heads,
                          int head_dim, const int32_t* page_table, int kv_len);
 
-// Which kernel runs. kAuto picks the fastest available one for the device (Hopper: kSm90).
-// kSm90Ws: the FlashAttention-3 style kernel (consumer ping-pong, softmax overlapped with the
-// GEMMs); opt-in, not yet verified on a device; InputError off sm_90.
+// Which kernel runs. kAuto is auto_prefill_kernel(): the fastest verified one for the device
+// (Hopper: kSm90). kSm90Ws: the FlashAttention-3 style kernel (consumer ping-pong, softmax
+// overlapped with the GEMMs); opt-in; InputError off sm_90.
 enum class PrefillKernel { kAuto, kSm80, kSm90, kSm90Ws };
+
+// What kAuto means in this process, for every prefill entry point (dense, sparse, varlen, and so
+// for the engine): the environment variable DELTAINFER_PREFILL_KERNEL (sm80, sm90 or sm90ws) when
+// set and not empty, read once; else kSm90 on a device with wgmma, kSm80 elsewhere. Throws
+// InputError naming the variable for any other value. A knob for benchmarks and for trying a
+// kernel in the whole engine without a rebuild.
+PrefillKernel auto_prefill_kernel();
 
 // Launches on `stream`; returns without synchronizing. Throws InputError for unsupported shapes
 // and Error when a launch fails.
@@ -100,9 +107,9 @@ inline constexpr int kMaxVarlenChunks = 64;
 
 // Throws InputError for unsupported shapes or chunks outside their sequence, Error when a
 // launch fails; returns without synchronizing. Capturable in a CUDA graph.
-// kernel: kAuto (v3 on Hopper, else one sm80 launch per chunk), kSm90 (v3), kSm90Ws (the
-// FlashAttention-3 style kernel; opt-in, not yet verified on a device; InputError off sm_90);
-// kSm80 has no varlen launch (InputError).
+// kernel: kAuto (on Hopper the FA3-style kernel when auto_prefill_kernel() is kSm90Ws, else v3;
+// off Hopper one sm80 launch per chunk), kSm90 (v3), kSm90Ws (the FlashAttention-3 style kernel;
+// InputError off sm_90); kSm80 has no varlen launch (InputError).
 void varlen_prefill_attention(const VarlenPrefillArgs& args, const std::vector<VarlenChunk>& chunks,
                               cudaStream_t stream, PrefillKernel kernel = PrefillKernel::kAuto);
 

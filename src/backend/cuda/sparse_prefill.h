@@ -42,9 +42,9 @@ struct BlockSparseLists {
 
 // Launch on `stream` without synchronizing. Throw InputError for unsupported shapes or
 // parameters, and for devices without wgmma; Error when a launch fails.
-// kernel: kAuto and kSm90 run the verified v3 kernel; kSm90Ws the FlashAttention-3 style one
-// (same schedule, masks and fused epilogue; opt-in, not yet verified on a device); kSm80 has no
-// sparse modes (InputError).
+// kernel: kSm90 runs the v3 kernel, kSm90Ws the FlashAttention-3 style one (same schedule, masks
+// and fused epilogue), kAuto the FA3-style one when auto_prefill_kernel() is kSm90Ws and v3
+// otherwise; kSm80 has no sparse modes (InputError).
 void sliding_prefill_attention(const PrefillAttentionArgs& args, int window, int sink,
                                cudaStream_t stream, const DeltaFusion& fused = {},
                                PrefillKernel kernel = PrefillKernel::kAuto);

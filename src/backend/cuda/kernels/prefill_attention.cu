@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/kernels/prefill_attention_launch.cuh"
 #include "core/error.h"
@@ -99,14 +101,33 @@ PagedKv bf16_sequence_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_poo
   return sequence_kv(bf16_batch_kv(k_pool, v_pool, num_pages, n_kv_heads, head_dim, page_table, pages, 1), 0, kv_len);
 }
 
+namespace {
+
+PrefillKernel kernel_from_environment() {
+  const char* name = std::getenv("DELTAINFER_PREFILL_KERNEL");
+  if (name == nullptr || *name == '\0') {
+    return prefill::device_has_wgmma() ? PrefillKernel::kSm90 : PrefillKernel::kSm80;
+  }
+  const std::string value(name);
+  if (value == "sm80") return PrefillKernel::kSm80;
+  if (value == "sm90") return PrefillKernel::kSm90;
+  if (value == "sm90ws") return PrefillKernel::kSm90Ws;
+  throw_input_error("DELTAINFER_PREFILL_KERNEL is '{}'; expected sm80, sm90 or sm90ws (or unset)", value);
+}
+
+}  // namespace
+
+PrefillKernel auto_prefill_kernel() {
+  static const PrefillKernel kernel = kernel_from_environment();
+  return kernel;
+}
+
 void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
                        PrefillKernel kernel) {
   prefill::validate(args);
   if (args.n_q == 0) return;
   const prefill::Params p = prefill::make_params(args);
-  if (kernel == PrefillKernel::kAuto) {
-    kernel = prefill::device_has_wgmma() ? PrefillKernel::kSm90 : PrefillKernel::kSm80;
-  }
+  if (kernel == PrefillKernel::kAuto) kernel = auto_prefill_kernel();
   const cudaError_t err =
       kernel == PrefillKernel::kSm90   ? prefill::launch_sm90(p, args.kv.head_dim, args.kv.num_pages, stream)
       : kernel == PrefillKernel::kSm90Ws ? prefill::launch_sm90_ws(p, args.kv.head_dim, args.kv.num_pages, stream)

@@ -1,5 +1,5 @@
 // Host entry of the sparse prefill kernels: checks the sparse parameters on top of the dense
-// ones and launches the sm90 kernel (v3, or the FA3-style one on an explicit kSm90Ws) in its
+// ones and launches the sm90 kernel (v3, or the FA3-style one on kSm90Ws) in its
 // sliding or block-list mode.
 #include "backend/cuda/sparse_prefill.h"
 
@@ -37,8 +37,9 @@ void check_launch(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw_error("{}: launch failed: {}", what, cudaGetErrorString(err));
 }
 
-// True for the FA3-style kernel; v3 for kAuto / kSm90 (the default stays the verified one).
+// True for the FA3-style kernel, asked for or what kAuto means here (auto_prefill_kernel); else v3.
 bool use_ws(PrefillKernel kernel, const char* what) {
+  if (kernel == PrefillKernel::kAuto) return auto_prefill_kernel() == PrefillKernel::kSm90Ws;
   if (kernel == PrefillKernel::kSm80) {
     throw_input_error("{}: the sm80 kernel has no sparse modes (use kAuto, kSm90 or kSm90Ws)", what);
   }
