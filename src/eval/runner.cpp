@@ -99,7 +99,8 @@ std::vector<PerplexityText> prepare_perplexity(const EvalPlan& plan, const std::
       const auto offset = static_cast<int64_t>(random.below(prose.size() - static_cast<size_t>(length)));
       PerplexityText text{length, fmt::format("prose@{}", offset), {}, {}};
       text.tokens.assign(prose.begin() + offset, prose.begin() + offset + length);
-      const std::vector<double> full = token_nlls(reference.transformer(), text.tokens, plan.prefill_chunk, 0);
+      const std::vector<double> full =
+          token_nlls(reference.transformer(), text.tokens, reference.transformer().prefill_chunk(), 0);
       const int64_t k = plan.longppl_short_context > 0 ? plan.longppl_short_context : std::max<int64_t>(1, length / 8);
       const std::vector<double> shorter =
           short_context_nlls(reference.transformer(), text.tokens, k, std::max<int64_t>(1, k / 4));
@@ -148,7 +149,11 @@ SampleOutcome answer(engine::Engine& engine, const PreparedSample& s, const std:
 
 PerplexityOutcome score_text(engine::Engine& engine, const PerplexityText& text, const EvalPlan& plan,
                              const std::string& method) {
-  const std::vector<double> nlls = token_nlls(engine.transformer(), text.tokens, plan.prefill_chunk, plan.decode_tail);
+  // The backend's chunk, not plan.prefill_chunk: the CUDA backend rounds a Δ method's chunk to a
+  // multiple of its γ (and up to γ when γ is larger: the dense tail alone, γ 65536), and refuses a
+  // chunk that starts elsewhere. The tasks read prompts in the same chunks (batched_answers.cpp).
+  const std::vector<double> nlls =
+      token_nlls(engine.transformer(), text.tokens, engine.transformer().prefill_chunk(), plan.decode_tail);
   const std::vector<double> tail(nlls.end() - std::min<int64_t>(plan.decode_tail, static_cast<int64_t>(nlls.size())),
                                  nlls.end());
   PerplexityOutcome out;
