@@ -124,9 +124,9 @@ def prefill_attention(q, k_cache, v_cache, page_table, kv_len, first_pos=0, *, s
     first position). GQA: query head h reads KV head h // (n_heads // n_kv_heads).
     Returns out [n_q][n_heads][head_dim] bf16, and the f32 log-sum-exp [n_q][n_heads] (natural
     log of sum_j exp(scale * q.k_j)) when return_lse.
-    kernel picks the prefill kernel (src/backend/cuda/prefill_attention.h): "auto" (the Hopper
-    kernel where wgmma exists, else the sm80 one), "sm80", "sm90", or "sm90ws" (the
-    FlashAttention-3 style warp-specialized kernel).
+    kernel picks the prefill kernel (src/backend/cuda/prefill_attention.h): "auto" (what the
+    engine uses: DELTAINFER_PREFILL_KERNEL when set, else "sm90" where wgmma exists and "sm80"
+    elsewhere), "sm80", "sm90", or "sm90ws" (the FlashAttention-3 style warp-specialized kernel).
     """
     _checks.choice(kernel, "kernel", DENSE_KERNELS)
     page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)

@@ -4,6 +4,7 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -18,11 +19,9 @@ namespace {
 
 // The Python layer passes one of "auto", "sm80", "sm90", "sm90ws" (checked there first).
 cuda::PrefillKernel prefill_kernel(const std::string& name) {
-  if (name == "auto") return cuda::PrefillKernel::kAuto;
-  if (name == "sm80") return cuda::PrefillKernel::kSm80;
-  if (name == "sm90") return cuda::PrefillKernel::kSm90;
-  if (name == "sm90ws") return cuda::PrefillKernel::kSm90Ws;
-  throw std::invalid_argument("kernel: expected auto, sm80, sm90 or sm90ws, got " + name);
+  const std::optional<cuda::PrefillKernel> kernel = cuda::prefill_kernel_named(name);
+  if (!kernel) throw std::invalid_argument("kernel: expected auto, sm80, sm90 or sm90ws, got " + name);
+  return *kernel;
 }
 
 // q, out [n_q][n_heads][head_dim]; pools [num_pages][n_kv_heads][64][head_dim]; page_table [pages].

@@ -19,6 +19,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "backend/cuda/paged_kv.h"
@@ -47,11 +49,14 @@ PagedKv bf16_sequence_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_poo
 // overlapped with the GEMMs); opt-in; InputError off sm_90.
 enum class PrefillKernel { kAuto, kSm80, kSm90, kSm90Ws };
 
+// The kernel a user names: "auto", "sm80", "sm90" or "sm90ws"; nullopt for anything else.
+std::optional<PrefillKernel> prefill_kernel_named(std::string_view name);
+
 // What kAuto means in this process, for every prefill entry point (dense, sparse, varlen, and so
 // for the engine): the environment variable DELTAINFER_PREFILL_KERNEL (sm80, sm90 or sm90ws) when
-// set and not empty, read once; else kSm90 on a device with wgmma, kSm80 elsewhere. Throws
-// InputError naming the variable for any other value. A knob for benchmarks and for trying a
-// kernel in the whole engine without a rebuild.
+// set and not empty or "auto", read once; else kSm90 on a device with wgmma, kSm80 elsewhere.
+// Throws InputError naming the variable for any other value. A knob for benchmarks and for trying
+// a kernel in the whole engine without a rebuild.
 PrefillKernel auto_prefill_kernel();
 
 // Launches on `stream`; returns without synchronizing. Throws InputError for unsupported shapes

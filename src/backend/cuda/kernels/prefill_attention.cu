@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <string>
+#include <optional>
+#include <string_view>
 
 #include "backend/cuda/kernels/prefill_attention_launch.cuh"
 #include "core/error.h"
@@ -101,18 +102,25 @@ PagedKv bf16_sequence_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_poo
   return sequence_kv(bf16_batch_kv(k_pool, v_pool, num_pages, n_kv_heads, head_dim, page_table, pages, 1), 0, kv_len);
 }
 
+std::optional<PrefillKernel> prefill_kernel_named(std::string_view name) {
+  if (name == "auto") return PrefillKernel::kAuto;
+  if (name == "sm80") return PrefillKernel::kSm80;
+  if (name == "sm90") return PrefillKernel::kSm90;
+  if (name == "sm90ws") return PrefillKernel::kSm90Ws;
+  return std::nullopt;
+}
+
 namespace {
 
 PrefillKernel kernel_from_environment() {
   const char* name = std::getenv("DELTAINFER_PREFILL_KERNEL");
-  if (name == nullptr || *name == '\0') {
-    return prefill::device_has_wgmma() ? PrefillKernel::kSm90 : PrefillKernel::kSm80;
+  const std::optional<PrefillKernel> named =
+      name == nullptr || *name == '\0' ? PrefillKernel::kAuto : prefill_kernel_named(name);
+  if (!named) {
+    throw_input_error("DELTAINFER_PREFILL_KERNEL is '{}'; expected auto, sm80, sm90 or sm90ws (or unset)", name);
   }
-  const std::string value(name);
-  if (value == "sm80") return PrefillKernel::kSm80;
-  if (value == "sm90") return PrefillKernel::kSm90;
-  if (value == "sm90ws") return PrefillKernel::kSm90Ws;
-  throw_input_error("DELTAINFER_PREFILL_KERNEL is '{}'; expected sm80, sm90 or sm90ws (or unset)", value);
+  if (*named != PrefillKernel::kAuto) return *named;
+  return prefill::device_has_wgmma() ? PrefillKernel::kSm90 : PrefillKernel::kSm80;
 }
 
 }  // namespace
