@@ -293,9 +293,14 @@ def minference_build_dir(src):
 
 # ---------------------------------------------------------------- cases
 
+def case_tag(kernel):
+    """The suffix of our case names for `kernel`: none for the engine's default ("auto")."""
+    return "" if kernel == "auto" else f"_{kernel}"
+
+
 def prefill_cases(tokens, a, peers, limits, kernel):
     """Each case of ours runs on `kernel` (--kernels); its name carries the kernel unless "auto"."""
-    tag = "" if kernel == "auto" else f"_{kernel}"
+    tag = case_tag(kernel)
     heads, kv_heads, dim = a.heads, a.kv_heads, a.dim
     scale = dim ** -0.5
     q = rand(tokens, heads, dim, seed=1)
@@ -391,7 +396,7 @@ def authors_cases(tokens, a, peers, q, k, v, qh, kh, vh, k_cache, v_cache, table
     cut = tokens % gamma + max(128, gamma)
     head = tokens - cut
 
-    tag = "" if kernel == "auto" else f"_{kernel}"
+    tag = case_tag(kernel)
     ours_sliding = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, window, sink, kernel=kernel)
     theirs_sliding = lambda: authors_sliding(peer, qt, kt, vt, window, sink, scale)[0]
     timed_warmup("hip-attn sliding", theirs_sliding)
@@ -440,7 +445,7 @@ def minference_case(tokens, a, peers, q, kh, vh, qh, k_cache, v_cache, table, re
     timed_warmup("minference vertical-slash", theirs)
     ours = lambda: deltainfer.sliding_prefill(q, k_cache, v_cache, table, tokens, window, sink, kernel=kernel)
     theirs_out = theirs()
-    tag = "" if kernel == "auto" else f"_{kernel}"
+    tag = case_tag(kernel)
     report(f"sliding{window}_sink{sink}{tag}", tokens, device_ms(ours, repeats), "minference_vslash",
            device_ms(theirs, repeats), agreement(ours(), theirs_out),
            gemm_share(pattern_flops(tokens, a.heads, a.dim, window, sink), limits),

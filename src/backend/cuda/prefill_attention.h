@@ -59,6 +59,10 @@ std::optional<PrefillKernel> prefill_kernel_named(std::string_view name);
 // a kernel in the whole engine without a rebuild.
 PrefillKernel auto_prefill_kernel();
 
+// The kernel that runs for `kernel`: itself, or auto_prefill_kernel() for kAuto. Every entry point
+// resolves through here (after refusing what it cannot run when asked for explicitly).
+PrefillKernel resolved_prefill_kernel(PrefillKernel kernel);
+
 // Launches on `stream`; returns without synchronizing. Throws InputError for unsupported shapes
 // and Error when a launch fails.
 void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,

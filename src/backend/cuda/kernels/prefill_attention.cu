@@ -130,12 +130,16 @@ PrefillKernel auto_prefill_kernel() {
   return kernel;
 }
 
+PrefillKernel resolved_prefill_kernel(PrefillKernel kernel) {
+  return kernel == PrefillKernel::kAuto ? auto_prefill_kernel() : kernel;
+}
+
 void prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream,
                        PrefillKernel kernel) {
   prefill::validate(args);
   if (args.n_q == 0) return;
   const prefill::Params p = prefill::make_params(args);
-  if (kernel == PrefillKernel::kAuto) kernel = auto_prefill_kernel();
+  kernel = resolved_prefill_kernel(kernel);
   const cudaError_t err =
       kernel == PrefillKernel::kSm90   ? prefill::launch_sm90(p, args.kv.head_dim, args.kv.num_pages, stream)
       : kernel == PrefillKernel::kSm90Ws ? prefill::launch_sm90_ws(p, args.kv.head_dim, args.kv.num_pages, stream)

@@ -113,8 +113,7 @@ void varlen_prefill_attention(const VarlenPrefillArgs& a, const std::vector<Varl
   if (active.empty()) return;
   // Shapes and pointers are checked once, on the first chunk's view.
   prefill::validate(varlen_chunk_args(a, active.front()));
-  const bool ws = kernel == PrefillKernel::kSm90Ws ||
-                  (kernel == PrefillKernel::kAuto && auto_prefill_kernel() == PrefillKernel::kSm90Ws);
+  const bool ws = resolved_prefill_kernel(kernel) == PrefillKernel::kSm90Ws;
   if (!prefill::device_has_wgmma()) {
     if (ws) throw_input_error("varlen prefill: the sm90 warp-specialized kernel needs an sm_90 device");
     launch_each(a, active, stream);

@@ -37,13 +37,12 @@ void check_launch(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw_error("{}: launch failed: {}", what, cudaGetErrorString(err));
 }
 
-// True for the FA3-style kernel, asked for or what kAuto means here (auto_prefill_kernel); else v3.
+// True for the FA3-style kernel, asked for or what kAuto resolves to; else v3.
 bool use_ws(PrefillKernel kernel, const char* what) {
-  if (kernel == PrefillKernel::kAuto) return auto_prefill_kernel() == PrefillKernel::kSm90Ws;
   if (kernel == PrefillKernel::kSm80) {
     throw_input_error("{}: the sm80 kernel has no sparse modes (use kAuto, kSm90 or kSm90Ws)", what);
   }
-  return kernel == PrefillKernel::kSm90Ws;
+  return resolved_prefill_kernel(kernel) == PrefillKernel::kSm90Ws;
 }
 
 }  // namespace
