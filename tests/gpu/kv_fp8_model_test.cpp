@@ -9,9 +9,18 @@
 // e4m3 keeps 3 mantissa bits (relative error <= 2^-4 per value); averaged by attention and 30 layers
 // that moves SmolLM2's logits by a few percent. A wrong page, slot, scale or position moves them by
 // O(1) (the bf16 parity tests see > 0.5 for one misplaced cache row), so 0.2 separates the two.
+//
+// Measured on the H200 (2026-12-02): dense 0.065, StreamingLLM 0.052-0.057, and with budgets that
+// hold the whole cache (second test) DELTA 0.057 and Quest 0.045-0.051: the FP8 readers of every
+// method are within FP8 rounding. The first test still fails for DELTA at budget 128 (0.29) and
+// Quest at budget 32 (0.28-0.33): single decode steps jump (e.g. 0.007, 0.11, 0.23, 0.018, 0.29)
+// and fall back, the mark of a page choice that FP8 rounding flips (2 of ~44 pages chosen), not
+// of a reading error, which would persist. Left failing, not loosened: counting the differing
+// choices per step (an observer of the chosen sets) is what would settle it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -101,35 +110,54 @@ class KvFp8Model : public ::testing::Test {
     return runs;
   }
 
+  // Runs each pair on a bf16 and an FP8 cache and checks every logits row against kFp8RelativeL2.
+  void expect_fp8_close(const std::vector<std::array<AttentionConfig, 2>>& pairs) {
+    std::unique_ptr<runtime::Transformer> bf16 = open(KvDtype::Bf16);
+    std::unique_ptr<runtime::Transformer> fp8 = open(KvDtype::Fp8E4m3);
+    for (const auto& pair : pairs) expect_pair_close(*bf16, *fp8, {pair[0], pair[1]});
+    EXPECT_EQ(fp8->kv_usage().used_pages, 0);
+  }
+
+  void expect_pair_close(runtime::Transformer& bf16, runtime::Transformer& fp8, const AttentionConfig (&pair)[2]) {
+    std::vector<std::vector<int32_t>> feed;
+    const std::vector<MethodRun> want = run(bf16, pair, feed);
+    const std::vector<MethodRun> got = run(fp8, pair, feed);
+    for (size_t s = 0; s < 2; ++s) {
+      const std::string method = attention::describe(pair[s]);
+      double worst = 0.0;
+      std::string per_step;
+      for (size_t i = 0; i < want[s].logits.size(); ++i) {
+        const double error = relative_l2(got[s].logits[i], want[s].logits[i]);
+        worst = std::max(worst, error);
+        per_step += (i == 0 ? "" : " ") + std::to_string(error).substr(0, 6);
+        EXPECT_LE(error, kFp8RelativeL2) << method << (i == 0 ? ": prompt logits" : ": decode step ") << i;
+      }
+      std::printf("KvFp8Model %s: worst logits rel L2 fp8 vs bf16 %.4f over the prompt and %d steps (%s)\n",
+                  method.c_str(), worst, kSteps, per_step.c_str());
+    }
+  }
+
   std::unique_ptr<model::ModelSource> source_;
   std::vector<std::vector<int32_t>> prompts_;
 };
 
 TEST_F(KvFp8Model, Fp8CacheGivesTheBf16LogitsWithinFp8RoundingForEveryMethodPair) {
   const AttentionConfig dense{};
-  const AttentionConfig pairs[][2] = {
+  expect_fp8_close({
       {dense, testing::small_sparse_decode(DecodeKind::Delta, testing::small_sliding_delta())},
       {model_fixtures::small_quest_config(), testing::small_sparse_decode(DecodeKind::Streaming)},
-  };
-  std::unique_ptr<runtime::Transformer> bf16 = open(KvDtype::Bf16);
-  std::unique_ptr<runtime::Transformer> fp8 = open(KvDtype::Fp8E4m3);
-  for (const auto& pair : pairs) {
-    std::vector<std::vector<int32_t>> feed;
-    const std::vector<MethodRun> want = run(*bf16, pair, feed);
-    const std::vector<MethodRun> got = run(*fp8, pair, feed);
-    for (size_t s = 0; s < 2; ++s) {
-      const std::string method = attention::describe(pair[s]);
-      double worst = 0.0;
-      for (size_t i = 0; i < want[s].logits.size(); ++i) {
-        const double error = relative_l2(got[s].logits[i], want[s].logits[i]);
-        worst = std::max(worst, error);
-        EXPECT_LE(error, kFp8RelativeL2) << method << (i == 0 ? ": prompt logits" : ": decode step ") << i;
-      }
-      std::printf("KvFp8Model %s: worst logits rel L2 fp8 vs bf16 %.4f over the prompt and %d steps\n",
-                  method.c_str(), worst, kSteps);
-    }
-  }
-  EXPECT_EQ(fp8->kv_usage().used_pages, 0);
+  });
+}
+
+// The sparse decode methods with a budget that holds the whole cache (selection still runs; every
+// page is chosen): FP8 pages read through the selection and sparse-decode kernels with no page choice
+// that FP8 rounding could flip. A reading bug fails here as in the test above; near-tie selection
+// flips at small budgets cannot.
+TEST_F(KvFp8Model, SparseDecodeOverTheWholeCacheGivesTheBf16Logits) {
+  AttentionConfig delta = testing::small_sparse_decode(DecodeKind::Delta, testing::small_sliding_delta());
+  AttentionConfig quest = model_fixtures::small_quest_config();
+  delta.decode.budget = quest.decode.budget = 2048;
+  expect_fp8_close({{delta, quest}});
 }
 
 }  // namespace
