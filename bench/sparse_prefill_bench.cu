@@ -11,9 +11,10 @@
 // Prints "RESULT <variant> <tokens> <ms> <tflops>" lines (bench/peers/flex_sliding.py --ours).
 //   sparse_prefill_bench [--tokens 32768,131072,524288,1048576] [--window 2048] [--sink 64]
 //                        [--gamma 64] [--vs-blocks 32] [--dense-max 131072] [--vslash-max 131072]
-//                        [--estimate 64] [--vertical 1000] [--slash 6096] [--kernel sm90|sm90ws]
-// --kernel sm90ws runs every pass (dense, strided dense rows, sliding, vertical-slash) on the
-// FlashAttention-3 style kernel (PrefillKernel::kSm90Ws, opt-in until verified); default v3.
+//                        [--estimate 64] [--vertical 1000] [--slash 6096] [--kernel auto|sm90|sm90ws]
+// --kernel picks the kernel of every pass (dense, strided dense rows, sliding, vertical-slash):
+// auto, the engine's (on Hopper the FlashAttention-3 style kernel, PrefillKernel::kSm90Ws); sm90,
+// the v3 kernel; sm90ws.
 #include <CLI/CLI.hpp>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -238,7 +239,7 @@ void run_size(int n, const Options& o, double gemm_tflops) {
   const double dense_ms = rows[0].ms;
   std::printf("\nN=%d heads=%d/%d d=%d window=%d sink=%d gamma=%d vslash budget=%d blocks kernel=%s\n", n,
               o.heads, o.kv_heads, o.dim, o.window, o.sink, o.gamma, o.vs_blocks,
-              o.kernel == dc::PrefillKernel::kSm90Ws ? "sm90ws" : "sm90");
+              o.kernel == dc::PrefillKernel::kSm90Ws ? "sm90ws" : "sm90 (v3)");
   for (const Row& r : rows) {
     const double tflops = 4.0 * o.dim * o.heads * r.pairs / (r.ms * 1e-3) / 1e12;
     std::printf("  %-22s %10.3f ms %8.1f TFLOP/s (%5.1f%% of GEMM)  %7.2fx vs dense%s\n", r.name.c_str(), r.ms,
@@ -270,11 +271,11 @@ int main(int argc, char** argv) {
   app.add_option("--estimate", o.estimate, "vertical-slash: last queries that estimate");
   app.add_option("--vertical", o.vertical, "vertical-slash: key columns kept per head");
   app.add_option("--slash", o.slash, "vertical-slash: diagonals kept per head");
-  std::string kernel = "sm90";
-  app.add_option("--kernel", kernel, "sm90 (v3, the default) or sm90ws (FA3-style, opt-in)")
-      ->check(CLI::IsMember({"sm90", "sm90ws"}));
+  std::string kernel = "auto";
+  app.add_option("--kernel", kernel, "auto (the engine's: sm90ws on Hopper), sm90 (v3) or sm90ws (FA3-style)")
+      ->check(CLI::IsMember({"auto", "sm90", "sm90ws"}));
   CLI11_PARSE(app, argc, argv);
-  if (kernel == "sm90ws") o.kernel = dc::PrefillKernel::kSm90Ws;
+  o.kernel = dc::resolved_prefill_kernel(*dc::prefill_kernel_named(kernel));
   std::sort(tokens.begin(), tokens.end());
   try {
     // The ceiling the work rates are held to, measured on this device in this run (cuBLASLt bf16).

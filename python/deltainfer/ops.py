@@ -125,8 +125,9 @@ def prefill_attention(q, k_cache, v_cache, page_table, kv_len, first_pos=0, *, s
     Returns out [n_q][n_heads][head_dim] bf16, and the f32 log-sum-exp [n_q][n_heads] (natural
     log of sum_j exp(scale * q.k_j)) when return_lse.
     kernel picks the prefill kernel (src/backend/cuda/prefill_attention.h): "auto" (what the
-    engine uses: DELTAINFER_PREFILL_KERNEL when set, else "sm90" where wgmma exists and "sm80"
-    elsewhere), "sm80", "sm90", or "sm90ws" (the FlashAttention-3 style warp-specialized kernel).
+    engine uses: DELTAINFER_PREFILL_KERNEL when set, else "sm90ws" where wgmma exists and "sm80"
+    elsewhere), "sm80", "sm90" (the v3 kernel, the fallback), or "sm90ws" (the FlashAttention-3
+    style warp-specialized kernel).
     """
     _checks.choice(kernel, "kernel", DENSE_KERNELS)
     page_table, scale = _prefill_inputs(q, k_cache, v_cache, page_table, kv_len, first_pos, softmax_scale)

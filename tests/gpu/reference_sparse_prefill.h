@@ -162,7 +162,7 @@ struct PagedProblem {
   }
 };
 
-// The cases as given (their kernel field left at kAuto: v3) followed by a copy of each on the
+// The cases as given (their kernel field left at kSm90: v3) followed by a copy of each on the
 // FA3-style kernel, PrefillKernel::kSm90Ws, named with the suffix "_sm90ws" (gtest filters on it).
 // Case: any struct with a std::string name and a PrefillKernel kernel.
 template <typename Case>

@@ -4,7 +4,8 @@
 // be fully written.
 // Tolerances: bf16 outputs, so rel L2 < 1e-2 and max abs < 4e-2 (6e-2 with the fused delta,
 // whose rows carry the rounding of two attention outputs); f32 LSE abs error < 5e-3.
-// Every case runs on the v3 kernel (kAuto) and on the FA3-style one (kSm90Ws, suffix _sm90ws;
+// Every case runs on the v3 kernel (kSm90, the fallback) and on the FA3-style one (kSm90Ws, the
+// default, suffix _sm90ws;
 // the fused cases' dense rows then come from its dense mode too). Runs wait through the stream
 // watchdog, so a kernel stuck in a barrier fails its case instead of blocking the suite.
 #include <cuda_bf16.h>
@@ -51,7 +52,7 @@ struct Case {
   int sink;
   int gamma;  // > 0: fused delta correction
   bool compact = false;  // sliding: compacted queries (q_pos), random increasing positions
-  PrefillKernel kernel = PrefillKernel::kAuto;
+  PrefillKernel kernel = PrefillKernel::kSm90;
 };
 
 // n strictly increasing positions in [0, kv_len), the last one kv_len - 1 (a chunk's queries

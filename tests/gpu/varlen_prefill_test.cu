@@ -7,7 +7,8 @@
 // Compacted cases give each chunk's rows positions position_step apart through q_pos (Δ's
 // strided rows of several chunks in one launch).
 // Tolerance as prefill_attention_test: bf16 output, rel L2 < 1e-2, max abs < 4e-2 per chunk.
-// Every case runs on the v3 kernel (kAuto) and on the FA3-style one (kSm90Ws, suffix _sm90ws,
+// Every case runs on the v3 kernel (kSm90, the fallback) and on the FA3-style one (kSm90Ws, the
+// default, suffix _sm90ws,
 // whose single launches are then its own single-sequence modes), waiting through the stream
 // watchdog so that a kernel stuck in a barrier fails its case instead of blocking the suite.
 #include <cuda_bf16.h>
@@ -50,7 +51,7 @@ struct VarlenCase {
   int window;  // 0: dense
   int sink;
   int position_step = 1;  // > 1: compacted rows (q_pos), row r of a chunk at first_pos + r * step
-  PrefillKernel kernel = PrefillKernel::kAuto;
+  PrefillKernel kernel = PrefillKernel::kSm90;
 };
 
 int position_of(const VarlenCase& c, const VarlenChunk& ch, int r) { return ch.first_pos + r * c.position_step; }

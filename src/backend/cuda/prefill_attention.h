@@ -45,8 +45,10 @@ PagedKv bf16_sequence_kv(const __nv_bfloat16* k_pool, const __nv_bfloat16* v_poo
                          int head_dim, const int32_t* page_table, int kv_len);
 
 // Which kernel runs. kAuto is auto_prefill_kernel(): the fastest verified one for the device
-// (Hopper: kSm90). kSm90Ws: the FlashAttention-3 style kernel (consumer ping-pong, softmax
-// overlapped with the GEMMs); opt-in; InputError off sm_90.
+// (Hopper: kSm90Ws, the FlashAttention-3 style kernel: consumer ping-pong, softmax overlapped with
+// the GEMMs; the default since 2026-12-02, when the engine's model tests passed on it). kSm90: the
+// v3 kernel, kept as the fallback and as a reference in the tests. kSm90/kSm90Ws: InputError off
+// sm_90.
 enum class PrefillKernel { kAuto, kSm80, kSm90, kSm90Ws };
 
 // The kernel a user names: "auto", "sm80", "sm90" or "sm90ws"; nullopt for anything else.
@@ -54,7 +56,7 @@ std::optional<PrefillKernel> prefill_kernel_named(std::string_view name);
 
 // What kAuto means in this process, for every prefill entry point (dense, sparse, varlen, and so
 // for the engine): the environment variable DELTAINFER_PREFILL_KERNEL (sm80, sm90 or sm90ws) when
-// set and not empty or "auto", read once; else kSm90 on a device with wgmma, kSm80 elsewhere.
+// set and not empty or "auto", read once; else kSm90Ws on a device with wgmma, kSm80 elsewhere.
 // Throws InputError naming the variable for any other value. A knob for benchmarks and for trying
 // a kernel in the whole engine without a rebuild.
 PrefillKernel auto_prefill_kernel();

@@ -120,7 +120,7 @@ PrefillKernel kernel_from_environment() {
     throw_input_error("DELTAINFER_PREFILL_KERNEL is '{}'; expected auto, sm80, sm90 or sm90ws (or unset)", name);
   }
   if (*named != PrefillKernel::kAuto) return *named;
-  return prefill::device_has_wgmma() ? PrefillKernel::kSm90 : PrefillKernel::kSm80;
+  return prefill::device_has_wgmma() ? PrefillKernel::kSm90Ws : PrefillKernel::kSm80;
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// Hopper prefill attention on FlashAttention-3's recipe (PrefillKernel::kSm90Ws and the sparse
-// entry points' explicit kSm90Ws option; opt-in until verified on the device; see
+// Hopper prefill attention on FlashAttention-3's recipe (PrefillKernel::kSm90Ws, what kAuto
+// means on Hopper for every prefill entry point since 2026-12-02; see
 // docs/notes/prefill-kernel.md, "FA3-style kernel"). Dense causal, sliding window + sink and
 // block lists, with the fused delta epilogue on the sparse modes: the tile schedule, the masks
 // and the epilogue are v3's (prefill_attention_schedule.cuh, prefill_attention_delta.cuh); the
