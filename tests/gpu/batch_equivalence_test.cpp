@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -43,15 +44,22 @@ using testing::Workload;
 // the difference grows over 30 layers: observed on the H200 up to ~0.04 relative L2 of the logits
 // (dense, sliding, StreamingLLM). The bound for every step is ModelParity's bf16 logit tolerance.
 //
-// Methods that choose their keys from scores each step (DELTA, Tidal, Quest) may, at one step,
-// choose another page when two pages' scores are that close (random prompts make flat scores):
-// seen on the H200 (2026-12-01, 10 runs) as single steps at 0.17-0.29 with both neighbours back
-// under 0.08, and greedy flips there at top-two gaps of 0.18-0.33. Such a step, isolated, is
-// reported as a selection near-tie and excused, at most kMostSelectionFlips per sequence. A wrong
-// page table, position or selection set is no isolated step: it moves every later step by order 1
-// (relative L2 > 0.3). The batched run is also run twice and must repeat bit for bit, so that an
-// isolated step cannot be a race (alone runs are checked the same way below).
+// Methods that choose their keys from scores each step (DELTA, Tidal, Quest) may choose another
+// page when two pages' scores are that close (random prompts make flat scores): seen on the H200
+// (2026-12-01, 10 runs) as single steps at 0.17-0.29 with both neighbours back under 0.08, and
+// greedy flips there at top-two gaps of 0.18-0.33; and (2026-12-02, 14 runs) as runs of two and
+// three steps, since a near-tie between pages can outlast one appended key: Quest at budget 128,
+// steps 22-24 at 0.157 / 0.216 / 0.166 then 0.052 (DELTAINFER_TEST_SEED=296669268), steps 9-10 at
+// 0.096 / 0.098 (3904948614), each failing identically on the v3 and the FA3-style prefill kernel.
+// Such a run, of at most kLongestFlipRun steps that all stay under kOrderOne and with the steps
+// around it within the bound, is reported as a selection near-tie and excused, at most
+// kMostSelectionFlips steps per sequence. A wrong page table, position or selection set is no such
+// run: it moves every later step by order 1 (relative L2 > kOrderOne). The batched run is also run
+// twice and must repeat bit for bit, so that an excused step cannot be a race (alone runs are
+// checked the same way below).
 constexpr double kRelativeL2 = 8e-2;
+constexpr double kOrderOne = 0.3;
+constexpr size_t kLongestFlipRun = 3;
 constexpr int kMostSelectionFlips = 3;
 
 bool selects_keys(const AttentionConfig& method) {
@@ -133,16 +141,29 @@ bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// Steps whose error exceeds the bf16 bound while both neighbours are within it (the last step
-// needs only its predecessor): what a one-step selection change looks like.
-std::vector<bool> isolated_spikes(const std::vector<double>& errors) {
-  std::vector<bool> spike(errors.size(), false);
-  for (size_t i = 0; i < errors.size(); ++i) {
-    const bool before_ok = i == 0 || errors[i - 1] < kRelativeL2;
-    const bool after_ok = i + 1 == errors.size() || errors[i + 1] < kRelativeL2;
-    spike[i] = errors[i] >= kRelativeL2 && before_ok && after_ok;
+// Steps in runs over the bf16 bound that look like a selection change (see kLongestFlipRun): each
+// maximal run of steps at or over kRelativeL2 (so the steps before and after it, where there are
+// any, are within it) of at most kLongestFlipRun steps, every one under kOrderOne.
+std::vector<bool> selection_flip_steps(const std::vector<double>& errors) {
+  std::vector<bool> flip(errors.size(), false);
+  size_t begin = 0;
+  while (begin < errors.size()) {
+    if (errors[begin] < kRelativeL2) {
+      ++begin;
+      continue;
+    }
+    size_t end = begin;
+    while (end < errors.size() && errors[end] >= kRelativeL2) ++end;
+    const auto first = errors.begin() + static_cast<std::ptrdiff_t>(begin);
+    const auto last = errors.begin() + static_cast<std::ptrdiff_t>(end);
+    const bool short_run = end - begin <= kLongestFlipRun;
+    const bool below_order_one = std::all_of(first, last, [](double e) { return e < kOrderOne; });
+    if (short_run && below_order_one) {
+      std::fill(flip.begin() + static_cast<std::ptrdiff_t>(begin), flip.begin() + static_cast<std::ptrdiff_t>(end), true);
+    }
+    begin = end;
   }
-  return spike;
+  return flip;
 }
 
 TEST(GpuBatchEquivalence, MixedBatchGivesEachSequenceItsAloneLogits) {
@@ -171,7 +192,8 @@ TEST(GpuBatchEquivalence, MixedBatchGivesEachSequenceItsAloneLogits) {
       repeats += bitwise_equal(batched.sequences[s].logits[i], again.sequences[s].logits[i]);
     }
     EXPECT_EQ(repeats, errors.size()) << "sequence " << s << ": the batched run did not repeat bit for bit";
-    const std::vector<bool> flip = selects_keys(work[s].method) ? isolated_spikes(errors) : std::vector<bool>(errors.size());
+    const std::vector<bool> flip = selects_keys(work[s].method) ? selection_flip_steps(errors)
+                                                                : std::vector<bool>(errors.size());
     int agree = 0, near_ties = 0, flips = 0;
     double worst = 0;
     for (size_t i = 0; i < errors.size(); ++i) {
