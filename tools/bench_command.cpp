@@ -122,17 +122,20 @@ int run_bench(BenchOptions& o) {
     std::sort(step_ms.begin(), step_ms.end());
     const double decode_ms = step_ms[step_ms.size() / 2];
     const double n = static_cast<double>(prompt);
-    // Floors at a ceiling of 1 TFLOP/s and 1 TB/s, then scaled by the measured or given ones.
-    const double prefill_at_one = (costs.flops_per_token * n + costs.attention_flops_per_pair * n * n / 2) / 1e12;
-    const double decode_at_one = (costs.weight_bytes + costs.kv_bytes_per_token * static_cast<double>(length)) / 1e12;
+    // Floors at a ceiling of 1 TFLOP/s and 1 TB/s, then scaled by the measured or given ones: what
+    // this method must compute in prefill and read in a decode step (dense: every causal pair and
+    // the whole cache; DELTA reads the whole cache only in its dense and Δ layers).
+    const double prefill_at_one = prefill_flops(costs, o.engine.attention, prompt) / 1e12;
+    const double decode_at_one = (costs.weight_bytes + attended_kv_bytes(costs, o.engine.attention, length)) / 1e12;
     const std::string of_floor =
         o.peak_tbps > 0 ? fmt::format("{:.0f}%", 100.0 * 1e3 * decode_at_one / o.peak_tbps / decode_ms) : "n/a";
     fmt::print("| {} | {:.3f} | {} | {:.0f} | {:.3f} | {} | {} |\n", length, prefill_s,
                floor_cell(o.peak_tflops, prefill_at_one, 1.0, "{:.3f}"), n / prefill_s, decode_ms,
                floor_cell(o.peak_tbps, decode_at_one, 1e3, "{:.3f}"), of_floor);
   }
-  fmt::print("floors: prefill = (linear FLOPs + causal attention FLOPs) / {:g} TFLOP/s; decode = (bf16 weights + "
-             "{} KV cache bytes) / {:.3f} TB/s{}\n", o.peak_tflops, kv_dtype_name(o.engine.kv_dtype), o.peak_tbps,
+  fmt::print("floors: prefill = (linear FLOPs + the attention FLOPs of the pairs this method attends) / {:g} TFLOP/s; "
+             "decode = (bf16 weights + the {} KV cache bytes this method reads) / {:.3f} TB/s{}\n", o.peak_tflops,
+             kv_dtype_name(o.engine.kv_dtype), o.peak_tbps,
              o.peak_tflops > 0 && o.peak_tbps > 0 ? "" : " (n/a: no ceiling given, and none measured on the CPU)");
   return 0;
 }

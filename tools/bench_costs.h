@@ -8,6 +8,7 @@
 #include "attention/layer_schedule.h"
 #include "attention/method_registry.h"
 #include "core/kv_page.h"
+#include "eval/method_config.h"
 #include "model/model_config.h"
 
 namespace deltainfer::cli {
@@ -47,6 +48,17 @@ inline double attended_kv_bytes(const ModelCosts& costs, const attention::Attent
     bytes += per_layer_token * static_cast<double>(sparse ? std::min(sparse_tokens, length) : length);
   }
   return bytes;
+}
+
+// FLOPs a prefill of an `n`-token prompt must do under `method`: the linear layers, and the
+// (query, key) pairs the method attends (eval::attended_share: window + sink, the Δ pass's dense
+// rows and tail counted as work; vertical-slash at its upper bound), 4 · heads · head_dim each per
+// layer. Dense: every causal pair.
+inline double prefill_flops(const ModelCosts& costs, const attention::AttentionConfig& method, int64_t n) {
+  const double tokens = static_cast<double>(n);
+  const double causal_pairs = 0.5 * tokens * (tokens + 1.0);
+  const double share = eval::attended_share(method, n, costs.n_layers).prefill;
+  return costs.flops_per_token * tokens + costs.attention_flops_per_pair * causal_pairs * share;
 }
 
 }  // namespace deltainfer::cli
