@@ -47,6 +47,9 @@ constexpr int64_t kPrompt = 700;  // 11 pages
 constexpr int64_t kChunk = 256;   // a multiple of every γ below: chunks start mid-page
 constexpr int kSteps = 8;
 
+// Two sequences, one per method, sharing each forward pass.
+using MethodPair = std::array<AttentionConfig, 2>;
+
 struct MethodRun {
   std::vector<std::vector<float>> logits;  // after the prompt, then after each step
 };
@@ -75,7 +78,7 @@ class KvFp8Model : public ::testing::Test {
 
   // Both prompts under methods[0] and methods[1], their chunks and decode steps sharing passes;
   // decode feeds `feed[s]` (or, when empty, the greedy tokens, recorded into it).
-  std::vector<MethodRun> run(runtime::Transformer& model, const AttentionConfig (&methods)[2],
+  std::vector<MethodRun> run(runtime::Transformer& model, const MethodPair& methods,
                        std::vector<std::vector<int32_t>>& feed) {
     std::vector<runtime::SequenceId> ids;
     for (const AttentionConfig& method : methods) ids.push_back(model.open_sequence(method));
@@ -111,14 +114,14 @@ class KvFp8Model : public ::testing::Test {
   }
 
   // Runs each pair on a bf16 and an FP8 cache and checks every logits row against kFp8RelativeL2.
-  void expect_fp8_close(const std::vector<std::array<AttentionConfig, 2>>& pairs) {
+  void expect_fp8_close(const std::vector<MethodPair>& pairs) {
     std::unique_ptr<runtime::Transformer> bf16 = open(KvDtype::Bf16);
     std::unique_ptr<runtime::Transformer> fp8 = open(KvDtype::Fp8E4m3);
-    for (const auto& pair : pairs) expect_pair_close(*bf16, *fp8, {pair[0], pair[1]});
+    for (const MethodPair& pair : pairs) expect_pair_close(*bf16, *fp8, pair);
     EXPECT_EQ(fp8->kv_usage().used_pages, 0);
   }
 
-  void expect_pair_close(runtime::Transformer& bf16, runtime::Transformer& fp8, const AttentionConfig (&pair)[2]) {
+  void expect_pair_close(runtime::Transformer& bf16, runtime::Transformer& fp8, const MethodPair& pair) {
     std::vector<std::vector<int32_t>> feed;
     const std::vector<MethodRun> want = run(bf16, pair, feed);
     const std::vector<MethodRun> got = run(fp8, pair, feed);

@@ -5,9 +5,9 @@
 // Tolerances: bf16 outputs, so rel L2 < 1e-2 and max abs < 4e-2 (6e-2 with the fused delta,
 // whose rows carry the rounding of two attention outputs); f32 LSE abs error < 5e-3.
 // Every case runs on the v3 kernel (kSm90, the fallback) and on the FA3-style one (kSm90Ws, the
-// default, suffix _sm90ws;
-// the fused cases' dense rows then come from its dense mode too). Runs wait through the stream
-// watchdog, so a kernel stuck in a barrier fails its case instead of blocking the suite.
+// default, suffix _sm90ws; the fused cases' dense rows then come from its dense mode too). Runs
+// wait through the stream watchdog, so a kernel stuck in a barrier fails its case instead of
+// blocking the suite.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>

@@ -8,9 +8,9 @@
 // strided rows of several chunks in one launch).
 // Tolerance as prefill_attention_test: bf16 output, rel L2 < 1e-2, max abs < 4e-2 per chunk.
 // Every case runs on the v3 kernel (kSm90, the fallback) and on the FA3-style one (kSm90Ws, the
-// default, suffix _sm90ws,
-// whose single launches are then its own single-sequence modes), waiting through the stream
-// watchdog so that a kernel stuck in a barrier fails its case instead of blocking the suite.
+// default, suffix _sm90ws, whose single launches are then its own single-sequence modes), waiting
+// through the stream watchdog so that a kernel stuck in a barrier fails its case instead of
+// blocking the suite.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
